@@ -1,0 +1,99 @@
+"""An infrastructure at run time: a scheduler reached through a transport."""
+
+import hashlib
+import logging
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from .errors import SchedulerError
+from .model import scheduler_job_name
+
+log = logging.getLogger('croupier.cluster')
+
+
+@dataclass
+class SubmittedJob:
+    name: str
+    job_id: str
+    cluster: str
+    script_path: str
+    stdout: Optional[str] = None
+    stderr: Optional[str] = None
+    submitted_at: float = 0.0
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+class Cluster:
+    """Submit, poll and cancel jobs of one infrastructure.
+
+    ``key`` names the infrastructure (the blueprint node); ``monitor_period``
+    is how often the monitor asks it about its jobs.
+    """
+
+    def __init__(self, key, transport, scheduler, monitor_period=15.0):
+        self.key = key
+        self.transport = transport
+        self.scheduler = scheduler
+        self.monitor_period = float(monitor_period)
+
+    def __repr__(self):
+        return f'Cluster({self.key!r}, {self.scheduler.name}, {self.transport!r})'
+
+    def script_path(self, spec, workdir):
+        name = scheduler_job_name(spec.name)
+        if name != spec.name:
+            # two names may clean up to the same text: keep their files apart
+            name += '-' + hashlib.sha1(spec.name.encode()).hexdigest()[:8]
+        return f'{workdir.rstrip("/")}/{name}{self.scheduler.script_suffix}'
+
+    def submit(self, spec, workdir):
+        """Upload the job's script by SFTP and submit it; returns SubmittedJob.
+
+        The submission is never repeated by the transport: if the connection
+        breaks during it, CommandInterrupted says the outcome is unknown.
+        """
+        script_path = self.script_path(spec, workdir)
+        self.transport.write_file(script_path, self.scheduler.render_script(spec), mode=0o700)
+        command = self.scheduler.submit_command(spec, script_path, workdir)
+        result = self.transport.run(command, idempotent=False)
+        if result.exit_code != 0:
+            self.scheduler.submit_failed(result)
+        try:
+            job_id = self.scheduler.parse_submit_output(result.stdout)
+        except ValueError as exc:
+            raise SchedulerError(str(exc), exit_code=result.exit_code,
+                                 stderr=result.stderr) from None
+        stdout, stderr = self.scheduler.output_paths(spec, job_id, workdir)
+        log.info('%s: submitted %s as job %s', self.key, spec.name, job_id)
+        return SubmittedJob(spec.name, job_id, self.key, script_path, stdout, stderr,
+                            time.time())
+
+    def statuses(self, job_ids):
+        """{job_id: JobStatus} from ONE status command."""
+        job_ids = list(job_ids)
+        if not job_ids:
+            return {}
+        result = self.transport.run(self.scheduler.status_command(job_ids))
+        if result.exit_code != 0:
+            raise SchedulerError(
+                f'{self.key}: status command failed with exit code {result.exit_code}: '
+                f'{result.stderr.strip()[-500:]}', exit_code=result.exit_code,
+                stderr=result.stderr)
+        return self.scheduler.parse_status_output(result.stdout, job_ids)
+
+    def cancel(self, job_ids):
+        job_ids = list(job_ids)
+        if not job_ids:
+            return None
+        return self.transport.run(self.scheduler.cancel_command(job_ids))
+
+    def tail(self, path, lines=20):
+        """The last lines of a remote text file ('' when it cannot be read)."""
+        if not path:
+            return ''
+        result = self.transport.run(f'tail -n {int(lines)} -- {shlex.quote(path)}')
+        return result.stdout if result.exit_code == 0 else ''

@@ -1,0 +1,61 @@
+"""Error types of the core.
+
+The Cloudify edge maps them: ``ConfigError`` and ``HostKeyError`` and
+``AuthenticationError`` become ``NonRecoverableError``; ``TransportError``
+becomes ``RecoverableError``; ``JobFailed`` fails the ``run_jobs`` execution.
+"""
+
+
+class CroupierError(Exception):
+    """Base class of every error raised by Croupier's core."""
+
+
+class ConfigError(CroupierError):
+    """A blueprint property or input holds a value Croupier cannot use.
+
+    The message always names the property and shows the offending value.
+    """
+
+    def __init__(self, prop, value, problem, node=None):
+        self.prop = prop
+        self.value = value
+        self.problem = problem
+        self.node = node
+        where = f"node '{node}', " if node else ''
+        super().__init__(f"{where}property '{prop}' = {value!r}: {problem}")
+
+    def for_node(self, node):
+        """The same error, now naming the blueprint node it belongs to."""
+        return ConfigError(self.prop, self.value, self.problem, node=node)
+
+
+class TransportError(CroupierError):
+    """The remote system could not be reached or a command could not be run.
+
+    Usually transient: the caller may retry.
+    """
+
+
+class CommandInterrupted(TransportError):
+    """The connection broke while a non-idempotent command was running.
+
+    Its effect on the remote side is unknown; the caller must find out
+    (for example, look the job up by its unique name) before retrying.
+    """
+
+
+class HostKeyError(CroupierError):
+    """The server's host key is unknown or does not match: never retried."""
+
+
+class AuthenticationError(CroupierError):
+    """The server refused the credentials: never retried."""
+
+
+class SchedulerError(CroupierError):
+    """A scheduler command ran but reported an error (e.g. sbatch refused a job)."""
+
+    def __init__(self, message, exit_code=None, stderr=''):
+        self.exit_code = exit_code
+        self.stderr = stderr
+        super().__init__(message)

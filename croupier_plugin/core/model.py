@@ -1,0 +1,344 @@
+"""Job model: the normalized state of a job and the validated job specification.
+
+Every scheduler maps its raw states onto ``JobState``; every blueprint's
+``job_options`` become a ``JobSpec`` through ``JobSpec.from_options``, which
+refuses bad values with a ``ConfigError`` naming the property and the value.
+"""
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import ConfigError
+
+
+class JobState(str, enum.Enum):
+    PENDING = 'PENDING'
+    RUNNING = 'RUNNING'
+    COMPLETED = 'COMPLETED'
+    FAILED = 'FAILED'
+    CANCELLED = 'CANCELLED'
+    TIMEOUT = 'TIMEOUT'
+    UNKNOWN = 'UNKNOWN'
+
+    @property
+    def terminal(self):
+        return self in TERMINAL_STATES
+
+    @property
+    def successful(self):
+        return self is JobState.COMPLETED
+
+    def __str__(self):
+        return self.value
+
+
+TERMINAL_STATES = frozenset(
+    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT})
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the scheduler says about one job at one moment."""
+    job_id: str
+    state: JobState
+    raw_state: str = ''
+    reason: str = ''
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+    source: str = ''
+
+    @property
+    def terminal(self):
+        return self.state.terminal
+
+    def describe(self):
+        parts = [f'{self.state.value}']
+        if self.raw_state and self.raw_state != self.state.value:
+            parts.append(f'({self.raw_state})')
+        if self.exit_code is not None:
+            parts.append(f'exit code {self.exit_code}')
+        if self.signal:
+            parts.append(f'signal {self.signal}')
+        if self.reason and self.reason not in ('None', '(null)'):
+            parts.append(f'reason: {self.reason}')
+        return ' '.join(parts)
+
+
+# --------------------------------------------------------------------------
+# value checks shared by the job spec and the infrastructure settings
+
+_ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+# Values that end up in scheduler directives (#SBATCH/#PBS lines) are parsed
+# by the scheduler, not by a shell, so they cannot be quoted: keep them plain.
+_DIRECTIVE_WORD = re.compile(r'^[A-Za-z0-9_.+\-@%:,=/]+$')
+_MEMORY = re.compile(r'^[0-9]+[KMGT]?B?$', re.IGNORECASE)
+_MAIL_TYPES = {'NONE', 'BEGIN', 'END', 'FAIL', 'REQUEUE', 'ALL', 'INVALID_DEPEND',
+               'STAGE_OUT', 'TIME_LIMIT', 'TIME_LIMIT_90', 'TIME_LIMIT_80',
+               'TIME_LIMIT_50', 'ARRAY_TASKS'}
+_ARRAY = re.compile(r'^[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?$')
+_TIME_FORMS = [
+    # SLURM's accepted time formats, in seconds
+    (re.compile(r'^(\d+)$'), lambda m: int(m[1]) * 60),
+    (re.compile(r'^(\d+):(\d{1,2})$'), lambda m: int(m[1]) * 60 + int(m[2])),
+    (re.compile(r'^(\d+):(\d{1,2}):(\d{1,2})$'),
+     lambda m: int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])),
+    (re.compile(r'^(\d+)-(\d+)$'), lambda m: int(m[1]) * 86400 + int(m[2]) * 3600),
+    (re.compile(r'^(\d+)-(\d+):(\d{1,2})$'),
+     lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60),
+    (re.compile(r'^(\d+)-(\d+):(\d{1,2}):(\d{1,2})$'),
+     lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])),
+]
+
+
+def parse_duration(prop, value):
+    """Seconds from a SLURM-style time ('30', '10:00', '1:00:00', '2-00:00:00').
+
+    A bare integer means minutes, as in SLURM's --time.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(prop, value, 'must be a time such as "30" (minutes), '
+                                       '"01:30:00" or "1-12:00:00"')
+    if isinstance(value, int):
+        if value <= 0:
+            raise ConfigError(prop, value, 'must be a positive number of minutes')
+        return value * 60
+    if isinstance(value, str):
+        text = value.strip()
+        for pattern, seconds in _TIME_FORMS:
+            m = pattern.match(text)
+            if m:
+                total = seconds(m)
+                if total <= 0:
+                    raise ConfigError(prop, value, 'must be longer than zero')
+                return total
+    raise ConfigError(prop, value, 'must be a time such as "30" (minutes), '
+                                   '"01:30:00" or "1-12:00:00"')
+
+
+def format_hms(seconds):
+    """'HH:MM:SS' (hours may exceed 24), accepted by SLURM and PBS alike."""
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return f'{h:02d}:{m:02d}:{s:02d}'
+
+
+def positive_int(prop, value, minimum=1):
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(prop, value, f'must be an integer >= {minimum}')
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or value < minimum:
+        raise ConfigError(prop, value, f'must be an integer >= {minimum}')
+    return value
+
+
+def directive_word(prop, value):
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise ConfigError(prop, value, 'must be a string')
+    text = str(value)
+    if not _DIRECTIVE_WORD.match(text):
+        raise ConfigError(prop, value, 'may hold only letters, digits and . _ - + @ % : , = /'
+                                       ' (it goes into a scheduler directive)')
+    return text
+
+
+def string_list(prop, value):
+    """A list of strings; a single string counts as a one-element list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        out = []
+        for i, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                raise ConfigError(f'{prop}[{i}]', item, 'must be a string')
+            out.append(str(item))
+        return out
+    raise ConfigError(prop, value, 'must be a list of strings')
+
+
+def env_mapping(prop, value):
+    if value is None:
+        return {}
+    if isinstance(value, (list, tuple)):
+        # also accept ["NAME=value", ...]
+        pairs = {}
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or '=' not in item:
+                raise ConfigError(f'{prop}[{i}]', item, 'must be "NAME=value"')
+            k, v = item.split('=', 1)
+            pairs[k] = v
+        value = pairs
+    if not isinstance(value, dict):
+        raise ConfigError(prop, value, 'must be a mapping of variable names to values')
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not _ENV_NAME.match(k):
+            raise ConfigError(f'{prop}.{k}', k, 'is not a valid environment variable name')
+        if isinstance(v, (dict, list)):
+            raise ConfigError(f'{prop}.{k}', v, 'must be a string or a number')
+        out[k] = '' if v is None else (str(v).lower() if isinstance(v, bool) else str(v))
+    return out
+
+
+_SAFE_NAME = re.compile(r'[^A-Za-z0-9_.\-]')
+
+
+def scheduler_job_name(name):
+    """The job name as given to schedulers: their directives cannot be quoted,
+    so anything outside [A-Za-z0-9_.-] becomes '_'. The literal name reaches the
+    job in CROUPIER_JOB_NAME; jobs are tracked by id, never by this name."""
+    cleaned = _SAFE_NAME.sub('_', name)[:100]
+    return cleaned or 'job'
+
+
+# --------------------------------------------------------------------------
+
+@dataclass
+class JobSpec:
+    """A job as Croupier submits it, independent of the scheduler."""
+    name: str
+    commands: list = field(default_factory=list)
+    script: Optional[str] = None          # path of a script on the remote host
+    arguments: list = field(default_factory=list)
+    nodes: Optional[int] = None
+    tasks: Optional[int] = None
+    tasks_per_node: Optional[int] = None
+    cpus_per_task: Optional[int] = None
+    max_time: Optional[int] = None        # seconds
+    partition: Optional[str] = None
+    memory: Optional[str] = None
+    mem_per_cpu: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    reservation: Optional[str] = None
+    mail_user: Optional[str] = None
+    mail_type: Optional[str] = None
+    stdout: Optional[str] = None
+    stderr: Optional[str] = None
+    array: Optional[str] = None
+    env: dict = field(default_factory=dict)
+    modules: list = field(default_factory=list)
+    pre: list = field(default_factory=list)
+    post: list = field(default_factory=list)
+    extra_directives: list = field(default_factory=list)
+
+    # job_options keys accepted, with the spellings of the original Croupier
+    OPTION_ALIASES = {
+        'commands': 'commands', 'command': 'commands',
+        'script': 'script', 'remote_script': 'script',
+        'arguments': 'arguments', 'args': 'arguments',
+        'nodes': 'nodes', 'tasks': 'tasks', 'ntasks': 'tasks',
+        'tasks_per_node': 'tasks_per_node', 'cpus_per_task': 'cpus_per_task',
+        'max_time': 'max_time', 'time': 'max_time',
+        'partition': 'partition', 'queue': 'partition',
+        'memory': 'memory', 'mem': 'memory',
+        'cpu_memory': 'mem_per_cpu', 'mem_per_cpu': 'mem_per_cpu',
+        'account': 'account', 'qos': 'qos', 'reservation': 'reservation',
+        'mail_user': 'mail_user', 'mail_type': 'mail_type',
+        'stdout_file': 'stdout', 'stdout': 'stdout',
+        'stderr_file': 'stderr', 'stderr': 'stderr',
+        'scale': 'scale', 'scale_max_in_parallel': 'scale_max_in_parallel',
+        'array': 'array',
+        'env': 'env', 'environment': 'env',
+        'modules': 'modules', 'pre': 'pre', 'post': 'post',
+        'extra_directives': 'extra_directives',
+    }
+
+    @classmethod
+    def from_options(cls, name, options, prefix='job_options'):
+        """Validate a blueprint's ``job_options`` mapping into a JobSpec."""
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError('name', name, 'a job needs a non-empty name')
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ConfigError(prefix, options, 'must be a mapping')
+        values = {}
+        for key, raw in options.items():
+            target = cls.OPTION_ALIASES.get(key)
+            if target is None:
+                known = ', '.join(sorted(cls.OPTION_ALIASES))
+                raise ConfigError(f'{prefix}.{key}', raw, f'is not a known job option ({known})')
+            if raw is None or raw == '' or raw == []:
+                continue
+            if target in values:
+                raise ConfigError(f'{prefix}.{key}', raw, f'is given twice (also as another '
+                                                           f'spelling of {target})')
+            values[target] = (key, raw)
+
+        spec = cls(name=name)
+
+        def p(key):
+            return f'{prefix}.{key}'
+
+        for target, (key, raw) in values.items():
+            if target in ('commands', 'arguments', 'modules', 'pre', 'post', 'extra_directives'):
+                setattr(spec, target, string_list(p(key), raw))
+                if target == 'extra_directives':
+                    for i, item in enumerate(spec.extra_directives):
+                        if '\n' in item or '\r' in item:
+                            raise ConfigError(f'{p(key)}[{i}]', item, 'must be a single line')
+            elif target == 'script':
+                if not isinstance(raw, str):
+                    raise ConfigError(p(key), raw, 'must be a path')
+                if '\n' in raw or '\0' in raw:
+                    raise ConfigError(p(key), raw, 'must be a single-line path')
+                spec.script = raw
+            elif target in ('nodes', 'tasks', 'tasks_per_node', 'cpus_per_task'):
+                setattr(spec, target, positive_int(p(key), raw))
+            elif target == 'max_time':
+                spec.max_time = parse_duration(p(key), raw)
+            elif target in ('memory', 'mem_per_cpu'):
+                text = str(raw).strip() if not isinstance(raw, bool) else ''
+                if not _MEMORY.match(text):
+                    raise ConfigError(p(key), raw, 'must be a size such as 500M, 4G or 1024 (MB)')
+                setattr(spec, target, text.upper().rstrip('B') if text[-1:].isalpha() else text)
+            elif target in ('partition', 'account', 'qos', 'reservation', 'mail_user',
+                            'stdout', 'stderr'):
+                setattr(spec, target, directive_word(p(key), raw))
+            elif target == 'mail_type':
+                types = [t.strip().upper() for t in str(raw).split(',')]
+                bad = [t for t in types if t not in _MAIL_TYPES]
+                if bad:
+                    raise ConfigError(p(key), raw, f'unknown mail type(s) {bad}; '
+                                                   f'use {sorted(_MAIL_TYPES)}')
+                spec.mail_type = ','.join(types)
+            elif target == 'array':
+                text = str(raw).strip()
+                if not _ARRAY.match(text):
+                    raise ConfigError(p(key), raw, 'must be an index range such as "0-9" or '
+                                                   '"1,3,5-7%2"')
+                spec.array = text
+            elif target == 'env':
+                spec.env = env_mapping(p(key), raw)
+        if 'scale' in values:
+            key, raw = values['scale']
+            count = positive_int(p(key), raw)
+            if spec.array:
+                raise ConfigError(p(key), raw, 'cannot be combined with array')
+            if count > 1:
+                spec.array = f'0-{count - 1}'
+                if 'scale_max_in_parallel' in values:
+                    k2, raw2 = values['scale_max_in_parallel']
+                    spec.array += f'%{positive_int(p(k2), raw2)}'
+        elif 'scale_max_in_parallel' in values:
+            k2, raw2 = values['scale_max_in_parallel']
+            raise ConfigError(p(k2), raw2, 'needs scale')
+
+        if spec.commands and spec.script:
+            raise ConfigError(p('script'), spec.script, 'give either commands or a script, '
+                                                        'not both')
+        if not spec.commands and not spec.script:
+            raise ConfigError(prefix, options, 'a job needs commands or a script')
+        if spec.arguments and not spec.script:
+            raise ConfigError(p('arguments'), spec.arguments, 'arguments need a script')
+        if spec.tasks_per_node and spec.nodes and spec.tasks and \
+                spec.tasks_per_node * spec.nodes < spec.tasks:
+            raise ConfigError(p('tasks'), spec.tasks,
+                              f'exceeds nodes x tasks_per_node '
+                              f'({spec.nodes} x {spec.tasks_per_node})')
+        return spec

@@ -1,0 +1,150 @@
+"""What every scheduler provides: pure functions over text, no I/O.
+
+A scheduler renders the batch script of a JobSpec, builds the submit command
+and reads the job id from its output, builds ONE status command for any
+number of job ids and parses its output into normalized JobStatus values, and
+builds the cancel command. Running these commands is the transport's work.
+"""
+
+import abc
+import logging
+import re
+import shlex
+
+from ..errors import SchedulerError
+from ..model import JobState, JobStatus
+
+log = logging.getLogger('croupier.scheduler')
+
+_JOB_ID = re.compile(r'^[A-Za-z0-9_.\-+\[\]]+$')
+
+
+def check_job_ids(job_ids):
+    """Job ids come from scheduler output we parsed; refuse anything else
+    before it reaches a shell."""
+    ids = [str(j) for j in job_ids]
+    for job_id in ids:
+        if not _JOB_ID.match(job_id):
+            raise ValueError(f'not a job id: {job_id!r}')
+    return ids
+
+
+def render_body(spec, script_dir_var=None):
+    """The shell part of a batch script, the same for every scheduler.
+
+    Order: environment, modules and ``pre`` run in the job's shell and stop
+    the job at the first failure; the main commands (or the script with its
+    arguments) run with ``set -e``; ``post`` runs afterwards whatever the main
+    part's result, and the job ends with the main part's exit code (or the
+    post part's, when the main part succeeded).
+    """
+    q = shlex.quote
+    lines = [f'export CROUPIER_JOB_NAME={q(spec.name)}']
+    for key, value in spec.env.items():
+        lines.append(f'export {key}={q(value)}')
+    lines.append('set -e')
+    for module in spec.modules:
+        lines.append(f'module load {q(module)}')
+    lines.extend(spec.pre)
+    lines.append('set +e')
+    lines.append('(')
+    lines.append('set -e')
+    if spec.script:
+        args = ' '.join(q(a) for a in spec.arguments)
+        lines.append(f'croupier_script={q(spec.script)}')
+        lines.append('if [ -x "$croupier_script" ]; then "$croupier_script"'
+                     f'{" " + args if args else ""}; '
+                     f'else bash "$croupier_script"{" " + args if args else ""}; fi')
+    else:
+        lines.extend(spec.commands)
+    lines.append(')')
+    lines.append('croupier_rc=$?')
+    if spec.post:
+        lines.append('(')
+        lines.append('set -e')
+        lines.extend(spec.post)
+        lines.append(')')
+        lines.append('croupier_post_rc=$?')
+        lines.append('if [ "$croupier_rc" -eq 0 ]; then croupier_rc=$croupier_post_rc; fi')
+    lines.append('exit "$croupier_rc"')
+    return '\n'.join(lines) + '\n'
+
+
+def shebang(spec):
+    # a login shell brings the site's `module` command; only pay for it when needed
+    return '#!/bin/bash -l' if spec.modules else '#!/bin/bash'
+
+
+def parse_exit_code(text):
+    """'3:0' -> (3, 0); '0:15' -> (0, 15); '3' -> (3, None); '' -> (None, None)."""
+    text = (text or '').strip()
+    if not text or text in ('N/A', '(null)'):
+        return None, None
+    code, _, sig = text.partition(':')
+    try:
+        exit_code = int(code)
+    except ValueError:
+        return None, None
+    try:
+        signal = int(sig) if sig else None
+    except ValueError:
+        signal = None
+    return exit_code, signal
+
+
+class Scheduler(abc.ABC):
+    """A batch system, as pure command builders and output parsers."""
+
+    name = ''
+    #: raw state -> normalized state
+    STATES = {}
+    script_suffix = '.sh'
+
+    @abc.abstractmethod
+    def render_script(self, spec):
+        """The batch script for ``spec``, as text."""
+
+    @abc.abstractmethod
+    def submit_command(self, spec, script_path, workdir):
+        """The command that submits the uploaded script of ``spec`` from ``workdir``."""
+
+    @abc.abstractmethod
+    def parse_submit_output(self, stdout):
+        """The job id in the submit command's output."""
+
+    @abc.abstractmethod
+    def status_command(self, job_ids):
+        """ONE command that reports on every id in ``job_ids``."""
+
+    @abc.abstractmethod
+    def parse_status_output(self, stdout, job_ids):
+        """{job_id: JobStatus} for each id in ``job_ids`` (UNKNOWN when absent)."""
+
+    @abc.abstractmethod
+    def cancel_command(self, job_ids):
+        """ONE command that cancels every id in ``job_ids``."""
+
+    def output_paths(self, spec, job_id, workdir):
+        """(stdout, stderr) paths of a submitted job, for runtime properties."""
+        return None, None
+
+    def normalize(self, raw):
+        """The JobState of a raw scheduler state; UNKNOWN (logged) when new."""
+        key = (raw or '').strip().split(' ')[0].rstrip('+').upper()
+        state = self.STATES.get(key)
+        if state is None:
+            log.warning('%s: unknown job state %r, treated as UNKNOWN', self.name, raw)
+            return JobState.UNKNOWN
+        return state
+
+    @staticmethod
+    def missing(job_id, source):
+        return JobStatus(job_id, JobState.UNKNOWN, raw_state='', source=source,
+                         reason='not known to the scheduler')
+
+    @staticmethod
+    def submit_failed(result):
+        raise SchedulerError(
+            f'submission failed with exit code {result.exit_code}: '
+            f'{(result.stderr or result.stdout).strip()[-1000:]}',
+            exit_code=result.exit_code, stderr=result.stderr)

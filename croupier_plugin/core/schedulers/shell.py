@@ -1,0 +1,138 @@
+"""SHELL: a job is a background process in its own session, with an exit-code file.
+
+For hosts without a batch system (and the demo). Each job gets an id
+``sh-<random>``; its files live in ``$HOME/.croupier/jobs``: ``ID.submitted``
+when submitted, ``ID.pid`` once running, ``ID.rc`` with the exit code when it
+ended, ``ID.cancelled`` when cancelled. ``max_time`` is enforced with
+``timeout`` (exit code 124 means TIMEOUT).
+"""
+
+import re
+import secrets
+import shlex
+
+from ..model import JobState, JobStatus, scheduler_job_name
+from .base import Scheduler, check_job_ids, render_body, shebang
+
+STATE_DIR = '"$HOME"/.croupier/jobs'
+TIMEOUT_EXIT = 124
+
+# Runs the job and records its exit code; arguments: dir id script out err limit.
+_LAUNCHER = r'''d=$1; id=$2
+echo "$$" > "$d/$id.pid"
+if [ -f "$d/$id.cancelled" ]; then exit 0; fi
+if [ -n "$6" ]; then timeout -s TERM -k 5 "$6" bash "$3" > "$4" 2> "$5"
+else bash "$3" > "$4" 2> "$5"; fi
+rc=$?
+echo "$rc" > "$d/$id.rc.tmp" && mv "$d/$id.rc.tmp" "$d/$id.rc"'''
+
+_ROW = re.compile(r'^(\S+)\|(\w+)\|(-?\d*)$')
+
+
+class ShellScheduler(Scheduler):
+    name = 'SHELL'
+    script_suffix = '.sh'
+
+    STATES = {
+        'SUBMITTED': JobState.PENDING,
+        'RUNNING': JobState.RUNNING,
+        'EXITED': JobState.COMPLETED,      # refined by the exit code
+        'CANCELLED': JobState.CANCELLED,
+        'KILLED': JobState.FAILED,         # gone without an exit code
+    }
+
+    def __init__(self, new_id=None):
+        self._new_id = new_id or (lambda: 'sh-' + secrets.token_hex(8))
+        self._limits = {}
+
+    def render_script(self, spec):
+        head = [shebang(spec), f'# croupier SHELL job {scheduler_job_name(spec.name)}']
+        if spec.max_time:
+            head.append(f'# croupier-max-time: {spec.max_time}')
+        return '\n'.join(head) + '\n' + render_body(spec)
+
+    @staticmethod
+    def output_patterns(spec):
+        name = scheduler_job_name(spec.name)
+        return (spec.stdout or f'{name}.%j.out', spec.stderr or f'{name}.%j.err')
+
+    def output_paths(self, spec, job_id, workdir):
+        out = []
+        for pattern in self.output_patterns(spec):
+            path = pattern.replace('%j', job_id).replace('%x', scheduler_job_name(spec.name))
+            if not path.startswith('/') and workdir:
+                path = workdir.rstrip('/') + '/' + path
+            out.append(path)
+        return tuple(out)
+
+    def submit_command(self, spec, script_path, workdir):
+        job_id = self._new_id()
+        stdout, stderr = self.output_paths(spec, job_id, workdir)
+        limit = str(spec.max_time) if spec.max_time else ''
+        q = shlex.quote
+        return (
+            f'd={STATE_DIR}; mkdir -p "$d" && cd {q(workdir)} && '
+            f': > "$d/{job_id}.submitted" || exit $?; '
+            # only the launcher goes to the background, detached from this shell's output
+            f'setsid bash -c {q(_LAUNCHER)} croupier-job "$d" {job_id} {q(script_path)} '
+            f'{q(stdout)} {q(stderr)} {q(limit)} < /dev/null > /dev/null 2>&1 & '
+            f'echo {job_id}'
+        )
+
+    def parse_submit_output(self, stdout):
+        for line in reversed(stdout.strip().splitlines()):
+            if line.startswith('sh-'):
+                return line.strip()
+        raise ValueError(f'no job id in the SHELL submission output: {stdout[-300:]!r}')
+
+    def status_command(self, job_ids):
+        ids = ' '.join(check_job_ids(job_ids))
+        return (
+            f'd={STATE_DIR}; for j in {ids}; do '
+            'if [ -f "$d/$j.rc" ]; then echo "$j|EXITED|$(cat "$d/$j.rc")"; '
+            'elif [ -f "$d/$j.cancelled" ]; then echo "$j|CANCELLED|"; '
+            'elif [ -f "$d/$j.pid" ]; then '
+            'if kill -0 "$(cat "$d/$j.pid")" 2>/dev/null; then echo "$j|RUNNING|"; '
+            'else echo "$j|KILLED|"; fi; '
+            'elif [ -f "$d/$j.submitted" ]; then echo "$j|SUBMITTED|"; '
+            'fi; done'
+        )
+
+    def parse_status_output(self, stdout, job_ids):
+        seen = {}
+        for line in stdout.splitlines():
+            m = _ROW.match(line.strip())
+            if m:
+                seen[m[1]] = (m[2], m[3])
+        result = {}
+        for job_id in job_ids:
+            if job_id not in seen:
+                result[job_id] = self.missing(job_id, 'shell')
+                continue
+            raw, code = seen[job_id]
+            state = self.normalize(raw)
+            exit_code = int(code) if code else None
+            reason = ''
+            if raw == 'EXITED':
+                if exit_code == 0:
+                    state = JobState.COMPLETED
+                elif exit_code == TIMEOUT_EXIT:
+                    state, reason = JobState.TIMEOUT, 'time limit reached'
+                else:
+                    state = JobState.FAILED
+            elif raw == 'KILLED':
+                reason = 'the process ended without recording an exit code'
+            result[job_id] = JobStatus(job_id, state, raw_state=raw, reason=reason,
+                                       exit_code=exit_code, source='shell')
+        return result
+
+    def cancel_command(self, job_ids):
+        ids = ' '.join(check_job_ids(job_ids))
+        # mark first, then end the job's whole session (script, timeout, children)
+        return (
+            f'd={STATE_DIR}; for j in {ids}; do '
+            'if [ ! -f "$d/$j.rc" ]; then : > "$d/$j.cancelled"; '
+            'if [ -f "$d/$j.pid" ]; then pkill -TERM -s "$(cat "$d/$j.pid")" 2>/dev/null; fi; '
+            'fi; done; true'
+        )
+

@@ -1,0 +1,230 @@
+"""SLURM: sbatch scripts, one squeue(+sacct) round trip for many jobs, scancel."""
+
+import shlex
+
+from ..model import JobState, JobStatus, format_hms, scheduler_job_name
+from .base import Scheduler, check_job_ids, parse_exit_code, render_body, shebang
+
+P, R = JobState.PENDING, JobState.RUNNING
+SACCT_MARK = '@@croupier-sacct@@'
+SQUEUE_RC_MARK = '@@croupier-squeue-rc='
+
+
+def slurm_time(seconds):
+    days, rest = divmod(int(seconds), 86400)
+    return f'{days}-{format_hms(rest)}' if days else format_hms(rest)
+
+
+def wait_status(text):
+    """squeue's exit_code field is the raw wait(2) status: 768 is exit code 3,
+    15 is signal 15 (as recorded on SLURM 22.05)."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        return None, None
+    if value & 0x7f:
+        return 0, value & 0x7f
+    return (value >> 8) & 0xff, 0
+
+
+def _field(fields, i):
+    return fields[i] if len(fields) > i else ''
+
+
+class SlurmScheduler(Scheduler):
+    name = 'SLURM'
+    script_suffix = '.sbatch'
+
+    # every state of squeue(1)/sacct(1) in SLURM 22.05, long and compact
+    STATES = {
+        'PENDING': P, 'PD': P,
+        'CONFIGURING': P, 'CF': P,
+        'REQUEUED': P, 'RQ': P,
+        'REQUEUE_HOLD': P, 'RH': P,
+        'REQUEUE_FED': P, 'RF': P,
+        'RESV_DEL_HOLD': P, 'RD': P,
+        'RUNNING': R, 'R': R,
+        'COMPLETING': R, 'CG': R,
+        'SUSPENDED': R, 'S': R,
+        'STOPPED': R, 'ST': R,
+        'RESIZING': R, 'RS': R,
+        'SIGNALING': R, 'SI': R,
+        'STAGE_OUT': R, 'SO': R,
+        'COMPLETED': JobState.COMPLETED, 'CD': JobState.COMPLETED,
+        'FAILED': JobState.FAILED, 'F': JobState.FAILED,
+        'BOOT_FAIL': JobState.FAILED, 'BF': JobState.FAILED,
+        'NODE_FAIL': JobState.FAILED, 'NF': JobState.FAILED,
+        'OUT_OF_MEMORY': JobState.FAILED, 'OOM': JobState.FAILED,
+        'PREEMPTED': JobState.FAILED, 'PR': JobState.FAILED,
+        'SPECIAL_EXIT': JobState.FAILED, 'SE': JobState.FAILED,
+        'CANCELLED': JobState.CANCELLED, 'CA': JobState.CANCELLED,
+        'REVOKED': JobState.CANCELLED, 'RV': JobState.CANCELLED,
+        'TIMEOUT': JobState.TIMEOUT, 'TO': JobState.TIMEOUT,
+        'DEADLINE': JobState.TIMEOUT, 'DL': JobState.TIMEOUT,
+    }
+
+    # -- script -------------------------------------------------------------
+
+    def directives(self, spec):
+        name = scheduler_job_name(spec.name)
+        out = [f'--job-name={name}']
+        for flag, value in (('--nodes', spec.nodes), ('--ntasks', spec.tasks),
+                            ('--ntasks-per-node', spec.tasks_per_node),
+                            ('--cpus-per-task', spec.cpus_per_task),
+                            ('--partition', spec.partition), ('--mem', spec.memory),
+                            ('--mem-per-cpu', spec.mem_per_cpu), ('--account', spec.account),
+                            ('--qos', spec.qos), ('--reservation', spec.reservation),
+                            ('--mail-user', spec.mail_user), ('--mail-type', spec.mail_type),
+                            ('--array', spec.array)):
+            if value is not None:
+                out.append(f'{flag}={value}')
+        if spec.max_time:
+            out.append(f'--time={slurm_time(spec.max_time)}')
+        stdout, stderr = self.output_patterns(spec)
+        out.append(f'--output={stdout}')
+        out.append(f'--error={stderr}')
+        out.extend(spec.extra_directives)
+        return out
+
+    @staticmethod
+    def output_patterns(spec):
+        name = scheduler_job_name(spec.name)
+        ident = '%A_%a' if spec.array else '%j'
+        return (spec.stdout or f'{name}.{ident}.out', spec.stderr or f'{name}.{ident}.err')
+
+    def render_script(self, spec):
+        head = [shebang(spec)] + [f'#SBATCH {d}' for d in self.directives(spec)]
+        return '\n'.join(head) + '\n' + render_body(spec)
+
+    def output_paths(self, spec, job_id, workdir):
+        out = []
+        for pattern in self.output_patterns(spec):
+            path = (pattern.replace('%A', str(job_id)).replace('%j', str(job_id))
+                    .replace('%x', scheduler_job_name(spec.name)))
+            if not path.startswith('/') and workdir:
+                path = workdir.rstrip('/') + '/' + path
+            out.append(path)
+        return tuple(out)
+
+    # -- submit -------------------------------------------------------------
+
+    def submit_command(self, spec, script_path, workdir):
+        return (f'cd {shlex.quote(workdir)} && '
+                f'sbatch --parsable {shlex.quote(script_path)}')
+
+    def parse_submit_output(self, stdout):
+        # --parsable prints "jobid" or "jobid;cluster"; plain sbatch prints
+        # "Submitted batch job N"
+        for line in reversed(stdout.strip().splitlines()):
+            line = line.strip()
+            if line.startswith('Submitted batch job '):
+                line = line.split()[3]
+            job_id = line.split(';')[0]
+            if job_id.isdigit():
+                return job_id
+        raise ValueError(f'no job id in sbatch output: {stdout.strip()[-300:]!r}')
+
+    # -- status -------------------------------------------------------------
+
+    # squeue states of a job that has not ended
+    LIVE = ('PENDING', 'RUNNING', 'COMPLETING', 'CONFIGURING', 'REQUEUED', 'REQUEUE_HOLD',
+            'REQUEUE_FED', 'RESV_DEL_HOLD', 'SUSPENDED', 'STOPPED', 'RESIZING', 'SIGNALING',
+            'STAGE_OUT')
+
+    def status_command(self, job_ids):
+        """squeue for every id; sacct only for the ids that have ended or left squeue.
+
+        Both run in one remote command, so a poll is one round trip whatever
+        the number of jobs, and sacct (which loads slurmdbd) is asked only about
+        jobs squeue shows as ended or no longer knows: its record is the
+        authoritative one for exit codes and for every element of an array.
+        """
+        ids = ','.join(check_job_ids(job_ids))
+        live = '|'.join(self.LIVE)
+        # awk lists the wanted ids that have no live row in squeue's output
+        awk = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
+               '{split($1,b,/[_+]/);if($2~/^(' + live + ')$/)l[b[1]]=1}'
+               'END{s="";for(k in w)if(!(k in l))s=s (s==""?"":",") k;print s}')
+        return (
+            f'ids={shlex.quote(ids)}; '
+            'sq=$(squeue --noheader --states=all --jobs="$ids" '
+            "--Format='JobArrayID:|,State:|,Reason:|,exit_code:' 2>/dev/null); "
+            'rc=$?; '
+            'printf "%s\\n" "$sq"; '
+            f'echo "{SQUEUE_RC_MARK}$rc"; '
+            f'echo {shlex.quote(SACCT_MARK)}; '
+            f'm=$(printf "%s\\n" "$sq" | awk -F"|" -v ids="$ids" {shlex.quote(awk)}); '
+            'if [ -n "$m" ]; then sacct --noheader --parsable2 --allocations --jobs="$m" '
+            '--format=JobID,State,ExitCode,Reason; fi'
+        )
+
+    def parse_status_output(self, stdout, job_ids):
+        squeue_rows, sacct_rows = {}, {}
+        rows = squeue_rows
+        for line in stdout.splitlines():
+            if not line.strip() or line.startswith(SQUEUE_RC_MARK):
+                continue
+            if line.strip() == SACCT_MARK:
+                rows = sacct_rows
+                continue
+            fields = [f.strip() for f in line.split('|')]
+            if len(fields) < 2:
+                continue
+            if rows is squeue_rows:
+                row = (fields[0], fields[1], _field(fields, 2), _field(fields, 3), 'squeue')
+            else:
+                row = (fields[0], fields[1], _field(fields, 3), _field(fields, 2), 'sacct')
+            base = fields[0].replace('+', '_').split('_')[0]
+            if '.' in base:         # a job step row: only allocations count
+                continue
+            rows.setdefault(base, []).append(row)
+        result = {}
+        for job_id in job_ids:
+            key = str(job_id)
+            queued = [self._row_status(key, r) for r in squeue_rows.get(key, [])]
+            accounted = [self._row_status(key, r) for r in sacct_rows.get(key, [])]
+            if accounted and all(s.terminal for s in accounted):
+                chosen = accounted          # the accounting record of an ended job
+            elif queued:
+                chosen = queued             # live, or sacct lags behind squeue
+            else:
+                chosen = accounted
+            result[job_id] = (self._aggregate(key, chosen) if chosen
+                              else self.missing(job_id, 'squeue+sacct'))
+        return result
+
+    def _row_status(self, job_id, row):
+        _row_id, raw, reason, exit_text, source = row
+        state = self.normalize(raw)
+        if source == 'squeue':
+            exit_code, signal = wait_status(exit_text)
+        else:
+            exit_code, signal = parse_exit_code(exit_text)
+        if not state.terminal:
+            exit_code = signal = None
+        return JobStatus(job_id, state, raw_state=raw, reason=reason,
+                         exit_code=exit_code, signal=signal, source=source)
+
+    def _aggregate(self, job_id, statuses):
+        if len(statuses) == 1:
+            return statuses[0]
+        # an array: unfinished while any element is; then the worst outcome wins
+        order = [JobState.UNKNOWN, JobState.RUNNING, JobState.PENDING, JobState.FAILED,
+                 JobState.TIMEOUT, JobState.CANCELLED, JobState.COMPLETED]
+        for state in order:
+            picked = [s for s in statuses if s.state is state]
+            if picked:
+                first = picked[0]
+                done = sum(1 for s in statuses if s.state is JobState.COMPLETED)
+                return JobStatus(job_id, state, raw_state=first.raw_state,
+                                 reason=f'array: {done}/{len(statuses)} elements completed'
+                                        + (f'; {first.reason}' if first.reason and
+                                           first.reason != 'None' else ''),
+                                 exit_code=first.exit_code, signal=first.signal,
+                                 source=first.source)
+        raise AssertionError('unreachable')
+
+    # -- cancel -------------------------------------------------------------
+
+    def cancel_command(self, job_ids):
+        return 'scancel ' + ' '.join(shlex.quote(j) for j in check_job_ids(job_ids))

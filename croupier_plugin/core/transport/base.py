@@ -1,0 +1,78 @@
+"""The transport interface: run a command, move files. SSH and local implement it."""
+
+import abc
+import shlex
+from dataclasses import dataclass
+
+from ..errors import TransportError
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self):
+        return self.exit_code == 0
+
+
+class Transport(abc.ABC):
+    """Where commands of one infrastructure run.
+
+    ``run`` never raises for a non-zero exit code unless ``check`` is given;
+    it raises ``TransportError`` when the command could not be run at all.
+    """
+
+    login_shell = False
+
+    def wrap(self, command):
+        """The command as sent: through a login shell when asked for, so that
+        ``module`` and the site's profile are there."""
+        if self.login_shell:
+            return 'bash -l -c ' + shlex.quote(command)
+        return command
+
+    @abc.abstractmethod
+    def run(self, command, timeout=None, idempotent=True, check=False):
+        """Run ``command`` in a POSIX shell; return a CommandResult.
+
+        ``idempotent=False`` marks a command that must not be run twice (a
+        submission): if the connection breaks while it runs, the transport
+        raises ``CommandInterrupted`` instead of running it again.
+        """
+
+    @abc.abstractmethod
+    def write_file(self, path, data, mode=0o600):
+        """Write ``data`` (bytes or str) to ``path``, atomically (temp + rename)."""
+
+    @abc.abstractmethod
+    def read_file(self, path):
+        """The bytes of the file at ``path``."""
+
+    @abc.abstractmethod
+    def put(self, local_path, remote_path, mode=None):
+        """Copy a local file to ``remote_path``."""
+
+    @abc.abstractmethod
+    def get(self, remote_path, local_path):
+        """Copy a remote file to ``local_path``."""
+
+    def makedirs(self, path):
+        self.run(f'mkdir -p -- {shlex.quote(path)}', check=True)
+
+    def home(self):
+        """The remote user's home directory."""
+        return self.run('printf %s "$HOME"', check=True).stdout
+
+    @staticmethod
+    def checked(command, result):
+        if result.exit_code != 0:
+            tail = result.stderr.strip()[-500:]
+            raise TransportError(f'command failed with exit code {result.exit_code}: '
+                                 f'{command[:200]}: {tail}')
+        return result
+
+    def close(self):
+        """Release what this transport holds (a no-op for shared connections)."""

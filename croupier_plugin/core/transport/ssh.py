@@ -1,0 +1,503 @@
+"""SSH transport (paramiko) with one shared connection per (host, port, user).
+
+Every SshTransport for the same (host, port, user) in a process uses the
+same connection: one TCP connection and one authentication, however many jobs
+are submitted or polled. A broken connection is re-opened with exponential
+backoff, up to ``reconnect_timeout`` seconds. Host keys are always verified
+(known_hosts, or a key pinned in the credentials) unless the blueprint opts
+out explicitly with ``host_key_check: false``, which is logged as a warning.
+"""
+
+import io
+import logging
+import os
+import posixpath
+import secrets
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+import paramiko
+
+from ..errors import (AuthenticationError, CommandInterrupted, ConfigError, HostKeyError,
+                      TransportError)
+from .base import CommandResult, Transport
+
+log = logging.getLogger('croupier.ssh')
+
+_KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+_CONNECTION_ERRORS = (paramiko.SSHException, OSError, EOFError, socket.timeout)
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """How to reach one SSH server. Secrets are kept out of ``repr``."""
+    host: str
+    user: str
+    port: int = 22
+    password: Optional[str] = field(default=None, repr=False)
+    private_key: Optional[str] = field(default=None, repr=False)
+    private_key_file: Optional[str] = None
+    private_key_password: Optional[str] = field(default=None, repr=False)
+    known_hosts: Optional[str] = None
+    host_key: Optional[str] = None
+    host_key_check: bool = True
+    login_shell: bool = False
+    connect_timeout: float = 10.0
+    reconnect_timeout: float = 60.0
+    max_sessions: int = 8
+    keepalive: int = 15
+
+    # credentials keys understood, with the original Croupier's spellings
+    CREDENTIAL_KEYS = {
+        'host': 'host', 'user': 'user', 'username': 'user',
+        'port': 'port', 'ssh_port': 'port',
+        'password': 'password',
+        'private_key': 'private_key', 'private_key_file': 'private_key_file',
+        'private_key_password': 'private_key_password',
+        'known_hosts': 'known_hosts', 'host_key': 'host_key',
+        'host_key_check': 'host_key_check',
+        'login_shell': 'login_shell', 'ssh_login_shell': 'login_shell',
+        'connect_timeout': 'connect_timeout', 'reconnect_timeout': 'reconnect_timeout',
+        'max_sessions': 'max_sessions',
+    }
+
+    @classmethod
+    def from_credentials(cls, credentials, prefix='credentials'):
+        """Validate a blueprint ``credentials`` mapping."""
+        if not isinstance(credentials, dict):
+            raise ConfigError(prefix, _hide(credentials), 'must be a mapping')
+        values = {}
+        for key, raw in credentials.items():
+            target = cls.CREDENTIAL_KEYS.get(key)
+            if target is None:
+                raise ConfigError(f'{prefix}.{key}', _hide_if_secret(key, raw),
+                                  'is not a known credentials field '
+                                  f'({", ".join(sorted(cls.CREDENTIAL_KEYS))})')
+            if raw is None or raw == '':
+                continue
+            if target in values and values[target] != raw:
+                raise ConfigError(f'{prefix}.{key}', _hide_if_secret(key, raw),
+                                  f'conflicts with another spelling of {target}')
+            values[target] = raw
+        for required in ('host', 'user'):
+            if required not in values:
+                raise ConfigError(f'{prefix}.{required}', None, 'is required')
+            if not isinstance(values[required], str) or not values[required].strip() or \
+                    any(c.isspace() for c in values[required]):
+                raise ConfigError(f'{prefix}.{required}', values[required],
+                                  'must be a non-empty word')
+        port = values.get('port', 22)
+        if isinstance(port, str) and port.isdigit():
+            port = int(port)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError(f'{prefix}.port', port, 'must be a TCP port number (1-65535)')
+        values['port'] = port
+        for flag in ('host_key_check', 'login_shell'):
+            if flag in values and not isinstance(values[flag], bool):
+                raise ConfigError(f'{prefix}.{flag}', values[flag], 'must be true or false')
+        for num in ('connect_timeout', 'reconnect_timeout', 'max_sessions'):
+            if num in values:
+                v = values[num]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                    raise ConfigError(f'{prefix}.{num}', v, 'must be a positive number')
+        if 'max_sessions' in values:
+            values['max_sessions'] = int(values['max_sessions'])
+        if 'password' not in values and 'private_key' not in values and \
+                'private_key_file' not in values:
+            raise ConfigError(f'{prefix}', _hide(credentials),
+                              'needs a password, a private_key or a private_key_file')
+        if 'host_key' in values:
+            _pinned_key(values['host'], port, values['host_key'], prefix)
+        settings = cls(**values)
+        settings.pkey()   # refuse an unreadable key now, not at first connect
+        return settings
+
+    @property
+    def pool_key(self):
+        return (self.host, self.port, self.user)
+
+    @property
+    def known_hosts_name(self):
+        return self.host if self.port == 22 else f'[{self.host}]:{self.port}'
+
+    def pkey(self):
+        """The private key as a paramiko key object, or None."""
+        text = self.private_key
+        source = 'credentials.private_key'
+        if text is None and self.private_key_file:
+            source = 'credentials.private_key_file'
+            try:
+                with open(os.path.expanduser(self.private_key_file)) as fh:
+                    text = fh.read()
+            except OSError as exc:
+                raise ConfigError(source, self.private_key_file,
+                                  f'cannot be read: {exc.strerror}') from None
+        if text is None:
+            return None
+        return load_private_key(text, self.private_key_password, source)
+
+
+def _hide(value):
+    return '<hidden>' if value else value
+
+
+def _hide_if_secret(key, value):
+    return '<hidden>' if key in ('password', 'private_key', 'private_key_password') else value
+
+
+def load_private_key(text, passphrase=None, source='credentials.private_key'):
+    """An ed25519, ECDSA or RSA key from its text (OpenSSH or PEM format)."""
+    if not isinstance(text, str) or 'PRIVATE KEY' not in text:
+        raise ConfigError(source, '<hidden>', 'is not a private key in OpenSSH or PEM format')
+    needs_passphrase = False
+    for key_class in _KEY_CLASSES:
+        try:
+            return key_class.from_private_key(io.StringIO(text), password=passphrase)
+        except paramiko.PasswordRequiredException:
+            needs_passphrase = True
+        except (paramiko.SSHException, ValueError, TypeError, IndexError):
+            continue
+    if needs_passphrase and not passphrase:
+        raise ConfigError('credentials.private_key_password', None,
+                          'the private key is encrypted: give its passphrase')
+    raise ConfigError(source, '<hidden>', 'is not a readable ed25519, ECDSA or RSA key '
+                                          '(or its passphrase is wrong)')
+
+
+def _pinned_key(host, port, line, prefix='credentials'):
+    name = host if port == 22 else f'[{host}]:{port}'
+    try:
+        entry = paramiko.hostkeys.HostKeyEntry.from_line(f'{name} {line.strip()}')
+    except Exception:   # paramiko raises several types for bad base64 or key data
+        entry = None
+    if entry is None or entry.key is None:
+        raise ConfigError(f'{prefix}.host_key', line,
+                          'must be a public key line such as "ssh-ed25519 AAAA..."')
+    return name, entry.key
+
+
+def fingerprint(key):
+    import base64
+    import hashlib
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return 'SHA256:' + base64.b64encode(digest).decode().rstrip('=')
+
+
+class _AcceptUnverified(paramiko.MissingHostKeyPolicy):
+    """Used only when the blueprint sets host_key_check: false."""
+
+    def missing_host_key(self, client, hostname, key):
+        log.warning('host key check DISABLED by configuration: accepting %s key %s of %s '
+                    'without verification', key.get_name(), fingerprint(key), hostname)
+
+
+class SshConnection:
+    """One paramiko connection, shared by every SshTransport of the same key."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._sftp_lock = threading.Lock()
+        self._client = None
+        self._sftp = None
+        self._sessions = threading.BoundedSemaphore(settings.max_sessions)
+        self.connects = 0      # connections opened over this object's life
+
+    def __repr__(self):
+        s = self.settings
+        return f'SshConnection({s.user}@{s.host}:{s.port})'
+
+    # -- connecting ---------------------------------------------------------
+
+    def _new_client(self):
+        s = self.settings
+        client = paramiko.SSHClient()
+        if s.host_key:
+            name, key = _pinned_key(s.host, s.port, s.host_key)
+            client.get_host_keys().add(name, key.get_name(), key)
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        elif s.host_key_check:
+            files = [s.known_hosts] if s.known_hosts else [
+                os.path.expanduser('~/.ssh/known_hosts'), '/etc/ssh/ssh_known_hosts']
+            for path in files:
+                if os.path.exists(path):
+                    client.get_host_keys().load(path)
+                elif s.known_hosts:
+                    raise ConfigError('credentials.known_hosts', s.known_hosts,
+                                      'file does not exist')
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            log.warning('host key check disabled for %s@%s:%s (credentials.host_key_check: '
+                        'false)', s.user, s.host, s.port)
+            client.set_missing_host_key_policy(_AcceptUnverified())
+        try:
+            client.connect(s.host, port=s.port, username=s.user, password=s.password,
+                           pkey=s.pkey(), timeout=s.connect_timeout,
+                           banner_timeout=s.connect_timeout, auth_timeout=s.connect_timeout,
+                           channel_timeout=s.connect_timeout,
+                           allow_agent=False, look_for_keys=False)
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyError(
+                f'host key of {s.known_hosts_name} does not match the known key: server '
+                f'sent {exc.key.get_name()} {fingerprint(exc.key)}, expected '
+                f'{fingerprint(exc.expected_key)}. Refusing to connect; if the key changed '
+                f'legitimately, update known_hosts or credentials.host_key') from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise AuthenticationError(f'{s.user}@{s.host}:{s.port} refused the credentials '
+                                      f'(authentication failed)') from None
+        except paramiko.SSHException as exc:
+            client.close()
+            if 'not found in known_hosts' in str(exc):
+                raise HostKeyError(
+                    f'host key of {s.known_hosts_name} is unknown: add it to known_hosts '
+                    f'(credentials.known_hosts) or pin it in credentials.host_key; '
+                    f'host_key_check: false skips the check') from None
+            raise TransportError(f'SSH to {s.user}@{s.host}:{s.port} failed: {exc}') from None
+        except (OSError, EOFError, socket.timeout) as exc:
+            client.close()
+            raise TransportError(f'cannot connect to {s.host}:{s.port}: '
+                                 f'{exc or type(exc).__name__}') from None
+        transport = client.get_transport()
+        transport.set_keepalive(s.keepalive)
+        self.connects += 1
+        log.info('SSH connection %d opened to %s@%s:%s', self.connects, s.user, s.host, s.port)
+        return client
+
+    def client(self):
+        """The live paramiko client, (re)connecting with exponential backoff."""
+        with self._lock:
+            if self._client is not None:
+                transport = self._client.get_transport()
+                if transport is not None and transport.is_active():
+                    return self._client
+                self._drop_locked()
+            deadline = time.monotonic() + self.settings.reconnect_timeout
+            delay = 0.25
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    self._client = self._new_client()
+                    return self._client
+                except TransportError as exc:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TransportError(
+                            f'{exc} (gave up after {attempt} attempts in '
+                            f'{self.settings.reconnect_timeout:g} s)') from None
+                    wait = min(delay, remaining)
+                    log.warning('%s; retrying in %.2f s', exc, wait)
+                    time.sleep(wait)
+                    delay = min(delay * 2, 15.0)
+
+    def broken(self, client):
+        """Forget ``client`` if it is still the current one (it failed)."""
+        with self._lock:
+            if self._client is client:
+                self._drop_locked()
+
+    def _drop_locked(self):
+        client, self._client = self._client, None
+        with self._sftp_lock:
+            sftp, self._sftp = self._sftp, None
+        for closable in (sftp, client):
+            if closable is not None:
+                try:
+                    closable.close()
+                except Exception:   # closing a dead connection may raise anything
+                    pass
+
+    def close(self):
+        with self._lock:
+            self._drop_locked()
+
+    # -- commands -----------------------------------------------------------
+
+    def run(self, command, timeout, idempotent):
+        deadline = time.monotonic() + self.settings.reconnect_timeout
+        with self._sessions:
+            while True:
+                client = self.client()
+                try:
+                    channel = client.get_transport().open_session(
+                        timeout=self.settings.connect_timeout)
+                except _CONNECTION_ERRORS as exc:
+                    # nothing ran: safe to retry whatever the command is
+                    self.broken(client)
+                    if time.monotonic() > deadline:
+                        raise TransportError(f'cannot open an SSH session: {exc}') from None
+                    continue
+                try:
+                    channel.exec_command(command)
+                    return self._collect(channel, timeout, command)
+                except _CONNECTION_ERRORS as exc:
+                    self.broken(client)
+                    if not idempotent:
+                        raise CommandInterrupted(
+                            f'connection lost while running a command that must not be '
+                            f'repeated ({exc or type(exc).__name__})') from None
+                    if time.monotonic() > deadline:
+                        raise TransportError(f'connection lost repeatedly: {exc}') from None
+                    log.warning('connection lost while running a command (%s); re-running it',
+                                exc or type(exc).__name__)
+                finally:
+                    channel.close()
+
+    @staticmethod
+    def _collect(channel, timeout, command):
+        out, err = [], []
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            got = False
+            while channel.recv_ready():
+                out.append(channel.recv(65536))
+                got = True
+            while channel.recv_stderr_ready():
+                err.append(channel.recv_stderr(65536))
+                got = True
+            if channel.exit_status_ready() and not channel.recv_ready() and \
+                    not channel.recv_stderr_ready():
+                break
+            if channel.closed and not channel.exit_status_ready():
+                raise EOFError('channel closed before the command ended')
+            if got:
+                continue
+            if end is not None and time.monotonic() > end:
+                raise TransportError(f'command timed out after {timeout} s: {command[:200]}')
+            # the channel's pipe becomes readable on data, EOF or close
+            select.select([channel], [], [], 0.2)
+        status = channel.recv_exit_status()
+        # drain what arrived together with the exit status
+        while channel.recv_ready():
+            out.append(channel.recv(65536))
+        while channel.recv_stderr_ready():
+            err.append(channel.recv_stderr(65536))
+        if status == -1 and not channel.get_transport().is_active():
+            raise EOFError('connection closed before the exit status arrived')
+        return CommandResult(status, b''.join(out).decode('utf-8', 'replace'),
+                             b''.join(err).decode('utf-8', 'replace'))
+
+    # -- files --------------------------------------------------------------
+
+    def sftp_call(self, fn):
+        """Run ``fn(sftp)``; file operations are idempotent, so retry once on a
+        broken connection."""
+        for attempt in (1, 2):
+            client = self.client()
+            try:
+                with self._sftp_lock:
+                    if self._sftp is None:
+                        self._sftp = client.open_sftp()
+                    sftp = self._sftp
+                return fn(sftp)
+            except (paramiko.SSHException, EOFError, socket.timeout, ConnectionError) as exc:
+                self.broken(client)
+                if attempt == 2:
+                    raise TransportError(f'SFTP failed: {exc}') from None
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                # a status from the SFTP server (no such file, permission denied)
+                raise TransportError(f'SFTP: {exc}') from None
+
+
+_POOL = {}
+_POOL_LOCK = threading.Lock()
+
+
+def shared_connection(settings):
+    """The process-wide connection for settings.pool_key, created on first use."""
+    with _POOL_LOCK:
+        conn = _POOL.get(settings.pool_key)
+        if conn is None:
+            conn = _POOL[settings.pool_key] = SshConnection(settings)
+        return conn
+
+
+def close_all():
+    """Close every shared connection (at process end or between tests)."""
+    with _POOL_LOCK:
+        conns = list(_POOL.values())
+        _POOL.clear()
+    for conn in conns:
+        conn.close()
+
+
+def _sftp_path(path):
+    # SFTP resolves relative paths from the login directory; '~' is not expanded
+    if path == '~':
+        return '.'
+    if path.startswith('~/'):
+        return path[2:]
+    if path.startswith('$HOME/'):
+        return path[6:]
+    return path
+
+
+class SshTransport(Transport):
+    """Commands and files on a remote host over the shared SSH connection."""
+
+    def __init__(self, settings):
+        if isinstance(settings, dict):
+            settings = SshSettings.from_credentials(settings)
+        self.settings = settings
+        self.login_shell = settings.login_shell
+        self.connection = shared_connection(settings)
+
+    def __repr__(self):
+        s = self.settings
+        return f'SshTransport({s.user}@{s.host}:{s.port})'
+
+    def with_options(self, **changes):
+        return SshTransport(replace(self.settings, **changes))
+
+    def connect(self):
+        """Open (or check) the connection now: a login check."""
+        self.connection.client()
+
+    def run(self, command, timeout=None, idempotent=True, check=False):
+        result = self.connection.run(self.wrap(command), timeout, idempotent)
+        return self.checked(command, result) if check else result
+
+    def write_file(self, path, data, mode=0o600):
+        if isinstance(data, str):
+            data = data.encode('utf-8')
+        target = _sftp_path(path)
+        tmp = posixpath.join(posixpath.dirname(target),
+                             f'.croupier-{secrets.token_hex(6)}.tmp')
+
+        def write(sftp):
+            try:
+                with sftp.open(tmp, 'wb') as fh:
+                    fh.write(data)
+                sftp.chmod(tmp, mode)
+                sftp.posix_rename(tmp, target)
+            except BaseException:
+                try:
+                    sftp.remove(tmp)
+                except (OSError, paramiko.SSHException):
+                    pass
+                raise
+        self.connection.sftp_call(write)
+
+    def read_file(self, path):
+        def read(sftp):
+            with sftp.open(_sftp_path(path), 'rb') as fh:
+                return fh.read()
+        return self.connection.sftp_call(read)
+
+    def put(self, local_path, remote_path, mode=None):
+        with open(local_path, 'rb') as fh:
+            data = fh.read()
+        self.write_file(remote_path, data, mode if mode is not None else 0o600)
+
+    def get(self, remote_path, local_path):
+        data = self.read_file(remote_path)
+        with open(local_path, 'wb') as fh:
+            fh.write(data)

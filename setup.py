@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='croupier',
+    version='0.1.0',
+    description='Croupier: run HPC workflows described as TOSCA blueprints on SLURM, '
+                'PBS/Torque and PyCOMPSs front-ends, as a Cloudify plugin',
+    packages=find_packages(include=['croupier_plugin', 'croupier_plugin.*']),
+    python_requires='>=3.11,<3.13',
+    install_requires=[
+        'cloudify-common[dispatcher]==7.0.5',
+        'paramiko>=3.4',
+        'pyyaml>=6',
+        'requests>=2.31',
+        'hvac>=2.1',
+    ],
+    extras_require={
+        'test': ['pytest>=8', 'hypothesis>=6'],
+    },
+    include_package_data=True,
+)

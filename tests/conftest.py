@@ -1,0 +1,105 @@
+"""Fixtures for the real test bed (SLURM + slurmdbd behind sshd on 127.0.0.1).
+
+The bed is started by tests/bed/bed.sh (tests/run.sh does it before pytest).
+With CI=true a bed that cannot be reached fails the tests that need it;
+elsewhere they are skipped with the reason.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import uuid
+
+import pytest
+
+from croupier_plugin.core.cluster import Cluster
+from croupier_plugin.core.schedulers import ShellScheduler, SlurmScheduler
+from croupier_plugin.core.transport import SshSettings, SshTransport, close_all
+from croupier_plugin.core.transport.base import Transport
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BED_DIR = os.environ.get('CROUPIER_BED_DIR', '/var/lib/croupier-bed')
+BED_SCRIPT = os.path.join(ROOT, 'tests', 'bed', 'bed.sh')
+IN_CI = os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
+
+
+def _bed_unavailable(reason):
+    if IN_CI:
+        pytest.fail(f'test bed unavailable in CI: {reason}', pytrace=False)
+    pytest.skip(f'test bed unavailable: {reason}')
+
+
+@pytest.fixture(scope='session')
+def bed():
+    """The bed's facts (bed.json), starting the bed when it is not up."""
+    path = os.path.join(BED_DIR, 'bed.json')
+    status = subprocess.run(['bash', BED_SCRIPT, 'status'], capture_output=True, text=True)
+    if status.returncode != 0:
+        if os.geteuid() != 0:
+            _bed_unavailable('not running, and only root can start it')
+        start = subprocess.run(['bash', BED_SCRIPT, 'start'], capture_output=True, text=True)
+        if start.returncode != 0:
+            _bed_unavailable(f'bed.sh start failed:\n{start.stdout}\n{start.stderr}')
+    if not os.path.exists(path):
+        _bed_unavailable(f'{path} is missing')
+    with open(path) as fh:
+        info = json.load(fh)
+    yield info
+    close_all()
+
+
+@pytest.fixture(scope='session')
+def ssh_settings(bed):
+    return SshSettings(host=bed['host'], port=bed['port'], user=bed['user'],
+                       private_key_file=bed['keys']['ed25519'],
+                       known_hosts=bed['known_hosts'], reconnect_timeout=20)
+
+
+class CountingTransport(Transport):
+    """Counts the commands sent through another transport (one exec each)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.commands = []
+        self.login_shell = inner.login_shell
+
+    def run(self, command, timeout=None, idempotent=True, check=False):
+        self.commands.append(command)
+        return self.inner.run(command, timeout=timeout, idempotent=idempotent, check=check)
+
+    def write_file(self, path, data, mode=0o600):
+        return self.inner.write_file(path, data, mode)
+
+    def read_file(self, path):
+        return self.inner.read_file(path)
+
+    def put(self, local_path, remote_path, mode=None):
+        return self.inner.put(local_path, remote_path, mode)
+
+    def get(self, remote_path, local_path):
+        return self.inner.get(remote_path, local_path)
+
+
+@pytest.fixture
+def ssh(ssh_settings):
+    return CountingTransport(SshTransport(ssh_settings))
+
+
+@pytest.fixture
+def workdir(ssh, bed):
+    """A fresh directory in the test user's home, removed afterwards."""
+    path = f"{bed['home']}/croupier-tests/{uuid.uuid4().hex[:10]}"
+    ssh.inner.makedirs(path)
+    yield path
+    ssh.inner.run(f'rm -rf -- {shlex.quote(path)}')
+
+
+@pytest.fixture
+def slurm(ssh):
+    return Cluster('bed-slurm', ssh, SlurmScheduler(), monitor_period=1.0)
+
+
+@pytest.fixture
+def shell_over_ssh(ssh):
+    return Cluster('bed-shell', ssh, ShellScheduler(), monitor_period=0.5)

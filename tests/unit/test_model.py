@@ -1,0 +1,88 @@
+import pytest
+
+from croupier_plugin.core.errors import ConfigError
+from croupier_plugin.core.model import (JobSpec, JobState, parse_duration,
+                                        scheduler_job_name)
+
+
+@pytest.mark.parametrize('text, seconds', [
+    ('30', 1800), (30, 1800), ('10:30', 630), ('01:30:00', 5400), ('2-00', 172800),
+    ('1-02:03', 93780), ('1-02:03:04', 93784), ('100:00:00', 360000),
+])
+def test_durations_in_slurm_formats(text, seconds):
+    assert parse_duration('job_options.max_time', text) == seconds
+
+
+@pytest.mark.parametrize('bad', ['', 'ten', '1:2:3:4', '-5', 0, -3, True, '00:00', [1]])
+def test_malformed_durations_name_property_and_value(bad):
+    with pytest.raises(ConfigError) as err:
+        parse_duration('job_options.max_time', bad)
+    assert 'job_options.max_time' in str(err.value)
+    assert repr(bad) in str(err.value)
+
+
+def test_options_with_original_spellings():
+    spec = JobSpec.from_options('j', {
+        'commands': ['echo a', 'echo b'], 'queue': 'debug', 'cpu_memory': '2G',
+        'stdout_file': 'o.txt', 'stderr_file': 'e.txt', 'tasks': 4, 'nodes': 2,
+        'tasks_per_node': 2, 'max_time': '00:05:00', 'scale': 3,
+        'scale_max_in_parallel': 2, 'env': {'A': 'x y', 'B': 3}, 'modules': 'gcc',
+    })
+    assert spec.partition == 'debug'
+    assert spec.mem_per_cpu == '2G'
+    assert (spec.stdout, spec.stderr) == ('o.txt', 'e.txt')
+    assert spec.array == '0-2%2'
+    assert spec.max_time == 300
+    assert spec.env == {'A': 'x y', 'B': '3'}
+    assert spec.modules == ['gcc']
+
+
+@pytest.mark.parametrize('options, prop', [
+    ({'commands': ['x'], 'nodes': -1}, 'job_options.nodes'),
+    ({'commands': ['x'], 'nodes': 'many'}, 'job_options.nodes'),
+    ({'commands': ['x'], 'max_time': '1:2:3:4'}, 'job_options.max_time'),
+    ({'commands': ['x'], 'memory': 'lots'}, 'job_options.memory'),
+    ({'commands': ['x'], 'partition': 'a b'}, 'job_options.partition'),
+    ({'commands': ['x'], 'partition': "x'$(id)"}, 'job_options.partition'),
+    ({'commands': ['x'], 'mail_type': 'SOMETIMES'}, 'job_options.mail_type'),
+    ({'commands': ['x'], 'array': '1-'}, 'job_options.array'),
+    ({'commands': ['x'], 'env': {'1BAD': 'v'}}, 'job_options.env.1BAD'),
+    ({'commands': ['x'], 'colour': 'blue'}, 'job_options.colour'),
+    ({'commands': ['x'], 'script': 'run.sh'}, 'job_options.script'),
+    ({'arguments': ['a']}, 'job_options'),
+    ({'commands': ['x'], 'arguments': ['a']}, 'job_options.arguments'),
+    ({'commands': ['x'], 'stdout': 'out\nfile'}, 'job_options.stdout'),
+    ({'commands': ['x'], 'scale_max_in_parallel': 2}, 'job_options.scale_max_in_parallel'),
+    ({'commands': ['x'], 'queue': 'a', 'partition': 'b'}, 'job_options.'),
+    ({'commands': ['x'], 'nodes': 1, 'tasks_per_node': 2, 'tasks': 4}, 'job_options.tasks'),
+    ({'commands': [{'a': 1}]}, 'job_options.commands[0]'),
+])
+def test_bad_options_name_the_property(options, prop):
+    with pytest.raises(ConfigError) as err:
+        JobSpec.from_options('j', options)
+    assert prop in str(err.value)
+
+
+def test_error_names_the_node():
+    with pytest.raises(ConfigError) as err:
+        try:
+            JobSpec.from_options('j', {'commands': ['x'], 'nodes': 0})
+        except ConfigError as exc:
+            raise exc.for_node('first_job')
+    assert str(err.value).startswith("node 'first_job', property 'job_options.nodes' = 0")
+
+
+def test_scheduler_job_names_are_plain():
+    assert scheduler_job_name('a b;$(rm -rf /)') == 'a_b___rm_-rf___'
+    assert scheduler_job_name('job-1.x') == 'job-1.x'
+
+
+def test_terminal_states():
+    assert {s for s in JobState if s.terminal} == {
+        JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT}
+
+
+def test_extra_directives_are_single_lines():
+    with pytest.raises(ConfigError) as err:
+        JobSpec.from_options('j', {'commands': ['x'], 'extra_directives': ['--a\nrm -rf ~']})
+    assert 'job_options.extra_directives[0]' in str(err.value)
