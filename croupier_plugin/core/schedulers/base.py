@@ -51,7 +51,9 @@ def render_body(spec, script_dir_var=None):
     lines.append('set -e')
     if spec.script:
         args = ' '.join(q(a) for a in spec.arguments)
-        lines.append(f'croupier_script={q(spec.script)}')
+        # a bare file name is in the job's directory, not on PATH
+        path = spec.script if '/' in spec.script else './' + spec.script
+        lines.append(f'croupier_script={q(path)}')
         lines.append('if [ -x "$croupier_script" ]; then "$croupier_script"'
                      f'{" " + args if args else ""}; '
                      f'else bash "$croupier_script"{" " + args if args else ""}; fi')

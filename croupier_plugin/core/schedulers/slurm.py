@@ -132,18 +132,18 @@ class SlurmScheduler(Scheduler):
             'STAGE_OUT')
 
     def status_command(self, job_ids):
-        """squeue for every id; sacct only for the ids that have ended or left squeue.
+        """squeue for every id; sacct only for what squeue cannot tell.
 
         Both run in one remote command, so a poll is one round trip whatever
-        the number of jobs, and sacct (which loads slurmdbd) is asked only about
-        jobs squeue shows as ended or no longer knows: its record is the
-        authoritative one for exit codes and for every element of an array.
+        the number of jobs, and sacct (which loads slurmdbd) is asked only
+        about jobs that left squeue and arrays whose shown elements all ended.
         """
         ids = ','.join(check_job_ids(job_ids))
         live = '|'.join(self.LIVE)
-        # awk lists the wanted ids that have no live row in squeue's output
+        # awk lists the wanted ids squeue does not show, and the arrays whose
+        # elements squeue shows all ended (some may have been purged already)
         awk = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
-               '{split($1,b,/[_+]/);if($2~/^(' + live + ')$/)l[b[1]]=1}'
+               '{split($1,b,/[_+]/);if($2~/^(' + live + ')$/||$1!~/_/)l[b[1]]=1}'
                'END{s="";for(k in w)if(!(k in l))s=s (s==""?"":",") k;print s}')
         return (
             f'ids={shlex.quote(ids)}; '
@@ -181,17 +181,27 @@ class SlurmScheduler(Scheduler):
         result = {}
         for job_id in job_ids:
             key = str(job_id)
-            queued = [self._row_status(key, r) for r in squeue_rows.get(key, [])]
-            accounted = [self._row_status(key, r) for r in sacct_rows.get(key, [])]
-            if accounted and all(s.terminal for s in accounted):
-                chosen = accounted          # the accounting record of an ended job
-            elif queued:
-                chosen = queued             # live, or sacct lags behind squeue
-            else:
-                chosen = accounted
-            result[job_id] = (self._aggregate(key, chosen) if chosen
+            rows = self._merge_rows(key, squeue_rows.get(key, []), sacct_rows.get(key, []))
+            statuses = [self._row_status(key, r) for r in rows]
+            result[job_id] = (self._aggregate(key, statuses) if statuses
                               else self.missing(job_id, 'squeue+sacct'))
         return result
+
+    @staticmethod
+    def _merge_rows(key, queued, accounted):
+        """squeue is the live truth for what it still shows; sacct fills in
+        what it no longer shows (a job that left squeue, array elements
+        purged before the others ended). While slurmdbd lags, sacct may show
+        an array as one bare-id row: it is dropped when elements are known."""
+        merged = {}
+        elements = [r for r in accounted if r[0] != key]
+        for row in elements or accounted:
+            merged[row[0]] = row
+        if any(r[0] != key for r in queued):
+            merged.pop(key, None)
+        for row in queued:
+            merged[row[0]] = row
+        return list(merged.values())
 
     def _row_status(self, job_id, row):
         _row_id, raw, reason, exit_text, source = row

@@ -321,6 +321,7 @@ class SshConnection:
 
     def run(self, command, timeout, idempotent):
         deadline = time.monotonic() + self.settings.reconnect_timeout
+        refusals = 0
         with self._sessions:
             while True:
                 client = self.client()
@@ -329,9 +330,17 @@ class SshConnection:
                         timeout=self.settings.connect_timeout)
                 except _CONNECTION_ERRORS as exc:
                     # nothing ran: safe to retry whatever the command is
-                    self.broken(client)
                     if time.monotonic() > deadline:
                         raise TransportError(f'cannot open an SSH session: {exc}') from None
+                    transport = client.get_transport()
+                    if isinstance(exc, paramiko.ChannelException) and transport is not None \
+                            and transport.is_active():
+                        # the server refused one more session (its MaxSessions counts
+                        # sessions still closing): wait for one to end, keep the connection
+                        refusals += 1
+                        time.sleep(min(0.05 * 2 ** refusals, 1.0))
+                    else:
+                        self.broken(client)
                     continue
                 try:
                     channel.exec_command(command)
@@ -351,8 +360,14 @@ class SshConnection:
 
     @staticmethod
     def _collect(channel, timeout, command):
+        """Read stdout and stderr together (a full window on one would stall
+        the other) until the server's EOF, then take the exit status."""
         out, err = [], []
         end = None if timeout is None else time.monotonic() + timeout
+
+        def expired():
+            return end is not None and time.monotonic() > end
+
         while True:
             got = False
             while channel.recv_ready():
@@ -361,23 +376,21 @@ class SshConnection:
             while channel.recv_stderr_ready():
                 err.append(channel.recv_stderr(65536))
                 got = True
-            if channel.exit_status_ready() and not channel.recv_ready() and \
-                    not channel.recv_stderr_ready():
-                break
-            if channel.closed and not channel.exit_status_ready():
-                raise EOFError('channel closed before the command ended')
             if got:
                 continue
-            if end is not None and time.monotonic() > end:
+            if channel.eof_received or channel.closed:
+                break
+            if expired():
                 raise TransportError(f'command timed out after {timeout} s: {command[:200]}')
             # the channel's pipe becomes readable on data, EOF or close
             select.select([channel], [], [], 0.2)
+        while not channel.exit_status_ready():
+            if channel.closed and not channel.get_transport().is_active():
+                raise EOFError('connection closed before the exit status arrived')
+            if expired():
+                raise TransportError(f'command timed out after {timeout} s: {command[:200]}')
+            channel.status_event.wait(0.2)
         status = channel.recv_exit_status()
-        # drain what arrived together with the exit status
-        while channel.recv_ready():
-            out.append(channel.recv(65536))
-        while channel.recv_stderr_ready():
-            err.append(channel.recv_stderr(65536))
         if status == -1 and not channel.get_transport().is_active():
             raise EOFError('connection closed before the exit status arrived')
         return CommandResult(status, b''.join(out).decode('utf-8', 'replace'),

@@ -1,0 +1,263 @@
+"""The SSH transport against the bed's real sshd."""
+
+import logging
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from croupier_plugin.core.errors import (AuthenticationError, CommandInterrupted, ConfigError,
+                                         HostKeyError, TransportError)
+from croupier_plugin.core.transport import SshSettings, SshTransport
+from croupier_plugin.core.transport.ssh import SshConnection, shared_connection
+
+pytestmark = pytest.mark.bed
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BED = os.path.join(ROOT, 'tests', 'bed', 'bed.sh')
+
+
+def read(path):
+    with open(path) as fh:
+        return fh.read()
+
+
+def settings(bed, **kw):
+    base = dict(host=bed['host'], port=bed['port'], user=bed['user'],
+                known_hosts=bed['known_hosts'], reconnect_timeout=5, connect_timeout=5)
+    base.update(kw)
+    return SshSettings(**base)
+
+
+def whoami(conn):
+    return conn.run('whoami', None, True).stdout.strip()
+
+
+def accepted_logins(bed):
+    log = read(bed["sshd_log"])
+    return log.count("Accepted publickey for") + log.count("Accepted password for")
+
+
+@pytest.mark.parametrize('kind', ['ed25519', 'ecdsa', 'rsa'])
+def test_keys_from_file_and_from_string(bed, kind):
+    passphrase = bed['keys']['ecdsa_passphrase'] if kind == 'ecdsa' else None
+    path = bed['keys'][kind]
+    from_file = SshConnection(settings(bed, private_key_file=path,
+                                       private_key_password=passphrase))
+    from_text = SshConnection(settings(bed, private_key=read(path),
+                                       private_key_password=passphrase))
+    try:
+        assert whoami(from_file) == whoami(from_text) == bed['user']
+    finally:
+        from_file.close()
+        from_text.close()
+
+
+def test_encrypted_key_needs_its_passphrase(bed):
+    with pytest.raises(ConfigError) as err:
+        SshSettings.from_credentials({'host': 'h', 'user': 'u',
+                                      'private_key': read(bed['keys']['ecdsa'])})
+    assert 'credentials.private_key_password' in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        SshSettings.from_credentials({'host': 'h', 'user': 'u',
+                                      'private_key': read(bed['keys']['ecdsa']),
+                                      'private_key_password': 'wrong-passphrase'})
+    assert 'wrong-passphrase' not in str(err.value)
+    assert 'BEGIN' not in str(err.value)
+
+
+def test_password_login_and_refusal(bed):
+    good = SshConnection(settings(bed, password=bed['password']))
+    try:
+        assert whoami(good) == bed['user']
+    finally:
+        good.close()
+    bad = SshConnection(settings(bed, password='not-the-password'))
+    start = time.monotonic()
+    with pytest.raises(AuthenticationError) as err:
+        bad.client()
+    assert time.monotonic() - start < 5          # refused credentials are not retried
+    assert 'not-the-password' not in str(err.value)
+
+
+def test_unknown_host_key_is_refused(bed, tmp_path):
+    empty = tmp_path / 'known_hosts'
+    empty.write_text('')
+    conn = SshConnection(settings(bed, private_key_file=bed['keys']['ed25519'],
+                                  known_hosts=str(empty)))
+    with pytest.raises(HostKeyError) as err:
+        conn.client()
+    assert 'is unknown' in str(err.value)
+
+
+def test_changed_host_key_is_refused(bed, tmp_path):
+    other = tmp_path / 'other'
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(other)], check=True)
+    wrong = tmp_path / 'known_hosts'
+    wrong.write_text(f"[{bed['host']}]:{bed['port']} {read(str(other) + '.pub')}")
+    conn = SshConnection(settings(bed, private_key_file=bed['keys']['ed25519'],
+                                  known_hosts=str(wrong)))
+    with pytest.raises(HostKeyError) as err:
+        conn.client()
+    assert 'does not match' in str(err.value)
+    pinned_wrong = SshConnection(settings(bed, private_key_file=bed['keys']['ed25519'],
+                                          host_key=read(str(other) + '.pub')))
+    with pytest.raises(HostKeyError):
+        pinned_wrong.client()
+
+
+def test_pinned_host_key(bed):
+    conn = SshConnection(settings(bed, private_key_file=bed['keys']['ed25519'],
+                                  known_hosts=None, host_key=bed['host_public_key']))
+    try:
+        assert whoami(conn) == bed['user']
+    finally:
+        conn.close()
+
+
+def test_skipping_the_host_key_check_is_explicit_and_logged(bed, caplog):
+    conn = SshConnection(settings(bed, private_key_file=bed['keys']['ed25519'],
+                                  known_hosts=None, host_key_check=False))
+    with caplog.at_level(logging.WARNING, logger='croupier.ssh'):
+        try:
+            assert whoami(conn) == bed['user']
+        finally:
+            conn.close()
+    assert 'host key check disabled' in caplog.text
+    assert 'SHA256:' in caplog.text
+
+
+def test_exit_code_stdout_and_stderr_apart(ssh):
+    result = ssh.run('echo out; echo err >&2; exit 42')
+    assert (result.exit_code, result.stdout, result.stderr) == (42, 'out\n', 'err\n')
+
+
+def test_large_outputs_on_both_streams(ssh):
+    # 4 MB on each stream at once: more than the channel window, read concurrently
+    result = ssh.run('head -c 4000000 /dev/zero | tr "\\0" a; '
+                     'head -c 4000000 /dev/zero | tr "\\0" b >&2', timeout=60)
+    assert result.exit_code == 0
+    assert len(result.stdout) == len(result.stderr) == 4000000
+
+
+def test_command_timeout(ssh):
+    start = time.monotonic()
+    with pytest.raises(TransportError) as err:
+        ssh.run('sleep 20', timeout=1)
+    assert 'timed out' in str(err.value)
+    assert time.monotonic() - start < 5
+
+
+def test_sftp_write_read_put_get(ssh, workdir, tmp_path):
+    data = os.urandom(300000)
+    ssh.write_file(f'{workdir}/blob', data, mode=0o640)
+    assert ssh.read_file(f'{workdir}/blob') == data
+    assert ssh.run(f'stat -c %a {workdir}/blob').stdout.strip() == '640'
+    assert ssh.run(f'ls -A {workdir}').stdout.split() == ['blob']   # no temp file left
+    local = tmp_path / 'local'
+    local.write_bytes(b'from here')
+    ssh.put(str(local), f'{workdir}/copied')
+    ssh.get(f'{workdir}/copied', str(tmp_path / 'back'))
+    assert (tmp_path / 'back').read_bytes() == b'from here'
+    with pytest.raises(FileNotFoundError):
+        ssh.read_file(f'{workdir}/missing')
+
+
+def test_login_shell_option(ssh_settings):
+    plain = SshTransport(ssh_settings)
+    login = plain.with_options(login_shell=True)
+    assert plain.run('shopt -q login_shell').exit_code == 1
+    assert login.run('shopt -q login_shell').exit_code == 0
+    assert plain.connection is login.connection
+
+
+def test_one_connection_shared_by_every_user_in_the_process(bed, ssh_settings):
+    from croupier_plugin.core.transport import close_all
+    close_all()
+    before = accepted_logins(bed)
+    transports = [SshTransport(ssh_settings) for _ in range(5)]
+    results = []
+
+    def work(t):
+        for _ in range(4):
+            results.append(t.run('echo $$').exit_code)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in transports * 2]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert results == [0] * 40
+    assert len({id(t.connection) for t in transports}) == 1
+    time.sleep(0.2)
+    assert accepted_logins(bed) - before == 1          # counted by sshd
+
+
+def kill_sessions(bed):
+    # ends every connection of the test user on the server side
+    subprocess.run(['pkill', '-f', f"sshd: {bed['user']}"], check=False)
+
+
+def test_reconnects_with_backoff_after_the_server_comes_back(bed, ssh_settings):
+    transport = SshTransport(ssh_settings)
+    assert transport.run('true').exit_code == 0
+    subprocess.run(['bash', BED, 'stop-sshd'], check=True, capture_output=True)
+    kill_sessions(bed)
+    restarter = threading.Timer(3, lambda: subprocess.run(['bash', BED, 'start-sshd'],
+                                                          check=True, capture_output=True))
+    restarter.start()
+    try:
+        start = time.monotonic()
+        assert transport.run('echo back').stdout == 'back\n'
+        assert time.monotonic() - start >= 2.5
+        assert transport.connection.connects >= 2
+    finally:
+        restarter.join()
+
+
+def test_interrupted_submission_is_not_repeated(bed, ssh_settings, workdir):
+    transport = SshTransport(ssh_settings)
+    marker = f'{workdir}/runs-{uuid.uuid4().hex[:6]}'
+    killer = threading.Timer(1.0, kill_sessions, args=(bed,))
+    killer.start()
+    with pytest.raises(CommandInterrupted):
+        transport.run(f'echo x >> {marker}; sleep 5', idempotent=False)
+    killer.join()
+    assert transport.run(f'cat {marker}').stdout == 'x\n'      # ran once, not twice
+
+
+def test_idempotent_command_is_rerun_after_a_drop(bed, ssh_settings):
+    transport = SshTransport(ssh_settings)
+    transport.run('true')
+    killer = threading.Timer(1.0, kill_sessions, args=(bed,))
+    killer.start()
+    result = transport.run('sleep 2; echo done')
+    killer.join()
+    assert result.stdout == 'done\n'
+
+
+def test_silent_server_hits_the_connect_timeout(bed):
+    server = socket.socket()
+    server.bind(('127.0.0.1', 0))
+    server.listen(5)
+    port = server.getsockname()[1]
+    try:
+        conn = SshConnection(SshSettings(host='127.0.0.1', port=port, user='x', password='y',
+                                         host_key_check=False, connect_timeout=1,
+                                         reconnect_timeout=2))
+        start = time.monotonic()
+        with pytest.raises(TransportError) as err:
+            conn.client()
+        elapsed = time.monotonic() - start
+        assert 2 <= elapsed < 8
+        assert 'gave up after' in str(err.value)
+    finally:
+        server.close()
+
+
+def test_shared_connection_key(bed, ssh_settings):
+    assert shared_connection(ssh_settings) is SshTransport(ssh_settings).connection

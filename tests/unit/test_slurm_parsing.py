@@ -1,0 +1,136 @@
+"""SLURM output parsing, on outputs recorded from the bed (tests/fixtures/slurm)."""
+
+import json
+import os
+
+import pytest
+
+from croupier_plugin.core.model import JobState
+from croupier_plugin.core.schedulers import SlurmScheduler
+
+FIX = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'slurm')
+IDS = json.load(open(os.path.join(FIX, 'status_jobs.json')))['ids']
+
+
+def fixture(name):
+    with open(os.path.join(FIX, name)) as fh:
+        return fh.read()
+
+
+def parse(name, ids=None):
+    ids = ids or list(IDS.values())
+    return SlurmScheduler().parse_status_output(fixture(name), ids)
+
+
+def summary(statuses):
+    return {role: (statuses[IDS[role]].state, statuses[IDS[role]].exit_code) for role in IDS}
+
+
+def test_jobs_while_running():
+    assert summary(parse('status_mixed.txt')) == {
+        'timeout': (JobState.RUNNING, None),
+        'running': (JobState.RUNNING, None),
+        'pending_begin': (JobState.PENDING, None),
+        'completed': (JobState.COMPLETED, 0),
+        'failed': (JobState.FAILED, 3),
+        'cancelled': (JobState.CANCELLED, 0),
+        'array': (JobState.RUNNING, None),
+        'array_ok': (JobState.COMPLETED, 0),
+    }
+
+
+def test_jobs_after_they_ended():
+    statuses = parse('status_ended.txt')
+    assert summary(statuses) == {
+        'timeout': (JobState.TIMEOUT, 0),
+        'running': (JobState.COMPLETED, 0),
+        'pending_begin': (JobState.PENDING, None),
+        'completed': (JobState.COMPLETED, 0),
+        'failed': (JobState.FAILED, 3),
+        'cancelled': (JobState.CANCELLED, 0),
+        'array': (JobState.FAILED, 1),
+        'array_ok': (JobState.COMPLETED, 0),
+    }
+    assert statuses[IDS['timeout']].signal == 15      # squeue's raw wait status 15
+    assert statuses[IDS['pending_begin']].reason == 'BeginTime'
+    assert statuses[IDS['array']].reason.startswith('array: 1/3 elements completed')
+
+
+def test_jobs_after_squeue_forgot_them_come_from_sacct():
+    statuses = parse('status_purged.txt')
+    assert summary(statuses)['pending_begin'] == (JobState.CANCELLED, 0)
+    assert statuses[IDS['cancelled']].raw_state == 'CANCELLED by 1001'
+    assert all(s.source == 'sacct' for s in statuses.values())
+    assert summary(statuses)['array'] == (JobState.FAILED, 1)
+
+
+def test_lagging_accounting_does_not_hide_a_failed_array_element():
+    status = parse('status_array_sacct_lag.txt', ['155'])['155']
+    assert (status.state, status.exit_code) == (JobState.FAILED, 4)
+    assert status.reason.startswith('array: 2/3 elements completed')
+
+
+def test_ids_nobody_knows_are_unknown():
+    statuses = parse('status_purged.txt', ['31', '424242'])
+    assert statuses['31'].state is JobState.TIMEOUT
+    assert statuses['424242'].state is JobState.UNKNOWN
+
+
+def test_failed_row_exit_code_from_squeue_wait_status():
+    # squeue_mixed.txt was recorded with -O JobID,State,Reason,exit_code,...
+    # (ids as listed in tests/fixtures/slurm/commands.tsv for that recording)
+    statuses = SlurmScheduler().parse_status_output(fixture('squeue_mixed.txt'),
+                                                    ['26', '27', '25', '19'])
+    assert (statuses['26'].state, statuses['26'].exit_code) == (JobState.FAILED, 3)
+    assert (statuses['27'].state, statuses['27'].signal) == (JobState.CANCELLED, 15)
+    assert statuses['25'].state is JobState.COMPLETED
+    assert (statuses['19'].state, statuses['19'].reason) == (JobState.PENDING, 'BeginTime')
+
+
+@pytest.mark.parametrize('raw, state', [
+    ('PENDING', JobState.PENDING), ('PD', JobState.PENDING), ('CONFIGURING', JobState.PENDING),
+    ('REQUEUED', JobState.PENDING), ('REQUEUE_HOLD', JobState.PENDING),
+    ('REQUEUE_FED', JobState.PENDING), ('RESV_DEL_HOLD', JobState.PENDING),
+    ('RUNNING', JobState.RUNNING), ('R', JobState.RUNNING), ('COMPLETING', JobState.RUNNING),
+    ('CG', JobState.RUNNING), ('SUSPENDED', JobState.RUNNING), ('STOPPED', JobState.RUNNING),
+    ('RESIZING', JobState.RUNNING), ('SIGNALING', JobState.RUNNING),
+    ('STAGE_OUT', JobState.RUNNING),
+    ('COMPLETED', JobState.COMPLETED), ('CD', JobState.COMPLETED),
+    ('FAILED', JobState.FAILED), ('F', JobState.FAILED), ('NODE_FAIL', JobState.FAILED),
+    ('NF', JobState.FAILED), ('BOOT_FAIL', JobState.FAILED), ('BF', JobState.FAILED),
+    ('OUT_OF_MEMORY', JobState.FAILED), ('OOM', JobState.FAILED),
+    ('PREEMPTED', JobState.FAILED), ('PR', JobState.FAILED), ('SPECIAL_EXIT', JobState.FAILED),
+    ('CANCELLED', JobState.CANCELLED), ('CANCELLED by 1001', JobState.CANCELLED),
+    ('CA', JobState.CANCELLED), ('REVOKED', JobState.CANCELLED),
+    ('TIMEOUT', JobState.TIMEOUT), ('TO', JobState.TIMEOUT), ('DEADLINE', JobState.TIMEOUT),
+    ('DL', JobState.TIMEOUT), ('CANCELLED+', JobState.CANCELLED),
+    ('SOMETHING_NEW', JobState.UNKNOWN),
+])
+def test_every_state_maps_somewhere(raw, state):
+    assert SlurmScheduler().normalize(raw) is state
+
+
+def test_sbatch_outputs():
+    sched = SlurmScheduler()
+    parsable = fixture('sbatch_parsable.txt')
+    plain = fixture('sbatch_plain.txt')
+    assert sched.parse_submit_output(parsable) == parsable.strip().split(';')[0]
+    assert sched.parse_submit_output(plain) == plain.split()[-1]
+    assert sched.parse_submit_output('42;cluster2\n') == '42'
+    with pytest.raises(ValueError):
+        sched.parse_submit_output(fixture('sbatch_bad_partition.txt'))
+
+
+def test_status_command_is_one_command_for_any_number_of_ids():
+    command = SlurmScheduler().status_command([str(i) for i in range(1, 1001)])
+    assert command.count('squeue ') == 1 and command.count('sacct ') == 1
+    assert "ids=1,2,3," in command
+
+
+@pytest.mark.parametrize('bad', ['1;rm -rf ~', '$(id)', '1 2', ''])
+def test_status_and_cancel_refuse_non_ids(bad):
+    sched = SlurmScheduler()
+    with pytest.raises(ValueError):
+        sched.status_command([bad])
+    with pytest.raises(ValueError):
+        sched.cancel_command([bad])
