@@ -17,5 +17,6 @@ setup(
     extras_require={
         'test': ['pytest>=8', 'hypothesis>=6'],
     },
-    include_package_data=True,
+    package_data={'croupier_plugin': ['resources/*.yaml']},
+    entry_points={'console_scripts': ['croupier = croupier_plugin.cli:main']},
 )

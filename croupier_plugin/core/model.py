@@ -164,13 +164,16 @@ def env_mapping(prop, value):
     if value is None:
         return {}
     if isinstance(value, (list, tuple)):
-        # also accept ["NAME=value", ...]
+        # also accept ["NAME=value", ...] and [{NAME: value}, ...]
         pairs = {}
         for i, item in enumerate(value):
-            if not isinstance(item, str) or '=' not in item:
-                raise ConfigError(f'{prop}[{i}]', item, 'must be "NAME=value"')
-            k, v = item.split('=', 1)
-            pairs[k] = v
+            if isinstance(item, dict) and len(item) == 1:
+                pairs.update(item)
+            elif isinstance(item, str) and '=' in item:
+                k, v = item.split('=', 1)
+                pairs[k] = v
+            else:
+                raise ConfigError(f'{prop}[{i}]', item, 'must be "NAME=value" or {NAME: value}')
         value = pairs
     if not isinstance(value, dict):
         raise ConfigError(prop, value, 'must be a mapping of variable names to values')

@@ -1,0 +1,172 @@
+"""The `croupier` command: validate and run blueprints on the embedded engine."""
+
+import argparse
+import logging
+import signal
+import sys
+import time
+
+from . import runner
+from .validation import validate_plan
+
+
+class Console:
+    """Shows the local engine's output: our progress lines and errors; the
+    engine's per-task events only with --verbose."""
+
+    def __init__(self, verbose=False, stream=None):
+        self.verbose = verbose
+        self.stream = stream or sys.stdout
+        self.start = time.monotonic()
+
+    def line(self, text):
+        elapsed = time.monotonic() - self.start
+        self.stream.write(f'[{elapsed:7.1f}s] {text}\n')
+        self.stream.flush()
+
+    def log_out(self, log, **kwargs):
+        text = (log.get('message') or {}).get('text', '')
+        level = log.get('level', 'info')
+        ours = (log.get('logger') or '').startswith('ctx.') or text.startswith('job ')
+        if self.verbose or level in ('error', 'warning') or text.startswith(('job ', 'run_jobs')) \
+                or (ours and level != 'debug' and (log.get('context') or {}).get('node_id')):
+            self.line(text)
+
+    def event_out(self, event, **kwargs):
+        etype = event.get('event_type', '')
+        text = (event.get('message') or {}).get('text', '')
+        if self.verbose or etype in ('task_failed', 'workflow_failed'):
+            self.line(f'{etype}: {text}' if etype else text)
+
+    def install(self):
+        from cloudify import logs
+        logs.stdout_log_out = self.log_out
+        logs.stdout_event_out = self.event_out
+        # operation loggers would also reach the root handler: shown once, here
+        logging.getLogger('ctx').propagate = False
+
+
+def _table(rows):
+    headers = ['job', 'infrastructure', 'scheduler id', 'state', 'exit code', 'duration']
+    body = []
+    for r in rows:
+        duration = '' if r.get('duration') is None else f"{r['duration']:.1f}s"
+        exit_code = '' if r.get('exit_code') is None else str(r['exit_code'])
+        body.append([r['name'], r.get('cluster') or '', r.get('job_id') or '',
+                     r.get('state') or 'NOT RUN', exit_code, duration])
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
+              for i, h in enumerate(headers)]
+    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths)),
+             '  '.join('-' * w for w in widths)]
+    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    return '\n'.join(lines)
+
+
+def job_rows(env):
+    """The summary rows from the deployment's stored runtime properties."""
+    from .edge import JOB_TYPE
+    nodes = {n.id: n for n in env.storage.get_nodes()}
+    rows = []
+    for instance in env.storage.get_node_instances():
+        node = nodes[instance.node_id]
+        if JOB_TYPE not in (node.get('type_hierarchy') or [node.type]):
+            continue
+        p = instance.runtime_properties or {}
+        duration = None
+        if p.get('submitted_at') and p.get('ended_at'):
+            duration = p['ended_at'] - p['submitted_at']
+        rows.append(dict(name=instance.id, cluster=p.get('cluster'), job_id=p.get('job_id'),
+                         state=p.get('state'), exit_code=p.get('exit_code'),
+                         duration=duration))
+    return sorted(rows, key=lambda r: (r.get('job_id') is None, r['name']))
+
+
+def cmd_validate(args):
+    env = runner.init_env(args.blueprint, runner.load_inputs(args.inputs))
+    problems = validate_plan(env.storage)
+    if problems:
+        for problem in problems:
+            print(f'error: {problem}', file=sys.stderr)
+        return 1
+    print(f'{args.blueprint}: valid')
+    return 0
+
+
+def cmd_run(args):
+    from cloudify.workflows import workflow_api
+    console = Console(verbose=args.verbose)
+    env = runner.init_env(args.blueprint, runner.load_inputs(args.inputs), name=args.name)
+    problems = validate_plan(env.storage)
+    if problems:
+        for problem in problems:
+            print(f'error: {problem}', file=sys.stderr)
+        return 1
+    console.install()
+
+    def on_signal(signum, frame):
+        console.line(f'signal {signum}: cancelling the run')
+        workflow_api.set_cancel_request()
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    status = 0
+    try:
+        console.line('install')
+        runner.execute(env, 'install')
+        console.line('run_jobs')
+        try:
+            runner.execute(env, 'run_jobs')
+        except Exception as exc:      # the workflow's own message says what failed
+            status = 1
+            console.line(f'run_jobs FAILED: {_cause(exc)}')
+    except Exception as exc:
+        status = 1
+        console.line(f'install FAILED: {_cause(exc)}')
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    print(_table(job_rows(env)))
+    if not args.keep:
+        console.line('uninstall')
+        try:
+            runner.execute(env, 'uninstall')
+        except Exception as exc:
+            status = status or 1
+            console.line(f'uninstall FAILED: {_cause(exc)}')
+    else:
+        console.line('kept: working directories are left in place (--keep)')
+    return status
+
+
+def _cause(exc):
+    text = str(exc)
+    return text if text else type(exc).__name__
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='croupier', description='Run HPC workflow '
+                                     'blueprints on the embedded Cloudify engine.')
+    sub = parser.add_subparsers(dest='command', required=True)
+    p = sub.add_parser('validate', help='parse a blueprint and check every property')
+    p.add_argument('blueprint')
+    p.add_argument('-i', '--inputs', action='append', help='YAML file or NAME=VALUE')
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser('run', help='install, run_jobs and uninstall a blueprint')
+    p.add_argument('blueprint')
+    p.add_argument('-i', '--inputs', action='append', help='YAML file or NAME=VALUE')
+    p.add_argument('--keep', action='store_true', help='do not uninstall at the end')
+    p.add_argument('--name', default='croupier', help='deployment name')
+    p.add_argument('-v', '--verbose', action='store_true', help="show the engine's events")
+    p.set_defaults(func=cmd_run)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return args.func(args)
+    except Exception as exc:
+        from dsl_parser.exceptions import DSLParsingException
+        if isinstance(exc, (DSLParsingException, ValueError, OSError)):
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == '__main__':
+    sys.exit(main())

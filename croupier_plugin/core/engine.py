@@ -1,0 +1,293 @@
+"""The run_jobs engine: submit a DAG of jobs in dependency order and follow them.
+
+Pure Python: the Cloudify workflow gives it the jobs (spec, cluster, working
+directory, parents), a store that persists each job's record (runtime
+properties), a stop event for cancellation, and an event sink for progress.
+
+- Jobs whose parents all completed are submitted concurrently.
+- Each scheduler job id is stored the moment sbatch returns it.
+- The batched monitor follows every submitted job.
+- A failed job ends the run: live jobs are cancelled, its dependants are never
+  submitted, and JobFailed carries name, state, exit code and stderr tail.
+- A stop request cancels every live job and raises RunCancelled.
+- Resuming: a record with a job id is re-attached by id, never resubmitted;
+  completed jobs are not run again.
+"""
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import CommandInterrupted, CroupierError
+from .model import JobState, JobStatus
+from .monitor import Monitor
+
+log = logging.getLogger('croupier.engine')
+
+SKIPPED = 'SKIPPED'          # never submitted because a job it needs failed
+
+
+class JobFailed(CroupierError):
+    def __init__(self, failures):
+        self.failures = failures
+        lines = []
+        for job, status, tail in failures:
+            line = f"job '{job.name}' ({job.cluster.key} job {job.record.get('job_id')}) " \
+                   f"ended {status.describe()}"
+            if tail:
+                line += f'; last lines of its stderr:\n{tail.rstrip()}'
+            lines.append(line)
+        super().__init__('\n'.join(lines))
+
+
+class RunCancelled(CroupierError):
+    pass
+
+
+@dataclass
+class PlannedJob:
+    name: str
+    spec: object
+    cluster: object
+    workdir: str
+    parents: list = field(default_factory=list)
+    record: dict = field(default_factory=dict)
+
+    @property
+    def state(self):
+        return self.record.get('state')
+
+
+def status_from_record(job_id, record):
+    return JobStatus(job_id, JobState(record['state']), raw_state=record.get('raw_state', ''),
+                     reason=record.get('reason', ''), exit_code=record.get('exit_code'))
+
+
+class Engine:
+    def __init__(self, jobs, store, events=None, stop=None, monitor=None,
+                 max_parallel_submissions=16, clock=time.monotonic):
+        self.jobs = {j.name: j for j in jobs}
+        self.store = store                  # store(job_name, record_dict)
+        self.events = events or (lambda kind, job, **info: None)
+        self.stop = stop or threading.Event()
+        self.monitor = monitor or Monitor()
+        self.max_parallel = max_parallel_submissions
+        self.clock = clock
+        self._wake = threading.Event()
+        self._check_graph()
+
+    def _check_graph(self):
+        for job in self.jobs.values():
+            for parent in job.parents:
+                if parent not in self.jobs:
+                    raise CroupierError(f"job '{job.name}' depends on unknown job '{parent}'")
+        seen, done = set(), set()
+
+        def visit(name, path):
+            if name in done:
+                return
+            if name in seen:
+                raise CroupierError('job dependencies form a cycle: ' + ' -> '.join(path))
+            seen.add(name)
+            for parent in self.jobs[name].parents:
+                visit(parent, path + [parent])
+            done.add(name)
+        for name in self.jobs:
+            visit(name, [name])
+
+    def request_stop(self):
+        """Cancel the run: every live job is cancelled at once."""
+        self.stop.set()
+        self._wake.set()
+
+    # -- records ------------------------------------------------------------
+
+    def _save(self, job, **changes):
+        job.record.update(changes)
+        self.store(job.name, dict(job.record))
+
+    def _completed(self, job):
+        return job.state == JobState.COMPLETED.value
+
+    # -- main loop ------------------------------------------------------------
+
+    def run(self):
+        self._resume()
+        with ThreadPoolExecutor(max_workers=self.max_parallel,
+                                thread_name_prefix='croupier-submit') as pool:
+            submitting = {}
+            while True:
+                if self.stop.is_set():
+                    self._wait_submissions(submitting)
+                    self._cancel_live('the execution was cancelled')
+                    raise RunCancelled('run cancelled: every running job was cancelled')
+                failures = self._collect_submissions(submitting)
+                for change in self.monitor.poll():
+                    self._on_change(change)
+                failed = failures + self._failed_jobs()
+                if failed:
+                    self._wait_submissions(submitting)
+                    self._fail(failed)
+                for job in self._ready(submitting):
+                    self._save(job, state='SUBMITTING', job_id=None)
+                    submitting[job.name] = pool.submit(self._submit, job)
+                if not submitting and not self.monitor.active():
+                    unfinished = [j.name for j in self.jobs.values() if not self._completed(j)]
+                    if unfinished:      # cannot happen with a checked graph
+                        raise CroupierError(f'jobs left unfinished: {unfinished}')
+                    return self.summary()
+                wake = self.monitor.next_wakeup()
+                timeout = 1.0 if wake is None else max(0.0, min(wake - self.clock(), 5.0))
+                self._wake.wait(timeout)
+                self._wake.clear()
+                # a stop request wakes us too
+                if self.stop.is_set():
+                    continue
+
+    def _resume(self):
+        for job in self.jobs.values():
+            state = job.state
+            job_id = job.record.get('job_id')
+            if state == JobState.COMPLETED.value:
+                self.events('kept', job, reason='completed in an earlier run')
+                continue
+            if job_id and state not in (None, SKIPPED) and \
+                    state not in {s.value for s in JobState if s.terminal}:
+                # submitted by an earlier run that did not see it end: re-attach by id
+                self.monitor.track(job.cluster, job_id, job.name)
+                self.events('reattached', job, job_id=job_id)
+            elif state == 'SUBMITTING':
+                # the earlier run died during the submission; the id was never stored
+                self.events('resubmitting', job, reason='no job id was recorded')
+                job.record.clear()
+            else:
+                job.record.clear()
+
+    def _ready(self, submitting):
+        tracked = {j.name for j in self.monitor.active()}
+        ready = []
+        for job in self.jobs.values():
+            if job.name in submitting or job.name in tracked or job.record.get('job_id') \
+                    or job.state is not None:
+                continue
+            if all(self._completed(self.jobs[p]) for p in job.parents):
+                ready.append(job)
+        return ready
+
+    def _submit(self, job):
+        try:
+            submitted = job.cluster.submit(job.spec, job.workdir)
+        finally:
+            self._wake.set()
+        return submitted
+
+    def _collect_submissions(self, submitting):
+        failures = []
+        for name, future in list(submitting.items()):
+            if not future.done():
+                continue
+            del submitting[name]
+            job = self.jobs[name]
+            try:
+                sub = future.result()
+            except CommandInterrupted as exc:
+                failures.append((job, JobStatus('', JobState.UNKNOWN, reason=str(exc)), ''))
+                self._save(job, state=JobState.UNKNOWN.value, reason=str(exc))
+                continue
+            except CroupierError as exc:
+                status = JobStatus('', JobState.FAILED, raw_state='NOT_SUBMITTED',
+                                   reason=f'submission failed: {exc}')
+                self._save(job, state=JobState.FAILED.value, reason=status.reason)
+                failures.append((job, status, ''))
+                continue
+            self._save(job, job_id=sub.job_id, state=JobState.PENDING.value,
+                       stdout=sub.stdout, stderr=sub.stderr, script=sub.script_path,
+                       submitted_at=sub.submitted_at, cluster=job.cluster.key)
+            self.monitor.track(job.cluster, sub.job_id, job.name,
+                               JobStatus(sub.job_id, JobState.PENDING, raw_state='SUBMITTED'))
+            self.events('submitted', job, job_id=sub.job_id)
+        return failures
+
+    def _wait_submissions(self, submitting):
+        for future in submitting.values():
+            try:
+                future.result()
+            except Exception:       # recorded by _collect_submissions below
+                pass
+        self._collect_submissions(submitting)
+
+    def _on_change(self, change):
+        job = self.jobs[change.job.name]
+        new = change.new
+        changes = dict(state=new.state.value, raw_state=new.raw_state, reason=new.reason,
+                       exit_code=new.exit_code)
+        if new.terminal:
+            changes['ended_at'] = time.time()
+        self._save(job, **changes)
+        self.events('state', job, status=new)
+
+    def _failed_jobs(self):
+        out = []
+        for job in self.jobs.values():
+            state = job.state
+            if state in (JobState.FAILED.value, JobState.CANCELLED.value,
+                         JobState.TIMEOUT.value) and not job.record.get('reported'):
+                out.append((job, status_from_record(job.record.get('job_id') or '', job.record),
+                            None))
+        return out
+
+    def _fail(self, failures):
+        self._cancel_live('another job failed')
+        for job in self.jobs.values():
+            if job.state is None:
+                self._save(job, state=SKIPPED, reason='a job it depends on failed')
+                self.events('skipped', job)
+        detailed = []
+        seen = set()
+        for job, status, tail in failures:
+            if job.name in seen:
+                continue
+            seen.add(job.name)
+            if tail is None:
+                tail = self._stderr_tail(job)
+            self._save(job, reported=True)
+            detailed.append((job, status, tail))
+        raise JobFailed(detailed)
+
+    def _stderr_tail(self, job):
+        try:
+            return job.cluster.tail(job.record.get('stderr'), 20)
+        except CroupierError:
+            return ''
+
+    def _cancel_live(self, why):
+        live = [t for t in self.monitor.active()]
+        by_cluster = {}
+        for tracked in live:
+            by_cluster.setdefault(tracked.cluster.key, (tracked.cluster, []))[1].append(tracked)
+        for cluster, tracked in by_cluster.values():
+            try:
+                cluster.cancel([t.job_id for t in tracked])
+            except CroupierError as exc:
+                log.warning('%s: cancelling jobs failed: %s', cluster.key, exc)
+            for t in tracked:
+                job = self.jobs[t.name]
+                self._save(job, state=JobState.CANCELLED.value, reason=f'cancelled: {why}',
+                           reported=True)
+                self.monitor.untrack(cluster.key, t.job_id)
+                self.events('cancelled', job, reason=why)
+
+    def summary(self):
+        rows = []
+        for job in self.jobs.values():
+            r = job.record
+            duration = None
+            if r.get('submitted_at') and r.get('ended_at'):
+                duration = r['ended_at'] - r['submitted_at']
+            rows.append(dict(name=job.name, cluster=job.cluster.key, job_id=r.get('job_id'),
+                             state=r.get('state'), exit_code=r.get('exit_code'),
+                             duration=duration))
+        return rows

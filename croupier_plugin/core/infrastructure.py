@@ -1,0 +1,143 @@
+"""An InfrastructureInterface's settings, validated from blueprint properties."""
+
+import re
+import secrets
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .cluster import Cluster
+from .errors import ConfigError
+from .model import string_list
+from .schedulers import SCHEDULERS, get_scheduler
+from .transport import LocalTransport, SshSettings, SshTransport
+
+TRANSPORTS = ('ssh', 'local')
+_PREFIX = re.compile(r'^[A-Za-z0-9_.\-]*$')
+
+# property names accepted on the node, with their meaning
+INTERFACE_PROPERTIES = ('config', 'credentials', 'job_prefix', 'base_dir', 'workdir_prefix',
+                        'monitoring_options', 'skip_cleanup', 'internet_access',
+                        'supported_protocols', 'simulate')
+CONFIG_KEYS = ('infrastructure_interface', 'modules', 'transport', 'country_tz')
+MONITORING_KEYS = ('monitor_period', 'monitor_interface', 'hpc_label', 'unknown_grace')
+
+
+@dataclass
+class InfrastructureSettings:
+    name: str
+    scheduler: str
+    transport: str = 'ssh'
+    ssh: Optional[SshSettings] = None
+    modules: list = field(default_factory=list)
+    job_prefix: str = ''
+    base_dir: str = '$HOME'
+    workdir_prefix: str = ''
+    monitor_period: float = 15.0
+    unknown_grace: float = 180.0
+    skip_cleanup: bool = False
+
+    @classmethod
+    def from_properties(cls, name, props):
+        try:
+            return cls._from_properties(name, props)
+        except ConfigError as exc:
+            raise exc.for_node(name) from None
+
+    @classmethod
+    def _from_properties(cls, name, props):
+        config = props.get('config')
+        if not isinstance(config, dict):
+            raise ConfigError('config', config, 'must be a mapping with infrastructure_interface')
+        for key in config:
+            if key not in CONFIG_KEYS:
+                raise ConfigError(f'config.{key}', config[key],
+                                  f'is not a known config field ({", ".join(CONFIG_KEYS)})')
+        scheduler = config.get('infrastructure_interface')
+        if scheduler is None or scheduler == '':
+            raise ConfigError('config.infrastructure_interface', scheduler,
+                              f'is required; use one of {sorted(SCHEDULERS)}')
+        scheduler = get_scheduler(scheduler).name
+        transport = str(config.get('transport') or 'ssh').lower()
+        if transport not in TRANSPORTS:
+            raise ConfigError('config.transport', config.get('transport'),
+                              f'must be one of {TRANSPORTS}')
+        modules = string_list('config.modules', config.get('modules'))
+        credentials = props.get('credentials') or {}
+        ssh = None
+        if transport == 'ssh':
+            ssh = SshSettings.from_credentials(credentials)
+        elif credentials:
+            raise ConfigError('credentials', '<hidden>',
+                              'must be empty with config.transport: local')
+        monitoring = props.get('monitoring_options') or {}
+        if not isinstance(monitoring, dict):
+            raise ConfigError('monitoring_options', monitoring, 'must be a mapping')
+        for key in monitoring:
+            if key not in MONITORING_KEYS:
+                raise ConfigError(f'monitoring_options.{key}', monitoring[key],
+                                  f'is not a known monitoring option '
+                                  f'({", ".join(MONITORING_KEYS)})')
+        period = _positive_number('monitoring_options.monitor_period',
+                                  monitoring.get('monitor_period', 15))
+        grace = _positive_number('monitoring_options.unknown_grace',
+                                 monitoring.get('unknown_grace', 180))
+        prefix = props.get('job_prefix', '') or ''
+        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+            raise ConfigError('job_prefix', prefix, 'may hold only letters, digits, . _ -')
+        wprefix = props.get('workdir_prefix', '') or ''
+        if not isinstance(wprefix, str) or not _PREFIX.match(wprefix):
+            raise ConfigError('workdir_prefix', wprefix, 'may hold only letters, digits, . _ -')
+        base_dir = props.get('base_dir') or '$HOME'
+        if not isinstance(base_dir, str) or '\n' in base_dir or '\0' in base_dir:
+            raise ConfigError('base_dir', base_dir, 'must be a single-line path')
+        skip = props.get('skip_cleanup', False)
+        if not isinstance(skip, bool):
+            raise ConfigError('skip_cleanup', skip, 'must be true or false')
+        return cls(name=name, scheduler=scheduler, transport=transport, ssh=ssh,
+                   modules=modules, job_prefix=prefix, base_dir=base_dir,
+                   workdir_prefix=wprefix, monitor_period=period, unknown_grace=grace,
+                   skip_cleanup=skip)
+
+    def make_transport(self):
+        if self.transport == 'local':
+            return LocalTransport()
+        return SshTransport(self.ssh)
+
+    def cluster(self, transport=None):
+        return Cluster(self.name, transport or self.make_transport(),
+                       get_scheduler(self.scheduler), monitor_period=self.monitor_period)
+
+    def resolve_base_dir(self, transport):
+        """base_dir with a leading $HOME or ~ replaced by the remote home."""
+        base = self.base_dir
+        for head in ('$HOME', '${HOME}', '~'):
+            if base == head or base.startswith(head + '/'):
+                return transport.home().rstrip('/') + base[len(head):]
+        if not base.startswith('/'):
+            return transport.home().rstrip('/') + '/' + base
+        return base
+
+    def create_workdir(self, transport, deployment_id):
+        """A new directory for this deployment's jobs under base_dir."""
+        base = self.resolve_base_dir(transport)
+        label = self.workdir_prefix or re.sub(r'[^A-Za-z0-9_.\-]', '_', deployment_id or 'run')
+        stamp = time.strftime('%Y%m%dT%H%M%S', time.gmtime())
+        path = f'{base.rstrip("/")}/{label}_{stamp}_{secrets.token_hex(3)}'
+        transport.run(f'mkdir -p -- {shlex.quote(base)} && mkdir -- {shlex.quote(path)}',
+                      check=True)
+        return path
+
+    @staticmethod
+    def remove_workdir(transport, path):
+        if not path or path in ('/', '~') or '/' not in path.strip('/') and \
+                not path.startswith('/'):
+            raise ConfigError('workdir', path, 'refusing to remove this path')
+        transport.run(f'rm -rf -- {shlex.quote(path)}', check=True)
+
+
+def _positive_number(prop, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(prop, value, 'must be a positive number of seconds')
+    return float(value)

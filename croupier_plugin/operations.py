@@ -1,0 +1,60 @@
+"""Lifecycle operations: read ctx, build core objects, call the core."""
+
+from cloudify import ctx as _ctx  # noqa: F401  (ctx is passed in by the decorator)
+from cloudify.decorators import operation
+from cloudify.exceptions import NonRecoverableError
+
+from . import edge
+from .core.errors import CroupierError
+
+
+@operation
+def configure_interface(ctx, **kwargs):
+    """Log in to the front-end and create the deployment's working directory."""
+    settings = edge.interface_settings(ctx.node.id, ctx.node.properties)
+    props = ctx.instance.runtime_properties
+    if props.get('workdir'):
+        ctx.logger.info('%s: working directory %s already exists', ctx.node.id, props['workdir'])
+        return
+    transport = settings.make_transport()
+    try:
+        workdir = settings.create_workdir(transport, ctx.deployment.id)
+    except CroupierError as exc:
+        raise edge.as_cloudify_error(exc, f"node '{ctx.node.id}': cannot prepare the "
+                                          f"working directory") from None
+    props['workdir'] = workdir
+    props['infrastructure_interface'] = settings.scheduler
+    ctx.logger.info('%s: %s reachable, working directory %s', ctx.node.id, settings.scheduler,
+                    workdir)
+
+
+@operation
+def cleanup_interface(ctx, **kwargs):
+    """Remove the working directory unless skip_cleanup."""
+    settings = edge.interface_settings(ctx.node.id, ctx.node.properties)
+    props = ctx.instance.runtime_properties
+    workdir = props.get('workdir')
+    if not workdir:
+        return
+    if settings.skip_cleanup:
+        ctx.logger.info('%s: keeping %s (skip_cleanup)', ctx.node.id, workdir)
+        return
+    try:
+        settings.remove_workdir(settings.make_transport(), workdir)
+    except CroupierError as exc:
+        raise edge.as_cloudify_error(exc, f"node '{ctx.node.id}': cannot remove {workdir}") \
+            from None
+    props.pop('workdir', None)
+    ctx.logger.info('%s: removed %s', ctx.node.id, workdir)
+
+
+@operation
+def configure_job(ctx, **kwargs):
+    """Validate the job's options and its relationships."""
+    edge.job_options_check(ctx.node.id, ctx.node.properties)
+    managers = [r for r in ctx.instance.relationships
+                if edge.MANAGED_BY in (r.type_hierarchy or [r.type])]
+    if len(managers) != 1:
+        raise NonRecoverableError(
+            f"node '{ctx.node.id}': a job needs exactly one {edge.MANAGED_BY} relationship "
+            f"(found {len(managers)})")

@@ -1,0 +1,50 @@
+"""Check a parsed deployment before anything touches a cluster."""
+
+from cloudify.exceptions import NonRecoverableError
+
+from . import edge
+
+
+def _types(node):
+    return node.get('type_hierarchy') or [node.get('type')]
+
+
+def validate_plan(storage):
+    """Every problem found in the deployment's nodes, as messages naming node,
+    property and value. No remote side effect."""
+    problems = []
+    nodes = {n.id: n for n in storage.get_nodes()}
+    interfaces, jobs = {}, {}
+    for node_id, node in nodes.items():
+        if edge.INTERFACE_TYPE in _types(node):
+            try:
+                interfaces[node_id] = edge.interface_settings(node_id, node.properties)
+            except NonRecoverableError as exc:
+                problems.append(str(exc))
+        elif edge.JOB_TYPE in _types(node):
+            jobs[node_id] = node
+            try:
+                edge.job_options_check(node_id, node.properties)
+            except NonRecoverableError as exc:
+                problems.append(str(exc))
+    for node_id, node in jobs.items():
+        managers, parents = [], []
+        for rel in node.get('relationships') or []:
+            kinds = rel.get('type_hierarchy') or [rel.get('type')]
+            if edge.MANAGED_BY in kinds:
+                managers.append(rel['target_id'])
+            elif edge.DEPENDS_ON in kinds:
+                parents.append(rel['target_id'])
+        if len(managers) != 1:
+            problems.append(f"node '{node_id}': a job needs exactly one {edge.MANAGED_BY} "
+                            f"relationship (found {len(managers)})")
+        for target in managers:
+            if target not in interfaces and not any(p.startswith(f"node '{target}'")
+                                                    for p in problems):
+                problems.append(f"node '{node_id}': {edge.MANAGED_BY} target '{target}' is "
+                                f"not a croupier.nodes.InfrastructureInterface")
+        for target in parents:
+            if target not in jobs:
+                problems.append(f"node '{node_id}': {edge.DEPENDS_ON} target '{target}' is "
+                                f"not a croupier.nodes.Job")
+    return problems
