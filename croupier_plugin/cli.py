@@ -93,7 +93,6 @@ def cmd_validate(args):
 
 
 def cmd_run(args):
-    from cloudify.workflows import workflow_api
     console = Console(verbose=args.verbose)
     env = runner.init_env(args.blueprint, runner.load_inputs(args.inputs), name=args.name)
     problems = validate_plan(env.storage)
@@ -102,37 +101,108 @@ def cmd_run(args):
             print(f'error: {problem}', file=sys.stderr)
         return 1
     console.install()
+    status = _run_workflow(console, env, 'install')
+    if status == 0:
+        status = _run_workflow(console, env, 'run_jobs')
+    print(_table(job_rows(env)))
+    if args.keep:
+        console.line('kept: working directories are left in place (--keep)')
+    else:
+        status = _run_workflow(console, env, 'uninstall') or status
+    return status
+
+
+def _run_workflow(console, env, workflow, name=None):
+    """Execute ``workflow``; SIGINT/SIGTERM (and `croupier cancel NAME`) cancel it."""
+    import os
+    from cloudify.workflows import workflow_api
 
     def on_signal(signum, frame):
-        console.line(f'signal {signum}: cancelling the run')
+        console.line(f'signal {signum}: cancelling {workflow}')
         workflow_api.set_cancel_request()
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    status = 0
+    if name:
+        with open(runner.pid_file(name), 'w') as fh:
+            fh.write(str(os.getpid()))
     try:
-        console.line('install')
-        runner.execute(env, 'install')
-        console.line('run_jobs')
-        try:
-            runner.execute(env, 'run_jobs')
-        except Exception as exc:      # the workflow's own message says what failed
-            status = 1
-            console.line(f'run_jobs FAILED: {_cause(exc)}')
-    except Exception as exc:
-        status = 1
-        console.line(f'install FAILED: {_cause(exc)}')
+        console.line(workflow)
+        if runner.execute(env, workflow) == workflow_api.EXECUTION_CANCELLED_RESULT:
+            console.line(f'{workflow} CANCELLED')
+            return 1
+        return 0
+    except Exception as exc:          # the workflow's own message says what failed
+        console.line(f'{workflow} FAILED: {_cause(exc)}')
+        return 1
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if name:
+            try:
+                os.unlink(runner.pid_file(name))
+            except OSError:
+                pass
+
+
+def cmd_install(args):
+    if runner.load_named(args.name) is not None:
+        print(f'error: deployment {args.name!r} exists; uninstall it first', file=sys.stderr)
+        return 1
+    env = runner.init_env(args.blueprint, runner.load_inputs(args.inputs), name=args.name,
+                          storage=runner.file_storage())
+    problems = validate_plan(env.storage)
+    if problems:
+        runner.remove_named(args.name)
+        for problem in problems:
+            print(f'error: {problem}', file=sys.stderr)
+        return 1
+    console = Console(verbose=args.verbose)
+    console.install()
+    return _run_workflow(console, env, 'install', args.name)
+
+
+def _named(name):
+    env = runner.load_named(name)
+    if env is None:
+        raise ValueError(f'no deployment named {name!r}')
+    return env
+
+
+def cmd_execute(args):
+    env = _named(args.name)
+    console = Console(verbose=args.verbose)
+    console.install()
+    status = _run_workflow(console, env, args.workflow, args.name)
     print(_table(job_rows(env)))
-    if not args.keep:
-        console.line('uninstall')
-        try:
-            runner.execute(env, 'uninstall')
-        except Exception as exc:
-            status = status or 1
-            console.line(f'uninstall FAILED: {_cause(exc)}')
-    else:
-        console.line('kept: working directories are left in place (--keep)')
+    return status
+
+
+def cmd_status(args):
+    env = _named(args.name)
+    print(_table(job_rows(env)))
+    return 0
+
+
+def cmd_cancel(args):
+    import os
+    _named(args.name)
+    try:
+        with open(runner.pid_file(args.name)) as fh:
+            pid = int(fh.read().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        print(f'no execution of {args.name!r} is running', file=sys.stderr)
+        return 1
+    print(f'cancel requested (process {pid})')
+    return 0
+
+
+def cmd_uninstall(args):
+    env = _named(args.name)
+    console = Console(verbose=args.verbose)
+    console.install()
+    status = _run_workflow(console, env, 'uninstall', args.name)
+    if status == 0:
+        runner.remove_named(args.name)
     return status
 
 
@@ -156,6 +226,27 @@ def main(argv=None):
     p.add_argument('--name', default='croupier', help='deployment name')
     p.add_argument('-v', '--verbose', action='store_true', help="show the engine's events")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser('install', help='create a named local deployment and install it')
+    p.add_argument('blueprint')
+    p.add_argument('name')
+    p.add_argument('-i', '--inputs', action='append', help='YAML file or NAME=VALUE')
+    p.add_argument('-v', '--verbose', action='store_true')
+    p.set_defaults(func=cmd_install)
+    p = sub.add_parser('execute', help='run a workflow (default run_jobs) on a deployment')
+    p.add_argument('name')
+    p.add_argument('workflow', nargs='?', default='run_jobs')
+    p.add_argument('-v', '--verbose', action='store_true')
+    p.set_defaults(func=cmd_execute)
+    p = sub.add_parser('status', help="show a deployment's jobs")
+    p.add_argument('name')
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser('cancel', help="cancel a deployment's running execution")
+    p.add_argument('name')
+    p.set_defaults(func=cmd_cancel)
+    p = sub.add_parser('uninstall', help='uninstall a deployment and forget it')
+    p.add_argument('name')
+    p.add_argument('-v', '--verbose', action='store_true')
+    p.set_defaults(func=cmd_uninstall)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
     try:

@@ -66,6 +66,35 @@ def init_env(blueprint, inputs=None, name='croupier', storage=None):
         os.chdir(cwd)
 
 
+def home():
+    """Where named local deployments live (CROUPIER_HOME, default ~/.croupier)."""
+    return os.environ.get('CROUPIER_HOME') or os.path.expanduser('~/.croupier')
+
+
+def file_storage():
+    from cloudify.workflows.local import FileStorage
+    root = os.path.join(home(), 'deployments')
+    os.makedirs(root, exist_ok=True)
+    return FileStorage(root)
+
+
+def load_named(name):
+    """The stored environment of the named deployment, or None."""
+    from cloudify.workflows import local
+    return local.load_env(name, storage=file_storage(), resolver=resolver())
+
+
+def pid_file(name):
+    return os.path.join(home(), 'deployments', f'{name}.pid')
+
+
+def remove_named(name):
+    import shutil
+    root = os.path.join(home(), 'deployments')
+    for sub in ('deployments', 'blueprints'):
+        shutil.rmtree(os.path.join(root, sub, name), ignore_errors=True)
+
+
 def execute(env, workflow, parameters=None):
     return env.execute(workflow, parameters=parameters or {}, task_retries=TASK_RETRIES,
                        task_retry_interval=TASK_RETRY_INTERVAL)

@@ -261,3 +261,23 @@ def test_silent_server_hits_the_connect_timeout(bed):
 
 def test_shared_connection_key(bed, ssh_settings):
     assert shared_connection(ssh_settings) is SshTransport(ssh_settings).connection
+
+
+def test_concurrent_file_writes_share_the_connection(ssh_settings, workdir):
+    transport = SshTransport(ssh_settings)
+    errors = []
+
+    def write(i):
+        try:
+            transport.write_file(f'{workdir}/f{i}', f'content {i}\n' * 1000)
+        except Exception as exc:        # collected for the assertion below
+            errors.append(exc)
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert not any(th.is_alive() for th in threads), 'SFTP writes deadlocked'
+    assert errors == []
+    for i in range(12):
+        assert transport.read_file(f'{workdir}/f{i}') == (f'content {i}\n' * 1000).encode()

@@ -221,7 +221,7 @@ class SshConnection:
             client.get_host_keys().add(name, key.get_name(), key)
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         elif s.host_key_check:
-            files = [s.known_hosts] if s.known_hosts else [
+            files = [os.path.expanduser(s.known_hosts)] if s.known_hosts else [
                 os.path.expanduser('~/.ssh/known_hosts'), '/etc/ssh/ssh_known_hosts']
             for path in files:
                 if os.path.exists(path):
@@ -304,8 +304,9 @@ class SshConnection:
 
     def _drop_locked(self):
         client, self._client = self._client, None
-        with self._sftp_lock:
-            sftp, self._sftp = self._sftp, None
+        # not under _sftp_lock: a thread stuck in an SFTP request on this dead
+        # connection holds it until the close below wakes it
+        sftp, self._sftp = self._sftp, None
         for closable in (sftp, client):
             if closable is not None:
                 try:
@@ -404,11 +405,12 @@ class SshConnection:
         for attempt in (1, 2):
             client = self.client()
             try:
+                # one request at a time: concurrent requests on one paramiko
+                # SFTPClient deadlock (each thread may read the other's reply)
                 with self._sftp_lock:
                     if self._sftp is None:
                         self._sftp = client.open_sftp()
-                    sftp = self._sftp
-                return fn(sftp)
+                    return fn(self._sftp)
             except (paramiko.SSHException, EOFError, socket.timeout, ConnectionError) as exc:
                 self.broken(client)
                 if attempt == 2:

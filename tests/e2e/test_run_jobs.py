@@ -1,0 +1,182 @@
+"""run_jobs end to end: blueprints on the embedded engine against the bed's SLURM."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from cloudify.workflows import workflow_api
+
+from croupier_plugin import runner
+
+import shlex
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def blueprint(*parts):
+    return os.path.join(ROOT, *parts)
+
+
+def instances(env):
+    return {i.node_id: i for i in env.storage.get_node_instances()}
+
+
+def squeue_ids(ssh, job_ids):
+    ids = ','.join(job_ids)
+    out = ssh.run(f'squeue --noheader --states=PENDING,RUNNING,COMPLETING '
+                  f'--jobs={shlex.quote(ids)} -o %i 2>/dev/null').stdout
+    return out.split()
+
+pytestmark = pytest.mark.bed
+
+
+def sacct_times(ssh, job_ids):
+    out = ssh.run(f"sacct -n -X -P -j {','.join(job_ids)} -o JobID,Start,End,State").stdout
+    rows = {}
+    for line in out.splitlines():
+        job_id, start, end, state = line.split('|')
+        rows[job_id] = (start, end, state)
+    return rows
+
+
+def test_slurm_dag_runs_in_dependency_order(bed_inputs, ssh):
+    env = runner.init_env(blueprint('blueprints', 'slurm-dag', 'blueprint.yaml'),
+                          dict(bed_inputs, monitor_period=1, work_seconds=2), name='dag')
+    runner.execute(env, 'install')
+    workdir = instances(env)['hpc'].runtime_properties['workdir']
+    assert ssh.run(f'test -d {workdir}').exit_code == 0
+    runner.execute(env, 'run_jobs')
+    props = {n: i.runtime_properties for n, i in instances(env).items() if n != 'hpc'}
+    assert {p['state'] for p in props.values()} == {'COMPLETED'}
+    ids = {n: p['job_id'] for n, p in props.items()}
+    assert len(set(ids.values())) == 4
+    for p in props.values():
+        assert p['stdout'].startswith(workdir + '/') and p['stderr'].endswith('.err')
+    assert ssh.read_file(props['report']['stdout']).decode() == 'sum=5050 count=100\n'
+    # SLURM's own record: each job started only after its parents ended
+    times = sacct_times(ssh, ids.values())
+    for child, parents in (('simulate', ['prepare']), ('analyse', ['prepare']),
+                           ('report', ['simulate', 'analyse'])):
+        for parent in parents:
+            assert times[ids[child]][0] >= times[ids[parent]][1], (child, parent, times)
+    # the two middle jobs were submitted together, not one after the other
+    assert abs(props['simulate']['submitted_at'] - props['analyse']['submitted_at']) < 1.0
+    runner.execute(env, 'uninstall')
+    assert ssh.run(f'test -e {workdir}').exit_code == 1
+
+
+def test_failing_job_fails_the_run_and_cancels_the_rest(bed_inputs, ssh):
+    env = runner.init_env(blueprint('tests', 'blueprints', 'slurm-failing.yaml'), bed_inputs,
+                          name='failing')
+    runner.execute(env, 'install')
+    with pytest.raises(Exception) as err:
+        runner.execute(env, 'run_jobs')
+    message = str(err.value)
+    by_node = instances(env)
+    broken = by_node['broken'].runtime_properties
+    assert broken['state'] == 'FAILED' and broken['exit_code'] == 3
+    assert f"job '{by_node['broken'].id}'" in message
+    assert 'FAILED' in message and 'exit code 3' in message
+    assert 'input deck is corrupt' in message          # the tail of its stderr
+    long_job = by_node['long'].runtime_properties
+    assert long_job['state'] == 'CANCELLED'
+    after = by_node['after_broken'].runtime_properties
+    assert after['state'] == 'SKIPPED' and 'job_id' not in after
+    submitted = [p.runtime_properties['job_id'] for n, p in by_node.items()
+                 if n != 'hpc' and 'job_id' in p.runtime_properties]
+    time.sleep(1)
+    assert squeue_ids(ssh, submitted) == []
+    runner.execute(env, 'uninstall')
+
+
+def test_cancelled_execution_cancels_its_jobs(bed_inputs, ssh):
+    env = runner.init_env(blueprint('tests', 'blueprints', 'slurm-failing.yaml'),
+                          dict(bed_inputs, long_seconds=300), name='cancelled')
+    runner.execute(env, 'install')
+
+    def cancel_when_long_runs():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            props = instances(env)['long'].runtime_properties
+            if props.get('state') == 'RUNNING':
+                workflow_api.set_cancel_request()
+                return
+            time.sleep(0.2)
+    canceller = threading.Thread(target=cancel_when_long_runs)
+    canceller.start()
+    # the local engine reports a cancelled execution by its result
+    assert runner.execute(env, 'run_jobs') == workflow_api.EXECUTION_CANCELLED_RESULT
+    canceller.join()
+    workflow_api.cancel_request = False
+    ids = [i.runtime_properties['job_id'] for i in instances(env).values()
+           if i.runtime_properties.get('job_id')]
+    assert ids
+    time.sleep(1)
+    assert squeue_ids(ssh, ids) == []
+    assert instances(env)['long'].runtime_properties['state'] == 'CANCELLED'
+    runner.execute(env, 'uninstall')
+
+
+def croupier(*args, env_vars=None, **kw):
+    return subprocess.run([sys.executable, '-m', 'croupier_plugin.cli', *args],
+                          capture_output=True, text=True, env=env_vars, **kw)
+
+
+def test_resumed_run_reattaches_jobs_and_never_submits_twice(bed_inputs, ssh, tmp_path):
+    env_vars = dict(os.environ, CROUPIER_HOME=str(tmp_path))
+    inputs = [f'-i{k}={v}' for k, v in dict(bed_inputs, monitor_period=1,
+                                           work_seconds=6).items()]
+    bp = blueprint('blueprints', 'slurm-dag', 'blueprint.yaml')
+    done = croupier('install', bp, 'resume', *inputs, env_vars=env_vars)
+    assert done.returncode == 0, done.stdout + done.stderr
+    proc = subprocess.Popen([sys.executable, '-m', 'croupier_plugin.cli', 'execute', 'resume'],
+                            env=env_vars, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    # kill the orchestrating process once the middle jobs were submitted
+    first_ids = {}
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = croupier('status', 'resume', env_vars=env_vars).stdout
+        rows = [line.split() for line in status.splitlines()[2:]]
+        first_ids = {r[0]: r[2] for r in rows if len(r) > 3 and r[2] != 'NOT'}
+        if sum(1 for r in rows if r[0].startswith(('simulate', 'analyse'))
+               and len(r) > 3 and r[3] in ('PENDING', 'RUNNING')) == 2:
+            break
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(first_ids) == 3, status
+    resumed = croupier('execute', 'resume', env_vars=env_vars, timeout=180)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert 're-attached' in resumed.stdout
+    final = croupier('status', 'resume', env_vars=env_vars).stdout
+    rows = {r[0]: r for r in (line.split() for line in final.splitlines()[2:])}
+    for name, job_id in first_ids.items():
+        assert rows[name][2] == job_id          # the same SLURM job, not a new one
+    assert {r[3] for r in rows.values()} == {'COMPLETED'}
+    # SLURM saw each job exactly once
+    names = ssh.run("sacct -n -X -P -S now-10minutes -o JobName,JobID --name="
+                    + ','.join(f'dag_{n}' for n in rows)).stdout.split()
+    per_name = {}
+    for line in names:
+        name, job_id = line.split('|')
+        per_name.setdefault(name, set()).add(job_id)
+    assert all(len(v) == 1 for v in per_name.values()), per_name
+    assert croupier('uninstall', 'resume', env_vars=env_vars).returncode == 0
+
+
+def test_demo_runs_with_the_croupier_command(tmp_path):
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'croupier'), 'run',
+                             os.path.join(ROOT, 'blueprints', 'hello', 'blueprint.yaml'),
+                             '-i', f'greeting=hi from the test'],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(' COMPLETED ' in line and 'job_d' in line for line in lines)
+    assert sum('COMPLETED  0' in line for line in lines) == 4
+    assert 'removed /tmp/croupier-demo/hello_' in result.stdout
