@@ -67,12 +67,12 @@ JOB = """  job1:
 
 
 @pytest.mark.parametrize('scheduler, options, expected', [
-    ('LSF', '{commands: ['true']}',
+    ('LSF', '{commands: ["true"]}',
      "node 'hpc', property 'config.infrastructure_interface' = 'LSF'"),
-    ('SLURM', '{commands: ['true'], nodes: -2}', "node 'job1', property 'job_options.nodes' = -2"),
-    ('SLURM', "{commands: ['true'], max_time: 'ten minutes'}",
+    ('SLURM', '{commands: ["true"], nodes: -2}', "node 'job1', property 'job_options.nodes' = -2"),
+    ('SLURM', "{commands: [\'true\'], max_time: 'ten minutes'}",
      "node 'job1', property 'job_options.max_time' = 'ten minutes'"),
-    ('SLURM', '{commands: ['true'], colour: red}', "node 'job1', property 'job_options.colour'"),
+    ('SLURM', '{commands: ["true"], colour: red}', "node 'job1', property 'job_options.colour'"),
 ])
 def test_validate_names_node_property_and_value(tmp_path, capsys, scheduler, options,
                                                 expected):
@@ -89,7 +89,7 @@ def test_missing_host_is_named(tmp_path, capsys):
     properties:
       config: {infrastructure_interface: SLURM}
       credentials: {user: u, password: pw}
-""" + JOB % '{commands: ['true']}'
+""" + JOB % '{commands: ["true"]}'
     assert main(['validate', write(tmp_path, text)]) == 1
     assert "node 'hpc', property 'credentials.host' = None: is required" in \
         capsys.readouterr().err
