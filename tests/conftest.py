@@ -30,6 +30,15 @@ def _bed_unavailable(reason):
     pytest.skip(f'test bed unavailable: {reason}')
 
 
+class BedInfo(dict):
+    """bed.json, with its secrets kept out of assertion messages and logs."""
+
+    def __repr__(self):
+        shown = dict(self, password='<hidden>')
+        shown['keys'] = dict(self['keys'], ecdsa_passphrase='<hidden>')
+        return f'BedInfo({shown!r})'
+
+
 @pytest.fixture(scope='session')
 def bed():
     """The bed's facts (bed.json), starting the bed when it is not up."""
@@ -44,7 +53,7 @@ def bed():
     if not os.path.exists(path):
         _bed_unavailable(f'{path} is missing')
     with open(path) as fh:
-        info = json.load(fh)
+        info = BedInfo(json.load(fh))
     yield info
     close_all()
 

@@ -13,11 +13,7 @@ fi
 
 bash tests/bed/install.sh
 
-PY="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    "$PY" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+bash scripts/ensure-venv.sh test
 
 bash tests/bed/bed.sh start
 

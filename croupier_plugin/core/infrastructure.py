@@ -68,9 +68,12 @@ class InfrastructureSettings:
         ssh = None
         if transport == 'ssh':
             ssh = SshSettings.from_credentials(credentials)
-        elif credentials:
-            raise ConfigError('credentials', '<hidden>',
-                              'must be empty with config.transport: local')
+        else:
+            given = [k for k in ('host', 'user', 'password', 'private_key', 'private_key_file')
+                     if credentials.get(k)]
+            if given:
+                raise ConfigError(f'credentials.{given[0]}', '<hidden>',
+                                  'must not be given with config.transport: local')
         monitoring = props.get('monitoring_options') or {}
         if not isinstance(monitoring, dict):
             raise ConfigError('monitoring_options', monitoring, 'must be a mapping')

@@ -86,3 +86,21 @@ def test_extra_directives_are_single_lines():
     with pytest.raises(ConfigError) as err:
         JobSpec.from_options('j', {'commands': ['x'], 'extra_directives': ['--a\nrm -rf ~']})
     assert 'job_options.extra_directives[0]' in str(err.value)
+
+
+def test_credentials_spellings_and_defaults():
+    from croupier_plugin.core.transport import SshSettings
+    base = {'host': 'h', 'user': 'u', 'password': 'pw'}
+    # plugin.yaml gives both spellings their default: the one set by the user wins
+    s = SshSettings.from_credentials(dict(base, port=22, ssh_port=2222, login_shell=False,
+                                          ssh_login_shell=True))
+    assert (s.port, s.login_shell) == (2222, True)
+    s = SshSettings.from_credentials(dict(base, port=2200, ssh_port=22))
+    assert s.port == 2200
+    with pytest.raises(ConfigError) as err:
+        SshSettings.from_credentials(dict(base, port=2200, ssh_port=2222))
+    assert 'credentials.ssh_port' in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        SshSettings.from_credentials(dict(base, port=0))
+    assert "'credentials.port' = 0" in str(err.value)
+    assert 'pw' not in repr(SshSettings.from_credentials(base))

@@ -65,6 +65,8 @@ class SshSettings:
         'max_sessions': 'max_sessions',
     }
 
+    FIELD_DEFAULTS = {'port': 22, 'login_shell': False, 'host_key_check': True}
+
     @classmethod
     def from_credentials(cls, credentials, prefix='credentials'):
         """Validate a blueprint ``credentials`` mapping."""
@@ -80,8 +82,14 @@ class SshSettings:
             if raw is None or raw == '':
                 continue
             if target in values and values[target] != raw:
-                raise ConfigError(f'{prefix}.{key}', _hide_if_secret(key, raw),
-                                  f'conflicts with another spelling of {target}')
+                # plugin.yaml gives both spellings a default: a default loses
+                default = cls.FIELD_DEFAULTS.get(target, object())
+                if raw == default:
+                    continue
+                if values[target] != default:
+                    raise ConfigError(f'{prefix}.{key}', _hide_if_secret(key, raw),
+                                      f'conflicts with another spelling of {target} '
+                                      f'({values[target]!r})')
             values[target] = raw
         for required in ('host', 'user'):
             if required not in values:
@@ -334,10 +342,12 @@ class SshConnection:
                     if time.monotonic() > deadline:
                         raise TransportError(f'cannot open an SSH session: {exc}') from None
                     transport = client.get_transport()
-                    if isinstance(exc, paramiko.ChannelException) and transport is not None \
+                    if isinstance(exc, paramiko.SSHException) and transport is not None \
                             and transport.is_active():
                         # the server refused one more session (its MaxSessions counts
-                        # sessions still closing): wait for one to end, keep the connection
+                        # sessions still closing): wait for one to end, keep the
+                        # connection. (paramiko may report this as a ChannelException
+                        # or, when threads race for the saved error, a bare SSHException.)
                         refusals += 1
                         time.sleep(min(0.05 * 2 ** refusals, 1.0))
                     else:
