@@ -6,11 +6,31 @@ from cloudify.exceptions import NonRecoverableError
 
 from . import edge
 from .core.errors import CroupierError
+from .validation import validate_nodes
+
+
+def _deployment_nodes(ctx):
+    """Every node of the deployment: from the local engine's storage, or from
+    the manager's REST API."""
+    storage = getattr(ctx._endpoint, 'storage', None)
+    if storage is not None:
+        return storage.get_nodes()
+    from cloudify.manager import get_rest_client
+    return list(get_rest_client().nodes.list(deployment_id=ctx.deployment.id))
+
+
+def _check_deployment(ctx):
+    """Refuse a deployment with any bad interface or job before touching a host."""
+    problems = validate_nodes(_deployment_nodes(ctx))
+    if problems:
+        raise NonRecoverableError('the deployment is not valid:\n' + '\n'.join(problems))
 
 
 @operation
 def configure_interface(ctx, **kwargs):
-    """Log in to the front-end and create the deployment's working directory."""
+    """Log in to the front-end and create the deployment's working directory,
+    once every interface and job of the deployment was found valid."""
+    _check_deployment(ctx)
     settings = edge.interface_settings(ctx.node.id, ctx.node.properties)
     props = ctx.instance.runtime_properties
     if props.get('workdir'):

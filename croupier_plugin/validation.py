@@ -10,10 +10,15 @@ def _types(node):
 
 
 def validate_plan(storage):
+    """Every problem found in a local deployment's nodes."""
+    return validate_nodes(storage.get_nodes())
+
+
+def validate_nodes(node_list):
     """Every problem found in the deployment's nodes, as messages naming node,
     property and value. No remote side effect."""
     problems = []
-    nodes = {n.id: n for n in storage.get_nodes()}
+    nodes = {n.id: n for n in node_list}
     interfaces, jobs = {}, {}
     for node_id, node in nodes.items():
         if edge.INTERFACE_TYPE in _types(node):

@@ -110,3 +110,25 @@ def test_unknown_import_fails_clearly(tmp_path, capsys):
     text = HEAD.replace('plugin:croupier', 'plugin:nothere') + HPC % 'SLURM'
     assert main(['validate', write(tmp_path, text)]) == 2
     assert 'plugin:nothere' in capsys.readouterr().err
+
+
+def test_install_refuses_a_bad_job_before_creating_anything(tmp_path, capsys):
+    base = tmp_path / 'base'
+    text = HEAD + """  here:
+    type: croupier.nodes.InfrastructureInterface
+    properties:
+      config: {infrastructure_interface: SHELL, transport: local}
+      base_dir: %s
+  job1:
+    type: croupier.nodes.Job
+    properties:
+      job_options: {commands: ["true"], max_time: "soon"}
+    relationships:
+      - {type: task_managed_by_interface, target: here}
+""" % base
+    env = runner.init_env(write(tmp_path, text), name='refused')
+    with pytest.raises(Exception):
+        runner.execute(env, 'install')
+    # the local engine reports a task's error in its events, not in the exception
+    assert "node 'job1', property 'job_options.max_time' = 'soon'" in capsys.readouterr().out
+    assert not base.exists()
