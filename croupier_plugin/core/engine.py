@@ -19,7 +19,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .errors import CommandInterrupted, CroupierError
 from .model import JobState, JobStatus

@@ -1,6 +1,5 @@
 """run_jobs end to end: blueprints on the embedded engine against the bed's SLURM."""
 
-import json
 import os
 import signal
 import subprocess
@@ -173,7 +172,7 @@ def test_resumed_run_reattaches_jobs_and_never_submits_twice(bed_inputs, ssh, tm
 def test_demo_runs_with_the_croupier_command(tmp_path):
     result = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'croupier'), 'run',
                              os.path.join(ROOT, 'blueprints', 'hello', 'blueprint.yaml'),
-                             '-i', f'greeting=hi from the test'],
+                             '-i', 'greeting=hi from the test'],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()

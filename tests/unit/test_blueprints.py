@@ -127,7 +127,8 @@ def test_install_refuses_a_bad_job_before_creating_anything(tmp_path, capsys):
       - {type: task_managed_by_interface, target: here}
 """ % base
     env = runner.init_env(write(tmp_path, text), name='refused')
-    with pytest.raises(Exception):
+    from cloudify.exceptions import WorkflowFailed
+    with pytest.raises(WorkflowFailed):
         runner.execute(env, 'install')
     # the local engine reports a task's error in its events, not in the exception
     assert "node 'job1', property 'job_options.max_time' = 'soon'" in capsys.readouterr().out
