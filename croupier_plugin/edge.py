@@ -8,20 +8,55 @@ from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostK
                           TransportError)
 from .core.infrastructure import InfrastructureSettings
 from .core.model import JobSpec
+from .core.transport import SshSettings
+from .core.vault import VaultSettings, fetch_credentials, merge_credentials
 
 INTERFACE_TYPE = 'croupier.nodes.InfrastructureInterface'
 JOB_TYPE = 'croupier.nodes.Job'
+VAULT_TYPE = 'croupier.nodes.Vault'
 MANAGED_BY = 'task_managed_by_interface'
 DEPENDS_ON = 'job_depends_on'
+FROM_VAULT = 'retrieve_credentials_from_vault'
 
 
 def is_type(node, type_name):
     return type_name in (getattr(node, 'type_hierarchy', None) or [node.type])
 
 
-def interface_settings(node_id, properties):
+def vault_settings(node_id, properties):
     try:
-        return InfrastructureSettings.from_properties(node_id, dict(properties))
+        return VaultSettings.from_properties(properties)
+    except ConfigError as exc:
+        raise NonRecoverableError(str(exc.for_node(node_id))) from None
+
+
+def interface_settings(node_id, properties, vault=None, fetch=True):
+    """The interface's settings; with ``vault`` (node id, Vault properties) its
+    credentials are completed from Vault (``fetch=False`` checks the blueprint
+    only, standing in for the secrets Vault would give)."""
+    properties = dict(properties)
+    if vault is not None:
+        vault_id, vault_props = vault
+        settings = vault_settings(vault_id, vault_props)
+        creds = dict(properties.get('credentials') or {})
+        host = creds.get('host')
+        if not host:
+            raise NonRecoverableError(f"node '{node_id}', property 'credentials.host' = "
+                                      f"{host!r}: is required to find the credentials in Vault")
+        if fetch:
+            try:
+                found = fetch_credentials(settings, host)
+                # only credentials fields: anything else in the secret stays there
+                found = {k: v for k, v in found.items() if k in SshSettings.CREDENTIAL_KEYS}
+            except CroupierError as exc:
+                raise NonRecoverableError(f"node '{node_id}': credentials from Vault node "
+                                          f"'{vault_id}': {exc}") from None
+        else:
+            found = {'user': 'from-vault', 'password': 'from-vault'}
+        properties['credentials'] = merge_credentials(creds, found,
+                                                      SshSettings.PLUGIN_DEFAULTS)
+    try:
+        return InfrastructureSettings.from_properties(node_id, properties)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
 

@@ -19,6 +19,14 @@ def _deployment_nodes(ctx):
     return list(get_rest_client().nodes.list(deployment_id=ctx.deployment.id))
 
 
+def _vault_of(ctx):
+    """(node id, properties) of the Vault the interface takes its credentials from."""
+    for rel in ctx.instance.relationships:
+        if edge.FROM_VAULT in (rel.type_hierarchy or [rel.type]):
+            return rel.target.node.id, rel.target.node.properties
+    return None
+
+
 def _check_deployment(ctx):
     """Refuse a deployment with any bad interface or job before touching a host."""
     problems = validate_nodes(_deployment_nodes(ctx))
@@ -31,7 +39,7 @@ def configure_interface(ctx, **kwargs):
     """Log in to the front-end and create the deployment's working directory,
     once every interface and job of the deployment was found valid."""
     _check_deployment(ctx)
-    settings = edge.interface_settings(ctx.node.id, ctx.node.properties)
+    settings = edge.interface_settings(ctx.node.id, ctx.node.properties, _vault_of(ctx))
     props = ctx.instance.runtime_properties
     if props.get('workdir'):
         ctx.logger.info('%s: working directory %s already exists', ctx.node.id, props['workdir'])
@@ -51,14 +59,14 @@ def configure_interface(ctx, **kwargs):
 @operation
 def cleanup_interface(ctx, **kwargs):
     """Remove the working directory unless skip_cleanup."""
-    settings = edge.interface_settings(ctx.node.id, ctx.node.properties)
     props = ctx.instance.runtime_properties
     workdir = props.get('workdir')
     if not workdir:
         return
-    if settings.skip_cleanup:
+    if ctx.node.properties.get('skip_cleanup'):
         ctx.logger.info('%s: keeping %s (skip_cleanup)', ctx.node.id, workdir)
         return
+    settings = edge.interface_settings(ctx.node.id, ctx.node.properties, _vault_of(ctx))
     try:
         settings.remove_workdir(settings.make_transport(), workdir)
     except CroupierError as exc:
@@ -78,3 +86,9 @@ def configure_job(ctx, **kwargs):
         raise NonRecoverableError(
             f"node '{ctx.node.id}': a job needs exactly one {edge.MANAGED_BY} relationship "
             f"(found {len(managers)})")
+
+
+@operation
+def configure_vault(ctx, **kwargs):
+    """Check the Vault node's properties (the interfaces log in when they need to)."""
+    edge.vault_settings(ctx.node.id, ctx.node.properties)

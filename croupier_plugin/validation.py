@@ -22,8 +22,19 @@ def validate_nodes(node_list):
     interfaces, jobs = {}, {}
     for node_id, node in nodes.items():
         if edge.INTERFACE_TYPE in _types(node):
+            vaults = [rel['target_id'] for rel in node.get('relationships') or []
+                      if edge.FROM_VAULT in (rel.get('type_hierarchy') or [rel.get('type')])]
+            vault = None
+            if vaults:
+                target = nodes[vaults[0]]
+                if edge.VAULT_TYPE not in _types(target):
+                    problems.append(f"node '{node_id}': {edge.FROM_VAULT} target "
+                                    f"'{vaults[0]}' is not a {edge.VAULT_TYPE}")
+                    continue
+                vault = (target.id, target.properties)
             try:
-                interfaces[node_id] = edge.interface_settings(node_id, node.properties)
+                interfaces[node_id] = edge.interface_settings(node_id, node.properties, vault,
+                                                              fetch=False)
             except NonRecoverableError as exc:
                 problems.append(str(exc))
         elif edge.JOB_TYPE in _types(node):

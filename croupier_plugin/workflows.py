@@ -30,7 +30,12 @@ def plan_jobs(ctx):
     """PlannedJobs for every Job instance, with its cluster and parents."""
     clusters, settings_of = {}, {}
     for node, instance in _instances(ctx, edge.INTERFACE_TYPE):
-        settings = edge.interface_settings(node.id, node.properties)
+        vault = None
+        for rel in instance.relationships:
+            if edge.FROM_VAULT in _relationship_types(rel):
+                target = rel.target_node_instance.node
+                vault = (target.id, target.properties)
+        settings = edge.interface_settings(node.id, node.properties, vault)
         workdir = instance.runtime_properties.get('workdir')
         if not workdir:
             raise NonRecoverableError(f"node '{node.id}' has no working directory: run the "

