@@ -13,6 +13,7 @@ from .core.vault import VaultSettings, fetch_credentials, merge_credentials
 
 INTERFACE_TYPE = 'croupier.nodes.InfrastructureInterface'
 JOB_TYPE = 'croupier.nodes.Job'
+SINGULARITY_TYPE = 'croupier.nodes.SingularityJob'
 VAULT_TYPE = 'croupier.nodes.Vault'
 MANAGED_BY = 'task_managed_by_interface'
 DEPENDS_ON = 'job_depends_on'
@@ -61,21 +62,23 @@ def interface_settings(node_id, properties, vault=None, fetch=True):
         raise NonRecoverableError(str(exc)) from None
 
 
-def job_spec(node_id, instance_id, properties, settings):
+def job_spec(node_id, instance_id, properties, settings, container=False):
     """The JobSpec of a job node instance on the interface ``settings``."""
     try:
         spec = JobSpec.from_options(f'{settings.job_prefix}{instance_id}',
-                                    dict(properties.get('job_options') or {}))
+                                    dict(properties.get('job_options') or {}),
+                                    container=container)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
     spec.modules = list(settings.modules) + list(spec.modules)
     return spec
 
 
-def job_options_check(node_id, properties):
+def job_options_check(node_id, properties, container=False):
     """Validate a job's options without knowing its interface yet."""
     try:
-        JobSpec.from_options(node_id, dict(properties.get('job_options') or {}))
+        JobSpec.from_options(node_id, dict(properties.get('job_options') or {}),
+                             container=container)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
 

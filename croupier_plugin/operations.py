@@ -1,5 +1,10 @@
 """Lifecycle operations: read ctx, build core objects, call the core."""
 
+import os
+import shlex
+import subprocess
+import tempfile
+
 from cloudify import ctx as _ctx  # noqa: F401  (ctx is passed in by the decorator)
 from cloudify.decorators import operation
 from cloudify.exceptions import NonRecoverableError
@@ -79,13 +84,110 @@ def cleanup_interface(ctx, **kwargs):
 @operation
 def configure_job(ctx, **kwargs):
     """Validate the job's options and its relationships."""
-    edge.job_options_check(ctx.node.id, ctx.node.properties)
+    edge.job_options_check(ctx.node.id, ctx.node.properties,
+                           container=edge.is_type(ctx.node, edge.SINGULARITY_TYPE))
     managers = [r for r in ctx.instance.relationships
                 if edge.MANAGED_BY in (r.type_hierarchy or [r.type])]
     if len(managers) != 1:
         raise NonRecoverableError(
             f"node '{ctx.node.id}': a job needs exactly one {edge.MANAGED_BY} relationship "
             f"(found {len(managers)})")
+    deployment = _deployment_options(ctx)
+    if deployment.get('bootstrap'):
+        _run_deployment_script(ctx, 'bootstrap', deployment)
+
+
+@operation
+def revert_job(ctx, **kwargs):
+    """Run the job's revert script (application removal) at uninstall."""
+    deployment = _deployment_options(ctx)
+    if deployment.get('revert'):
+        _run_deployment_script(ctx, 'revert', deployment)
+
+
+DEPLOYMENT_KEYS = ('bootstrap', 'revert', 'inputs', 'hpc_execution')
+
+
+def _deployment_options(ctx):
+    options = dict(ctx.node.properties.get('deployment') or {})
+    for key, value in options.items():
+        if key not in DEPLOYMENT_KEYS:
+            raise NonRecoverableError(f"node '{ctx.node.id}', property 'deployment.{key}' = "
+                                      f"{value!r}: is not one of {DEPLOYMENT_KEYS}")
+    inputs = options.get('inputs') or []
+    if not isinstance(inputs, list) or any(isinstance(i, (dict, list)) for i in inputs):
+        raise NonRecoverableError(f"node '{ctx.node.id}', property 'deployment.inputs' = "
+                                  f"{inputs!r}: must be a list of strings")
+    options['inputs'] = [str(i) for i in inputs]
+    hpc = options.get('hpc_execution', True)
+    if not isinstance(hpc, bool):
+        raise NonRecoverableError(f"node '{ctx.node.id}', property 'deployment.hpc_execution' "
+                                  f"= {hpc!r}: must be true or false")
+    options['hpc_execution'] = hpc
+    return options
+
+
+def _interface_of(ctx):
+    """(settings, workdir) of the interface the job runs on."""
+    nodes = {n.id: n for n in _deployment_nodes(ctx)}
+    for rel in ctx.instance.relationships:
+        if edge.MANAGED_BY in (rel.type_hierarchy or [rel.type]):
+            target = nodes[rel.target.node.id]
+            vault = None
+            for trel in target.get('relationships') or []:
+                if edge.FROM_VAULT in (trel.get('type_hierarchy') or [trel.get('type')]):
+                    vault = (trel['target_id'], nodes[trel['target_id']].properties)
+            settings = edge.interface_settings(target.id, target.properties, vault)
+            return settings, rel.target.instance.runtime_properties.get('workdir')
+    raise NonRecoverableError(f"node '{ctx.node.id}' has no {edge.MANAGED_BY} relationship")
+
+
+def _deployment_source(ctx):
+    for rel in ctx.instance.relationships:
+        if 'deployment_source' in (rel.type_hierarchy or [rel.type]):
+            props = rel.target.node.properties
+            return str(props.get('endpoint') or props.get('resource') or rel.target.node.id)
+    return ''
+
+
+def _run_deployment_script(ctx, which, options):
+    """Run the blueprint's bootstrap or revert script with the deployment inputs,
+    on the HPC front-end in the working directory (hpc_execution) or here."""
+    local = ctx.download_resource(options[which])
+    settings, workdir = _interface_of(ctx)
+    if not workdir:
+        raise NonRecoverableError(f"node '{ctx.node.id}': its interface has no working "
+                                  f"directory")
+    env = {'CROUPIER_WORKDIR': workdir, 'CROUPIER_HOST': settings.ssh.host if settings.ssh
+           else 'localhost', 'CROUPIER_USER': settings.ssh.user if settings.ssh else '',
+           'CROUPIER_DEPLOYMENT_SOURCE': _deployment_source(ctx)}
+    what = f"node '{ctx.node.id}': {which} script {options[which]!r}"
+    if options['hpc_execution']:
+        transport = settings.make_transport()
+        remote = f'{workdir}/.croupier-{which}-{ctx.instance.id}.sh'
+        try:
+            transport.put(local, remote, mode=0o700)
+            exports = ' '.join(f'{k}={shlex.quote(v)}' for k, v in env.items())
+            args = ' '.join(shlex.quote(a) for a in options['inputs'])
+            result = transport.run(f'cd {shlex.quote(workdir)} && {exports} bash '
+                                   f'{shlex.quote(remote)} {args}')
+            transport.run(f'rm -f -- {shlex.quote(remote)}')
+        except CroupierError as exc:
+            raise edge.as_cloudify_error(exc, what) from None
+        code, out, err = result.exit_code, result.stdout, result.stderr
+    else:
+        with tempfile.TemporaryDirectory(prefix='croupier-deploy-') as cwd:
+            proc = subprocess.run(['bash', local, *options['inputs']], cwd=cwd,
+                                  capture_output=True, text=True,
+                                  env=dict(os.environ, **env), stdin=subprocess.DEVNULL)
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
+    if code != 0:
+        raise NonRecoverableError(f'{what} failed with exit code {code}: '
+                                  f'{err.strip()[-1000:]}')
+    ctx.logger.info('%s: %s script ran (%s)', ctx.node.id, which,
+                    'on the HPC' if options['hpc_execution'] else 'on the orchestrator')
+    if out.strip():
+        ctx.logger.info('%s', out.strip()[-2000:])
 
 
 @operation

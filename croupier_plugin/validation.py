@@ -40,7 +40,8 @@ def validate_nodes(node_list):
         elif edge.JOB_TYPE in _types(node):
             jobs[node_id] = node
             try:
-                edge.job_options_check(node_id, node.properties)
+                edge.job_options_check(node_id, node.properties,
+                                       container=edge.SINGULARITY_TYPE in _types(node))
             except NonRecoverableError as exc:
                 problems.append(str(exc))
     for node_id, node in jobs.items():

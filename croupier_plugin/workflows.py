@@ -57,7 +57,12 @@ def plan_jobs(ctx):
                                       f"{edge.MANAGED_BY} relationship to an "
                                       f"InfrastructureInterface")
         cluster, workdir = clusters[managers[0]]
-        spec = edge.job_spec(node.id, instance.id, node.properties, settings_of[managers[0]])
+        spec = edge.job_spec(node.id, instance.id, node.properties, settings_of[managers[0]],
+                             container=edge.is_type(node, edge.SINGULARITY_TYPE))
+        if spec.local_script:
+            # a file shipped with the blueprint, uploaded next to the job at submission
+            with open(ctx.download_resource(spec.local_script), 'rb') as fh:
+                spec.local_script_data = fh.read()
         record = {k: instance.runtime_properties[k] for k in RECORD_KEYS
                   if k in instance.runtime_properties}
         jobs.append(PlannedJob(instance.id, spec, cluster, workdir, parents, record))

@@ -1,7 +1,9 @@
 """An infrastructure at run time: a scheduler reached through a transport."""
 
+import dataclasses
 import hashlib
 import logging
+import posixpath
 import shlex
 import time
 from dataclasses import dataclass
@@ -56,6 +58,11 @@ class Cluster:
         The submission is never repeated by the transport: if the connection
         breaks during it, CommandInterrupted says the outcome is unknown.
         """
+        if spec.local_script_data is not None:
+            # the blueprint's script goes next to the job, by SFTP
+            uploaded = f'{workdir.rstrip("/")}/{posixpath.basename(spec.local_script)}'
+            self.transport.write_file(uploaded, spec.local_script_data, mode=0o700)
+            spec = dataclasses.replace(spec, script=uploaded, local_script_data=None)
         script_path = self.script_path(spec, workdir)
         self.transport.write_file(script_path, self.scheduler.render_script(spec), mode=0o700)
         command = self.scheduler.submit_command(spec, script_path, workdir)

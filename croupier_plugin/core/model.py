@@ -228,6 +228,9 @@ class JobSpec:
     pre: list = field(default_factory=list)
     post: list = field(default_factory=list)
     extra_directives: list = field(default_factory=list)
+    local_script: Optional[str] = None    # a blueprint file, uploaded by SFTP at submission
+    local_script_data: Optional[bytes] = field(default=None, repr=False)
+    container: Optional[dict] = None      # image, home, volumes, launcher (SingularityJob)
 
     # job_options keys accepted, with the spellings of the original Croupier
     OPTION_ALIASES = {
@@ -249,11 +252,16 @@ class JobSpec:
         'env': 'env', 'environment': 'env',
         'modules': 'modules', 'pre': 'pre', 'post': 'post',
         'extra_directives': 'extra_directives',
+        'local_script': 'local_script',
+        'image': 'image', 'home': 'home', 'volumes': 'volumes', 'launcher': 'launcher',
     }
+    CONTAINER_KEYS = ('image', 'home', 'volumes', 'launcher')
+    LAUNCHERS = ('none', 'srun', 'mpirun')
 
     @classmethod
-    def from_options(cls, name, options, prefix='job_options'):
-        """Validate a blueprint's ``job_options`` mapping into a JobSpec."""
+    def from_options(cls, name, options, prefix='job_options', container=False):
+        """Validate a blueprint's ``job_options`` mapping into a JobSpec.
+        ``container`` allows (and requires) the SingularityJob options."""
         if not isinstance(name, str) or not name.strip():
             raise ConfigError('name', name, 'a job needs a non-empty name')
         if options is None:
@@ -285,12 +293,29 @@ class JobSpec:
                     for i, item in enumerate(spec.extra_directives):
                         if '\n' in item or '\r' in item:
                             raise ConfigError(f'{p(key)}[{i}]', item, 'must be a single line')
-            elif target == 'script':
+            elif target in ('script', 'local_script'):
                 if not isinstance(raw, str):
                     raise ConfigError(p(key), raw, 'must be a path')
                 if '\n' in raw or '\0' in raw:
                     raise ConfigError(p(key), raw, 'must be a single-line path')
-                spec.script = raw
+                setattr(spec, target, raw)
+            elif target in cls.CONTAINER_KEYS:
+                if not container:
+                    raise ConfigError(p(key), raw, 'is an option of croupier.nodes.SingularityJob')
+                spec.container = spec.container or {}
+                if target == 'volumes':
+                    spec.container['volumes'] = string_list(p(key), raw)
+                    for i, vol in enumerate(spec.container['volumes']):
+                        if not vol or '\n' in vol:
+                            raise ConfigError(f'{p(key)}[{i}]', vol, 'must be src[:dest[:opts]]')
+                elif target == 'launcher':
+                    if raw not in cls.LAUNCHERS:
+                        raise ConfigError(p(key), raw, f'must be one of {cls.LAUNCHERS}')
+                    spec.container['launcher'] = raw
+                else:
+                    if not isinstance(raw, str) or '\n' in raw:
+                        raise ConfigError(p(key), raw, 'must be a single-line string')
+                    spec.container[target] = raw
             elif target in ('nodes', 'tasks', 'tasks_per_node', 'cpus_per_task'):
                 setattr(spec, target, positive_int(p(key), raw))
             elif target == 'max_time':
@@ -332,12 +357,18 @@ class JobSpec:
             k2, raw2 = values['scale_max_in_parallel']
             raise ConfigError(p(k2), raw2, 'needs scale')
 
-        if spec.commands and spec.script:
-            raise ConfigError(p('script'), spec.script, 'give either commands or a script, '
-                                                        'not both')
-        if not spec.commands and not spec.script:
+        if container and not (spec.container or {}).get('image'):
+            raise ConfigError(p('image'), None, 'a SingularityJob needs the image to run')
+        if spec.script and spec.local_script:
+            raise ConfigError(p('local_script'), spec.local_script,
+                              'give either script (on the cluster) or local_script, not both')
+        script = spec.script or spec.local_script
+        if spec.commands and script:
+            raise ConfigError(p('script'), script, 'give either commands or a script, '
+                                                   'not both')
+        if not spec.commands and not script:
             raise ConfigError(prefix, options, 'a job needs commands or a script')
-        if spec.arguments and not spec.script:
+        if spec.arguments and not script:
             raise ConfigError(p('arguments'), spec.arguments, 'arguments need a script')
         if spec.tasks_per_node and spec.nodes and spec.tasks and \
                 spec.tasks_per_node * spec.nodes < spec.tasks:

@@ -49,7 +49,9 @@ def render_body(spec, script_dir_var=None):
     lines.append('set +e')
     lines.append('(')
     lines.append('set -e')
-    if spec.script:
+    if spec.container:
+        lines.extend(_container_lines(spec))
+    elif spec.script:
         args = ' '.join(q(a) for a in spec.arguments)
         # a bare file name is in the job's directory, not on PATH
         path = spec.script if '/' in spec.script else './' + spec.script
@@ -70,6 +72,30 @@ def render_body(spec, script_dir_var=None):
         lines.append('if [ "$croupier_rc" -eq 0 ]; then croupier_rc=$croupier_post_rc; fi')
     lines.append('exit "$croupier_rc"')
     return '\n'.join(lines) + '\n'
+
+
+def _container_lines(spec):
+    """The main part of a SingularityJob: the commands (or the script) inside the
+    image, with Apptainer or Singularity, whichever the host has, optionally
+    under srun or mpirun."""
+    q = shlex.quote
+    c = spec.container
+    run = ['"$croupier_runtime"', 'exec']
+    if c.get('home'):
+        run += ['-H', q(c['home'])]
+    for volume in c.get('volumes', []):
+        run += ['-B', q(volume)]
+    run.append(q(c['image']))
+    if spec.script:
+        run += [q(spec.script)] + [q(a) for a in spec.arguments]
+    else:
+        run += ['bash', '-c', q('set -e\n' + '\n'.join(spec.commands))]
+    launcher = c.get('launcher') or 'none'
+    if launcher != 'none':
+        run.insert(0, launcher)
+    return ['croupier_runtime=$(command -v apptainer || command -v singularity) || '
+            '{ echo "croupier: neither apptainer nor singularity is on PATH" >&2; exit 127; }',
+            ' '.join(run)]
 
 
 def shebang(spec):

@@ -1,0 +1,3 @@
+#!/bin/bash
+printf 'analysed:'; printf ' [%s]' "$@"; printf '\n'
+cat app.txt
