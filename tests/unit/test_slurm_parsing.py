@@ -134,3 +134,22 @@ def test_status_and_cancel_refuse_non_ids(bad):
         sched.status_command([bad])
     with pytest.raises(ValueError):
         sched.cancel_command([bad])
+
+
+def test_array_elements_by_their_own_ids():
+    running = parse('status_mixed.txt', ['37_2', '37'])
+    assert running['37_2'].state is JobState.RUNNING
+    ended = parse('status_ended.txt', ['37_0', '37_1', '37_2'])
+    assert [(ended[i].state, ended[i].exit_code) for i in ('37_0', '37_1', '37_2')] == [
+        (JobState.COMPLETED, 0), (JobState.FAILED, 1), (JobState.FAILED, 2)]
+
+
+def test_a_live_array_element_is_not_asked_of_sacct():
+    import subprocess
+    command = SlurmScheduler().status_command(['37_2', '40'])
+    awk_part = command.split('m=$(printf "%s\\n" "$sq" | ')[1].split('); if')[0]
+    def missing(rows):
+        return subprocess.run(['bash', '-c', 'ids=37_2,40; printf "%s\\n" "$SQ" | ' + awk_part],
+                              capture_output=True, text=True, env={'SQ': rows}).stdout.strip()
+    assert missing('37_2|RUNNING|None|0\n37_0|COMPLETED|None|0') == '40'
+    assert sorted(missing('37_2|COMPLETED|None|0\n40|RUNNING|None|0').split(',')) == ['37_2']

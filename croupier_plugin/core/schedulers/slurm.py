@@ -143,7 +143,7 @@ class SlurmScheduler(Scheduler):
         # awk lists the wanted ids squeue does not show, and the arrays whose
         # elements squeue shows all ended (some may have been purged already)
         awk = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
-               '{split($1,b,/[_+]/);if($2~/^(' + live + ')$/||$1!~/_/)l[b[1]]=1}'
+               '{split($1,b,/[_+]/);if($2~/^(' + live + ')$/||$1!~/_/){l[b[1]]=1;l[$1]=1}}'
                'END{s="";for(k in w)if(!(k in l))s=s (s==""?"":",") k;print s}')
         return (
             f'ids={shlex.quote(ids)}; '
@@ -178,6 +178,8 @@ class SlurmScheduler(Scheduler):
             if '.' in base:         # a job step row: only allocations count
                 continue
             rows.setdefault(base, []).append(row)
+            if fields[0] != base:   # an array element, also asked about by its own id
+                rows.setdefault(fields[0], []).append(row)
         result = {}
         for job_id in job_ids:
             key = str(job_id)
@@ -194,6 +196,8 @@ class SlurmScheduler(Scheduler):
         purged before the others ended). While slurmdbd lags, sacct may show
         an array as one bare-id row: it is dropped when elements are known."""
         merged = {}
+        if '_' in key:              # one element of an array: its own row only
+            return queued[-1:] or accounted[-1:]
         elements = [r for r in accounted if r[0] != key]
         for row in elements or accounted:
             merged[row[0]] = row
