@@ -8,12 +8,14 @@ from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostK
                           TransportError)
 from .core.infrastructure import InfrastructureSettings
 from .core.model import JobSpec
+from .core.schedulers.pycompss import PycompssJob
 from .core.transport import SshSettings
 from .core.vault import VaultSettings, fetch_credentials, merge_credentials
 
 INTERFACE_TYPE = 'croupier.nodes.InfrastructureInterface'
 JOB_TYPE = 'croupier.nodes.Job'
 SINGULARITY_TYPE = 'croupier.nodes.SingularityJob'
+PYCOMPSS_TYPE = 'croupier.nodes.PyCOMPSsJob'
 VAULT_TYPE = 'croupier.nodes.Vault'
 MANAGED_BY = 'task_managed_by_interface'
 DEPENDS_ON = 'job_depends_on'
@@ -62,23 +64,41 @@ def interface_settings(node_id, properties, vault=None, fetch=True):
         raise NonRecoverableError(str(exc)) from None
 
 
-def job_spec(node_id, instance_id, properties, settings, container=False):
-    """The JobSpec of a job node instance on the interface ``settings``."""
+def _parse_job(name, options, kind):
+    if kind == 'pycompss':
+        return PycompssJob.from_options(name, options)
+    return JobSpec.from_options(name, options, container=(kind == 'container'))
+
+
+def job_kind(types):
+    """'pycompss', 'container' or 'batch', from a node's type hierarchy."""
+    if PYCOMPSS_TYPE in types:
+        return 'pycompss'
+    if SINGULARITY_TYPE in types:
+        return 'container'
+    return 'batch'
+
+
+def job_spec(node_id, instance_id, properties, settings, kind='batch'):
+    """The job spec of a job node instance on the interface ``settings``."""
+    if (kind == 'pycompss') != (settings.scheduler == 'PYCOMPSS'):
+        raise NonRecoverableError(
+            f"node '{node_id}': a {'PyCOMPSsJob' if kind == 'pycompss' else 'job'} cannot run "
+            f"on interface '{settings.name}' ({settings.scheduler}); PyCOMPSsJobs go to "
+            f"PYCOMPSS interfaces and other jobs to the other schedulers")
     try:
-        spec = JobSpec.from_options(f'{settings.job_prefix}{instance_id}',
-                                    dict(properties.get('job_options') or {}),
-                                    container=container)
+        spec = _parse_job(f'{settings.job_prefix}{instance_id}',
+                          dict(properties.get('job_options') or {}), kind)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
     spec.modules = list(settings.modules) + list(spec.modules)
     return spec
 
 
-def job_options_check(node_id, properties, container=False):
+def job_options_check(node_id, properties, kind='batch'):
     """Validate a job's options without knowing its interface yet."""
     try:
-        JobSpec.from_options(node_id, dict(properties.get('job_options') or {}),
-                             container=container)
+        _parse_job(node_id, dict(properties.get('job_options') or {}), kind)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
 

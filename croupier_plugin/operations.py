@@ -85,7 +85,7 @@ def cleanup_interface(ctx, **kwargs):
 def configure_job(ctx, **kwargs):
     """Validate the job's options and its relationships."""
     edge.job_options_check(ctx.node.id, ctx.node.properties,
-                           container=edge.is_type(ctx.node, edge.SINGULARITY_TYPE))
+                           edge.job_kind(ctx.node.type_hierarchy or [ctx.node.type]))
     managers = [r for r in ctx.instance.relationships
                 if edge.MANAGED_BY in (r.type_hierarchy or [r.type])]
     if len(managers) != 1:

@@ -40,8 +40,7 @@ def validate_nodes(node_list):
         elif edge.JOB_TYPE in _types(node):
             jobs[node_id] = node
             try:
-                edge.job_options_check(node_id, node.properties,
-                                       container=edge.SINGULARITY_TYPE in _types(node))
+                edge.job_options_check(node_id, node.properties, edge.job_kind(_types(node)))
             except NonRecoverableError as exc:
                 problems.append(str(exc))
     for node_id, node in jobs.items():
@@ -60,6 +59,12 @@ def validate_nodes(node_list):
                                                     for p in problems):
                 problems.append(f"node '{node_id}': {edge.MANAGED_BY} target '{target}' is "
                                 f"not a croupier.nodes.InfrastructureInterface")
+            elif target in interfaces:
+                pycompss_job = edge.job_kind(_types(node)) == 'pycompss'
+                if pycompss_job != (interfaces[target].scheduler == 'PYCOMPSS'):
+                    problems.append(f"node '{node_id}': cannot run on interface '{target}' "
+                                    f"({interfaces[target].scheduler}): PyCOMPSsJobs go to "
+                                    f"PYCOMPSS interfaces, other jobs to the others")
         for target in parents:
             if target not in jobs:
                 problems.append(f"node '{node_id}': {edge.DEPENDS_ON} target '{target}' is "

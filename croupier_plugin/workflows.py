@@ -58,8 +58,8 @@ def plan_jobs(ctx):
                                       f"InfrastructureInterface")
         cluster, workdir = clusters[managers[0]]
         spec = edge.job_spec(node.id, instance.id, node.properties, settings_of[managers[0]],
-                             container=edge.is_type(node, edge.SINGULARITY_TYPE))
-        if spec.local_script:
+                             edge.job_kind(getattr(node, 'type_hierarchy', None) or [node.type]))
+        if getattr(spec, 'local_script', None):
             # a file shipped with the blueprint, uploaded next to the job at submission
             with open(ctx.download_resource(spec.local_script), 'rb') as fh:
                 spec.local_script_data = fh.read()

@@ -58,7 +58,7 @@ class Cluster:
         The submission is never repeated by the transport: if the connection
         breaks during it, CommandInterrupted says the outcome is unknown.
         """
-        if spec.local_script_data is not None:
+        if getattr(spec, 'local_script_data', None) is not None:
             # the blueprint's script goes next to the job, by SFTP
             uploaded = f'{workdir.rstrip("/")}/{posixpath.basename(spec.local_script)}'
             self.transport.write_file(uploaded, spec.local_script_data, mode=0o700)

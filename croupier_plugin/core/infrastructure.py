@@ -37,6 +37,7 @@ class InfrastructureSettings:
     monitor_period: float = 15.0
     unknown_grace: float = 180.0
     skip_cleanup: bool = False
+    monitor_interface: Optional[str] = None
 
     @classmethod
     def from_properties(cls, name, props):
@@ -82,6 +83,9 @@ class InfrastructureSettings:
                 raise ConfigError(f'monitoring_options.{key}', monitoring[key],
                                   f'is not a known monitoring option '
                                   f'({", ".join(MONITORING_KEYS)})')
+        monitor_interface = monitoring.get('monitor_interface') or None
+        # refuse a monitor a PYCOMPSS interface cannot use now, not at run time
+        get_scheduler(scheduler, monitor=monitor_interface)
         period = _positive_number('monitoring_options.monitor_period',
                                   monitoring.get('monitor_period', 15))
         grace = _positive_number('monitoring_options.unknown_grace',
@@ -101,7 +105,7 @@ class InfrastructureSettings:
         return cls(name=name, scheduler=scheduler, transport=transport, ssh=ssh,
                    modules=modules, job_prefix=prefix, base_dir=base_dir,
                    workdir_prefix=wprefix, monitor_period=period, unknown_grace=grace,
-                   skip_cleanup=skip)
+                   skip_cleanup=skip, monitor_interface=monitor_interface)
 
     def make_transport(self):
         if self.transport == 'local':
@@ -110,7 +114,8 @@ class InfrastructureSettings:
 
     def cluster(self, transport=None):
         return Cluster(self.name, transport or self.make_transport(),
-                       get_scheduler(self.scheduler), monitor_period=self.monitor_period)
+                       get_scheduler(self.scheduler, monitor=self.monitor_interface),
+                       monitor_period=self.monitor_period)
 
     def resolve_base_dir(self, transport):
         """base_dir with a leading $HOME or ~ replaced by the remote home."""

@@ -20,6 +20,12 @@ EXAMPLE_INPUTS = {
                     'first_private_key_file': KEY, 'second_host': 'b.example.org',
                     'second_user': 'bob', 'second_private_key_file': KEY},
     'hello': {},
+    'covid19-pycompss': {
+        'iam_jwt': 'header.payload.signature', 'iam_user': 'alice',
+        'vault_address': 'https://vault.example.org', 'hpc_host': 'hpc.example.org',
+        'covid19_args': {'metadata': 'm.tsv', 'outputs': 'out', 'ko_file': 'ko.txt',
+                         'replicates': 2, 'model': 'epithelial'},
+        'pycompss_args': {'num_nodes': 2, 'exec_time': 30, 'qos': 'debug'}},
 }
 
 

@@ -116,3 +116,9 @@ def test_directive_values_cannot_smuggle_lines(bad):
     from croupier_plugin.core.errors import ConfigError
     with pytest.raises(ConfigError):
         spec(commands=['true'], stdout_file=bad)
+
+
+def test_module_commands_and_names():
+    script = SlurmScheduler().render_script(spec(
+        commands=['true'], modules=['module use /apps/modules', 'COMPSs/3.3', "x'y"]))
+    assert "module use /apps/modules\nmodule load COMPSs/3.3\nmodule load 'x'\"'\"'y'\n" in script

@@ -2,22 +2,34 @@
 
 from ..errors import ConfigError
 from .base import Scheduler
+from .pycompss import PycompssJob, PycompssScheduler
 from .shell import ShellScheduler
 from .slurm import SlurmScheduler
 
 SCHEDULERS = {
     'SLURM': SlurmScheduler,
     'SHELL': ShellScheduler,
+    'PYCOMPSS': PycompssScheduler,
 }
+# schedulers that can report on jobs (a PYCOMPSS interface is monitored with one)
+MONITORS = ('SLURM',)
 
 
-def get_scheduler(name, prop='config.infrastructure_interface'):
-    """A new scheduler object for ``name`` (case-insensitive)."""
+def get_scheduler(name, prop='config.infrastructure_interface', monitor=None):
+    """A new scheduler object for ``name`` (case-insensitive); ``monitor`` names
+    the scheduler a PYCOMPSS interface is monitored with (SLURM by default)."""
     key = str(name).strip().upper() if name is not None else ''
     cls = SCHEDULERS.get(key)
     if cls is None:
         raise ConfigError(prop, name, f'unknown scheduler; use one of {sorted(SCHEDULERS)}')
+    if cls is PycompssScheduler:
+        watch = str(monitor or 'SLURM').strip().upper()
+        if watch not in MONITORS:
+            raise ConfigError('monitoring_options.monitor_interface', monitor,
+                              f'must be one of {list(MONITORS)} for a PYCOMPSS interface')
+        return PycompssScheduler(monitor=SCHEDULERS[watch]())
     return cls()
 
 
-__all__ = ['Scheduler', 'SlurmScheduler', 'ShellScheduler', 'SCHEDULERS', 'get_scheduler']
+__all__ = ['Scheduler', 'SlurmScheduler', 'ShellScheduler', 'PycompssScheduler', 'PycompssJob',
+           'SCHEDULERS', 'get_scheduler']

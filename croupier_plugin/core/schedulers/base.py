@@ -29,6 +29,16 @@ def check_job_ids(job_ids):
     return ids
 
 
+def module_command(item):
+    """A ``modules`` item: a module name ('gcc/12') becomes ``module load gcc/12``;
+    a whole command ('module use /apps/modules', as documented inputs give them)
+    is kept, every word quoted."""
+    words = item.split()
+    if words and words[0] == 'module':
+        return ' '.join(shlex.quote(w) for w in words)
+    return f'module load {shlex.quote(item)}'
+
+
 def render_body(spec, script_dir_var=None):
     """The shell part of a batch script, the same for every scheduler.
 
@@ -44,7 +54,7 @@ def render_body(spec, script_dir_var=None):
         lines.append(f'export {key}={q(value)}')
     lines.append('set -e')
     for module in spec.modules:
-        lines.append(f'module load {q(module)}')
+        lines.append(module_command(module))
     lines.extend(spec.pre)
     lines.append('set +e')
     lines.append('(')

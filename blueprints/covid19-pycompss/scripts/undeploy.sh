@@ -1,0 +1,3 @@
+#!/bin/bash
+set -e
+rm -rf -- "${1:-covid19}"

@@ -1,0 +1,610 @@
+"""PyCOMPSs: a launcher script that runs ``enqueue_compss``; jobs followed through SLURM.
+
+``enqueue_compss`` (COMPSs' submission command for supercomputers) writes a
+batch script for the site's queue system and submits it (on SLURM:
+``sbatch < script``, which prints ``Submitted batch job N``). The job it
+creates is a plain queue-system job, and PyCOMPSs has no command to ask about
+it, so status and cancel come from a *monitor* scheduler (SLURM by default,
+``monitoring_options.monitor_interface`` in blueprints).
+
+Croupier uploads a small launcher (``render_script``): modules, the job's
+``pre_script``, its ``env``, a ``cd`` to ``app_source``, then ``enqueue_compss
+<compss_args flags> --job_name=<name> <app_file> <app_args>``. The launcher runs
+on the login node, in the job's working directory (``submit_command``).
+
+Quoting: every value is a single shell word. Values without ``$`` are
+``shlex.quote``-d. The documented COVID-19 example relies on the shell for a
+few things (``dataset: $HOME/...`` in env, ``'${dataset}/metadata_clean.tsv'``
+and ``'$(pwd)/results/'`` in app_args, ``'$(pwd)/...'`` as app_file), so
+exactly these expand: ``$NAME`` and ``${NAME}`` (variables), ``$(pwd)`` (as
+``${PWD}``) and a leading ``~/``. Anything else (``$(cmd)``, backquotes,
+``;``, quotes, newlines, ``${X:-...}``) reaches ``enqueue_compss`` literally.
+
+Pure text in and out, like the other schedulers: no I/O here.
+"""
+
+import difflib
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..model import env_mapping, scheduler_job_name, string_list
+from .base import Scheduler, check_job_ids
+from .slurm import SlurmScheduler
+
+ENQUEUE_COMPSS = 'enqueue_compss'
+
+# --------------------------------------------------------------------------
+# shell words
+
+_VAR_REF = re.compile(r'\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\$\(pwd\)')
+
+
+def _double_quoted(text):
+    return re.sub(r'([\\"$`])', r'\\\1', text)
+
+
+def shell_word(text):
+    """``text`` as one shell word where only variable references expand.
+
+    ``$NAME``/``${NAME}`` expand, ``$(pwd)`` becomes ``${PWD}`` and a leading
+    ``~/`` is the home directory; everything else stays literal.
+    """
+    text = str(text)
+    prefix = ''
+    if text == '~' or text.startswith('~/'):
+        prefix, text = text[:2], text[2:]
+    if '$' not in text:
+        return prefix + (shlex.quote(text) if text or not prefix else '')
+    parts, pos = [], 0
+    for m in _VAR_REF.finditer(text):
+        parts.append(_double_quoted(text[pos:m.start()]))
+        ref = m.group(0)
+        if ref == '$(pwd)':
+            ref = '${PWD}'
+        elif not ref.startswith('${'):
+            ref = '${' + ref[1:] + '}'
+        parts.append(ref)
+        pos = m.end()
+    parts.append(_double_quoted(text[pos:]))
+    return prefix + '"' + ''.join(parts) + '"'
+
+
+# --------------------------------------------------------------------------
+# compss_args: the documented enqueue_compss options
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one ``enqueue_compss`` option takes its value.
+
+    kind: ``int`` (>= minimum; ``choices`` adds allowed words such as
+    'disabled'), ``bool`` (rendered ``--flag=true|false``), ``enum``
+    (one of ``choices``), ``word`` (goes into a queue-system directive, so
+    ``pattern`` restricts it), ``text`` (any single line), ``switch``
+    (true gives the bare ``--flag``, false leaves it out).
+    bare: true also gives the bare ``--flag`` (options documented as both
+    ``--flag`` and ``--flag=<value>``); false leaves it out.
+    repeat: a list gives the flag once per item.
+    """
+    flag: str
+    kind: str
+    choices: tuple = ()
+    minimum: int = 0
+    pattern: str | None = None
+    bare: bool = False
+    repeat: bool = False
+    allow_bool: bool = False
+
+
+_WORD = r'^[A-Za-z0-9_.+\-@%:,=/]+$'
+_CONSTRAINTS = r'^[A-Za-z0-9_.+\-@%:,=/&|\[\]*()!]+$'
+_BOOL = ('true', 'false')
+
+
+def _int(flag, minimum=0, **kw):
+    return Option(flag, 'int', minimum=minimum, **kw)
+
+
+def _bool(flag):
+    return Option(flag, 'bool', choices=_BOOL)
+
+
+def _enum(flag, *choices, **kw):
+    return Option(flag, 'enum', choices=tuple(choices), **kw)
+
+
+def _word(flag, pattern=_WORD):
+    return Option(flag, 'word', pattern=pattern)
+
+
+def _text(flag, **kw):
+    return Option(flag, 'text', **kw)
+
+
+def _switch(flag):
+    return Option(flag, 'switch')
+
+
+# The options of ``enqueue_compss -h`` in the COMPSs 3.3 manual ("Executing
+# COMPSs applications" in the Supercomputers section), keyed by the flag name
+# as croupier.datatypes.pycompss_options spells them (num_nodes, exec_time,
+# log_level, graph, tracing, python_interpreter, qos, ...). base_log_dir and
+# specific_log_dir are the pre-3.1 spellings (the manual notes their change);
+# tracing keeps its pre-3.0 levels. --help/--version/--opts are not job options.
+OPTIONS = {
+    # general / queue system configuration
+    'heterogeneous': _switch('heterogeneous'),
+    'sc_cfg': _word('sc_cfg'),
+    # submission
+    'exec_time': _int('exec_time', 1),
+    'job_name': _word('job_name'),
+    'queue': _word('queue'),
+    'reservation': _word('reservation'),
+    'job_execution_dir': _text('job_execution_dir'),
+    'pre_env_script': _text('pre_env_script'),
+    'extra_submit_flag': _text('extra_submit_flag', repeat=True),
+    'storage_container_image': _text('storage_container_image', allow_bool=True),
+    'storage_cpu_affinity': _text('storage_cpu_affinity'),
+    'constraints': _word('constraints', _CONSTRAINTS),
+    'project_name': _word('project_name'),
+    'qos': _word('qos'),
+    'forward_cpus_per_node': _bool('forward_cpus_per_node'),
+    'job_dependency': _word('job_dependency'),
+    'forward_time_limit': _bool('forward_time_limit'),
+    'storage_home': _text('storage_home'),
+    'storage_props': _text('storage_props'),
+    # agents deployment
+    'agents': _enum('agents', 'plain', 'tree', bare=True),
+    # homogeneous submission
+    'num_nodes': _int('num_nodes', 1),
+    'num_switches': _int('num_switches', 0),
+    # heterogeneous submission
+    'type_cfg': _text('type_cfg'),
+    'master': _word('master'),
+    'workers': _word('workers'),
+    # launch configuration
+    'cpus_per_node': _int('cpus_per_node', 1),
+    'gpus_per_node': _int('gpus_per_node', 0),
+    'fpgas_per_node': _int('fpgas_per_node', 0),
+    'io_executors': _int('io_executors', 0),
+    'fpga_reprogram': _text('fpga_reprogram'),
+    'max_tasks_per_node': _int('max_tasks_per_node', -1),
+    'node_memory': _int('node_memory', 1, choices=('disabled',)),
+    'node_storage_bandwidth': _int('node_storage_bandwidth', 0),
+    'network': _enum('network', 'default', 'ethernet', 'infiniband', 'data'),
+    'prolog': _text('prolog', repeat=True),
+    'epilog': _text('epilog', repeat=True),
+    'master_working_dir': _text('master_working_dir'),
+    'worker_working_dir': _text('worker_working_dir'),
+    'worker_in_master_cpus': _int('worker_in_master_cpus', 0),
+    'worker_in_master_memory': _int('worker_in_master_memory', 0),
+    'worker_port_range': _word('worker_port_range', r'^[0-9]+,[0-9]+$'),
+    'jvm_worker_in_master_opts': _text('jvm_worker_in_master_opts'),
+    'container_image': _text('container_image'),
+    'container_compss_path': _text('container_compss_path'),
+    'container_opts': _text('container_opts'),
+    'elasticity': _int('elasticity', 0),
+    'automatic_scaling': _bool('automatic_scaling'),
+    'jupyter_notebook': _text('jupyter_notebook', bare=True),
+    'ipython': _switch('ipython'),
+    'ear': _text('ear', allow_bool=True),
+    # tools enablers
+    'graph': _bool('graph'),
+    'tracing': _enum('tracing', 'true', 'false', 'basic', 'advanced', 'scorep',
+                     'arm-map', 'arm-ddt'),
+    'monitoring': _int('monitoring', 0, bare=True),
+    'external_debugger': _int('external_debugger', 1, bare=True),
+    'jmx_port': _int('jmx_port', 1),
+    # runtime configuration
+    'task_execution': _enum('task_execution', 'compss', 'storage'),
+    'storage_impl': _text('storage_impl'),
+    'storage_conf': _text('storage_conf'),
+    'project': _text('project'),
+    'resources': _text('resources'),
+    'lang': _enum('lang', 'java', 'c', 'python'),
+    'summary': _switch('summary'),
+    'log_level': _enum('log_level', 'off', 'info', 'api', 'debug', 'trace'),
+    'debug': _switch('debug'),
+    # advanced
+    'extrae_config_file': _text('extrae_config_file'),
+    'extrae_config_file_python': _text('extrae_config_file_python'),
+    'trace_label': _text('trace_label'),
+    'tracing_task_dependencies': _bool('tracing_task_dependencies'),
+    'generate_trace': _bool('generate_trace'),
+    'delete_trace_packages': _bool('delete_trace_packages'),
+    'custom_threads': _bool('custom_threads'),
+    'comm': _text('comm'),
+    'conn': _text('conn'),
+    'streaming': _enum('streaming', 'FILES', 'OBJECTS', 'PSCOS', 'ALL', 'NONE'),
+    'streaming_master_name': _word('streaming_master_name'),
+    'streaming_master_port': _int('streaming_master_port', 1),
+    'scheduler': _text('scheduler'),
+    'scheduler_config_file': _text('scheduler_config_file'),
+    'checkpoint': _text('checkpoint'),
+    'checkpoint_params': _text('checkpoint_params'),
+    'checkpoint_folder': _text('checkpoint_folder'),
+    'library_path': _text('library_path'),
+    'classpath': _text('classpath'),
+    'appdir': _text('appdir'),
+    'pythonpath': _text('pythonpath'),
+    'env_script': _text('env_script'),
+    'log_dir': _text('log_dir'),
+    'base_log_dir': _text('base_log_dir'),
+    'specific_log_dir': _text('specific_log_dir'),
+    'uuid': _word('uuid'),
+    'master_name': _word('master_name'),
+    'master_port': _int('master_port', 1),
+    'jvm_master_opts': _text('jvm_master_opts'),
+    'jvm_workers_opts': _text('jvm_workers_opts'),
+    'cpu_affinity': _text('cpu_affinity'),
+    'gpu_affinity': _text('gpu_affinity'),
+    'fpga_affinity': _text('fpga_affinity'),
+    'task_count': _int('task_count', 1),
+    'input_profile': _text('input_profile'),
+    'output_profile': _text('output_profile'),
+    'PyObject_serialize': _bool('PyObject_serialize'),
+    'persistent_worker_c': _bool('persistent_worker_c'),
+    'enable_external_adaptation': _bool('enable_external_adaptation'),
+    'gen_coredump': _switch('gen_coredump'),
+    'keep_workingdir': _switch('keep_workingdir'),
+    'python_interpreter': _word('python_interpreter'),
+    'python_propagate_virtual_environment': _bool('python_propagate_virtual_environment'),
+    'python_mpi_worker': _bool('python_mpi_worker'),
+    'python_memory_profile': _switch('python_memory_profile'),
+    'python_worker_cache': _text('python_worker_cache', allow_bool=True),
+    'python_cache_profiler': _bool('python_cache_profiler'),
+    'wall_clock_limit': _int('wall_clock_limit', 0),
+    'shutdown_in_node_failure': _bool('shutdown_in_node_failure'),
+    'provenance': _text('provenance', bare=True),
+    'provenance_folder': _text('provenance-folder'),
+}
+
+_TRUE_WORDS = {'true': True, 'false': False}
+
+
+def _as_bool(value):
+    """True/False for booleans and 'true'/'false' strings, else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _TRUE_WORDS.get(value.strip().lower())
+    return None
+
+
+def _single_line(prop, value, text):
+    if '\n' in text or '\r' in text or '\0' in text:
+        raise ConfigError(prop, value, 'must be a single line')
+    return text
+
+
+def _option_value(prop, option, value):
+    """The validated text of one value of ``option`` (True for a bare flag)."""
+    if option.kind == 'switch' or (option.bare and _as_bool(value) is not None):
+        flag = _as_bool(value)
+        if flag is None:
+            raise ConfigError(prop, value, 'must be true or false')
+        return flag
+    if option.kind == 'int':
+        text = str(value).strip() if not isinstance(value, bool) else ''
+        if text in option.choices:
+            return text
+        if re.fullmatch(r'-?[0-9]+', text) and int(text) >= option.minimum:
+            return str(int(text))
+        also = f' or {" or ".join(repr(c) for c in option.choices)}' if option.choices else ''
+        raise ConfigError(prop, value, f'must be an integer >= {option.minimum}{also}')
+    if option.kind in ('bool', 'enum'):
+        text = value
+        if isinstance(value, bool):
+            text = 'true' if value else 'false'
+        elif isinstance(value, str) and value.strip().lower() in _BOOL:
+            text = value.strip().lower()
+        if isinstance(text, str) and text.strip() in option.choices:
+            return text.strip()
+        hint = ''
+        if value is False and 'off' in option.choices:
+            hint = " (YAML reads a bare off as false: write 'off' in quotes)"
+        raise ConfigError(prop, value, f'must be one of {", ".join(option.choices)}{hint}')
+    if isinstance(value, bool):
+        if option.allow_bool:
+            return 'true' if value else 'false'
+        raise ConfigError(prop, value, 'must be a string')
+    if not isinstance(value, (str, int, float)):
+        raise ConfigError(prop, value, 'must be a string')
+    text = _single_line(prop, value, str(value))
+    if not text.strip():
+        raise ConfigError(prop, value, 'must not be empty')
+    if option.kind == 'word' and not re.match(option.pattern, text):
+        raise ConfigError(prop, value, 'may not hold spaces or shell characters (it goes '
+                                       'into a queue-system directive)')
+    return text
+
+
+class PycompssOptions:
+    """A validated ``compss_args`` mapping, rendered as ``enqueue_compss`` flags."""
+
+    TABLE = OPTIONS
+
+    def __init__(self, values=None):
+        #: option name -> validated text, True (bare flag) or a list (repeat)
+        self.values = dict(values or {})
+
+    @classmethod
+    def from_mapping(cls, options, prefix='job_options.compss_args'):
+        """Validate ``options``: a mapping, or a list of single-key mappings,
+        ``name=value`` or ``--name=value`` strings. Unset values (None, '')
+        are left out, like unset job options."""
+        if options is None or options == '' or options == []:
+            return cls()
+        if isinstance(options, (list, tuple)):
+            options = cls._pairs(options, prefix)
+        if not isinstance(options, dict):
+            raise ConfigError(prefix, options, 'must be a mapping of enqueue_compss options '
+                                               '(num_nodes, exec_time, qos, ...)')
+        values = {}
+        for key, value in options.items():
+            prop = f'{prefix}.{key}'
+            option = cls.TABLE.get(key)
+            if option is None:
+                close = difflib.get_close_matches(str(key), cls.TABLE, n=3)
+                hint = f'; did you mean {", ".join(close)}?' if close else ''
+                raise ConfigError(prop, value, 'is not a documented enqueue_compss option '
+                                               f'(see enqueue_compss -h){hint}')
+            if value is None or value == '':
+                continue
+            if option.repeat and isinstance(value, (list, tuple)):
+                items = [_option_value(f'{prop}[{i}]', option, v) for i, v in enumerate(value)]
+                if items:
+                    values[key] = items
+                continue
+            checked = _option_value(prop, option, value)
+            if checked is not False:
+                values[key] = checked
+        return cls(values)
+
+    @staticmethod
+    def _pairs(items, prefix):
+        pairs = {}
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and len(item) == 1:
+                pairs.update(item)
+            elif isinstance(item, str) and item.strip():
+                name, sep, value = item.strip().lstrip('-').partition('=')
+                pairs[name] = value if sep else True
+            else:
+                raise ConfigError(f'{prefix}[{i}]', item, 'must be "name=value" or {name: value}')
+        return pairs
+
+    def get(self, name, default=None):
+        return self.values.get(name, default)
+
+    def __contains__(self, name):
+        return name in self.values
+
+    def flags(self, skip=()):
+        """The flags as argv words (not quoted), in the order given."""
+        out = []
+        for key, value in self.values.items():
+            if key in skip:
+                continue
+            flag = self.TABLE[key].flag
+            for item in (value if isinstance(value, list) else [value]):
+                out.append(f'--{flag}' if item is True else f'--{flag}={item}')
+        return out
+
+    def render(self, skip=()):
+        """The flags as shell text, each one word (see ``shell_word``)."""
+        return ' '.join(shell_word(f) for f in self.flags(skip))
+
+
+# --------------------------------------------------------------------------
+# the job
+
+
+@dataclass
+class PycompssJob:
+    """A croupier.nodes.PyCOMPSsJob's ``job_options``, validated."""
+    name: str
+    app_file: str
+    app_name: str | None = None
+    app_source: str | None = None
+    app_args: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+    modules: list = field(default_factory=list)
+    pre_script: list = field(default_factory=list)
+    compss_args: PycompssOptions = field(default_factory=PycompssOptions)
+
+    # Cluster.submit uploads a plain job's blueprint script (local_script) by
+    # SFTP first; a PyCOMPSs job has none
+    local_script_data = None
+
+    OPTION_KEYS = ('pre_script', 'app_name', 'app_source', 'app_file', 'app_args', 'env',
+                   'modules', 'compss_args')
+
+    @classmethod
+    def from_options(cls, name, options, prefix='job_options'):
+        """Validate a PyCOMPSsJob's ``job_options`` mapping."""
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError('name', name, 'a job needs a non-empty name')
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ConfigError(prefix, options, 'must be a mapping')
+        for key, raw in options.items():
+            if key not in cls.OPTION_KEYS:
+                raise ConfigError(f'{prefix}.{key}', raw, 'is not a PyCOMPSs job option '
+                                                          f'({", ".join(cls.OPTION_KEYS)})')
+
+        def p(key):
+            return f'{prefix}.{key}'
+
+        def text(key, required=False):
+            raw = options.get(key)
+            if raw is None or raw == '':
+                if required:
+                    raise ConfigError(p(key), raw, 'is required for a PyCOMPSs job')
+                return None
+            if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+                raise ConfigError(p(key), raw, 'must be a string')
+            return _single_line(p(key), raw, str(raw))
+
+        args = options.get('app_args')
+        if isinstance(args, dict):
+            # a data type such as the COVID-19 example's: its values, in order
+            args = list(args.values())
+        app_args = string_list(p('app_args'), args)
+        for i, arg in enumerate(app_args):
+            if '\0' in arg:
+                raise ConfigError(f"{p('app_args')}[{i}]", arg, 'must not contain NUL')
+        pre_script = string_list(p('pre_script'), options.get('pre_script'))
+        modules = string_list(p('modules'), options.get('modules'))
+        for key, items in (('pre_script', pre_script), ('modules', modules)):
+            for i, item in enumerate(items):
+                _single_line(f'{p(key)}[{i}]', item, item)
+        for i, item in enumerate(modules):
+            check_module(f"{p('modules')}[{i}]", item)
+        return cls(
+            name=name,
+            app_file=text('app_file', required=True),
+            app_name=text('app_name'),
+            app_source=text('app_source'),
+            app_args=app_args,
+            env=env_mapping(p('env'), options.get('env')),
+            modules=modules,
+            pre_script=pre_script,
+            compss_args=PycompssOptions.from_mapping(options.get('compss_args'),
+                                                     p('compss_args')),
+        )
+
+
+_MODULE_NAME = re.compile(r'^[A-Za-z0-9_.+\-/:@%]+$')
+
+
+def check_module(prop, item):
+    """A ``modules`` item is a module name ('COMPSs/3.3') or a whole module
+    command, as the documented inputs give them ('module load COMPSs/3.0',
+    'module use /apps/modules/...')."""
+    words = item.split()
+    if words and words[0] == 'module':
+        if len(words) < 2:
+            raise ConfigError(prop, item, 'is a module command without a subcommand')
+    elif not _MODULE_NAME.match(item):
+        raise ConfigError(prop, item, 'must be a module name such as COMPSs/3.3, or a '
+                                      '"module ..." command')
+    return item
+
+
+def module_line(item):
+    """The launcher line of one ``modules`` item, every word quoted."""
+    words = item.split()
+    if words and words[0] == 'module':
+        return ' '.join(shell_word(w) for w in words)
+    return f'module load {shell_word(item)}'
+
+
+# --------------------------------------------------------------------------
+# the scheduler
+
+_SUBMITTED = (re.compile(r'Submitted batch job\s+([0-9]+)'),         # sbatch
+              re.compile(r'Job <([0-9]+)> is submitted'))            # bsub
+_BARE_ID = re.compile(r'^[0-9]+(\.[A-Za-z0-9_.\-]+)?$')                # qsub: 123.server
+
+
+class PycompssScheduler(Scheduler):
+    """Submits PycompssJob specs with enqueue_compss; the monitor scheduler
+    (SLURM by default) reports on and cancels the jobs it created."""
+
+    name = 'PYCOMPSS'
+    script_suffix = '.compss.sh'
+
+    def __init__(self, monitor=None):
+        self.monitor = monitor if monitor is not None else SlurmScheduler()
+
+    @property
+    def STATES(self):    # the Scheduler attribute, delegated
+        return self.monitor.STATES
+
+    # -- script -------------------------------------------------------------
+
+    def job_name(self, spec):
+        given = spec.compss_args.get('job_name')
+        return given if given else scheduler_job_name(spec.name)
+
+    def enqueue_command(self, spec):
+        words = [ENQUEUE_COMPSS]
+        words += [shell_word(f) for f in spec.compss_args.flags(skip=('job_name',))]
+        words.append(shell_word(f'--job_name={self.job_name(spec)}'))
+        words.append(shell_word(spec.app_file))
+        words += [shell_word(a) for a in spec.app_args]
+        return ' '.join(words)
+
+    def render_script(self, spec):
+        if not isinstance(spec, PycompssJob):
+            raise TypeError(f'{self.name} submits PycompssJob specs, not {type(spec).__name__}')
+        q = shlex.quote
+        # a login shell brings the site's `module` command
+        lines = ['#!/bin/bash -l' if spec.modules else '#!/bin/bash',
+                 (f'# croupier: submits PyCOMPSs job {scheduler_job_name(spec.name)} '
+                  f'with {ENQUEUE_COMPSS}'),
+                 f'export CROUPIER_JOB_NAME={q(spec.name)}']
+        if spec.app_name:
+            lines.append(f'export CROUPIER_APP_NAME={q(spec.app_name)}')
+        lines.append('set -e')
+        lines.extend(module_line(item) for item in spec.modules)
+        lines.extend(spec.pre_script)
+        for key, value in spec.env.items():
+            lines.append(f'export {key}={shell_word(value)}')
+        if spec.app_source:
+            lines.append(f'cd {shell_word(spec.app_source)}')
+        lines.append(self.enqueue_command(spec))
+        return '\n'.join(lines) + '\n'
+
+    def output_paths(self, spec, job_id, workdir):
+        """enqueue_compss writes compss-<jobid>.out/.err in the job's directory:
+        job_execution_dir when given, else where it was run (app_source,
+        relative to the working directory, else the working directory).
+        None when that path needs the remote shell ($VAR, ~)."""
+        directory = spec.compss_args.get('job_execution_dir') or spec.app_source or '.'
+        if '$' in directory or directory.startswith('~'):
+            return None, None
+        if directory in ('.', './'):
+            directory = workdir or '.'
+        elif not directory.startswith('/') and workdir:
+            directory = f'{workdir.rstrip("/")}/{directory}'
+        base = f'{directory.rstrip("/")}/compss-{job_id}'
+        return f'{base}.out', f'{base}.err'
+
+    # -- submit -------------------------------------------------------------
+
+    def submit_command(self, spec, script_path, workdir):
+        shell = 'bash -l' if spec.modules else 'bash'
+        return f'cd {shlex.quote(workdir)} && {shell} {shlex.quote(script_path)} < /dev/null'
+
+    def parse_submit_output(self, stdout):
+        """The queue-system job id enqueue_compss reported: sbatch's
+        'Submitted batch job N' (or bsub's 'Job <N> is submitted'), else a
+        bare id on the last line (qsub's 'N.server')."""
+        lines = [line.strip() for line in stdout.strip().splitlines() if line.strip()]
+        for line in reversed(lines):
+            for pattern in _SUBMITTED:
+                m = pattern.search(line)
+                if m:
+                    return m.group(1)
+        if lines and _BARE_ID.match(lines[-1]):
+            return lines[-1]
+        raise ValueError(f'no job id in {ENQUEUE_COMPSS} output: {stdout.strip()[-300:]!r}')
+
+    # -- status and cancel: the monitor scheduler's ---------------------------
+
+    def status_command(self, job_ids):
+        return self.monitor.status_command(check_job_ids(job_ids))
+
+    def parse_status_output(self, stdout, job_ids):
+        return self.monitor.parse_status_output(stdout, job_ids)
+
+    def cancel_command(self, job_ids):
+        return self.monitor.cancel_command(check_job_ids(job_ids))
+
+    def normalize(self, raw):
+        return self.monitor.normalize(raw)
