@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -126,3 +127,24 @@ def vault_bed(bed):
         return VaultBed(bed['vault']['address'], root_token)
     except Exception as exc:      # any failure to reach or configure it
         _bed_unavailable(f'OpenBao at {bed["vault"]["address"]}: {type(exc).__name__}: {exc}')
+
+
+def follow_jobs(cluster, job_ids, limit=60, grace=30):
+    """Poll with the monitor until every job ended; return (statuses, states seen, polls)."""
+    from croupier_plugin.core.monitor import Monitor
+    monitor = Monitor(unknown_grace=grace)
+    tracked = [monitor.track(cluster, j, j) for j in job_ids]
+    seen = {j: [] for j in job_ids}
+    deadline = time.monotonic() + limit
+    while monitor.active():
+        assert time.monotonic() < deadline, f'jobs still active: {seen}'
+        for change in monitor.poll():
+            seen[change.job.job_id].append(change.new.state)
+        time.sleep(0.2)
+    return {t.job_id: t.status for t in tracked}, seen, monitor.polls(cluster.key)
+
+
+@pytest.fixture
+def follow():
+    """follow(cluster, job_ids, limit=60, grace=30): see follow_jobs."""
+    return follow_jobs

@@ -9,7 +9,6 @@ import pytest
 
 from croupier_plugin.core.cluster import Cluster
 from croupier_plugin.core.model import JobState
-from croupier_plugin.core.monitor import Monitor
 from croupier_plugin.core.schedulers.pycompss import PycompssJob, PycompssScheduler
 
 pytestmark = pytest.mark.bed
@@ -29,24 +28,6 @@ sys.exit(int(os.environ.get("APP_EXIT", "0")))
 PATH_ENV = {'PATH': '$HOME/bin:$PATH'}
 
 
-def follow(cluster, job_ids, limit=60, grace=30):
-    """Poll with the monitor until every job ended; return (statuses, states seen, polls)."""
-    monitor = Monitor(unknown_grace=grace)
-    tracked = [monitor.track(cluster, j, j) for j in job_ids]
-    seen = {j: [] for j in job_ids}
-    monitor_deadline = time.monotonic() + limit
-
-    def on_change(change):
-        seen[change.job.job_id].append(change.new.state)
-
-    while monitor.active():
-        assert time.monotonic() < monitor_deadline, f'jobs still active: {seen}'
-        for change in monitor.poll():
-            on_change(change)
-        time.sleep(0.2)
-    return {t.job_id: t.status for t in tracked}, seen, monitor.polls(cluster.key)
-
-
 @pytest.fixture
 def pycompss(ssh, bed, workdir):
     with open(os.path.join(ROOT, 'tests', 'bed', 'stand-ins', 'enqueue_compss')) as fh:
@@ -64,7 +45,7 @@ def job(name, **options):
     return PycompssJob.from_options(name, options)
 
 
-def test_pycompss_job_runs_through_enqueue_compss_and_slurm(pycompss, workdir):
+def test_pycompss_job_runs_through_enqueue_compss_and_slurm(pycompss, workdir, follow):
     spec = job('pyc-ok',
                env=[PATH_ENV, {'GREETING': 'hello from $USER'}],
                pre_script=['test -x "$HOME/bin/enqueue_compss"'],
@@ -106,7 +87,7 @@ def test_pycompss_job_runs_through_enqueue_compss_and_slurm(pycompss, workdir):
     assert 'pwned' not in listing
 
 
-def test_failing_pycompss_app_is_failed_with_its_exit_code(pycompss, workdir):
+def test_failing_pycompss_app_is_failed_with_its_exit_code(pycompss, workdir, follow):
     spec = job('pyc-bad', env=[PATH_ENV, {'APP_EXIT': 3}],
                compss_args={'num_nodes': 1, 'exec_time': 1})
     sub = pycompss.submit(spec, workdir)

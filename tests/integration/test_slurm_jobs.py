@@ -7,31 +7,12 @@ import time
 import pytest
 
 from croupier_plugin.core.model import JobSpec, JobState
-from croupier_plugin.core.monitor import Monitor
 
 pytestmark = pytest.mark.bed
 
 
 def job(name, **options):
     return JobSpec.from_options(name, options)
-
-
-def follow(cluster, job_ids, limit=60, grace=30):
-    """Poll with the monitor until every job ended; return (statuses, states seen, polls)."""
-    monitor = Monitor(unknown_grace=grace)
-    tracked = [monitor.track(cluster, j, j) for j in job_ids]
-    seen = {j: [] for j in job_ids}
-    monitor_deadline = time.monotonic() + limit
-
-    def on_change(change):
-        seen[change.job.job_id].append(change.new.state)
-
-    while monitor.active():
-        assert time.monotonic() < monitor_deadline, f'jobs still active: {seen}'
-        for change in monitor.poll():
-            on_change(change)
-        time.sleep(0.2)
-    return {t.job_id: t.status for t in tracked}, seen, monitor.polls(cluster.key)
 
 
 @pytest.fixture(scope='module')
@@ -61,7 +42,7 @@ def module_workdir(module_slurm, bed):
     module_slurm.transport.run(f'rm -rf -- {shlex.quote(path)}')
 
 
-def test_completed_job_goes_through_running(timed_out_job, slurm, workdir):
+def test_completed_job_goes_through_running(timed_out_job, slurm, workdir, follow):
     sub = slurm.submit(job('ok', commands=['sleep 3', 'echo "hello from $SLURM_JOB_ID"']),
                        workdir)
     assert sub.job_id.isdigit()
@@ -73,7 +54,7 @@ def test_completed_job_goes_through_running(timed_out_job, slurm, workdir):
     assert slurm.transport.read_file(sub.stdout).decode() == f'hello from {sub.job_id}\n'
 
 
-def test_failing_job_is_failed_with_its_exit_code(slurm, workdir):
+def test_failing_job_is_failed_with_its_exit_code(slurm, workdir, follow):
     sub = slurm.submit(job('bad', commands=['echo "it broke" >&2', 'exit 3']), workdir)
     statuses, _, _ = follow(slurm, [sub.job_id])
     status = statuses[sub.job_id]
@@ -81,7 +62,7 @@ def test_failing_job_is_failed_with_its_exit_code(slurm, workdir):
     assert slurm.tail(sub.stderr) == 'it broke\n'
 
 
-def test_cancelled_job(slurm, workdir):
+def test_cancelled_job(slurm, workdir, follow):
     sub = slurm.submit(job('long', commands=['sleep 300']), workdir)
     deadline = time.monotonic() + 30
     while slurm.statuses([sub.job_id])[sub.job_id].state is not JobState.RUNNING:
@@ -99,7 +80,7 @@ def test_rejected_submission_is_an_error_with_sbatch_message(slurm, workdir):
     assert 'invalid partition' in str(err.value).lower()
 
 
-def test_fifty_jobs_one_status_command_per_cycle(slurm, workdir):
+def test_fifty_jobs_one_status_command_per_cycle(slurm, workdir, follow):
     subs = [slurm.submit(job(f'many{i}', commands=[f'sleep {1 + i % 3}', f'exit {i % 2}']),
                          workdir) for i in range(50)]
     before = len(slurm.transport.commands)
@@ -114,7 +95,7 @@ def test_fifty_jobs_one_status_command_per_cycle(slurm, workdir):
         assert (statuses[sub.job_id].state, statuses[sub.job_id].exit_code) == expected
 
 
-def test_arguments_reach_the_job_literally(slurm, workdir):
+def test_arguments_reach_the_job_literally(slurm, workdir, follow):
     args = ['it\'s "quoted"', '$(touch pwned)', 'a; touch pwned2', 'two\nlines', '*', '`id`']
     slurm.transport.write_file(f'{workdir}/show.sh',
                                'for a in "$@"; do printf "[%s]\\n" "$a"; done\n', mode=0o755)
@@ -128,7 +109,7 @@ def test_arguments_reach_the_job_literally(slurm, workdir):
     assert not [name for name in listing if name.startswith('pwned')]
 
 
-def test_array_job_fails_when_an_element_fails(slurm, workdir):
+def test_array_job_fails_when_an_element_fails(slurm, workdir, follow):
     sub = slurm.submit(job('arr', commands=['exit $((SLURM_ARRAY_TASK_ID == 1 ? 4 : 0))'],
                            scale=3), workdir)
     statuses, _, _ = follow(slurm, [sub.job_id])
@@ -137,7 +118,7 @@ def test_array_job_fails_when_an_element_fails(slurm, workdir):
     assert '2/3 elements completed' in status.reason
 
 
-def test_vanished_job_fails_after_the_grace_period(slurm):
+def test_vanished_job_fails_after_the_grace_period(slurm, follow):
     # an id SLURM never issued: neither squeue nor sacct knows it
     ghost = '999999'
     start = time.monotonic()
@@ -148,7 +129,7 @@ def test_vanished_job_fails_after_the_grace_period(slurm):
     assert 3 <= time.monotonic() - start < 15
 
 
-def test_time_limit_gives_timeout(timed_out_job, module_slurm):
+def test_time_limit_gives_timeout(timed_out_job, module_slurm, follow):
     statuses, _, _ = follow(module_slurm, [timed_out_job.job_id], limit=150)
     assert statuses[timed_out_job.job_id].state is JobState.TIMEOUT
     # sacct's record of the ended job
