@@ -89,10 +89,20 @@ def job_spec(node_id, instance_id, properties, settings, kind='batch'):
     try:
         spec = _parse_job(f'{settings.job_prefix}{instance_id}',
                           dict(properties.get('job_options') or {}), kind)
+        check_for_scheduler(settings, spec)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
     spec.modules = list(settings.modules) + list(spec.modules)
     return spec
+
+
+def check_for_scheduler(settings, spec):
+    """ConfigError for options the interface's scheduler has no equivalent of."""
+    from .core.schedulers import get_scheduler
+    scheduler = get_scheduler(settings.scheduler, monitor=settings.monitor_interface)
+    check = getattr(scheduler, 'check', None)
+    if check is not None:
+        check(spec)
 
 
 def job_options_check(node_id, properties, kind='batch'):

@@ -65,6 +65,12 @@ def validate_nodes(node_list):
                     problems.append(f"node '{node_id}': cannot run on interface '{target}' "
                                     f"({interfaces[target].scheduler}): PyCOMPSsJobs go to "
                                     f"PYCOMPSS interfaces, other jobs to the others")
+                elif not any(p.startswith(f"node '{node_id}'") for p in problems):
+                    try:
+                        edge.job_spec(node_id, node_id, node.properties, interfaces[target],
+                                      edge.job_kind(_types(node)))
+                    except NonRecoverableError as exc:
+                        problems.append(str(exc))
         for target in parents:
             if target not in jobs:
                 problems.append(f"node '{node_id}': {edge.DEPENDS_ON} target '{target}' is "

@@ -79,6 +79,8 @@ JOB = """  job1:
     ('SLURM', "{commands: [\'true\'], max_time: 'ten minutes'}",
      "node 'job1', property 'job_options.max_time' = 'ten minutes'"),
     ('SLURM', '{commands: ["true"], colour: red}', "node 'job1', property 'job_options.colour'"),
+    ('PBS', '{commands: ["true"], qos: normal}', "node 'job1', property 'job_options.qos' = "
+                                                 "'normal'"),
 ])
 def test_validate_names_node_property_and_value(tmp_path, capsys, scheduler, options,
                                                 expected):

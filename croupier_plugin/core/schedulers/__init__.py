@@ -2,6 +2,7 @@
 
 from ..errors import ConfigError
 from .base import Scheduler
+from .pbs import PbsScheduler, TorqueScheduler
 from .pycompss import PycompssJob, PycompssScheduler
 from .shell import ShellScheduler
 from .slurm import SlurmScheduler
@@ -9,10 +10,12 @@ from .slurm import SlurmScheduler
 SCHEDULERS = {
     'SLURM': SlurmScheduler,
     'SHELL': ShellScheduler,
+    'PBS': PbsScheduler,
+    'TORQUE': TorqueScheduler,
     'PYCOMPSS': PycompssScheduler,
 }
 # schedulers that can report on jobs (a PYCOMPSS interface is monitored with one)
-MONITORS = ('SLURM',)
+MONITORS = ('SLURM', 'PBS', 'TORQUE')
 
 
 def get_scheduler(name, prop='config.infrastructure_interface', monitor=None):
@@ -31,5 +34,6 @@ def get_scheduler(name, prop='config.infrastructure_interface', monitor=None):
     return cls()
 
 
-__all__ = ['Scheduler', 'SlurmScheduler', 'ShellScheduler', 'PycompssScheduler', 'PycompssJob',
+__all__ = ['Scheduler', 'SlurmScheduler', 'ShellScheduler', 'PbsScheduler', 'TorqueScheduler',
+           'PycompssScheduler', 'PycompssJob',
            'SCHEDULERS', 'get_scheduler']

@@ -1,0 +1,606 @@
+"""PBS Pro and Torque: qsub scripts, one qstat round trip for many jobs, qdel.
+
+Both read ``qstat -f`` blocks (``Job Id: X`` then ``name = value`` lines, long
+values folded onto tab-indented continuation lines). They differ in the
+resource syntax (Torque ``nodes=N:ppn=P``, PBS Pro ``select=``), the array
+flag (``-t`` / ``-J``), how finished jobs stay visible (Torque keeps ``C``
+jobs for ``keep_completed`` seconds; PBS Pro shows ``F`` jobs with ``-x`` when
+job history is enabled) and the meaning of negative exit statuses.
+
+A finished job can leave qstat before Croupier has seen how it ended, and
+Debian's slurm-wlm-torque qstat never reports an exit status. So the batch
+script records its own exit code in ``$HOME/.croupier/pbs/<job id>.rc``, and
+``qdel`` through Croupier leaves ``<job id>.cancelled`` there; the status
+command reads both for the ids it asks about. qstat wins whenever it reports
+an exit status.
+"""
+
+import abc
+import math
+import re
+import shlex
+
+from ..errors import ConfigError
+from ..model import JobState, JobStatus, format_hms, scheduler_job_name
+from .base import Scheduler, check_job_ids, render_body, shebang
+
+P, R = JobState.PENDING, JobState.RUNNING
+RC_DIR = '"$HOME"/.croupier/pbs'
+QSTAT_RC_MARK = '@@croupier-qstat-rc='
+FILES_MARK = '@@croupier-files@@'
+
+_JOB_ID_LINE = re.compile(r'^Job Id:\s*(\S+)\s*$')
+_ATTRIBUTE = re.compile(r'^\s+([A-Za-z_][A-Za-z0-9_.]*) = ?(.*)$')
+# Torque: "qstat: Unknown Job Id Error 9.srv"; PBS Pro: "qstat: Unknown Job Id 9.srv";
+# PBS Pro without -x: "qstat: 9.srv Job has finished, use -x or -H ..."
+_UNKNOWN = re.compile(r'Unknown Job Id(?: Error)?\s+(\S+)|(\S+)\s+Job has finished')
+# lines qstat writes to stderr about single ids, which must not fail the whole poll
+_PER_ID_ERRORS = ('Unknown Job Id', 'Job has finished')
+_SIZE = re.compile(r'^([0-9]+)([KMGT]?)$')
+# Torque/PBS MoM: "walltime 152 exceeded limit 120"; OpenPBS comment of a
+# JOB_EXEC_KILL_WALLTIME job: "Job run at ... and exceeded resource walltime"
+_WALLTIME_KILL = re.compile(r'walltime \d+ exceeded limit|exceeded resource walltime',
+                            re.IGNORECASE)
+
+
+def pbs_size(text, factor=1):
+    """'4G' -> '4gb', '500M' -> '500mb', '1024' (MB, as in SLURM) -> '1024mb'."""
+    m = _SIZE.match(str(text).strip().upper())
+    if not m:
+        raise ValueError(f'not a size: {text!r}')
+    return f'{int(m[1]) * factor}{(m[2] or "M").lower()}b'
+
+
+def seconds(text):
+    """'01:02:03' -> 3723, '90' -> 90; None when unreadable."""
+    parts = (text or '').strip().split(':')
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        return None
+    total = 0
+    for value in values:
+        total = total * 60 + value
+    return total
+
+
+def _sequence(job_id):
+    """'123.srv' -> '123', '7[].srv' -> '7[]', '7[3].srv' -> '7[3]'."""
+    return str(job_id).split('.', 1)[0]
+
+
+def _array_base(job_id):
+    """'7[].srv' / '7[3].srv' -> '7'; None for a job that is not an array."""
+    seq = _sequence(job_id)
+    return seq.split('[', 1)[0] if '[' in seq else None
+
+
+def parse_qstat_full(text):
+    """[(job id, {attribute (lower case): value})] from ``qstat -f`` output."""
+    blocks = []
+    attrs = last = None
+    for line in text.splitlines():
+        m = _JOB_ID_LINE.match(line)
+        if m:
+            attrs, last = {}, None
+            blocks.append((m[1], attrs))
+            continue
+        if attrs is None or not line.strip():
+            continue
+        m = _ATTRIBUTE.match(line)
+        if m:
+            last = m[1].lower()
+            attrs[last] = m[2].rstrip('\r')
+        elif last is not None and line[:1] in ('\t', ' '):
+            # a folded value goes on where it was cut, even inside a word or
+            # at a space: only the continuation's indent is dropped
+            attrs[last] += line[1:] if line[0] == '\t' else line.lstrip()
+    for _job_id, values in blocks:
+        for name, value in values.items():
+            values[name] = value.strip()
+    return blocks
+
+
+class PbsFamily(Scheduler):
+    """What Torque and PBS Pro share; the subclasses hold the differences."""
+
+    script_suffix = '.pbs'
+    #: job_state letters of a job that ended; the exit status tells how
+    ENDED = ('C', 'F', 'X')
+    #: negative exit statuses: value -> (state, meaning)
+    EXEC_CODES = {}
+
+    # -- script -------------------------------------------------------------
+
+    @staticmethod
+    def job_name(spec):
+        # PBS wants a job name that starts with a letter (PBS Pro: or digit)
+        name = scheduler_job_name(spec.name)
+        return name if name[0].isalpha() else 'j' + name
+
+    def check(self, spec):
+        """ConfigError for job options this flavour has no equivalent of."""
+        for field_name, option in (('qos', 'qos'), ('reservation', 'reservation')):
+            value = getattr(spec, field_name)
+            if value is not None:
+                raise ConfigError(f'job_options.{option}', value,
+                                  f'{self.name} has no {option} option; give the site\'s '
+                                  f'own syntax in job_options.extra_directives')
+        if spec.mail_type:
+            self.mail_points(spec.mail_type)
+        if spec.array:
+            self.array_directive(spec.array)
+
+    @staticmethod
+    def mail_points(mail_type):
+        """SLURM mail types -> PBS -m letters (a abort, b begin, e end, n none)."""
+        letters = {'BEGIN': 'b', 'END': 'e', 'FAIL': 'a', 'ALL': 'abe', 'NONE': 'n'}
+        types = [t.strip().upper() for t in mail_type.split(',') if t.strip()]
+        bad = [t for t in types if t not in letters]
+        if bad or ('NONE' in types and len(types) > 1):
+            raise ConfigError('job_options.mail_type', mail_type,
+                              'PBS mails only on BEGIN, END, FAIL, ALL or NONE (alone)')
+        chosen = set(''.join(letters[t] for t in types))
+        return 'n' if 'n' in chosen else ''.join(c for c in 'abe' if c in chosen)
+
+    @abc.abstractmethod
+    def resource_directives(self, spec):
+        """The ``-l`` directives of the job's nodes, tasks, CPUs and memory."""
+
+    @abc.abstractmethod
+    def array_directive(self, array):
+        """The array directive; ConfigError for a form the flavour lacks."""
+
+    def directives(self, spec):
+        self.check(spec)
+        out = [f'-N {self.job_name(spec)}']
+        out.extend(self.resource_directives(spec))
+        if spec.max_time:
+            out.append(f'-l walltime={format_hms(spec.max_time)}')
+        if spec.mem_per_cpu:
+            out.append(f'-l pmem={pbs_size(spec.mem_per_cpu)}')
+        for flag, value in (('-q', spec.partition), ('-A', spec.account),
+                            ('-M', spec.mail_user)):
+            if value is not None:
+                out.append(f'{flag} {value}')
+        if spec.mail_type:
+            out.append(f'-m {self.mail_points(spec.mail_type)}')
+        if spec.stdout:
+            out.append(f'-o {spec.stdout}')
+        if spec.stderr:
+            out.append(f'-e {spec.stderr}')
+        if spec.array:
+            out.append(self.array_directive(spec.array))
+        out.extend(spec.extra_directives)
+        return out
+
+    @staticmethod
+    def prologue(spec):
+        """Shell lines run before the job's body."""
+        lines = []
+        if not spec.array:
+            # The exit-code file (see the module docstring). Debian's
+            # slurm-wlm-torque sets no PBS_JOBID; its qsub prints SLURM's id.
+            # A job killed by a signal must not record 0: bash runs the EXIT
+            # trap on SIGTERM with the last command's status, so the signals
+            # a batch system sends (qdel, limits) first exit with 128+n.
+            lines += [
+                'croupier_job_id=${PBS_JOBID:-${SLURM_JOB_ID:-}}',
+                'if [ -n "$croupier_job_id" ]; then',
+                f'  croupier_rc_dir={RC_DIR}',
+                # files of an earlier job with the same id (ids wrap around)
+                '  rm -f "$croupier_rc_dir/$croupier_job_id.rc" '
+                '"$croupier_rc_dir/$croupier_job_id.cancelled"',
+                '  trap \'croupier_exit=$?; { mkdir -p "$croupier_rc_dir" && '
+                'printf "%s\\n" "$croupier_exit" > "$croupier_rc_dir/$croupier_job_id.rc.tmp" && '
+                'mv -f "$croupier_rc_dir/$croupier_job_id.rc.tmp" '
+                '"$croupier_rc_dir/$croupier_job_id.rc"; } || :; exit "$croupier_exit"\' EXIT',
+                "  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+                "  trap 'exit 138' USR1; trap 'exit 140' USR2; trap 'exit 152' XCPU",
+                'fi',
+            ]
+        # PBS starts jobs in $HOME; the job's files are where it was submitted
+        lines.append('if [ -n "${PBS_O_WORKDIR:-}" ]; then cd "$PBS_O_WORKDIR" || exit 1; fi')
+        return lines
+
+    def render_script(self, spec):
+        head = [shebang(spec)] + [f'#PBS {d}' for d in self.directives(spec)]
+        return '\n'.join(head + self.prologue(spec)) + '\n' + render_body(spec)
+
+    def output_paths(self, spec, job_id, workdir):
+        """Given files as they are; otherwise PBS's own default,
+        ``<job name>.o<sequence number>`` in the submission directory (array
+        elements get per-element names that differ between flavours: None)."""
+        out = []
+        for given, letter in ((spec.stdout, 'o'), (spec.stderr, 'e')):
+            if given:
+                path = given
+            elif spec.array:
+                out.append(None)
+                continue
+            else:
+                path = f'{self.job_name(spec)}.{letter}{_sequence(job_id)}'
+            if not path.startswith('/') and workdir:
+                path = workdir.rstrip('/') + '/' + path
+            out.append(path)
+        return tuple(out)
+
+    # -- submit -------------------------------------------------------------
+
+    def submit_command(self, spec, script_path, workdir):
+        # -N, -o and -e also on the command line: Debian's slurm-wlm-torque
+        # qsub ignores them in the script and names the output files after
+        # the -N it was given (or the script's name)
+        q = shlex.quote
+        options = [f'-N {q(self.job_name(spec))}']
+        if spec.stdout:
+            options.append(f'-o {q(spec.stdout)}')
+        if spec.stderr:
+            options.append(f'-e {q(spec.stderr)}')
+        return f'cd {q(workdir)} && qsub {" ".join(options)} {q(script_path)}'
+
+    def parse_submit_output(self, stdout):
+        # "123.server", "123[].server" (arrays) or a bare "123"; qstat and
+        # qdel need the id exactly as printed
+        for line in reversed(stdout.strip().splitlines()):
+            line = line.strip()
+            if re.match(r'^[0-9]+(\[\])?(\.[A-Za-z0-9_.\-]+)?$', line):
+                return line
+        raise ValueError(f'no job id in qsub output: {stdout.strip()[-300:]!r}')
+
+    # -- status -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def qstat_command(self, arrays):
+        """qstat with its options, to be followed by the ids."""
+
+    def status_command(self, job_ids):
+        """qstat for every id, then the exit-code and cancel files of each.
+
+        qstat's stderr is kept apart (after QSTAT_RC_MARK) so that one
+        unknown id cannot break a block of the others; the command fails
+        only when qstat failed for another reason (no server, no qstat).
+        """
+        ids = check_job_ids(job_ids)
+        quoted = ' '.join(shlex.quote(i) for i in ids)
+        arrays = any(_array_base(i) is not None for i in ids)
+        # shell builtins only: a poll must fail when qstat fails, even where
+        # other tools are missing from PATH
+        per_id = '|'.join(f'*{shlex.quote(p)}*' for p in _PER_ID_ERRORS)
+        return (
+            f'set -- {quoted}; '
+            f'{{ croupier_err=$({self.qstat_command(arrays)} "$@" 2>&1 >&3); '
+            'croupier_rc=$?; } 3>&1; '
+            f'printf "%s\\n" "{QSTAT_RC_MARK}$croupier_rc" "$croupier_err" '
+            f'{shlex.quote(FILES_MARK)}; '
+            f'd={RC_DIR}; '
+            'for i in "$@"; do '
+            'if [ -f "$d/$i.rc" ] && read -r v < "$d/$i.rc"; then '
+            'printf "rc %s %s\\n" "$i" "$v"; fi; '
+            'if [ -f "$d/$i.cancelled" ]; then printf "cancelled %s\\n" "$i"; fi; '
+            'done; '
+            'if [ "$croupier_rc" -ne 0 ]; then '
+            'croupier_other=$(printf "%s\\n" "$croupier_err" | while IFS= read -r l; do '
+            f'case "$l" in ""|{per_id}) ;; *) echo "$l" ;; esac; done); '
+            'if [ -n "$croupier_other" ]; then '
+            'printf "%s\\n" "$croupier_err" >&2; exit "$croupier_rc"; fi; fi'
+        )
+
+    def parse_status_output(self, stdout, job_ids):
+        qstat_text, errors, files = [], [], []
+        section = qstat_text
+        for line in stdout.splitlines():
+            if line.startswith(QSTAT_RC_MARK):
+                section = errors
+            elif line.strip() == FILES_MARK:
+                section = files
+            else:
+                section.append(line)
+        blocks = parse_qstat_full('\n'.join(qstat_text))
+        unknown = set()
+        for line in qstat_text + errors:
+            # attribute lines are indented; qstat's messages are not
+            m = _UNKNOWN.search(line) if line[:1] not in ('\t', ' ') else None
+            if m:
+                unknown.add(_sequence(m[1] or m[2]))
+        exit_files, cancelled = {}, set()
+        for line in files:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == 'rc':
+                try:
+                    exit_files[parts[1]] = int(parts[2])
+                except ValueError:
+                    pass
+            elif len(parts) == 2 and parts[0] == 'cancelled':
+                cancelled.add(parts[1])
+
+        result = {}
+        for job_id in job_ids:
+            key = str(job_id)
+            marks = (exit_files.get(key), key in cancelled)
+            if _array_base(key) is not None and '[]' in key:
+                status = self._array_status(key, blocks, marks)
+            else:
+                attrs = self._find(key, blocks)
+                status = self._block_status(key, attrs, marks) if attrs is not None else None
+            if status is None:
+                status = self._without_qstat(key, marks, _sequence(key) in unknown)
+            result[job_id] = status
+        return result
+
+    @staticmethod
+    def _find(key, blocks):
+        """The block of ``key``: the same id, else the same sequence number
+        (qsub may print a shorter server name than qstat)."""
+        same_seq = []
+        for block_id, attrs in blocks:
+            if block_id == key:
+                return attrs
+            if _sequence(block_id) == _sequence(key):
+                same_seq.append(attrs)
+        # a job moved to another server also has an M record here
+        same_seq.sort(key=lambda a: a.get('job_state', '') == 'M')
+        return same_seq[0] if same_seq else None
+
+    def _without_qstat(self, job_id, marks, said_unknown):
+        exit_code, cancelled = marks
+        if exit_code is not None:
+            return self._ended(job_id, '', exit_code, {}, cancelled, 'exit-code file')
+        if cancelled:
+            return JobStatus(job_id, JobState.CANCELLED, raw_state='', source='cancel file',
+                             reason='cancelled by Croupier; qstat no longer shows it')
+        status = self.missing(job_id, 'qstat')
+        if said_unknown:
+            status = JobStatus(job_id, JobState.UNKNOWN, source='qstat',
+                               reason='qstat: Unknown Job Id')
+        return status
+
+    def _block_status(self, job_id, attrs, marks):
+        raw = attrs.get('job_state', '')
+        comment = attrs.get('comment', '')
+        if raw.upper() in self.ENDED:
+            exit_text = attrs.get('exit_status')
+            exit_code, cancelled = marks
+            source = 'qstat'
+            try:
+                code = int(exit_text)
+            except (TypeError, ValueError):
+                code = exit_code
+                if code is not None:
+                    source = 'qstat+exit-code file'
+            return self._ended(job_id, raw, code, attrs, cancelled, source)
+        state = self.normalize(raw)
+        reason = comment
+        if not reason and raw.upper() == 'H':
+            reason = f'held ({attrs.get("hold_types", "?")})'
+        return JobStatus(job_id, state, raw_state=raw, reason=reason, source='qstat')
+
+    def _ended(self, job_id, raw, code, attrs, cancelled, source):
+        comment = attrs.get('comment', '')
+        if code is None:
+            if cancelled:
+                return JobStatus(job_id, JobState.CANCELLED, raw_state=raw, source=source,
+                                 reason='cancelled by Croupier')
+            return JobStatus(job_id, JobState.FAILED, raw_state=raw, source=source,
+                             reason='ended without an exit status'
+                                    + (f'; {comment}' if comment else ''))
+        state, signal, meaning = self.outcome(code, attrs)
+        if cancelled and state is not JobState.COMPLETED:
+            state, meaning = JobState.CANCELLED, 'cancelled by Croupier' + (
+                f' ({meaning})' if meaning else '')
+        reason = '; '.join(r for r in (meaning, comment) if r)
+        return JobStatus(job_id, state, raw_state=raw, reason=reason, exit_code=code,
+                         signal=signal, source=source)
+
+    def outcome(self, code, attrs):
+        """(state, signal, meaning) of an exit status."""
+        if code == 0:
+            return JobState.COMPLETED, None, ''
+        if code < 0:
+            state, meaning = self.EXEC_CODES.get(
+                code, (JobState.FAILED, f'{self.name} could not run the job'))
+            return state, None, meaning
+        signal = None
+        if 256 < code <= 256 + 64:      # the MoM's encoding of a job killed by a signal
+            signal = code - 256
+        elif 128 < code <= 128 + 64:    # the shell's encoding of a command killed by one
+            signal = code - 128
+        if signal and self._over_walltime(attrs):
+            return JobState.TIMEOUT, signal, 'killed after its walltime'
+        if _WALLTIME_KILL.search(attrs.get('comment', '')):
+            return JobState.TIMEOUT, signal, ''
+        return JobState.FAILED, signal, f'killed by signal {signal}' if signal else ''
+
+    @staticmethod
+    def _over_walltime(attrs):
+        used = seconds(attrs.get('resources_used.walltime'))
+        limit = seconds(attrs.get('resource_list.walltime'))
+        return used is not None and limit is not None and 0 < limit <= used
+
+    def _array_status(self, job_id, blocks, marks):
+        base = _array_base(job_id)
+        parent, elements = None, []
+        for block_id, attrs in blocks:
+            seq = _sequence(block_id)
+            if _array_base(block_id) != base:
+                continue
+            if seq.endswith('[]'):
+                parent = attrs
+            else:
+                elements.append(self._block_status(block_id, attrs, (None, marks[1])))
+        head = self._block_status(job_id, parent, (None, marks[1])) if parent else None
+        if not elements:
+            return head
+        done = sum(1 for s in elements if s.state is JobState.COMPLETED)
+        summary = f'array: {done}/{len(elements)} elements completed'
+        live = [s for s in elements if not s.terminal]
+        if live or (head and not head.terminal):
+            state = R if any(s.state is R for s in live) or (head and head.state is R) else P
+            first = live[0] if live else head
+            return JobStatus(job_id, state, raw_state=first.raw_state, reason=summary,
+                             source='qstat')
+        # all elements ended. Elements outside PBS Pro's job history have no
+        # exit status; then the parent's (0 all ok, 1 some failed, 2 PBS
+        # error) decides, and an element's own exit status only adds detail.
+        known = [s for s in elements if s.exit_code is not None or s.state is not JobState.FAILED]
+        if head and head.exit_code is not None and len(known) < len(elements):
+            candidates = [s for s in known if s.state is not JobState.COMPLETED] or [head]
+            if head.exit_code == 0:
+                candidates = [head]
+        else:
+            candidates = elements
+        order = [JobState.FAILED, JobState.TIMEOUT, JobState.CANCELLED, JobState.COMPLETED]
+        first = min(candidates, key=lambda s: order.index(s.state)
+                    if s.state in order else -1)
+        return JobStatus(job_id, first.state, raw_state=first.raw_state,
+                         reason=summary + (f'; {first.reason}' if first.reason else ''),
+                         exit_code=first.exit_code, signal=first.signal, source='qstat')
+
+    # -- cancel -------------------------------------------------------------
+
+    def cancel_command(self, job_ids):
+        """qdel, after leaving a cancel file for each id (see the module
+        docstring) so that the end of a job killed by qdel reads as CANCELLED."""
+        quoted = ' '.join(shlex.quote(i) for i in check_job_ids(job_ids))
+        return (f'set -- {quoted}; d={RC_DIR}; mkdir -p "$d" && '
+                'for i in "$@"; do : > "$d/$i.cancelled"; done; '
+                'qdel "$@"')
+
+
+class TorqueScheduler(PbsFamily):
+    name = 'TORQUE'
+
+    # qstat(1B) of Torque 6: C E H Q R T W S (no F, X, B, M or U)
+    STATES = {
+        'Q': P, 'H': P, 'W': P, 'T': P,
+        'R': R, 'E': R, 'S': R,
+        'C': JobState.COMPLETED,        # refined by exit_status
+    }
+
+    # Torque's JOB_EXEC_* codes (Torque 6 admin guide, "Job exit status")
+    EXEC_CODES = {
+        -1: (JobState.FAILED, 'JOB_EXEC_FAIL1: job exec failed, before files, no retry'),
+        -2: (JobState.FAILED, 'JOB_EXEC_FAIL2: job exec failed, after files, no retry'),
+        -3: (JobState.FAILED, 'JOB_EXEC_RETRY: job execution failed, do retry'),
+        -4: (JobState.FAILED, 'JOB_EXEC_INITABT: job aborted on MOM initialization'),
+        -5: (JobState.FAILED, 'JOB_EXEC_INITRST: job aborted on MOM init, chkpt, no migrate'),
+        -6: (JobState.FAILED, 'JOB_EXEC_INITRMG: job aborted on MOM init, chkpt, ok migrate'),
+        -7: (JobState.FAILED, 'JOB_EXEC_BADRESRT: job restart failed'),
+        -8: (JobState.FAILED, 'JOB_EXEC_CMDFAIL: exec() of user command failed'),
+        -9: (JobState.FAILED, 'JOB_EXEC_STDOUTFAIL: could not create/open stdout stderr files'),
+        -10: (JobState.FAILED, 'JOB_EXEC_OVERLIMIT_MEM: job exceeded a memory limit'),
+        -11: (JobState.TIMEOUT, 'JOB_EXEC_OVERLIMIT_WT: job exceeded a walltime limit'),
+        -12: (JobState.TIMEOUT, 'JOB_EXEC_OVERLIMIT_CPUT: job exceeded a CPU time limit'),
+        -13: (JobState.FAILED, 'JOB_EXEC_RETRY_CGROUP: could not create the job\'s cgroups'),
+        -14: (JobState.FAILED, 'JOB_EXEC_RETRY_PROLOGUE: prologue failed'),
+    }
+
+    def resource_directives(self, spec):
+        if not any((spec.nodes, spec.tasks, spec.tasks_per_node, spec.cpus_per_task,
+                    spec.memory)):
+            return []
+        nodes = spec.nodes or 1
+        out = []
+        if any((spec.nodes, spec.tasks, spec.tasks_per_node, spec.cpus_per_task)):
+            per_node = spec.tasks_per_node or (math.ceil(spec.tasks / nodes) if spec.tasks else 1)
+            out.append(f'-l nodes={nodes}:ppn={per_node * (spec.cpus_per_task or 1)}')
+        if spec.memory:
+            # job_options.memory is per node (as in SLURM); Torque's mem is the job's total
+            out.append(f'-l mem={pbs_size(spec.memory, nodes)}')
+        return out
+
+    def array_directive(self, array):
+        if ':' in array:
+            raise ConfigError('job_options.array', array,
+                              'Torque\'s qsub -t takes ranges and lists, not steps (":")')
+        return f'-t {array}'
+
+    def qstat_command(self, arrays):
+        # -1: attributes are not folded; -t: array elements, one block each
+        # (only when needed: Debian's slurm-wlm-torque qstat refuses -t)
+        return 'qstat -f -1 -t' if arrays else 'qstat -f -1'
+
+
+class PbsScheduler(PbsFamily):
+    name = 'PBS'
+
+    # qstat(1B) of PBS Pro / OpenPBS: B E F H M Q R S T U W X
+    STATES = {
+        'Q': P, 'H': P, 'W': P, 'T': P,
+        'M': P,                         # moved to another server: it runs there
+        'R': R, 'E': R, 'S': R, 'U': R,
+        'B': R,                         # array: at least one subjob started
+        'F': JobState.COMPLETED,        # refined by Exit_status
+        'X': JobState.COMPLETED,        # subjob; refined by Exit_status
+    }
+
+    # PBS Pro's JOB_EXEC_* codes (OpenPBS src/include/job.h; Reference Guide
+    # "Job Exit Codes"). Not Torque's: -11 is a rerun here, not a walltime kill.
+    EXEC_CODES = {
+        -1: (JobState.FAILED, 'JOB_EXEC_FAIL1: job exec failed, before files, no retry'),
+        -2: (JobState.FAILED, 'JOB_EXEC_FAIL2: job exec failed, after files, no retry'),
+        -3: (JobState.FAILED, 'JOB_EXEC_RETRY: job execution failed, do retry'),
+        -4: (JobState.FAILED, 'JOB_EXEC_INITABT: job aborted on MoM initialization'),
+        -5: (JobState.FAILED, 'JOB_EXEC_INITRST: job aborted on MoM init, checkpoint, '
+                              'no migrate'),
+        -6: (JobState.FAILED, 'JOB_EXEC_INITRMG: job aborted on MoM init, checkpoint, '
+                              'ok migrate'),
+        -7: (JobState.FAILED, 'JOB_EXEC_BADRESRT: job restart failed'),
+        -10: (JobState.FAILED, 'JOB_EXEC_FAILUID: invalid uid/gid for job'),
+        -11: (JobState.FAILED, 'JOB_EXEC_RERUN: job was rerun'),
+        -12: (JobState.FAILED, 'JOB_EXEC_CHKP: job was checkpointed and killed'),
+        -13: (JobState.FAILED, 'JOB_EXEC_FAIL_PASSWORD: job failed due to a bad password'),
+        -14: (JobState.FAILED, 'JOB_EXEC_RERUN_ON_SIS_FAIL: communication failure between '
+                               'mother superior and a sister'),
+        -15: (JobState.FAILED, 'JOB_EXEC_QUERST: requeue job for restart from checkpoint'),
+        -16: (JobState.FAILED, 'JOB_EXEC_FAILHOOK_RERUN: a hook rejected the job'),
+        -17: (JobState.FAILED, 'JOB_EXEC_FAILHOOK_DELETE: a hook rejected the job'),
+        -18: (JobState.FAILED, 'JOB_EXEC_HOOK_RERUN: a hook requeued the job'),
+        -19: (JobState.FAILED, 'JOB_EXEC_HOOK_DELETE: a hook deleted the job'),
+        -20: (JobState.FAILED, 'JOB_EXEC_RERUN_MS_FAIL: mother superior connection failed'),
+        -21: (JobState.FAILED, 'JOB_EXEC_FAIL_SECURITY: security breach in PBS directory'),
+        -22: (JobState.FAILED, 'JOB_EXEC_HOOKERROR: a hook failed or timed out'),
+        -23: (JobState.FAILED, 'JOB_EXEC_FAIL_KRB5: no kerberos credentials'),
+        -24: (JobState.FAILED, 'JOB_EXEC_KILL_NCPUS_BURST: exceeded ncpus (burst)'),
+        -25: (JobState.FAILED, 'JOB_EXEC_KILL_NCPUS_SUM: exceeded ncpus (sum)'),
+        -26: (JobState.FAILED, 'JOB_EXEC_KILL_VMEM: exceeded vmem'),
+        -27: (JobState.FAILED, 'JOB_EXEC_KILL_MEM: exceeded mem'),
+        -28: (JobState.TIMEOUT, 'JOB_EXEC_KILL_CPUT: exceeded cput'),
+        -29: (JobState.TIMEOUT, 'JOB_EXEC_KILL_WALLTIME: exceeded walltime'),
+        -30: (JobState.FAILED, 'JOB_EXEC_JOINJOB: join job error'),
+    }
+
+    def resource_directives(self, spec):
+        if not any((spec.nodes, spec.tasks, spec.tasks_per_node, spec.cpus_per_task,
+                    spec.memory)):
+            return []
+        chunks = spec.nodes or 1
+        per_chunk = spec.tasks_per_node or (math.ceil(spec.tasks / chunks) if spec.tasks else 1)
+        threads = spec.cpus_per_task or 1
+        select = f'select={chunks}:ncpus={per_chunk * threads}:mpiprocs={per_chunk}'
+        if spec.cpus_per_task:
+            select += f':ompthreads={threads}'
+        if spec.memory:
+            # a chunk is a node here, and job_options.memory is per node
+            select += f':mem={pbs_size(spec.memory)}'
+        out = [f'-l {select}']
+        if spec.nodes and spec.nodes > 1:
+            # one chunk per host, as SLURM's --nodes means
+            out.append('-l place=scatter')
+        return out
+
+    def array_directive(self, array):
+        range_part, _, limit = array.partition('%')
+        if limit:
+            raise ConfigError('job_options.scale_max_in_parallel', int(limit),
+                              'PBS Pro\'s qsub -J cannot limit how many subjobs run at once '
+                              f'(array {array!r})')
+        if not re.match(r'^[0-9]+-[0-9]+(:[0-9]+)?$', range_part):
+            raise ConfigError('job_options.array', array,
+                              'PBS Pro\'s qsub -J takes one range X-Y[:step]')
+        return f'-J {range_part}'
+
+    def qstat_command(self, arrays):
+        # -x: finished jobs too (while the server keeps job history);
+        # -t: the subjobs of arrays, one block each
+        return 'qstat -x -f -t' if arrays else 'qstat -x -f'
