@@ -198,6 +198,17 @@ def scheduler_job_name(name):
     return cleaned or 'job'
 
 
+def job_options_mapping(name, options, prefix='job_options'):
+    """Checks shared by every kind of job: a name, and options that form a mapping."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError('name', name, 'a job needs a non-empty name')
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ConfigError(prefix, options, 'must be a mapping')
+    return options
+
+
 # --------------------------------------------------------------------------
 
 @dataclass
@@ -262,12 +273,7 @@ class JobSpec:
     def from_options(cls, name, options, prefix='job_options', container=False):
         """Validate a blueprint's ``job_options`` mapping into a JobSpec.
         ``container`` allows (and requires) the SingularityJob options."""
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError('name', name, 'a job needs a non-empty name')
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise ConfigError(prefix, options, 'must be a mapping')
+        options = job_options_mapping(name, options, prefix)
         values = {}
         for key, raw in options.items():
             target = cls.OPTION_ALIASES.get(key)

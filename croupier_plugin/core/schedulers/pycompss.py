@@ -29,7 +29,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..model import env_mapping, scheduler_job_name, string_list
+from ..model import env_mapping, job_options_mapping, scheduler_job_name, string_list
 from .base import Scheduler, check_job_ids
 from .slurm import SlurmScheduler
 
@@ -425,12 +425,7 @@ class PycompssJob:
     @classmethod
     def from_options(cls, name, options, prefix='job_options'):
         """Validate a PyCOMPSsJob's ``job_options`` mapping."""
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError('name', name, 'a job needs a non-empty name')
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise ConfigError(prefix, options, 'must be a mapping')
+        options = job_options_mapping(name, options, prefix)
         for key, raw in options.items():
             if key not in cls.OPTION_KEYS:
                 raise ConfigError(f'{prefix}.{key}', raw, 'is not a PyCOMPSs job option '
