@@ -4,7 +4,7 @@
 # Idempotent: does nothing (and touches no network) when all are installed.
 set -euo pipefail
 
-PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server
+PACKAGES=(lmod slurmctld slurmd slurm-client munge slurmdbd mariadb-server
           openssh-server slurm-wlm-torque rsync curl procps)
 
 if [ "$(id -u)" -ne 0 ]; then
