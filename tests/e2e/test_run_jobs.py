@@ -179,3 +179,42 @@ def test_demo_runs_with_the_croupier_command(tmp_path):
     assert any(' COMPLETED ' in line and 'job_d' in line for line in lines)
     assert sum('COMPLETED  0' in line for line in lines) == 4
     assert 'removed /tmp/croupier-demo/hello_' in result.stdout
+
+
+def test_two_systems_example_on_two_interfaces(bed, ssh):
+    key = bed['keys']['ed25519']
+    inputs = {'first_host': bed['host'], 'first_port': bed['port'], 'first_user': bed['user'],
+              'first_private_key_file': key, 'second_host': bed['host'],
+              'second_port': bed['port'], 'second_user': bed['user'],
+              'second_private_key_file': key, 'second_partition': 'second',
+              'known_hosts': bed['known_hosts'], 'monitor_period': 1}
+    env = runner.init_env(blueprint('blueprints', 'two-systems', 'blueprint.yaml'), inputs,
+                          name='two')
+    runner.execute(env, 'install')
+    by_node = instances(env)
+    first, second = (by_node[n].runtime_properties['workdir'] for n in ('first_hpc',
+                                                                         'second_hpc'))
+    assert first != second
+    runner.execute(env, 'run_jobs')
+    props = {n: i.runtime_properties for n, i in instances(env).items()}
+    assert [props[n]['state'] for n in ('pre', 'main', 'post')] == ['COMPLETED'] * 3
+    assert props['main']['cluster'] == 'second_hpc' and props['post']['cluster'] == 'first_hpc'
+    assert props['main']['stdout'].startswith(second + '/')
+    assert props['post']['stdout'].startswith(first + '/')
+    partition = ssh.run(f"sacct -n -X -P -j {props['main']['job_id']} -o Partition").stdout
+    assert partition.strip() == 'second'
+    runner.execute(env, 'uninstall')
+
+
+def test_skip_cleanup_keeps_the_working_directory(tmp_path):
+    text = open(blueprint('blueprints', 'hello', 'blueprint.yaml')).read()
+    text = text.replace('base_dir: /tmp/croupier-demo', f'base_dir: {tmp_path}/base\n'
+                        '      skip_cleanup: true')
+    path = tmp_path / 'blueprint.yaml'
+    path.write_text(text)
+    env = runner.init_env(str(path), name='kept')
+    runner.execute(env, 'install')
+    workdir = instances(env)['this_machine'].runtime_properties['workdir']
+    runner.execute(env, 'run_jobs')
+    runner.execute(env, 'uninstall')
+    assert open(f'{workdir}/d.txt').read().startswith('HELLO FROM CROUPIER\n')
