@@ -316,7 +316,13 @@ def main(argv=None):
         return args.func(args)
     except Exception as exc:
         from dsl_parser.exceptions import DSLParsingException
-        if isinstance(exc, (DSLParsingException, ValueError, OSError)):
+        if isinstance(exc, DSLParsingException):
+            # the parser quotes the whole offending value, credentials included
+            lines = [line for line in str(exc).splitlines()
+                     if not line.strip().startswith('value:')]
+            print('error: ' + '\n'.join(lines), file=sys.stderr)
+            return 2
+        if isinstance(exc, (ValueError, OSError)):
             print(f'error: {exc}', file=sys.stderr)
             return 2
         raise

@@ -64,6 +64,11 @@ def interface_settings(node_id, properties, vault=None, fetch=True):
         raise NonRecoverableError(str(exc)) from None
 
 
+def _options(value):
+    # a copy of a mapping; anything else goes on to be refused by name
+    return dict(value) if isinstance(value, dict) else (value or {})
+
+
 def _parse_job(name, options, kind):
     if kind == 'pycompss':
         return PycompssJob.from_options(name, options)
@@ -88,7 +93,7 @@ def job_spec(node_id, instance_id, properties, settings, kind='batch'):
             f"PYCOMPSS interfaces and other jobs to the other schedulers")
     try:
         spec = _parse_job(f'{settings.job_prefix}{instance_id}',
-                          dict(properties.get('job_options') or {}), kind)
+                          _options(properties.get('job_options')), kind)
         check_for_scheduler(settings, spec)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
@@ -108,7 +113,7 @@ def check_for_scheduler(settings, spec):
 def job_options_check(node_id, properties, kind='batch'):
     """Validate a job's options without knowing its interface yet."""
     try:
-        _parse_job(node_id, dict(properties.get('job_options') or {}), kind)
+        _parse_job(node_id, _options(properties.get('job_options')), kind)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
 

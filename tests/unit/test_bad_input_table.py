@@ -1,0 +1,183 @@
+"""Bad blueprints and inputs, in one table: each is refused by `croupier validate`
+(and at install, before any host is touched) with a message naming node, property
+and value."""
+
+import pytest
+
+from croupier_plugin.cli import main
+
+HEAD = """tosca_definitions_version: cloudify_dsl_1_4
+imports:
+  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
+  - plugin:croupier
+node_templates:
+"""
+
+
+def blueprint(config='{infrastructure_interface: SLURM}',
+              credentials='{host: h.example.org, user: u, password: pw}', job='{commands: [run]}',
+              extra_interface='', job_type='croupier.nodes.Job', more=''):
+    return HEAD + f"""  hpc:
+    type: croupier.nodes.InfrastructureInterface
+    properties:
+      config: {config}
+      credentials: {credentials}
+{extra_interface}  job1:
+    type: {job_type}
+    properties:
+      job_options: {job}
+    relationships:
+      - {{type: task_managed_by_interface, target: hpc}}
+{more}"""
+
+
+VAULT = """  vault:
+    type: croupier.nodes.Vault
+    properties: {props}
+"""
+
+# (case, blueprint text, text the error must hold)
+CASES = [
+    ('unknown scheduler', blueprint(config='{infrastructure_interface: LSF}'),
+     "node 'hpc', property 'config.infrastructure_interface' = 'LSF'"),
+    ('empty scheduler', blueprint(config="{infrastructure_interface: ''}"),
+     "node 'hpc', property 'config.infrastructure_interface' = ''"),
+    # (refused by Cloudify's own parser, whose message names node and property)
+    ('unknown config field', blueprint(config='{infrastructure_interface: SLURM, colour: 1}'),
+     "'hpc' node 'config.colour' property is not part of"),
+    ('unknown transport', blueprint(config='{infrastructure_interface: SLURM, transport: ftp}'),
+     "node 'hpc', property 'config.transport' = 'ftp'"),
+    ('missing host', blueprint(credentials='{user: u, password: pw}'),
+     "node 'hpc', property 'credentials.host' = None"),
+    ('missing user', blueprint(credentials='{host: h, password: pw}'),
+     "node 'hpc', property 'credentials.user' = None"),
+    ('no way to log in', blueprint(credentials='{host: h, user: u}'),
+     "node 'hpc', property 'credentials' = "),
+    ('port out of range', blueprint(credentials='{host: h, user: u, password: pw, port: 70000}'),
+     "node 'hpc', property 'credentials.port' = 70000"),
+    ('port not a number', blueprint(credentials='{host: h, user: u, password: pw, port: ssh}'),
+     "node 'hpc', property 'credentials.port' = 'ssh'"),
+    ('two different ports', blueprint(
+        credentials='{host: h, user: u, password: pw, port: 2200, ssh_port: 2222}'),
+     "node 'hpc', property 'credentials.ssh_port' = 2222"),
+    ('host with a space', blueprint(credentials="{host: 'a b', user: u, password: pw}"),
+     "node 'hpc', property 'credentials.host' = 'a b'"),
+    ('not a private key', blueprint(credentials="{host: h, user: u, private_key: 'hello'}"),
+     "node 'hpc', property 'credentials.private_key' = '<hidden>'"),
+    ('missing key file', blueprint(
+        credentials="{host: h, user: u, private_key_file: /nonexistent/key}"),
+     "node 'hpc', property 'credentials.private_key_file' = '/nonexistent/key'"),
+    ('bad pinned host key', blueprint(
+        credentials="{host: h, user: u, password: pw, host_key: 'ssh-ed25519 nope'}"),
+     "node 'hpc', property 'credentials.host_key' = 'ssh-ed25519 nope'"),
+    ('host_key_check not a boolean', blueprint(
+        credentials="{host: h, user: u, password: pw, host_key_check: maybe}"),
+     "node 'hpc', property 'credentials.host_key_check' = 'maybe'"),
+    ('negative timeout', blueprint(
+        credentials="{host: h, user: u, password: pw, connect_timeout: -1}"),
+     "node 'hpc', property 'credentials.connect_timeout' = -1"),
+    ('monitor period zero', blueprint(
+        extra_interface='      monitoring_options: {monitor_period: 0}\n'),
+     "node 'hpc', property 'monitoring_options.monitor_period' = 0"),
+    ('unknown monitoring option', blueprint(
+        extra_interface='      monitoring_options: {period: 5}\n'),
+     "'hpc' node 'monitoring_options.period' property is not part of"),
+    ('job prefix with a space', blueprint(extra_interface="      job_prefix: 'a b'\n"),
+     "node 'hpc', property 'job_prefix' = 'a b'"),
+    ('negative nodes', blueprint(job='{commands: [run], nodes: -2}'),
+     "node 'job1', property 'job_options.nodes' = -2"),
+    ('nodes not a number', blueprint(job='{commands: [run], nodes: many}'),
+     "node 'job1', property 'job_options.nodes' = 'many'"),
+    ('zero tasks', blueprint(job='{commands: [run], tasks: 0}'),
+     "node 'job1', property 'job_options.tasks' = 0"),
+    ('malformed max_time', blueprint(job="{commands: [run], max_time: '1:2:3:4'}"),
+     "node 'job1', property 'job_options.max_time' = '1:2:3:4'"),
+    ('max_time in words', blueprint(job="{commands: [run], max_time: 'ten minutes'}"),
+     "node 'job1', property 'job_options.max_time' = 'ten minutes'"),
+    ('bad memory', blueprint(job='{commands: [run], memory: lots}'),
+     "node 'job1', property 'job_options.memory' = 'lots'"),
+    ('unknown job option', blueprint(job='{commands: [run], colour: red}'),
+     "node 'job1', property 'job_options.colour' = 'red'"),
+    ('partition with shell text', blueprint(job="{commands: [run], partition: 'x;rm'}"),
+     "node 'job1', property 'job_options.partition' = 'x;rm'"),
+    ('unknown mail type', blueprint(job='{commands: [run], mail_type: SOMETIMES}'),
+     "node 'job1', property 'job_options.mail_type' = 'SOMETIMES'"),
+    ('bad array range', blueprint(job="{commands: [run], array: '1-'}"),
+     "node 'job1', property 'job_options.array' = '1-'"),
+    ('bad env name', blueprint(job="{commands: [run], env: {'1X': v}}"),
+     "node 'job1', property 'job_options.env.1X' = '1X'"),
+    ('command not a string', blueprint(job='{commands: [true]}'),
+     "node 'job1', property 'job_options.commands[0]' = True"),
+    ('neither commands nor script', blueprint(job='{nodes: 1}'),
+     "node 'job1', property 'job_options' = {'nodes': 1}"),
+    ('commands and script', blueprint(job='{commands: [run], script: run.sh}'),
+     "node 'job1', property 'job_options.script' = 'run.sh'"),
+    ('arguments without a script', blueprint(job='{commands: [run], arguments: [a]}'),
+     "node 'job1', property 'job_options.arguments' = ['a']"),
+    ('output path on two lines', blueprint(job='{commands: [run], stdout_file: "a\\nb"}'),
+     "node 'job1', property 'job_options.stdout_file' = 'a\\nb'"),
+    ('job_options not a mapping', blueprint(job='[run]'),
+     "node 'job1', property 'job_options' = ['run']"),
+    ('container option on a plain job', blueprint(job='{commands: [run], image: x.sif}'),
+     "node 'job1', property 'job_options.image' = 'x.sif'"),
+    ('SingularityJob without image', blueprint(job='{commands: [run]}',
+                                                job_type='croupier.nodes.SingularityJob'),
+     "node 'job1', property 'job_options.image' = None"),
+    ('bad launcher', blueprint(job='{commands: [run], image: i, launcher: aprun}',
+                               job_type='croupier.nodes.SingularityJob'),
+     "node 'job1', property 'job_options.launcher' = 'aprun'"),
+    ('PBS has no qos', blueprint(config='{infrastructure_interface: PBS}',
+                                 job='{commands: [run], qos: normal}'),
+     "node 'job1', property 'job_options.qos' = 'normal'"),
+    ('PyCOMPSsJob without app_file', blueprint(
+        config='{infrastructure_interface: PYCOMPSS}', job='{app_name: a}',
+        job_type='croupier.nodes.PyCOMPSsJob'),
+     "node 'job1', property 'job_options.app_file' = None"),
+    ('unknown compss option', blueprint(
+        config='{infrastructure_interface: PYCOMPSS}',
+        job='{app_file: a.py, compss_args: {num_nodez: 2}}',
+        job_type='croupier.nodes.PyCOMPSsJob'),
+     "node 'job1', property 'job_options.compss_args.num_nodez' = 2"),
+    ('PyCOMPSsJob on SLURM', blueprint(job='{app_file: a.py}',
+                                      job_type='croupier.nodes.PyCOMPSsJob'),
+     "node 'job1': cannot run on interface 'hpc' (SLURM)"),
+    ('PYCOMPSS monitored by SHELL', blueprint(
+        config='{infrastructure_interface: PYCOMPSS}', job='{app_file: a.py}',
+        job_type='croupier.nodes.PyCOMPSsJob',
+        extra_interface='      monitoring_options: {monitor_interface: SHELL}\n'),
+     "node 'hpc', property 'monitoring_options.monitor_interface' = 'SHELL'"),
+    ('dependency on a non-job', blueprint(
+        more="  other:\n    type: croupier.nodes.Job\n    properties:\n"
+             "      job_options: {commands: [run]}\n    relationships:\n"
+             "      - {type: task_managed_by_interface, target: hpc}\n"
+             "      - {type: job_depends_on, target: hpc}\n"),
+     "node 'other': job_depends_on target 'hpc' is not a croupier.nodes.Job"),
+    ('Vault without address', blueprint(
+        more=VAULT.format(props="{jwt: a.b.c, user: alice, address: ''}")).replace(
+        "      credentials: {host: h.example.org, user: u, password: pw}\n",
+        "      credentials: {host: h.example.org}\n    relationships:\n"
+        "      - {type: retrieve_credentials_from_vault, target: vault}\n"),
+     "node 'vault', property 'address' = ''"),
+    ('Vault with a malformed JWT', blueprint(
+        more=VAULT.format(props="{jwt: nope, user: alice, address: v.example.org}")).replace(
+        "      credentials: {host: h.example.org, user: u, password: pw}\n",
+        "      credentials: {host: h.example.org}\n    relationships:\n"
+        "      - {type: retrieve_credentials_from_vault, target: vault}\n"),
+     "node 'vault', property 'jwt' = '<hidden>'"),
+]
+
+
+@pytest.mark.parametrize('case, text, expected', CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_naming_node_property_and_value(tmp_path, capsys, case, text,
+                                                             expected):
+    path = tmp_path / 'blueprint.yaml'
+    path.write_text(text)
+    # 1: refused by Croupier's checks; 2: by Cloudify's blueprint parser
+    assert main(['validate', str(path)]) in (1, 2)
+    err = capsys.readouterr().err
+    assert expected in err
+    assert 'pw' not in err.replace('password', '')
+
+
+def test_the_table_is_long_enough():
+    assert len(CASES) >= 31
