@@ -11,7 +11,7 @@ from .core.monitor import InfrastructureUnreachable, Monitor
 
 # runtime properties the engine owns on a job's node instance
 RECORD_KEYS = ('job_id', 'state', 'raw_state', 'reason', 'exit_code', 'stdout', 'stderr',
-               'script', 'submitted_at', 'ended_at', 'cluster', 'reported')
+               'script', 'submitted_at', 'ended_at', 'cluster', 'reported', 'submit_token')
 
 
 def _instances(ctx, type_name):

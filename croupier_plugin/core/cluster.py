@@ -79,6 +79,19 @@ class Cluster:
         return SubmittedJob(spec.name, job_id, self.key, script_path, stdout, stderr,
                             time.time())
 
+    def find_submitted(self, token):
+        """The id of the job submitted with ``token``, or None (also when the
+        scheduler cannot look jobs up by token)."""
+        command = self.scheduler.lookup_command(token)
+        if command is None:
+            return None
+        result = self.transport.run(command)
+        if result.exit_code != 0:
+            raise SchedulerError(f'{self.key}: job lookup failed with exit code '
+                                 f'{result.exit_code}: {result.stderr.strip()[-300:]}',
+                                 exit_code=result.exit_code, stderr=result.stderr)
+        return self.scheduler.parse_lookup_output(result.stdout, token)
+
     def statuses(self, job_ids):
         """{job_id: JobStatus} from ONE status command."""
         job_ids = list(job_ids)

@@ -14,7 +14,9 @@ properties), a stop event for cancellation, and an event sink for progress.
   completed jobs are not run again.
 """
 
+import dataclasses
 import logging
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -131,7 +133,10 @@ class Engine:
                     self._wait_submissions(submitting)
                     self._fail(failed)
                 for job in self._ready(submitting):
-                    self._save(job, state='SUBMITTING', job_id=None)
+                    # the token marks the scheduler job, so a submission whose answer
+                    # was lost (connection or process died) can be found again
+                    self._save(job, state='SUBMITTING', job_id=None,
+                               submit_token=secrets.token_hex(8))
                     submitting[job.name] = pool.submit(self._submit, job)
                 if not submitting and not self.monitor.active():
                     unfinished = [j.name for j in self.jobs.values() if not self._completed(j)]
@@ -159,9 +164,19 @@ class Engine:
                 self.monitor.track(job.cluster, job_id, job.name)
                 self.events('reattached', job, job_id=job_id)
             elif state == 'SUBMITTING':
-                # the earlier run died during the submission; the id was never stored
-                self.events('resubmitting', job, reason='no job id was recorded')
-                job.record.clear()
+                # the earlier run died during the submission: did it reach the scheduler?
+                found, asked = self._find_submitted(job)
+                if found:
+                    self._adopt(job, found, 'found by its submission token after a restart')
+                elif asked:
+                    self.events('resubmitting', job, reason='the scheduler has no job with '
+                                                            'its submission token')
+                    job.record.clear()
+                else:
+                    raise CroupierError(
+                        f"job '{job.name}': an earlier run was submitting it when it stopped, "
+                        f"and {job.cluster.key} cannot tell whether it got the job; check "
+                        f"the scheduler's queue before running again")
             else:
                 job.record.clear()
 
@@ -177,11 +192,37 @@ class Engine:
         return ready
 
     def _submit(self, job):
+        spec = job.spec
+        if hasattr(spec, 'submit_token'):
+            spec = dataclasses.replace(spec, submit_token=job.record.get('submit_token'))
         try:
-            submitted = job.cluster.submit(job.spec, job.workdir)
+            submitted = job.cluster.submit(spec, job.workdir)
         finally:
             self._wake.set()
         return submitted
+
+    def _find_submitted(self, job):
+        """(scheduler id of the job submitted with the record's token or None,
+        whether the scheduler could be asked at all)."""
+        token = job.record.get('submit_token')
+        if not token or job.cluster.scheduler.lookup_command(token) is None:
+            return None, False
+        try:
+            return job.cluster.find_submitted(token), True
+        except CroupierError as exc:
+            log.warning('%s: looking up job %s by its token failed: %s', job.cluster.key,
+                        job.name, exc)
+            return None, False
+
+    def _adopt(self, job, job_id, why):
+        """Follow ``job_id`` as the job's submission (it was not seen returned)."""
+        stdout, stderr = job.cluster.scheduler.output_paths(job.spec, job_id, job.workdir)
+        self._save(job, job_id=job_id, state=JobState.PENDING.value, stdout=stdout,
+                   stderr=stderr, script=job.cluster.script_path(job.spec, job.workdir),
+                   submitted_at=time.time(), cluster=job.cluster.key)
+        self.monitor.track(job.cluster, job_id, job.name,
+                           JobStatus(job_id, JobState.PENDING, raw_state='SUBMITTED'))
+        self.events('reattached', job, job_id=job_id, reason=why)
 
     def _collect_submissions(self, submitting):
         failures = []
@@ -193,8 +234,18 @@ class Engine:
             try:
                 sub = future.result()
             except CommandInterrupted as exc:
-                failures.append((job, JobStatus('', JobState.UNKNOWN, reason=str(exc)), ''))
-                self._save(job, state=JobState.UNKNOWN.value, reason=str(exc))
+                # the connection broke during the submission: ask the scheduler
+                found, asked = self._find_submitted(job)
+                if found:
+                    self._adopt(job, found, 'submission answer lost; found by its token')
+                elif asked:
+                    self.events('resubmitting', job, reason=f'{exc}; the scheduler has no '
+                                                            f'job with its token')
+                    job.record.clear()
+                else:
+                    failures.append((job, JobStatus('', JobState.UNKNOWN, reason=str(exc)),
+                                     ''))
+                    self._save(job, state=JobState.UNKNOWN.value, reason=str(exc))
                 continue
             except CroupierError as exc:
                 status = JobStatus('', JobState.FAILED, raw_state='NOT_SUBMITTED',

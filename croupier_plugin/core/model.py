@@ -242,6 +242,7 @@ class JobSpec:
     local_script: Optional[str] = None    # a blueprint file, uploaded by SFTP at submission
     local_script_data: Optional[bytes] = field(default=None, repr=False)
     container: Optional[dict] = None      # image, home, volumes, launcher (SingularityJob)
+    submit_token: Optional[str] = None    # set by the engine for each submission
 
     # job_options keys accepted, with the spellings of the original Croupier
     OPTION_ALIASES = {

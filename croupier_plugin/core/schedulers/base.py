@@ -162,6 +162,15 @@ class Scheduler(abc.ABC):
     def cancel_command(self, job_ids):
         """ONE command that cancels every id in ``job_ids``."""
 
+    def lookup_command(self, token):
+        """ONE command that lists the user's jobs with their submission tokens,
+        or None when this scheduler cannot (then a lost submission is an error)."""
+        return None
+
+    def parse_lookup_output(self, stdout, token):
+        """The id of the job carrying ``token`` in lookup_command's output, or None."""
+        return None
+
     def output_paths(self, spec, job_id, workdir):
         """(stdout, stderr) paths of a submitted job, for runtime properties."""
         return None, None

@@ -80,6 +80,8 @@ class SlurmScheduler(Scheduler):
                 out.append(f'{flag}={value}')
         if spec.max_time:
             out.append(f'--time={slurm_time(spec.max_time)}')
+        if getattr(spec, 'submit_token', None):
+            out.append(f'--comment=croupier:{spec.submit_token}')
         stdout, stderr = self.output_patterns(spec)
         out.append(f'--output={stdout}')
         out.append(f'--error={stderr}')
@@ -237,6 +239,21 @@ class SlurmScheduler(Scheduler):
                                  exit_code=first.exit_code, signal=first.signal,
                                  source=first.source)
         raise AssertionError('unreachable')
+
+    # -- lost submissions ---------------------------------------------------
+
+    def lookup_command(self, token):
+        # squeue keeps ended jobs for MinJobAge (300 s by default): long enough
+        # for a connection or an orchestrator to come back
+        return "squeue --me --noheader --states=all -o '%i|%k'"
+
+    def parse_lookup_output(self, stdout, token):
+        wanted = f'croupier:{token}'
+        for line in stdout.splitlines():
+            job_id, _, comment = line.strip().partition('|')
+            if comment.strip() == wanted:
+                return job_id.split('_')[0]
+        return None
 
     # -- cancel -------------------------------------------------------------
 
