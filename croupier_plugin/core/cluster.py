@@ -36,6 +36,8 @@ class Cluster:
     is how often the monitor asks it about its jobs.
     """
 
+    SUBMIT_ATTEMPTS = 6          # 1+2+4+8+16 s of waiting for a controller to come back
+
     def __init__(self, key, transport, scheduler, monitor_period=15.0):
         self.key = key
         self.transport = transport
@@ -66,7 +68,19 @@ class Cluster:
         script_path = self.script_path(spec, workdir)
         self.transport.write_file(script_path, self.scheduler.render_script(spec), mode=0o700)
         command = self.scheduler.submit_command(spec, script_path, workdir)
-        result = self.transport.run(command, idempotent=False)
+        delay = 1.0
+        for attempt in range(self.SUBMIT_ATTEMPTS):
+            result = self.transport.run(command, idempotent=False)
+            if result.exit_code == 0 or attempt == self.SUBMIT_ATTEMPTS - 1 or \
+                    not self.scheduler.transient_submit_error(result):
+                break
+            # the controller refused to talk (restarting, overloaded): the job was
+            # not submitted, so trying again cannot make a duplicate
+            log.warning('%s: submission of %s refused for now (%s); retrying in %.0f s',
+                        self.key, spec.name, (result.stderr or result.stdout).strip()[-200:],
+                        delay)
+            time.sleep(delay)
+            delay *= 2
         if result.exit_code != 0:
             self.scheduler.submit_failed(result)
         try:

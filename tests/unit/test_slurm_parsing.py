@@ -153,3 +153,13 @@ def test_a_live_array_element_is_not_asked_of_sacct():
                               capture_output=True, text=True, env={'SQ': rows}).stdout.strip()
     assert missing('37_2|RUNNING|None|0\n37_0|COMPLETED|None|0') == '40'
     assert sorted(missing('37_2|COMPLETED|None|0\n40|RUNNING|None|0').split(',')) == ['37_2']
+
+
+def test_refusals_that_mean_nothing_was_submitted():
+    from croupier_plugin.core.transport.base import CommandResult
+    sched = SlurmScheduler()
+    down = CommandResult(1, '', 'sbatch: error: Batch job submission failed: '
+                                'Unable to contact slurm controller (connect failure)\n')
+    assert sched.transient_submit_error(down)
+    bad = CommandResult(1, '', fixture('sbatch_bad_partition.stderr.txt'))
+    assert not sched.transient_submit_error(bad)

@@ -162,6 +162,13 @@ class Scheduler(abc.ABC):
     def cancel_command(self, job_ids):
         """ONE command that cancels every id in ``job_ids``."""
 
+    #: texts of a refused submission that say nothing was submitted (retry later)
+    TRANSIENT_SUBMIT_ERRORS = ()
+
+    def transient_submit_error(self, result):
+        text = (result.stderr or '') + (result.stdout or '')
+        return any(marker in text for marker in self.TRANSIENT_SUBMIT_ERRORS)
+
     def lookup_command(self, token):
         """ONE command that lists the user's jobs with their submission tokens,
         or None when this scheduler cannot (then a lost submission is an error)."""

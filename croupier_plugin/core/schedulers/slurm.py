@@ -34,6 +34,11 @@ def _field(fields, i):
 class SlurmScheduler(Scheduler):
     name = 'SLURM'
     script_suffix = '.sbatch'
+    # sbatch's words when slurmctld cannot take a job right now
+    TRANSIENT_SUBMIT_ERRORS = ('Unable to contact slurm controller',
+                               'Slurm temporarily unable to accept job',
+                               'Socket timed out on send/recv operation',
+                               'Connection refused')
 
     # every state of squeue(1)/sacct(1) in SLURM 22.05, long and compact
     STATES = {
