@@ -158,8 +158,7 @@ def test_a_live_array_element_is_not_asked_of_sacct():
 def test_refusals_that_mean_nothing_was_submitted():
     from croupier_plugin.core.transport.base import CommandResult
     sched = SlurmScheduler()
-    down = CommandResult(1, '', 'sbatch: error: Batch job submission failed: '
-                                'Unable to contact slurm controller (connect failure)\n')
+    down = CommandResult(1, '', fixture('sbatch_controller_down.stderr.txt'))
     assert sched.transient_submit_error(down)
     bad = CommandResult(1, '', fixture('sbatch_bad_partition.stderr.txt'))
     assert not sched.transient_submit_error(bad)
