@@ -8,7 +8,7 @@ refuses bad values with a ``ConfigError`` naming the property and the value.
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .errors import ConfigError
 
@@ -38,9 +38,9 @@ TERMINAL_STATES = frozenset(
     {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT})
 
 
-@dataclass(frozen=True)
-class JobStatus:
-    """What the scheduler says about one job at one moment."""
+class JobStatus(NamedTuple):
+    """What the scheduler says about one job at one moment (a tuple: the monitor
+    makes one per job per poll, so it must be cheap to build)."""
     job_id: str
     state: JobState
     raw_state: str = ''

@@ -136,3 +136,15 @@ def test_time_limit_gives_timeout(timed_out_job, module_slurm, follow):
     out = module_slurm.transport.run(
         f'sacct -n -X -P -j {timed_out_job.job_id} -o State').stdout.strip()
     assert re.match(r'^TIMEOUT', out)
+
+
+def test_many_ids_go_through_one_user_wide_squeue(slurm, workdir, follow):
+    subs = [slurm.submit(job(f'wide{i}', commands=[f'exit {i}']), workdir) for i in range(3)]
+    ghosts = [str(900000 + i) for i in range(60)]      # ids SLURM never issued
+    real = [s.job_id for s in subs]
+    statuses, _, polls = follow(slurm, real + ghosts, limit=60, grace=3)
+    assert len(real + ghosts) > slurm.scheduler.MANY_IDS
+    assert '--me' in slurm.transport.commands[-1]
+    assert [(statuses[j].state, statuses[j].exit_code) for j in real] == [
+        (JobState.COMPLETED, 0), (JobState.FAILED, 1), (JobState.FAILED, 2)]
+    assert {statuses[g].state for g in ghosts} == {JobState.FAILED}    # vanished, after grace

@@ -68,6 +68,9 @@ class SlurmScheduler(Scheduler):
         'DEADLINE': JobState.TIMEOUT, 'DL': JobState.TIMEOUT,
     }
 
+    def __init__(self):
+        self._states = {}       # raw state -> JobState, filled as states are met
+
     # -- script -------------------------------------------------------------
 
     def directives(self, spec):
@@ -138,6 +141,8 @@ class SlurmScheduler(Scheduler):
             'REQUEUE_FED', 'RESV_DEL_HOLD', 'SUSPENDED', 'STOPPED', 'RESIZING', 'SIGNALING',
             'STAGE_OUT')
 
+    MANY_IDS = 50
+
     def status_command(self, job_ids):
         """squeue for every id; sacct only for what squeue cannot tell.
 
@@ -152,10 +157,19 @@ class SlurmScheduler(Scheduler):
         awk = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
                '{split($1,b,/[_+]/);if($2~/^(' + live + ')$/||$1!~/_/){l[b[1]]=1;l[$1]=1}}'
                'END{s="";for(k in w)if(!(k in l))s=s (s==""?"":",") k;print s}')
+        fmt = "--Format='JobArrayID:|,State:|,Reason:|,exit_code:'"
+        if len(job_ids) > self.MANY_IDS:
+            # squeue filters a long --jobs list slowly; all the user's jobs,
+            # filtered on the cluster by awk, cost one pass
+            keep = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
+                    '{split($1,b,/[_+]/);if((b[1] in w)||($1 in w))print}')
+            query = (f'sq=$(squeue --me --noheader --states=all {fmt} 2>/dev/null | '
+                     f'awk -F"|" -v ids="$ids" {shlex.quote(keep)}); ')
+        else:
+            query = f'sq=$(squeue --noheader --states=all --jobs="$ids" {fmt} 2>/dev/null); '
         return (
             f'ids={shlex.quote(ids)}; '
-            'sq=$(squeue --noheader --states=all --jobs="$ids" '
-            "--Format='JobArrayID:|,State:|,Reason:|,exit_code:' 2>/dev/null); "
+            + query +
             'rc=$?; '
             'printf "%s\\n" "$sq"; '
             f'echo "{SQUEUE_RC_MARK}$rc"; '
@@ -169,28 +183,40 @@ class SlurmScheduler(Scheduler):
         squeue_rows, sacct_rows = {}, {}
         rows = squeue_rows
         for line in stdout.splitlines():
-            if not line.strip() or line.startswith(SQUEUE_RC_MARK):
+            if not line or line.startswith('@@'):
+                if line.strip() == SACCT_MARK:
+                    rows = sacct_rows
                 continue
-            if line.strip() == SACCT_MARK:
-                rows = sacct_rows
-                continue
-            fields = [f.strip() for f in line.split('|')]
+            fields = line.split('|')
             if len(fields) < 2:
                 continue
+            if ' ' in line:         # padded columns (other formats): trim them
+                fields = [f.strip() for f in fields]
+            while len(fields) < 4:
+                fields.append('')
+            job = fields[0]
             if rows is squeue_rows:
-                row = (fields[0], fields[1], _field(fields, 2), _field(fields, 3), 'squeue')
+                row = (job, fields[1], fields[2], fields[3], 'squeue')
             else:
-                row = (fields[0], fields[1], _field(fields, 3), _field(fields, 2), 'sacct')
-            base = fields[0].replace('+', '_').split('_')[0]
-            if '.' in base:         # a job step row: only allocations count
+                row = (job, fields[1], fields[3], fields[2], 'sacct')
+            if '_' not in job and '+' not in job:
+                if '.' not in job:      # ('.': a job step row; only allocations count)
+                    rows.setdefault(job, []).append(row)
+                continue
+            base = job.replace('+', '_').split('_')[0]
+            if '.' in base:
                 continue
             rows.setdefault(base, []).append(row)
-            if fields[0] != base:   # an array element, also asked about by its own id
-                rows.setdefault(fields[0], []).append(row)
+            rows.setdefault(job, []).append(row)   # an element, also asked about by its id
         result = {}
         for job_id in job_ids:
             key = str(job_id)
-            rows = self._merge_rows(key, squeue_rows.get(key, []), sacct_rows.get(key, []))
+            queued = squeue_rows.get(key)
+            accounted = sacct_rows.get(key)
+            if queued and not accounted and len(queued) == 1:
+                rows = queued                       # the common case: one live row
+            else:
+                rows = self._merge_rows(key, queued or [], accounted or [])
             statuses = [self._row_status(key, r) for r in rows]
             result[job_id] = (self._aggregate(key, statuses) if statuses
                               else self.missing(job_id, 'squeue+sacct'))
@@ -216,13 +242,15 @@ class SlurmScheduler(Scheduler):
 
     def _row_status(self, job_id, row):
         _row_id, raw, reason, exit_text, source = row
-        state = self.normalize(raw)
-        if source == 'squeue':
+        state = self._states.get(raw)
+        if state is None:
+            state = self._states[raw] = self.normalize(raw)
+        if not state.terminal:
+            exit_code = signal = None
+        elif source == 'squeue':
             exit_code, signal = wait_status(exit_text)
         else:
             exit_code, signal = parse_exit_code(exit_text)
-        if not state.terminal:
-            exit_code = signal = None
         return JobStatus(job_id, state, raw_state=raw, reason=reason,
                          exit_code=exit_code, signal=signal, source=source)
 
