@@ -25,7 +25,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(ROOT) \
         else sys.executable
-    parts = [f'# Croupier bench results\n',
+    parts = ['# Croupier bench results\n',
              f'Started {time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())} on '
              f'{os.uname().nodename} ({os.cpu_count()} CPUs), from `{ROOT}`.\n']
     t_all = time.monotonic()
