@@ -8,6 +8,7 @@ from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostK
                           TransportError)
 from .core.infrastructure import InfrastructureSettings
 from .core.model import JobSpec
+from .core.schedulers import get_scheduler
 from .core.schedulers.pycompss import PycompssJob
 from .core.transport import SshSettings
 from .core.vault import VaultSettings, fetch_credentials, merge_credentials
@@ -103,7 +104,6 @@ def job_spec(node_id, instance_id, properties, settings, kind='batch'):
 
 def check_for_scheduler(settings, spec):
     """ConfigError for options the interface's scheduler has no equivalent of."""
-    from .core.schedulers import get_scheduler
     scheduler = get_scheduler(settings.scheduler, monitor=settings.monitor_interface)
     check = getattr(scheduler, 'check', None)
     if check is not None:

@@ -148,3 +148,13 @@ def follow_jobs(cluster, job_ids, limit=60, grace=30):
 def follow():
     """follow(cluster, job_ids, limit=60, grace=30): see follow_jobs."""
     return follow_jobs
+
+
+@pytest.fixture
+def install_stand_in(ssh, bed):
+    """install_stand_in(name): puts tests/bed/stand-ins/NAME in the test user's ~/bin."""
+    def install(name):
+        with open(os.path.join(ROOT, 'tests', 'bed', 'stand-ins', name)) as fh:
+            ssh.inner.makedirs(f"{bed['home']}/bin")
+            ssh.inner.write_file(f"{bed['home']}/bin/{name}", fh.read(), mode=0o755)
+    return install

@@ -94,12 +94,9 @@ class Cluster:
                             time.time())
 
     def find_submitted(self, token):
-        """The id of the job submitted with ``token``, or None (also when the
-        scheduler cannot look jobs up by token)."""
-        command = self.scheduler.lookup_command(token)
-        if command is None:
-            return None
-        result = self.transport.run(command)
+        """The id of the job submitted with ``token``, or None (for schedulers
+        whose finds_lost_submissions is true)."""
+        result = self.transport.run(self.scheduler.lookup_command(token))
         if result.exit_code != 0:
             raise SchedulerError(f'{self.key}: job lookup failed with exit code '
                                  f'{result.exit_code}: {result.stderr.strip()[-300:]}',

@@ -165,14 +165,8 @@ class Engine:
                 self.events('reattached', job, job_id=job_id)
             elif state == 'SUBMITTING':
                 # the earlier run died during the submission: did it reach the scheduler?
-                found, asked = self._find_submitted(job)
-                if found:
-                    self._adopt(job, found, 'found by its submission token after a restart')
-                elif asked:
-                    self.events('resubmitting', job, reason='the scheduler has no job with '
-                                                            'its submission token')
-                    job.record.clear()
-                else:
+                if not self._recover_submission(job, 'an earlier run stopped while '
+                                                     'submitting it'):
                     raise CroupierError(
                         f"job '{job.name}': an earlier run was submitting it when it stopped, "
                         f"and {job.cluster.key} cannot tell whether it got the job; check "
@@ -201,28 +195,38 @@ class Engine:
             self._wake.set()
         return submitted
 
-    def _find_submitted(self, job):
-        """(scheduler id of the job submitted with the record's token or None,
-        whether the scheduler could be asked at all)."""
+    def _recover_submission(self, job, why):
+        """After a submission whose answer never came back: follow the job the
+        scheduler holds under the record's token, or clear the record so the job
+        is submitted again when the scheduler has none. False when the scheduler
+        cannot be asked (then whether it got the job is unknown)."""
         token = job.record.get('submit_token')
-        if not token or job.cluster.scheduler.lookup_command(token) is None:
-            return None, False
+        if not token or not job.cluster.scheduler.finds_lost_submissions:
+            return False
         try:
-            return job.cluster.find_submitted(token), True
+            found = job.cluster.find_submitted(token)
         except CroupierError as exc:
             log.warning('%s: looking up job %s by its token failed: %s', job.cluster.key,
                         job.name, exc)
-            return None, False
+            return False
+        if found:
+            stdout, stderr = job.cluster.scheduler.output_paths(job.spec, found, job.workdir)
+            self._follow(job, found, stdout, stderr,
+                         job.cluster.script_path(job.spec, job.workdir), time.time())
+            self.events('reattached', job, job_id=found, reason=f'{why}; found by its token')
+        else:
+            self.events('resubmitting', job, reason=f'{why}; the scheduler has no job with '
+                                                    f'its token')
+            job.record.clear()
+        return True
 
-    def _adopt(self, job, job_id, why):
-        """Follow ``job_id`` as the job's submission (it was not seen returned)."""
-        stdout, stderr = job.cluster.scheduler.output_paths(job.spec, job_id, job.workdir)
+    def _follow(self, job, job_id, stdout, stderr, script, submitted_at):
+        """Store the job's scheduler id and start monitoring it."""
         self._save(job, job_id=job_id, state=JobState.PENDING.value, stdout=stdout,
-                   stderr=stderr, script=job.cluster.script_path(job.spec, job.workdir),
-                   submitted_at=time.time(), cluster=job.cluster.key)
+                   stderr=stderr, script=script, submitted_at=submitted_at,
+                   cluster=job.cluster.key)
         self.monitor.track(job.cluster, job_id, job.name,
                            JobStatus(job_id, JobState.PENDING, raw_state='SUBMITTED'))
-        self.events('reattached', job, job_id=job_id, reason=why)
 
     def _collect_submissions(self, submitting):
         failures = []
@@ -235,14 +239,7 @@ class Engine:
                 sub = future.result()
             except CommandInterrupted as exc:
                 # the connection broke during the submission: ask the scheduler
-                found, asked = self._find_submitted(job)
-                if found:
-                    self._adopt(job, found, 'submission answer lost; found by its token')
-                elif asked:
-                    self.events('resubmitting', job, reason=f'{exc}; the scheduler has no '
-                                                            f'job with its token')
-                    job.record.clear()
-                else:
+                if not self._recover_submission(job, str(exc)):
                     failures.append((job, JobStatus('', JobState.UNKNOWN, reason=str(exc)),
                                      ''))
                     self._save(job, state=JobState.UNKNOWN.value, reason=str(exc))
@@ -253,11 +250,8 @@ class Engine:
                 self._save(job, state=JobState.FAILED.value, reason=status.reason)
                 failures.append((job, status, ''))
                 continue
-            self._save(job, job_id=sub.job_id, state=JobState.PENDING.value,
-                       stdout=sub.stdout, stderr=sub.stderr, script=sub.script_path,
-                       submitted_at=sub.submitted_at, cluster=job.cluster.key)
-            self.monitor.track(job.cluster, sub.job_id, job.name,
-                               JobStatus(sub.job_id, JobState.PENDING, raw_state='SUBMITTED'))
+            self._follow(job, sub.job_id, sub.stdout, sub.stderr, sub.script_path,
+                         sub.submitted_at)
             self.events('submitted', job, job_id=sub.job_id)
         return failures
 

@@ -7,6 +7,7 @@ like the ``credentials`` properties. The Vault token is revoked as soon as
 the secret was read. Nothing here logs or raises a secret.
 """
 
+import contextlib
 import logging
 import re
 import threading
@@ -88,26 +89,36 @@ class VaultSettings:
             text = text.replace(self.jwt, '<jwt>')
         return text
 
-    def login(self):
-        """An authenticated hvac client (its token revoked by ``logout``)."""
-        client = hvac.Client(url=self.address, timeout=self.timeout, verify=self.verify)
-        role = self.role or self.user
+    @contextlib.contextmanager
+    def _call(self, what, missing, refused, refusals=(hvac.exceptions.Forbidden,)):
+        """Vault's errors during ``what`` as VaultErrors that say which step failed
+        (``missing``: no such path; ``refused``: one of ``refusals``, followed by
+        Vault's reason). Vault's messages never hold the request; the JWT is
+        scrubbed all the same."""
         try:
-            client.auth.jwt.jwt_login(role=role, jwt=self.jwt, path=self.auth_mount)
-        except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden,
-                hvac.exceptions.Unauthorized) as exc:
-            raise VaultError(f'Vault at {self.address} refused the JWT login (auth mount '
-                             f'{self.auth_mount!r}, role {role!r}): '
+            yield
+        except refusals as exc:
+            raise VaultError(f'Vault at {self.address} {refused}: '
                              f'{self._scrub(_reason(exc))}') from None
         except hvac.exceptions.InvalidPath:
-            raise VaultError(f'Vault at {self.address} has no JWT auth method at '
-                             f'{self.auth_mount!r}') from None
+            raise VaultError(f'Vault at {self.address} {missing}') from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise VaultError(f'Vault at {self.address} is unreachable: '
                              f'{type(exc).__name__}') from None
         except hvac.exceptions.VaultError as exc:
-            raise VaultError(f'Vault at {self.address}: login failed: '
+            raise VaultError(f'Vault at {self.address}: {what} failed: '
                              f'{self._scrub(_reason(exc))}') from None
+
+    def login(self):
+        """An authenticated hvac client (its token revoked by ``logout``)."""
+        client = hvac.Client(url=self.address, timeout=self.timeout, verify=self.verify)
+        role = self.role or self.user
+        with self._call('login', missing=f'has no JWT auth method at {self.auth_mount!r}',
+                        refused=f'refused the JWT login (auth mount {self.auth_mount!r}, '
+                                f'role {role!r})',
+                        refusals=(hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden,
+                                  hvac.exceptions.Unauthorized)):
+            client.auth.jwt.jwt_login(role=role, jwt=self.jwt, path=self.auth_mount)
         return client
 
     @staticmethod
@@ -120,7 +131,8 @@ class VaultSettings:
     def read(self, client, host):
         path = self.secret_path(host)
         where = f'{self.kv_mount}/{path}'
-        try:
+        with self._call(f'reading {where}', missing=f'has no secret at {where}',
+                        refused=f'denied reading {where}'):
             if self.kv_version == 2:
                 data = client.secrets.kv.v2.read_secret_version(
                     path=path, mount_point=self.kv_mount,
@@ -128,36 +140,22 @@ class VaultSettings:
             else:
                 data = client.secrets.kv.v1.read_secret(path=path,
                                                         mount_point=self.kv_mount)['data']
-        except hvac.exceptions.InvalidPath:
-            raise VaultError(f'Vault at {self.address} has no secret at {where}') from None
-        except hvac.exceptions.Forbidden:
-            raise VaultError(f'Vault at {self.address} denied reading {where}') from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise VaultError(f'Vault at {self.address} is unreachable: '
-                             f'{type(exc).__name__}') from None
-        except hvac.exceptions.VaultError as exc:
-            raise VaultError(f'Vault at {self.address}: reading {where} failed: '
-                             f'{self._scrub(_reason(exc))}') from None
         if not isinstance(data, dict):
             raise VaultError(f'Vault secret {where} is not a mapping')
         return dict(data)
 
     def write(self, client, host, data):
         path = self.secret_path(host)
-        try:
+        where = f'{self.kv_mount}/{path}'
+        with self._call(f'writing {where}', missing=f'has no KV engine at {self.kv_mount!r}',
+                        refused=f'denied writing {where}'):
             if self.kv_version == 2:
                 client.secrets.kv.v2.create_or_update_secret(path=path, secret=data,
                                                              mount_point=self.kv_mount)
             else:
                 client.secrets.kv.v1.create_or_update_secret(path=path, secret=data,
                                                              mount_point=self.kv_mount)
-        except hvac.exceptions.Forbidden:
-            raise VaultError(f'Vault at {self.address} denied writing '
-                             f'{self.kv_mount}/{path}') from None
-        except hvac.exceptions.VaultError as exc:
-            raise VaultError(f'Vault at {self.address}: writing {self.kv_mount}/{path} '
-                             f'failed: {self._scrub(_reason(exc))}') from None
-        return f'{self.kv_mount}/{path}'
+        return where
 
 
 def _reason(exc):

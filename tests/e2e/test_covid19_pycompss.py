@@ -14,10 +14,8 @@ pytestmark = pytest.mark.bed
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_covid19_shaped_blueprint(bed, vault_bed, ssh):
-    with open(os.path.join(ROOT, 'tests', 'bed', 'stand-ins', 'enqueue_compss')) as fh:
-        ssh.inner.makedirs(f"{bed['home']}/bin")
-        ssh.inner.write_file(f"{bed['home']}/bin/enqueue_compss", fh.read(), mode=0o755)
+def test_covid19_shaped_blueprint(bed, vault_bed, ssh, install_stand_in):
+    install_stand_in('enqueue_compss')
     with open(bed['keys']['ed25519']) as fh:
         vault_bed.put(bed['host'], {'user': bed['user'], 'port': bed['port'],
                                     'private_key': fh.read()})

@@ -2,7 +2,6 @@
 (tests/bed/stand-ins/enqueue_compss, installed as ~/bin/enqueue_compss of the
 test user), which submits to the bed's SLURM; the monitor follows the SLURM job."""
 
-import os
 import time
 
 import pytest
@@ -13,7 +12,6 @@ from croupier_plugin.core.schedulers.pycompss import PycompssJob, PycompssSchedu
 
 pytestmark = pytest.mark.bed
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 APP = '''import os, sys
 print("args=" + "|".join(sys.argv[1:]))
@@ -29,10 +27,8 @@ PATH_ENV = {'PATH': '$HOME/bin:$PATH'}
 
 
 @pytest.fixture
-def pycompss(ssh, bed, workdir):
-    with open(os.path.join(ROOT, 'tests', 'bed', 'stand-ins', 'enqueue_compss')) as fh:
-        ssh.inner.makedirs(f"{bed['home']}/bin")
-        ssh.inner.write_file(f"{bed['home']}/bin/enqueue_compss", fh.read(), mode=0o755)
+def pycompss(ssh, workdir, install_stand_in):
+    install_stand_in('enqueue_compss')
     ssh.inner.makedirs(f'{workdir}/src')
     ssh.inner.write_file(f'{workdir}/src/app.py', APP, mode=0o644)
     return Cluster('bed-pycompss', ssh, PycompssScheduler(), monitor_period=1.0)

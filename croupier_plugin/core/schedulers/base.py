@@ -169,10 +169,13 @@ class Scheduler(abc.ABC):
         text = (result.stderr or '') + (result.stdout or '')
         return any(marker in text for marker in self.TRANSIENT_SUBMIT_ERRORS)
 
+    #: whether lookup_command can find a job by the token it was submitted with
+    finds_lost_submissions = False
+
     def lookup_command(self, token):
-        """ONE command that lists the user's jobs with their submission tokens,
-        or None when this scheduler cannot (then a lost submission is an error)."""
-        return None
+        """ONE command that lists the user's jobs with their submission tokens
+        (only when finds_lost_submissions)."""
+        raise NotImplementedError(f'{self.name} cannot look jobs up by token')
 
     def parse_lookup_output(self, stdout, token):
         """The id of the job carrying ``token`` in lookup_command's output, or None."""

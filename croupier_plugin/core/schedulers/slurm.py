@@ -275,6 +275,8 @@ class SlurmScheduler(Scheduler):
 
     # -- lost submissions ---------------------------------------------------
 
+    finds_lost_submissions = True
+
     def lookup_command(self, token):
         # squeue keeps ended jobs for MinJobAge (300 s by default): long enough
         # for a connection or an orchestrator to come back
