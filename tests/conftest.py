@@ -158,3 +158,21 @@ def install_stand_in(ssh, bed):
             ssh.inner.makedirs(f"{bed['home']}/bin")
             ssh.inner.write_file(f"{bed['home']}/bin/{name}", fh.read(), mode=0o755)
     return install
+
+
+def accounting_until(transport, sacct_args, ready, limit=15):
+    """stdout of ``sacct -n -X -P <sacct_args>`` once ``ready(stdout)`` holds, or
+    after ``limit`` seconds: slurmdbd records a job that just ended a few seconds
+    after squeue shows it ended."""
+    deadline = time.monotonic() + limit
+    while True:
+        out = transport.run(f'sacct -n -X -P {sacct_args}').stdout
+        if ready(out) or time.monotonic() > deadline:
+            return out
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def accounting():
+    """accounting(transport, sacct_args, ready, limit=15): see accounting_until."""
+    return accounting_until

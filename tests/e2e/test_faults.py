@@ -21,19 +21,17 @@ def instances(env):
     return {i.node_id: i for i in env.storage.get_node_instances()}
 
 
-def sacct_names(ssh, prefix, expected):
+def sacct_names(ssh, prefix, expected, accounting):
     """{job name: [ids]} of the last hour's jobs whose name starts with ``prefix``."""
-    deadline = time.monotonic() + 15
-    while True:
-        out = ssh.run('sacct -n -X -P -S now-1hours -o JobName,JobID').stdout
+    def names_of(text):
         names = {}
-        for line in out.splitlines():
+        for line in text.splitlines():
             name, job_id = line.split('|')
             if name.startswith(prefix):
                 names.setdefault(name, []).append(job_id)
-        if len(names) >= expected or time.monotonic() > deadline:
-            return names
-        time.sleep(0.5)
+        return names
+    return names_of(accounting(ssh, '-S now-1hours -o JobName,JobID',
+                               lambda text: len(names_of(text)) >= expected))
 
 
 def run_with_fault(env, fault, when):
@@ -74,16 +72,16 @@ def dag_env(bed_inputs, name):
         os.unlink(path)
 
 
-def check_dag_done_once(env, ssh, name):
+def check_dag_done_once(env, ssh, name, accounting):
     props = {n: i.runtime_properties for n, i in instances(env).items() if n != 'hpc'}
     assert {p['state'] for p in props.values()} == {'COMPLETED'}
-    names = sacct_names(ssh, f'{name}_', 4)
+    names = sacct_names(ssh, f'{name}_', 4, accounting)
     assert len(names) == 4 and all(len(ids) == 1 for ids in names.values()), names
     assert sorted(ids[0] for ids in names.values()) == sorted(p['job_id']
                                                               for p in props.values())
 
 
-def test_ssh_server_killed_mid_run_and_back_10s_later(bed_inputs, ssh, bed):
+def test_ssh_server_killed_mid_run_and_back_10s_later(bed_inputs, ssh, bed, accounting):
     name = f'sshkill{int(time.time()) % 100000}'
     env = dag_env(bed_inputs, name)
     runner.execute(env, 'install')
@@ -96,11 +94,11 @@ def test_ssh_server_killed_mid_run_and_back_10s_later(bed_inputs, ssh, bed):
         subprocess.run(['bash', BED, 'start-sshd'], check=True, capture_output=True)
 
     run_with_fault(env, kill_sshd_for_10s, middle_jobs_running)
-    check_dag_done_once(env, ssh, name)
+    check_dag_done_once(env, ssh, name, accounting)
     runner.execute(env, 'uninstall')
 
 
-def test_slurmctld_restarted_mid_run(bed_inputs, ssh):
+def test_slurmctld_restarted_mid_run(bed_inputs, ssh, accounting):
     name = f'ctld{int(time.time()) % 100000}'
     env = dag_env(bed_inputs, name)
     runner.execute(env, 'install')
@@ -109,7 +107,7 @@ def test_slurmctld_restarted_mid_run(bed_inputs, ssh):
         subprocess.run(['bash', BED, 'restart-slurmctld'], check=True, capture_output=True)
 
     run_with_fault(env, restart, middle_jobs_running)
-    check_dag_done_once(env, ssh, name)
+    check_dag_done_once(env, ssh, name, accounting)
     runner.execute(env, 'uninstall')
 
 

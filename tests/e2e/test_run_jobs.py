@@ -34,8 +34,11 @@ def squeue_ids(ssh, job_ids):
 pytestmark = pytest.mark.bed
 
 
-def sacct_times(ssh, job_ids):
-    out = ssh.run(f"sacct -n -X -P -j {','.join(job_ids)} -o JobID,Start,End,State").stdout
+def sacct_times(ssh, job_ids, accounting):
+    job_ids = list(job_ids)
+    out = accounting(ssh, f"-j {','.join(job_ids)} -o JobID,Start,End,State",
+                     lambda text: len(text.split()) >= len(job_ids)
+                     and 'Unknown' not in text)
     rows = {}
     for line in out.splitlines():
         job_id, start, end, state = line.split('|')
@@ -43,7 +46,7 @@ def sacct_times(ssh, job_ids):
     return rows
 
 
-def test_slurm_dag_runs_in_dependency_order(bed_inputs, ssh):
+def test_slurm_dag_runs_in_dependency_order(bed_inputs, ssh, accounting):
     env = runner.init_env(blueprint('blueprints', 'slurm-dag', 'blueprint.yaml'),
                           dict(bed_inputs, monitor_period=1, work_seconds=2), name='dag')
     runner.execute(env, 'install')
@@ -58,7 +61,7 @@ def test_slurm_dag_runs_in_dependency_order(bed_inputs, ssh):
         assert p['stdout'].startswith(workdir + '/') and p['stderr'].endswith('.err')
     assert ssh.read_file(props['report']['stdout']).decode() == 'sum=5050 count=100\n'
     # SLURM's own record: each job started only after its parents ended
-    times = sacct_times(ssh, ids.values())
+    times = sacct_times(ssh, ids.values(), accounting)
     for child, parents in (('simulate', ['prepare']), ('analyse', ['prepare']),
                            ('report', ['simulate', 'analyse'])):
         for parent in parents:
@@ -126,7 +129,8 @@ def croupier(*args, env_vars=None, **kw):
                           capture_output=True, text=True, env=env_vars, **kw)
 
 
-def test_resumed_run_reattaches_jobs_and_never_submits_twice(bed_inputs, ssh, tmp_path):
+def test_resumed_run_reattaches_jobs_and_never_submits_twice(bed_inputs, ssh, tmp_path,
+                                                             accounting):
     env_vars = dict(os.environ, CROUPIER_HOME=str(tmp_path))
     inputs = [f'-i{k}={v}' for k, v in dict(bed_inputs, monitor_period=1,
                                            work_seconds=6).items()]
@@ -159,8 +163,9 @@ def test_resumed_run_reattaches_jobs_and_never_submits_twice(bed_inputs, ssh, tm
         assert rows[name][2] == job_id          # the same SLURM job, not a new one
     assert {r[3] for r in rows.values()} == {'COMPLETED'}
     # SLURM saw each job exactly once
-    names = ssh.run("sacct -n -X -P -S now-10minutes -o JobName,JobID --name="
-                    + ','.join(f'dag_{n}' for n in rows)).stdout.split()
+    names = accounting(ssh, '-S now-10minutes -o JobName,JobID --name='
+                       + ','.join(f'dag_{n}' for n in rows),
+                       lambda text: len(text.split()) >= len(rows)).split()
     per_name = {}
     for line in names:
         name, job_id = line.split('|')
@@ -181,7 +186,7 @@ def test_demo_runs_with_the_croupier_command(tmp_path):
     assert 'removed /tmp/croupier-demo/hello_' in result.stdout
 
 
-def test_two_systems_example_on_two_interfaces(bed, ssh):
+def test_two_systems_example_on_two_interfaces(bed, ssh, accounting):
     key = bed['keys']['ed25519']
     inputs = {'first_host': bed['host'], 'first_port': bed['port'], 'first_user': bed['user'],
               'first_private_key_file': key, 'second_host': bed['host'],
@@ -201,7 +206,8 @@ def test_two_systems_example_on_two_interfaces(bed, ssh):
     assert props['main']['cluster'] == 'second_hpc' and props['post']['cluster'] == 'first_hpc'
     assert props['main']['stdout'].startswith(second + '/')
     assert props['post']['stdout'].startswith(first + '/')
-    partition = ssh.run(f"sacct -n -X -P -j {props['main']['job_id']} -o Partition").stdout
+    partition = accounting(ssh, f"-j {props['main']['job_id']} -o Partition",
+                           lambda text: text.strip())
     assert partition.strip() == 'second'
     runner.execute(env, 'uninstall')
 

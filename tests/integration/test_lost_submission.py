@@ -3,7 +3,6 @@ sbatch ran) is found again by its token: never submitted twice, never lost."""
 
 import dataclasses
 import shlex
-import time
 import uuid
 
 import pytest
@@ -49,19 +48,13 @@ def run_engine(cluster, workdir, name, record=None):
     return records[name], events
 
 
-def jobs_named(ssh, name, expected):
-    """The ids SLURM's accounting has under ``name`` (slurmdbd may take a few
-    seconds to record a job that just ended)."""
-    deadline = time.monotonic() + 15
-    while True:
-        out = ssh.run(f'sacct -n -X -P -S now-1hours -o JobID '
-                      f'--name={shlex.quote(name)}').stdout.split()
-        if len(out) >= expected or time.monotonic() > deadline:
-            return out
-        time.sleep(0.5)
+def jobs_named(ssh, name, expected, accounting):
+    """The ids SLURM's accounting has under ``name``."""
+    return accounting(ssh, f'-S now-1hours -o JobID --name={shlex.quote(name)}',
+                      lambda text: len(text.split()) >= expected).split()
 
 
-def test_lost_answer_is_found_by_its_token(ssh, workdir):
+def test_lost_answer_is_found_by_its_token(ssh, workdir, accounting):
     name = f'lost-{uuid.uuid4().hex[:6]}'
     lossy = AnswerLost(ssh.inner)
     cluster = Cluster('bed', lossy, SlurmScheduler(), monitor_period=1)
@@ -69,10 +62,10 @@ def test_lost_answer_is_found_by_its_token(ssh, workdir):
     assert lossy.lost == 1
     assert record['state'] == 'COMPLETED'
     assert 'reattached' in events and 'resubmitting' not in events
-    assert jobs_named(ssh, name, 1) == [record['job_id']]
+    assert jobs_named(ssh, name, 1, accounting) == [record['job_id']]
 
 
-def test_restart_during_submission_reattaches(ssh, workdir):
+def test_restart_during_submission_reattaches(ssh, workdir, accounting):
     name = f'restart-{uuid.uuid4().hex[:6]}'
     cluster = Cluster('bed', ssh.inner, SlurmScheduler(), monitor_period=1)
     token = uuid.uuid4().hex[:16]
@@ -84,14 +77,14 @@ def test_restart_during_submission_reattaches(ssh, workdir):
                                 {'state': 'SUBMITTING', 'submit_token': token})
     assert events[0] == 'reattached'
     assert record['job_id'] == first.job_id and record['state'] == 'COMPLETED'
-    assert jobs_named(ssh, name, 1) == [first.job_id]
+    assert jobs_named(ssh, name, 1, accounting) == [first.job_id]
 
 
-def test_restart_before_submission_submits_once(ssh, workdir):
+def test_restart_before_submission_submits_once(ssh, workdir, accounting):
     name = f'never-{uuid.uuid4().hex[:6]}'
     cluster = Cluster('bed', ssh.inner, SlurmScheduler(), monitor_period=1)
     record, events = run_engine(cluster, workdir, name,
                                 {'state': 'SUBMITTING', 'submit_token': 'neversubmitted0'})
     assert events[0] == 'resubmitting'
     assert record['state'] == 'COMPLETED'
-    assert jobs_named(ssh, name, 1) == [record['job_id']]
+    assert jobs_named(ssh, name, 1, accounting) == [record['job_id']]

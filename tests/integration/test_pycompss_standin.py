@@ -2,7 +2,6 @@
 (tests/bed/stand-ins/enqueue_compss, installed as ~/bin/enqueue_compss of the
 test user), which submits to the bed's SLURM; the monitor follows the SLURM job."""
 
-import time
 
 import pytest
 
@@ -41,7 +40,8 @@ def job(name, **options):
     return PycompssJob.from_options(name, options)
 
 
-def test_pycompss_job_runs_through_enqueue_compss_and_slurm(pycompss, workdir, follow):
+def test_pycompss_job_runs_through_enqueue_compss_and_slurm(pycompss, workdir, follow,
+                                                          accounting):
     spec = job('pyc-ok',
                env=[PATH_ENV, {'GREETING': 'hello from $USER'}],
                pre_script=['test -x "$HOME/bin/enqueue_compss"'],
@@ -69,15 +69,9 @@ def test_pycompss_job_runs_through_enqueue_compss_and_slurm(pycompss, workdir, f
         '--tracing=false', '--python_interpreter=python3', '--qos=normal',
         '--job_name=pyc-ok', f'{workdir}/src/app.py', 'one', 'two words', '$(touch pwned)']
     # SLURM got the limits enqueue_compss was given
-    command = f'sacct -n -X -P -j {sub.job_id} -o JobName,NNodes,Timelimit,QOS'
-    # slurmdbd lags behind squeue: right after the end sacct may not list the
-    # job yet, or list it as 'allocation|1||Unknown' until its record is complete
-    deadline = time.monotonic() + 10
-    while True:
-        acct = pycompss.transport.run(command).stdout.strip()
-        if acct == 'pyc-ok|1|00:02:00|normal' or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    # (right after the end sacct may list it as 'allocation|1||Unknown')
+    acct = accounting(pycompss.transport, f'-j {sub.job_id} -o JobName,NNodes,Timelimit,QOS',
+                      lambda text: text.strip() == 'pyc-ok|1|00:02:00|normal').strip()
     assert acct == 'pyc-ok|1|00:02:00|normal'
     listing = pycompss.transport.run(f'ls -R {workdir}').stdout
     assert 'pwned' not in listing

@@ -129,12 +129,12 @@ def test_vanished_job_fails_after_the_grace_period(slurm, follow):
     assert 3 <= time.monotonic() - start < 15
 
 
-def test_time_limit_gives_timeout(timed_out_job, module_slurm, follow):
+def test_time_limit_gives_timeout(timed_out_job, module_slurm, follow, accounting):
     statuses, _, _ = follow(module_slurm, [timed_out_job.job_id], limit=150)
     assert statuses[timed_out_job.job_id].state is JobState.TIMEOUT
     # sacct's record of the ended job
-    out = module_slurm.transport.run(
-        f'sacct -n -X -P -j {timed_out_job.job_id} -o State').stdout.strip()
+    out = accounting(module_slurm.transport, f'-j {timed_out_job.job_id} -o State',
+                     lambda text: text.startswith('TIMEOUT')).strip()
     assert re.match(r'^TIMEOUT', out)
 
 
