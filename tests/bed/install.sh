@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the Croupier local test bed needs
-# (single-node SLURM 22.05 with slurmdbd + MariaDB, and OpenSSH server).
+# (single-node SLURM 22.05 with slurmdbd + MariaDB, OpenSSH server, and the
+# Prometheus server that scrapes `croupier exporter` in the tests).
 # Idempotent: does nothing (and touches no network) when all are installed.
 set -euo pipefail
 
 PACKAGES=(lmod slurmctld slurmd slurm-client munge slurmdbd mariadb-server
-          openssh-server slurm-wlm-torque rsync curl procps)
+          openssh-server slurm-wlm-torque rsync curl procps prometheus)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: must run as root" >&2

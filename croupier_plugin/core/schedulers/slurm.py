@@ -2,12 +2,17 @@
 
 import shlex
 
-from ..model import JobState, JobStatus, format_hms, scheduler_job_name
+from ..model import (JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
+                     scheduler_job_name)
 from .base import Scheduler, check_job_ids, parse_exit_code, render_body, shebang
 
 P, R = JobState.PENDING, JobState.RUNNING
 SACCT_MARK = '@@croupier-sacct@@'
 SQUEUE_RC_MARK = '@@croupier-squeue-rc='
+NOW_MARK = '@@croupier-now='
+SINFO_MARK = '@@croupier-sinfo@@'
+QUEUE_MARK = '@@croupier-queue@@'
+JOBS_MARK = '@@croupier-jobs@@'
 
 
 def slurm_time(seconds):
@@ -25,6 +30,34 @@ def wait_status(text):
     if value & 0x7f:
         return 0, value & 0x7f
     return (value >> 8) & 0xff, 0
+
+
+def slurm_duration(text):
+    """squeue's TimeUsed ('5:03', '1:02:03', '2-01:02:03') in seconds, or None."""
+    text = (text or '').strip()
+    days = 0
+    if '-' in text:
+        head, _, text = text.partition('-')
+        if not head.isdigit():
+            return None
+        days = int(head)
+    parts = text.split(':')
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return days * 86400 + seconds
+
+
+def _epoch(text):
+    text = (text or '').strip()
+    return int(text) if text.isdigit() and text != '0' else None
+
+
+def _count(text):
+    text = (text or '').strip()
+    return int(text) if text.isdigit() else 0
 
 
 def _field(fields, i):
@@ -143,12 +176,14 @@ class SlurmScheduler(Scheduler):
 
     MANY_IDS = 50
 
-    def status_command(self, job_ids):
+    def status_command(self, job_ids, times=False):
         """squeue for every id; sacct only for what squeue cannot tell.
 
         Both run in one remote command, so a poll is one round trip whatever
         the number of jobs, and sacct (which loads slurmdbd) is asked only
         about jobs that left squeue and arrays whose shown elements all ended.
+        With ``times`` each row also carries the submit and start times (epoch
+        seconds) and the walltime used, after the fields the monitor reads.
         """
         ids = ','.join(check_job_ids(job_ids))
         live = '|'.join(self.LIVE)
@@ -157,7 +192,15 @@ class SlurmScheduler(Scheduler):
         awk = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
                '{split($1,b,/[_+]/);if($2~/^(' + live + ')$/||$1!~/_/){l[b[1]]=1;l[$1]=1}}'
                'END{s="";for(k in w)if(!(k in l))s=s (s==""?"":",") k;print s}')
-        fmt = "--Format='JobArrayID:|,State:|,Reason:|,exit_code:'"
+        fields = 'JobArrayID:|,State:|,Reason:|,exit_code:'
+        sacct_fields = 'JobID,State,ExitCode,Reason'
+        prefix = ''
+        if times:
+            fields += '|,SubmitTime:|,StartTime:|,TimeUsed:'
+            sacct_fields += ',Submit,Start,End,ElapsedRaw'
+            # times as epoch seconds: no time zone to guess on this side
+            prefix = 'SLURM_TIME_FORMAT=%s; export SLURM_TIME_FORMAT; '
+        fmt = f"--Format='{fields}'"
         if len(job_ids) > self.MANY_IDS:
             # squeue filters a long --jobs list slowly; all the user's jobs,
             # filtered on the cluster by awk, cost one pass
@@ -168,6 +211,7 @@ class SlurmScheduler(Scheduler):
         else:
             query = f'sq=$(squeue --noheader --states=all --jobs="$ids" {fmt} 2>/dev/null); '
         return (
+            prefix +
             f'ids={shlex.quote(ids)}; '
             + query +
             'rc=$?; '
@@ -176,7 +220,7 @@ class SlurmScheduler(Scheduler):
             f'echo {shlex.quote(SACCT_MARK)}; '
             f'm=$(printf "%s\\n" "$sq" | awk -F"|" -v ids="$ids" {shlex.quote(awk)}); '
             'if [ -n "$m" ]; then sacct --noheader --parsable2 --allocations --jobs="$m" '
-            '--format=JobID,State,ExitCode,Reason; fi'
+            f'--format={sacct_fields}; fi'
         )
 
     def parse_status_output(self, stdout, job_ids):
@@ -272,6 +316,132 @@ class SlurmScheduler(Scheduler):
                                  exit_code=first.exit_code, signal=first.signal,
                                  source=first.source)
         raise AssertionError('unreachable')
+
+    # -- exporter -------------------------------------------------------------
+
+    reports_partitions = True
+
+    def exporter_command(self, job_ids):
+        """ONE command for a metrics scrape: the cluster's clock, every
+        partition's nodes and cores (sinfo), its pending and running jobs
+        counted on the cluster (squeue of all users, one line per partition
+        and state), then the status command of ``job_ids`` with their times."""
+        count = ('{n[$1 FS $2]++} END{for(k in n)print k FS n[k]}')
+        parts = [f'echo "{NOW_MARK}$(date +%s)"',
+                 f'echo {shlex.quote(SINFO_MARK)}',
+                 "sinfo --noheader -o '%R|%a|%D|%F|%C' 2>/dev/null",
+                 f'echo {shlex.quote(QUEUE_MARK)}',
+                 "squeue --noheader --states=PENDING,RUNNING -o '%P|%T' 2>/dev/null | "
+                 f'awk -F"|" {shlex.quote(count)}',
+                 f'echo {shlex.quote(JOBS_MARK)}']
+        if job_ids:
+            parts.append(self.status_command(job_ids, times=True))
+        return '; '.join(parts)
+
+    def parse_exporter_output(self, stdout, job_ids):
+        """(partitions, {id: JobStatus}, {id: JobTimes}) from exporter_command's output."""
+        now = None
+        section = None
+        sinfo, queue, jobs = [], [], []
+        for line in stdout.splitlines():
+            if line.startswith(NOW_MARK):
+                now = _epoch(line[len(NOW_MARK):])
+                continue
+            marks = {SINFO_MARK: sinfo, QUEUE_MARK: queue, JOBS_MARK: jobs}
+            if line.strip() in marks:
+                section = marks[line.strip()]
+                continue
+            if section is not None:
+                section.append(line)
+        partitions = self._partitions(sinfo, queue)
+        text = '\n'.join(jobs)
+        statuses = self.parse_status_output(text, job_ids) if job_ids else {}
+        times = self._times(jobs, job_ids, now)
+        return partitions, statuses, times
+
+    @staticmethod
+    def _partitions(sinfo, queue):
+        counts = {}
+        for line in queue:
+            fields = line.strip().split('|')
+            if len(fields) != 3:
+                continue
+            # a job queued to several partitions ("a,b") counts in each
+            for name in fields[0].split(','):
+                key = (name, fields[1])
+                counts[key] = counts.get(key, 0) + _count(fields[2])
+        out = {}
+        for line in sinfo:
+            fields = line.strip().split('|')
+            if len(fields) != 5:
+                continue
+            name, avail, _nodes, node_aiot, cpu_aiot = fields
+            nodes = (node_aiot.split('/') + ['0'] * 4)[:4]
+            cpus = (cpu_aiot.split('/') + ['0'] * 4)[:4]
+            figures = out.get(name)
+            # a partition over several node sets has one line per set: add them up
+            values = [_count(nodes[3]), _count(nodes[0]), _count(nodes[1]),
+                      _count(cpus[3]), _count(cpus[0]), _count(cpus[1])]
+            if figures is not None:
+                values = [a + b for a, b in zip(values, figures[2:8])]
+            out[name] = PartitionFigures(name, avail.strip().lower() == 'up', *values,
+                                         jobs_pending=counts.get((name, 'PENDING'), 0),
+                                         jobs_running=counts.get((name, 'RUNNING'), 0))
+        return list(out.values())
+
+    @staticmethod
+    def _times(lines, job_ids, now):
+        """JobTimes from the rows of a status command run with ``times``:
+        squeue rows (id|state|reason|rc|submit|start|used) before the sacct
+        mark, sacct rows (id|state|exit|reason|submit|start|end|elapsed) after."""
+        queued_rows, accounted_rows = {}, {}
+        rows = queued_rows
+        for line in lines:
+            if line.strip() == SACCT_MARK:
+                rows = accounted_rows
+                continue
+            if not line or line.startswith('@@'):
+                continue
+            fields = [f.strip() for f in line.split('|')]
+            if len(fields) < 7 or '.' in fields[0]:
+                continue
+            if rows is queued_rows:
+                submit, start = _epoch(fields[4]), _epoch(fields[5])
+                pending = fields[1] in ('PENDING', 'PD')
+                used = 0 if pending else slurm_duration(fields[6])
+                end = None
+            else:
+                if len(fields) < 8:
+                    continue
+                submit, start, end = _epoch(fields[4]), _epoch(fields[5]), _epoch(fields[6])
+                used = _count(fields[7]) if fields[7].isdigit() else None
+                pending = start is None
+            job = fields[0]
+            keys = [job]
+            if '_' in job or '+' in job:
+                keys.append(job.replace('+', '_').split('_')[0])
+            for key in keys:
+                rows.setdefault(key, []).append((submit, None if pending else start, end, used))
+        out = {}
+        for job_id in job_ids:
+            key = str(job_id)
+            found = queued_rows.get(key) or accounted_rows.get(key)
+            if not found:
+                continue
+            submits = [r[0] for r in found if r[0] is not None]
+            starts = [r[1] for r in found if r[1] is not None]
+            used = [r[3] for r in found if r[3] is not None]
+            submit = min(submits) if submits else None
+            queued = None
+            if submit is not None:
+                if starts:
+                    queued = max(0, min(starts) - submit)
+                elif now is not None:
+                    ends = [r[2] for r in found if r[2] is not None]
+                    # never started: waited until it was cancelled, or until now
+                    queued = max(0, (min(ends) if ends else now) - submit)
+            out[job_id] = JobTimes(key, queued, max(used) if used else None)
+        return out
 
     # -- lost submissions ---------------------------------------------------
 
