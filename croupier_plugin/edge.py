@@ -6,6 +6,7 @@ from cloudify.exceptions import NonRecoverableError
 
 from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostKeyError,
                           TransportError)
+from .core.exporter import ExporterClient, exporter_address, registration_payload
 from .core.infrastructure import InfrastructureSettings
 from .core.model import JobSpec
 from .core.schedulers import get_scheduler
@@ -18,9 +19,11 @@ JOB_TYPE = 'croupier.nodes.Job'
 SINGULARITY_TYPE = 'croupier.nodes.SingularityJob'
 PYCOMPSS_TYPE = 'croupier.nodes.PyCOMPSsJob'
 VAULT_TYPE = 'croupier.nodes.Vault'
+EXPORTER_TYPE = 'croupier.nodes.HPCExporter'
 MANAGED_BY = 'task_managed_by_interface'
 DEPENDS_ON = 'job_depends_on'
 FROM_VAULT = 'retrieve_credentials_from_vault'
+MONITORED_BY = 'interface_monitored_by'
 
 
 def is_type(node, type_name):
@@ -32,6 +35,27 @@ def vault_settings(node_id, properties):
         return VaultSettings.from_properties(properties)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
+
+
+def exporter_client(node_id, properties):
+    """The client of an HPCExporter node; its bad address names node, property and value."""
+    try:
+        address = exporter_address(properties, node_id)
+    except ConfigError as exc:
+        raise NonRecoverableError(str(exc)) from None
+    timeout = properties.get('timeout', 10)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise NonRecoverableError(f"node '{node_id}', property 'timeout' = {timeout!r}: must be "
+                                  f"a positive number of seconds")
+    return ExporterClient(address, float(timeout))
+
+
+def exporter_registration(settings):
+    """What the exporter is told about an interface (no secret)."""
+    try:
+        return registration_payload(settings)
+    except ConfigError as exc:
+        raise NonRecoverableError(str(exc)) from None
 
 
 def interface_settings(node_id, properties, vault=None, fetch=True):

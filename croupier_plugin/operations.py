@@ -24,9 +24,9 @@ def _deployment_nodes(ctx):
     return list(get_rest_client().nodes.list(deployment_id=ctx.deployment.id))
 
 
-def _vault_of(ctx):
+def _vault_of(ctx, instance=None):
     """(node id, properties) of the Vault the interface takes its credentials from."""
-    for rel in ctx.instance.relationships:
+    for rel in (instance or ctx.instance).relationships:
         if edge.FROM_VAULT in (rel.type_hierarchy or [rel.type]):
             return rel.target.node.id, rel.target.node.properties
     return None
@@ -194,3 +194,51 @@ def _run_deployment_script(ctx, which, options):
 def configure_vault(ctx, **kwargs):
     """Check the Vault node's properties (the interfaces log in when they need to)."""
     edge.vault_settings(ctx.node.id, ctx.node.properties)
+
+
+@operation
+def configure_exporter(ctx, **kwargs):
+    """Check the HPCExporter's address and that the exporter answers."""
+    client = edge.exporter_client(ctx.node.id, ctx.node.properties)
+    try:
+        client.health()
+    except CroupierError as exc:
+        raise NonRecoverableError(f"node '{ctx.node.id}': {exc}") from None
+    if ctx.node.properties.get('grafana_registry_address'):
+        ctx.logger.info('%s: grafana_registry_address is not used (Grafana reads the '
+                        'metrics from Prometheus)', ctx.node.id)
+    ctx.logger.info('%s: exporter at %s answers', ctx.node.id, client.address)
+
+
+@operation
+def register_with_exporter(ctx, **kwargs):
+    """interface_monitored_by, established: the interface's front-end (scheduler,
+    host, port, login user; no secret) registered with the exporter."""
+    source = ctx.source
+    settings = edge.interface_settings(source.node.id, source.node.properties,
+                                       _vault_of(ctx, source.instance))
+    payload = edge.exporter_registration(settings)
+    client = edge.exporter_client(ctx.target.node.id, ctx.target.node.properties)
+    try:
+        client.register(ctx.deployment.id, source.node.id, payload)
+    except CroupierError as exc:
+        raise NonRecoverableError(f"node '{source.node.id}': cannot register with exporter "
+                                  f"'{ctx.target.node.id}': {exc}") from None
+    ctx.logger.info('%s: registered with the exporter at %s (%s %s@%s:%s)', source.node.id,
+                    client.address, payload['scheduler'], payload['user'], payload['host'],
+                    payload['port'])
+
+
+@operation
+def unregister_from_exporter(ctx, **kwargs):
+    """interface_monitored_by, unlinked: the exporter forgets the interface and its
+    jobs. An exporter that cannot be reached does not stop the uninstall."""
+    client = edge.exporter_client(ctx.target.node.id, ctx.target.node.properties)
+    try:
+        client.unregister(ctx.deployment.id, ctx.source.node.id)
+    except CroupierError as exc:
+        ctx.logger.warning('%s: could not unregister from the exporter: %s',
+                           ctx.source.node.id, exc)
+        return
+    ctx.logger.info('%s: unregistered from the exporter at %s', ctx.source.node.id,
+                    client.address)

@@ -37,6 +37,12 @@ def validate_nodes(node_list):
                                                               fetch=False)
             except NonRecoverableError as exc:
                 problems.append(str(exc))
+            problems.extend(_monitoring_problems(node_id, node, nodes, interfaces.get(node_id)))
+        elif edge.EXPORTER_TYPE in _types(node):
+            try:
+                edge.exporter_client(node_id, node.properties)
+            except NonRecoverableError as exc:
+                problems.append(str(exc))
         elif edge.JOB_TYPE in _types(node):
             jobs[node_id] = node
             try:
@@ -75,4 +81,22 @@ def validate_nodes(node_list):
             if target not in jobs:
                 problems.append(f"node '{node_id}': {edge.DEPENDS_ON} target '{target}' is "
                                 f"not a croupier.nodes.Job")
+    return problems
+
+
+def _monitoring_problems(node_id, node, nodes, settings):
+    """An interface's interface_monitored_by: to an HPCExporter, over ssh."""
+    problems = []
+    for rel in node.get('relationships') or []:
+        if edge.MONITORED_BY not in (rel.get('type_hierarchy') or [rel.get('type')]):
+            continue
+        target = nodes[rel['target_id']]
+        if edge.EXPORTER_TYPE not in _types(target):
+            problems.append(f"node '{node_id}': {edge.MONITORED_BY} target "
+                            f"'{rel['target_id']}' is not a {edge.EXPORTER_TYPE}")
+        elif settings is not None:
+            try:
+                edge.exporter_registration(settings)
+            except NonRecoverableError as exc:
+                problems.append(str(exc))
     return problems

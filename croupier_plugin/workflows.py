@@ -7,6 +7,7 @@ from cloudify.workflows import workflow_api
 from . import edge
 from .core.engine import Engine, JobFailed, PlannedJob, RunCancelled
 from .core.errors import CroupierError
+from .core.exporter import JobRegistrar
 from .core.monitor import InfrastructureUnreachable, Monitor
 
 # runtime properties the engine owns on a job's node instance
@@ -84,8 +85,21 @@ class RuntimeStore:
         self.ctx.update_node_instance(instance_id, runtime_properties=props, force=True)
 
 
-def _reporter(ctx):
+def exporters(ctx):
+    """{interface node id: ExporterClient} for interfaces monitored by an HPCExporter."""
+    clients = {}
+    for node, instance in _instances(ctx, edge.INTERFACE_TYPE):
+        for rel in instance.relationships:
+            if edge.MONITORED_BY in _relationship_types(rel):
+                target = rel.target_node_instance.node
+                clients[node.id] = edge.exporter_client(target.id, target.properties)
+    return clients
+
+
+def _reporter(ctx, registrar=None):
     def report(kind, job, **info):
+        if registrar is not None and kind in ('submitted', 'reattached'):
+            registrar.add(job.cluster.key, job.name, info['job_id'])
         if kind == 'state':
             status = info['status']
             ctx.logger.info('job %s [%s %s]: %s', job.name, job.cluster.key,
@@ -107,7 +121,10 @@ def run_jobs(ctx, max_parallel_submissions=16, **kwargs):
     ctx.refresh_node_instances()
     jobs, settings_of = plan_jobs(ctx)
     grace = min((s.unknown_grace for s in settings_of.values()), default=180.0)
-    engine = Engine(jobs, RuntimeStore(ctx), events=_reporter(ctx),
+    clients = exporters(ctx)
+    registrar = JobRegistrar(clients, ctx.deployment.id, ctx.logger.warning) if clients \
+        else None
+    engine = Engine(jobs, RuntimeStore(ctx), events=_reporter(ctx, registrar),
                     monitor=Monitor(unknown_grace=grace),
                     max_parallel_submissions=int(max_parallel_submissions))
     workflow_api.cancel_callbacks.add(engine.request_stop)
@@ -123,5 +140,7 @@ def run_jobs(ctx, max_parallel_submissions=16, **kwargs):
         raise NonRecoverableError(f'run_jobs failed: {exc}') from None
     finally:
         workflow_api.cancel_callbacks.discard(engine.request_stop)
+        if registrar is not None:
+            registrar.close()
     ctx.logger.info('run_jobs: all %d jobs completed', len(summary))
     return summary

@@ -2,6 +2,7 @@
 exporter (scheduler, front-end, login user, label; never a secret)."""
 
 import re
+import threading
 from urllib.parse import quote
 
 import requests
@@ -108,3 +109,54 @@ class ExporterClient:
 
     def registrations(self):
         return self._call('GET', self._url())['registrations']
+
+
+class JobRegistrar:
+    """Tells the exporter about submitted jobs from a background thread, in
+    batches, so that a slow or absent exporter never delays a submission.
+    ``warn(message)`` is called once per distinct failure."""
+
+    def __init__(self, clients, deployment, warn):
+        self.clients = clients          # interface -> ExporterClient
+        self.deployment = deployment
+        self.warn = warn
+        self._pending = []
+        self._cond = threading.Condition()
+        self._closing = False
+        self._warned = set()
+        self._thread = threading.Thread(target=self._loop, name='croupier-job-registrar',
+                                        daemon=True)
+        self._thread.start()
+
+    def add(self, interface, name, job_id):
+        if interface not in self.clients:
+            return
+        with self._cond:
+            self._pending.append((interface, name, str(job_id)))
+            self._cond.notify()
+
+    def close(self, timeout=15.0):
+        """Send what is pending (for at most ``timeout`` seconds), then stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _loop(self):
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                batch, self._pending = self._pending, []
+                if not batch and self._closing:
+                    return
+            groups = {}
+            for interface, name, job_id in batch:
+                groups.setdefault(interface, {})[name] = job_id
+            for interface, jobs in groups.items():
+                try:
+                    self.clients[interface].add_jobs(self.deployment, interface, jobs)
+                except ExporterError as exc:
+                    if str(exc) not in self._warned:
+                        self._warned.add(str(exc))
+                        self.warn(f'{interface}: jobs not registered with the exporter: {exc}')
