@@ -35,9 +35,14 @@ def exporter_address(props, node='HPCExporter'):
     value = value.strip()
     if '://' not in value:
         value = 'http://' + value
-    if not _ADDRESS.match(value) or '@' in value:
-        raise ConfigError(prop, props[prop], 'must be a URL such as http://127.0.0.1:9110 '
-                                             '(no user or password in it)').for_node(node)
+    if '@' in value:
+        # a user:password in the URL: refused, and not repeated in the message
+        shown = re.sub(r'//[^/]*@', '//<hidden>@', value)
+        raise ConfigError(prop, shown, 'must not hold a user or password (the exporter '
+                                       'takes no credentials)').for_node(node)
+    if not _ADDRESS.match(value):
+        raise ConfigError(prop, props[prop], 'must be a URL such as http://127.0.0.1:9110')\
+            .for_node(node)
     return value.rstrip('/')
 
 

@@ -1,0 +1,214 @@
+"""The exporter's pure parts: the SLURM scrape command and its parsing (on an
+output recorded on the bed), registrations, configuration and the payload the
+plugin sends (which must hold no secret)."""
+
+import json
+import os
+
+import pytest
+
+from croupier_plugin.core.errors import ConfigError
+from croupier_plugin.core.exporter import ExporterConfig, exporter_address, registration_payload
+from croupier_plugin.core.exporter.registry import (Registry, RegistrationError, parse_jobs,
+                                                    parse_registration)
+from croupier_plugin.core.infrastructure import InfrastructureSettings
+from croupier_plugin.core.model import JobState
+from croupier_plugin.core.schedulers.slurm import SlurmScheduler, slurm_duration
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'slurm')
+KEY_FILE = os.path.join(ROOT, 'tests', 'fixtures', 'keys', 'ed25519_example')
+# the ids of exporter_mixed.txt, in the order they were asked (see the README there)
+HELD, RUNNING, FAILED, ARRAY, NEVER = '12606', '12607', '12608', '12609', '999999'
+
+
+def recorded():
+    with open(os.path.join(FIXTURES, 'exporter_mixed.txt')) as fh:
+        return fh.read()
+
+
+def test_scrape_output_gives_partitions_states_times_and_exit_codes():
+    ids = [HELD, RUNNING, FAILED, ARRAY, NEVER]
+    partitions, statuses, times = SlurmScheduler().parse_exporter_output(recorded(), ids)
+    by_name = {p.name: p for p in partitions}
+    assert sorted(by_name) == ['debug', 'second']
+    debug = by_name['debug']
+    assert (debug.nodes_total, debug.nodes_allocated, debug.nodes_idle) == (1, 1, 0)
+    assert (debug.cores_total, debug.cores_allocated, debug.cores_idle) == (16, 1, 15)
+    assert (debug.jobs_pending, debug.jobs_running) == (1, 1)
+    assert (by_name['second'].jobs_pending, by_name['second'].jobs_running) == (0, 0)
+    assert debug.available
+    assert statuses[HELD].state is JobState.PENDING
+    assert statuses[RUNNING].state is JobState.RUNNING
+    assert (statuses[FAILED].state, statuses[FAILED].exit_code) == (JobState.FAILED, 3)
+    assert statuses[ARRAY].state is JobState.COMPLETED
+    assert statuses[NEVER].state is JobState.UNKNOWN
+    # held: submitted at 1795371103, still pending at the cluster's 1795371108
+    assert times[HELD].queued == 5 and times[HELD].walltime == 0
+    assert times[RUNNING].walltime == 4 and times[RUNNING].queued == 0
+    assert NEVER not in times
+
+
+def test_scrape_command_is_one_string_with_the_status_command_inside():
+    scheduler = SlurmScheduler()
+    ids = [str(i) for i in range(1000, 2000)]
+    command = scheduler.exporter_command(ids)
+    assert command.count('sinfo ') == 1 and command.count('squeue ') == 2
+    assert 'SLURM_TIME_FORMAT=%s' in command and '--me' in command
+    # the monitor's own command is unchanged by the exporter's option
+    assert 'SLURM_TIME_FORMAT' not in scheduler.status_command(ids)
+    assert 'TimeUsed' not in scheduler.status_command(ids)
+    # no job yet: partitions only
+    assert 'squeue --noheader --states=all' not in scheduler.exporter_command([])
+
+
+def test_scrape_command_refuses_what_is_not_a_job_id():
+    with pytest.raises(ValueError, match='not a job id'):
+        SlurmScheduler().exporter_command(['12; rm -rf ~'])
+
+
+@pytest.mark.parametrize('text,seconds', [('0:00', 0), ('0:04', 4), ('12:03', 723),
+                                          ('1:02:03', 3723), ('2-01:00:00', 176400),
+                                          ('N/A', None), ('', None), ('1-x', None)])
+def test_squeue_time_used(text, seconds):
+    assert slurm_duration(text) == seconds
+
+
+def settings_with_secrets():
+    with open(KEY_FILE) as fh:
+        key = fh.read()
+    return InfrastructureSettings.from_properties('hpc', {
+        'config': {'infrastructure_interface': 'SLURM'},
+        'credentials': {'host': 'login.example.org', 'user': 'alice', 'port': 2200,
+                        'password': 'Pw-Only-Here-91c2', 'private_key': key,
+                        'private_key_password': 'Pass-Only-Here-5d7e'},
+        'monitoring_options': {'hpc_label': 'example cluster'}}), key
+
+
+def test_registration_payload_holds_no_secret():
+    settings, key = settings_with_secrets()
+    payload = registration_payload(settings)
+    assert payload == {'scheduler': 'SLURM', 'host': 'login.example.org', 'port': 2200,
+                       'user': 'alice', 'hpc_label': 'example cluster'}
+    text = json.dumps(payload)
+    for secret in ('Pw-Only-Here-91c2', 'Pass-Only-Here-5d7e'):
+        assert secret not in text
+    for line in key.splitlines()[1:-1]:
+        assert line not in text
+    # and the exporter accepts it as it is
+    reg = parse_registration('dep', 'hpc', payload)
+    assert reg.infrastructure == 'example cluster'
+
+
+def test_pycompss_interfaces_register_the_scheduler_that_follows_their_jobs():
+    settings = InfrastructureSettings.from_properties('hpc', {
+        'config': {'infrastructure_interface': 'PYCOMPSS'},
+        'credentials': {'host': 'h', 'user': 'u', 'password': 'p'},
+        'monitoring_options': {'monitor_interface': 'TORQUE'}})
+    assert registration_payload(settings)['scheduler'] == 'TORQUE'
+
+
+def test_a_local_interface_cannot_be_monitored_by_an_exporter():
+    settings = InfrastructureSettings.from_properties('here', {
+        'config': {'infrastructure_interface': 'SHELL', 'transport': 'local'}})
+    with pytest.raises(ConfigError, match="node 'here', property 'config.transport' = 'local'"):
+        registration_payload(settings)
+
+
+@pytest.mark.parametrize('field', ['password', 'private_key', 'ssh_password', 'ssh_pkey',
+                                   'jwt', 'token', 'private_key_password', 'api_key'])
+def test_a_registration_carrying_a_secret_is_refused_without_echoing_it(field):
+    body = {'scheduler': 'SLURM', 'host': 'h', 'user': 'u', field: 'S3cret-Value'}
+    with pytest.raises(RegistrationError) as err:
+        parse_registration('dep', 'hpc', body)
+    assert f"'{field}'" in str(err.value) and 'never accepted over HTTP' in str(err.value)
+    assert 'S3cret-Value' not in str(err.value)
+
+
+@pytest.mark.parametrize('body,named', [
+    ({'scheduler': 'LSF', 'host': 'h', 'user': 'u'}, "'scheduler' = 'LSF'"),
+    ({'scheduler': 'SLURM', 'host': 'h; reboot', 'user': 'u'}, "'host' = 'h; reboot'"),
+    ({'scheduler': 'SLURM', 'host': 'h', 'user': 'u', 'port': 70000}, "'port' = 70000"),
+    ({'scheduler': 'SLURM', 'host': 'h', 'user': '$(id)'}, "'user' = '$(id)'"),
+    ({'scheduler': 'SLURM', 'host': 'h', 'user': 'u', 'colour': 'red'}, "'colour' = 'red'"),
+])
+def test_bad_registrations_name_the_field_and_the_value(body, named):
+    with pytest.raises(RegistrationError, match=named.replace('$', r'\$').replace('(', r'\(')
+                       .replace(')', r'\)')):
+        parse_registration('dep', 'hpc', body)
+
+
+def test_job_lists_are_checked():
+    assert parse_jobs({'jobs': [{'name': 'a', 'job_id': '12'}, {'name': 'b', 'job_id': 13}]}) \
+        == {'a': '12', 'b': '13'}
+    with pytest.raises(RegistrationError, match="jobs\\[0\\].job_id = '1 2'"):
+        parse_jobs({'jobs': [{'name': 'a', 'job_id': '1 2'}]})
+    with pytest.raises(RegistrationError, match="non-empty list"):
+        parse_jobs({'jobs': []})
+
+
+def test_registrations_survive_a_restart_through_the_state_file(tmp_path):
+    path = str(tmp_path / 'state' / 'registrations.json')
+    registry = Registry(path)
+    registry.register(parse_registration('dep', 'hpc', {'scheduler': 'SLURM', 'host': 'h',
+                                                        'user': 'u', 'port': 2222}))
+    registry.add_jobs('dep', 'hpc', {'a': '12'})
+    again = Registry(path)
+    [reg] = again.registrations()
+    assert (reg.deployment, reg.interface, reg.jobs, reg.target.port) == \
+        ('dep', 'hpc', {'a': '12'}, 2222)
+    assert again.unregister('dep') == 1 and Registry(path).registrations() == []
+    with pytest.raises(RegistrationError, match="'hpc' of deployment 'dep' is not registered"):
+        again.add_jobs('dep', 'hpc', {'a': '1'})
+
+
+@pytest.mark.parametrize('data,named', [
+    ({'port': 'ninety', 'hosts': []}, "'port' = 'ninety'"),
+    ({'colour': 1}, "'colour' = 1"),
+    ({'hosts': []}, "'hosts' = \\[\\]: the exporter needs credentials"),
+    ({'hosts': [{'host': 'h', 'password': 'x'}]}, "'hosts\\[0\\].user' = None"),
+    ({'hosts': [{'host': 'h', 'user': 'u'}]}, "'hosts\\[0\\]' = '<hidden>'"),
+    ({'vault': {'address': 'http://v:8200', 'user': 'alice', 'jwt_file': '/nonexistent/jwt'}},
+     "'vault.jwt_file' = '/nonexistent/jwt': cannot be read"),
+    ({'vault': {'address': 'http://v:8200', 'user': 'alice', 'jwt': 'a.b.c', 'tokn': 1}},
+     "'vault.tokn' = 1"),
+    ({'cache_seconds': -1, 'hosts': [{'host': 'h', 'user': 'u', 'password': 'p'}]},
+     "'cache_seconds' = -1"),
+])
+def test_bad_exporter_configuration_names_the_setting_and_the_value(data, named):
+    with pytest.raises(ConfigError, match=named):
+        ExporterConfig.from_mapping(data)
+
+
+def test_exporter_configuration_file(tmp_path):
+    path = tmp_path / 'exporter.yaml'
+    path.write_text(f'listen: 127.0.0.1\nport: 9999\nhosts:\n'
+                    f'  - {{host: h, user: u, port: 2222, private_key_file: {KEY_FILE}}}\n')
+    config = ExporterConfig.load(str(path))
+    assert (config.listen, config.port) == ('127.0.0.1', 9999)
+    assert config.credentials_for('h', 2222, 'u').private_key_file == KEY_FILE
+    with pytest.raises(Exception, match='no credentials for u@h:22'):
+        config.credentials_for('h', 22, 'u')
+    with pytest.raises(ConfigError, match='cannot be read'):
+        ExporterConfig.load(str(tmp_path / 'missing.yaml'))
+
+
+@pytest.mark.parametrize('props,address', [
+    ({'address': 'http://127.0.0.1:9110/'}, 'http://127.0.0.1:9110'),
+    ({'hpc_exporter_address': '127.0.0.1:9110'}, 'http://127.0.0.1:9110'),
+    ({'address': 'http://a:1', 'hpc_exporter_address': 'http://a:1/'}, 'http://a:1'),
+])
+def test_exporter_address_spellings(props, address):
+    assert exporter_address(props) == address
+
+
+@pytest.mark.parametrize('props,named', [
+    ({}, "'address' = None: is required"),
+    ({'address': 'http://a:1', 'hpc_exporter_address': 'http://b:2'},
+     "'hpc_exporter_address' = 'http://b:2': conflicts"),
+    ({'address': 'http://user:pw@a:1'}, "'address' = 'http://<hidden>@a:1'"),
+    ({'address': 'ftp://a'}, "'address' = 'ftp://a'"),
+])
+def test_bad_exporter_addresses_name_node_property_and_value(props, named):
+    with pytest.raises(ConfigError, match=f"node 'exp', property {named}"):
+        exporter_address(props, 'exp')
