@@ -36,6 +36,14 @@ VAULT = """  vault:
     properties: {props}
 """
 
+EXPORTER = """  exp:
+    type: croupier.nodes.HPCExporter
+    properties: {props}
+"""
+MONITORED = """    relationships:
+      - {type: interface_monitored_by, target: exp}
+"""
+
 # (case, blueprint text, text the error must hold)
 CASES = [
     ('unknown scheduler', blueprint(config='{infrastructure_interface: LSF}'),
@@ -164,6 +172,24 @@ CASES = [
         "      credentials: {host: h.example.org}\n    relationships:\n"
         "      - {type: retrieve_credentials_from_vault, target: vault}\n"),
      "node 'vault', property 'jwt' = '<hidden>'"),
+    ('exporter without address', blueprint(
+        extra_interface=MONITORED, more=EXPORTER.format(props='{}')),
+     "node 'exp', property 'address' = '': is required"),
+    ('exporter address with a password', blueprint(
+        extra_interface=MONITORED,
+        more=EXPORTER.format(props="{hpc_exporter_address: 'http://u:pw@x:9110'}")),
+     "node 'exp', property 'hpc_exporter_address' = 'http://<hidden>@x:9110'"),
+    ('monitored by a Vault', blueprint(
+        extra_interface=MONITORED.replace('exp', 'vault'),
+        more=VAULT.format(props="{jwt: a.b.c, user: alice, address: v.example.org}")),
+     "node 'hpc': interface_monitored_by target 'vault' is not a croupier.nodes.HPCExporter"),
+    ('local interface monitored', blueprint(
+        config='{infrastructure_interface: SHELL, transport: local}', credentials='{}',
+        extra_interface=MONITORED, more=EXPORTER.format(props='{address: 127.0.0.1:9110}')),
+     "node 'hpc', property 'config.transport' = 'local'"),
+    ('bad hpc_label', blueprint(
+        extra_interface="      monitoring_options: {hpc_label: 'a;b'}\n"),
+     "node 'hpc', property 'monitoring_options.hpc_label' = 'a;b'"),
 ]
 
 
