@@ -212,3 +212,12 @@ def test_exporter_address_spellings(props, address):
 def test_bad_exporter_addresses_name_node_property_and_value(props, named):
     with pytest.raises(ConfigError, match=f"node 'exp', property {named}"):
         exporter_address(props, 'exp')
+
+
+def test_croupier_exporter_refuses_a_bad_configuration_by_name(tmp_path, capsys):
+    from croupier_plugin.cli import main
+    path = tmp_path / 'exporter.yaml'
+    path.write_text('port: 99999\nhosts: [{host: h, user: u, password: pw}]\n')
+    assert main(['exporter', '--config', str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: property 'port' = 99999" in err
