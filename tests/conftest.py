@@ -92,6 +92,12 @@ class CountingTransport(Transport):
 
 
 @pytest.fixture
+def counting():
+    """CountingTransport(inner): counts the commands sent through a real transport."""
+    return CountingTransport
+
+
+@pytest.fixture
 def ssh(ssh_settings):
     return CountingTransport(SshTransport(ssh_settings))
 

@@ -14,11 +14,12 @@ from croupier_plugin.core.exporter import (ExporterClient, ExporterConfig, Expor
 from croupier_plugin.core.transport import SshTransport
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from conftest import IN_CI, CountingTransport  # noqa: E402
 from exporter_bed import (PROMETHEUS, ExporterProcess, PrometheusServer,  # noqa: E402
                           exporter_config)
 
 pytestmark = pytest.mark.bed
+
+IN_CI = os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 
 
 def submit(ssh, *args, count=1):
@@ -101,23 +102,23 @@ def test_prometheus_sees_job_states_exit_codes_and_partitions(bed, ssh, exporter
     assert client.registrations() == []
 
 
-def counted_service(bed, **extra):
+def counted_service(bed, counting, **extra):
     config = ExporterConfig.from_mapping(exporter_config(bed, **extra))
     transports = []
 
-    def counting(target):
-        transport = CountingTransport(SshTransport(
+    def factory(target):
+        transport = counting(SshTransport(
             config.credentials_for(target.host, target.port, target.user)))
         transports.append(transport)
         return transport
-    return ExporterService(config, transport_factory=counting).start(), transports
+    return ExporterService(config, transport_factory=factory).start(), transports
 
 
-def test_one_remote_command_per_scrape_and_ended_jobs_are_not_asked_again(bed, ssh,
+def test_one_remote_command_per_scrape_and_ended_jobs_are_not_asked_again(bed, ssh, counting,
                                                                          cancel_after):
     held = submit(ssh, '--hold', '--wrap', 'true', count=3)
     cancel_after.extend(held)
-    service, transports = counted_service(bed)
+    service, transports = counted_service(bed, counting)
     try:
         client = ExporterClient(service.address)
         client.register('countdep', 'hpc', payload(bed))
