@@ -221,3 +221,19 @@ def test_croupier_exporter_refuses_a_bad_configuration_by_name(tmp_path, capsys)
     assert main(['exporter', '--config', str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}: property 'port' = 99999" in err
+
+
+def test_listening_beyond_loopback_is_warned_about(caplog):
+    from croupier_plugin.core.exporter import ExporterService
+    config = ExporterConfig.from_mapping({'listen': '0.0.0.0', 'port': 0,
+                                          'hosts': [{'host': 'h', 'user': 'u',
+                                                     'password': 'pw'}]})
+    with caplog.at_level('WARNING', logger='croupier.exporter'):
+        service = ExporterService(config)
+    service.httpd.server_close()
+    assert 'anyone who reaches it can register jobs' in caplog.text
+    caplog.clear()
+    config.listen = '127.0.0.1'
+    with caplog.at_level('WARNING', logger='croupier.exporter'):
+        ExporterService(config).httpd.server_close()
+    assert caplog.text == ''

@@ -13,6 +13,7 @@ A registration names the front-end and the user; the exporter must hold
 credentials for them (its configuration or Vault) or it answers 422.
 """
 
+import ipaddress
 import json
 import logging
 import threading
@@ -44,6 +45,10 @@ class ExporterService:
         self.httpd = _Server((config.listen, config.port), _Handler)
         self.httpd.service = self
         self._thread = None
+        if not _loopback(config.listen):
+            log.warning('listening on %s: anyone who reaches it can register jobs to be '
+                        'watched with this exporter\'s credentials (the API takes none); '
+                        'prefer 127.0.0.1 behind a proxy of your own', config.listen)
 
     @property
     def address(self):
@@ -79,6 +84,13 @@ class ExporterService:
         self.httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def _loopback(address):
+    try:
+        return ipaddress.ip_address(address.strip('[]')).is_loopback
+    except ValueError:
+        return address == 'localhost'
 
 
 class _Server(ThreadingHTTPServer):
