@@ -189,3 +189,33 @@ def test_credentials_from_vault(bed, ssh, vault_bed, tmp_path, cancel_after):
         assert f'job_id="{held}",job_name="held",raw_state="PENDING",state="PENDING"' in text
     finally:
         service.stop()
+
+
+def test_torque_jobs_through_the_bed_wrappers(bed, ssh, workdir, cancel_after):
+    """A TORQUE interface (Debian's qsub/qstat wrappers in front of SLURM): the
+    exporter reports the job's state and, from its exit-code file, its exit code."""
+    from croupier_plugin.core.cluster import Cluster
+    from croupier_plugin.core.model import JobSpec
+    from croupier_plugin.core.schedulers.pbs import TorqueScheduler
+    cluster = Cluster('bed-torque', ssh, TorqueScheduler())
+    job = cluster.submit(JobSpec.from_options('exporter_pbs', {'commands': ['exit 3']}),
+                         workdir)
+    cancel_after.append(job.job_id)
+    service = ExporterService(ExporterConfig.from_mapping(exporter_config(bed))).start()
+    try:
+        client = ExporterClient(service.address)
+        client.register('pbsdep', 'hpc', dict(payload(bed), scheduler='TORQUE'))
+        client.add_jobs('pbsdep', 'hpc', {'pbsjob': job.job_id})
+        deadline = time.monotonic() + 30
+        while True:
+            text = requests.get(service.address + '/metrics', timeout=30).text
+            if ',state="FAILED"}' in text:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+        assert (f'croupier_job_exit_code{{deployment="pbsdep",infrastructure="127.0.0.1:2222",'
+                f'interface="hpc",job_id="{job.job_id}",job_name="pbsjob"}} 3.0') in text
+        assert 'scheduler="TORQUE"} 1.0' in text and 'croupier_partition_cores{' not in text
+    finally:
+        service.stop()
+        ssh.inner.run(f'rm -f -- "$HOME"/.croupier/pbs/{int(job.job_id)}.rc')

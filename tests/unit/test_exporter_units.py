@@ -237,3 +237,35 @@ def test_listening_beyond_loopback_is_warned_about(caplog):
     with caplog.at_level('WARNING', logger='croupier.exporter'):
         ExporterService(config).httpd.server_close()
     assert caplog.text == ''
+
+
+PBS_FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'pbs')
+
+
+def pbs_scrape(name, now):
+    """A scrape's output around a qstat -f fixture: the server's clock first,
+    then qstat's blocks, its rc mark and the (empty) files section."""
+    from croupier_plugin.core.schedulers.pbs import FILES_MARK, NOW_MARK, QSTAT_RC_MARK
+    with open(os.path.join(PBS_FIXTURES, name)) as fh:
+        text = fh.read()
+    return f'{NOW_MARK}{now}\n{text}\n{QSTAT_RC_MARK}0\n\n{FILES_MARK}\n'
+
+
+@pytest.mark.parametrize('flavour,name,job_id,state,queued,walltime', [
+    ('TORQUE', 'torque_qstat_running.txt', '103.napali', JobState.RUNNING, 1, 7),
+    ('TORQUE', 'torque_qstat_queued.txt', '102.napali', JobState.PENDING, 65, None),
+    ('TORQUE', 'torque_qstat_completed.txt', '105.napali', JobState.COMPLETED, 1, 7),
+    ('PBS', 'pbspro_qstat_running.txt', '1236.pbsserver', JobState.RUNNING, 0, 6),
+    ('PBS', 'pbspro_qstat_walltime.txt', '1241.pbsserver', JobState.TIMEOUT, 0, 152),
+])
+def test_pbs_scrape_gives_states_and_times_from_qstat(flavour, name, job_id, state, queued,
+                                                      walltime):
+    from croupier_plugin.core.schedulers import get_scheduler
+    scheduler = get_scheduler(flavour)
+    command = scheduler.exporter_command([job_id])
+    assert command.count('qstat -') == 1 and 'LC_ALL=C date' in command
+    # the queued job: qtime 14:55:55, the server's clock a minute later
+    output = pbs_scrape(name, 'Fri Aug 29 14:57:00 2008')
+    partitions, statuses, times = scheduler.parse_exporter_output(output, [job_id])
+    assert partitions == [] and statuses[job_id].state is state
+    assert (times[job_id].queued, times[job_id].walltime) == (queued, walltime)

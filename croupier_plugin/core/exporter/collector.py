@@ -102,6 +102,9 @@ class HpcCollector:
                 del state.final[job_id]
         ask = sorted(wanted - set(state.final))
         scheduler = state.scheduler
+        # schedulers with an exporter command tell times (and SLURM partitions);
+        # the others are asked with their status command
+        scrape = getattr(scheduler, 'exporter_command', None)
         partitions = getattr(scheduler, 'reports_partitions', False)
         view = TargetView()
         start = time.perf_counter()
@@ -111,14 +114,13 @@ class HpcCollector:
             else:
                 if state.transport is None:
                     state.transport = self.transport_factory(target)
-                command = scheduler.exporter_command(ask) if partitions else \
-                    scheduler.status_command(ask)
+                command = scrape(ask) if scrape else scheduler.status_command(ask)
                 state.commands += 1
                 result = state.transport.run(command, timeout=self.config.command_timeout)
                 if result.exit_code != 0:
                     raise SchedulerError(f'the scrape command exited with {result.exit_code}: '
                                          f'{result.stderr.strip()[-300:]}')
-                if partitions:
+                if scrape:
                     view.partitions, view.statuses, view.times = \
                         scheduler.parse_exporter_output(result.stdout, ask)
                 else:

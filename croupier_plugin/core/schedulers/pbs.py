@@ -19,14 +19,19 @@ import abc
 import math
 import re
 import shlex
+import time
 
 from ..errors import ConfigError
-from ..model import JobState, JobStatus, format_hms, scheduler_job_name
+from ..model import JobState, JobStatus, JobTimes, format_hms, scheduler_job_name
 from .base import Scheduler, check_job_ids, render_body, shebang
 
 P, R = JobState.PENDING, JobState.RUNNING
 RC_DIR = '"$HOME"/.croupier/pbs'
 QSTAT_RC_MARK = '@@croupier-qstat-rc='
+NOW_MARK = '@@croupier-now='
+# qstat -f's times (qtime, stime) and `date` in the same form: the server's local time,
+# compared with each other only, so no time zone is guessed
+QSTAT_TIME = '%a %b %d %H:%M:%S %Y'
 FILES_MARK = '@@croupier-files@@'
 
 _JOB_ID_LINE = re.compile(r'^Job Id:\s*(\S+)\s*$')
@@ -62,6 +67,14 @@ def seconds(text):
     for value in values:
         total = total * 60 + value
     return total
+
+
+def _qstat_time(text):
+    """'Sun Nov 22 16:42:17 2026' as seconds (of a naive local clock), or None."""
+    try:
+        return time.mktime(time.strptime(' '.join((text or '').split()), QSTAT_TIME))
+    except (ValueError, OverflowError):
+        return None
 
 
 def _sequence(job_id):
@@ -327,6 +340,49 @@ class PbsFamily(Scheduler):
                 status = self._without_qstat(key, marks, _sequence(key) in unknown)
             result[job_id] = status
         return result
+
+    # -- exporter -------------------------------------------------------------
+
+    reports_partitions = False
+
+    def exporter_command(self, job_ids):
+        """ONE command for a metrics scrape: the server's clock, then the
+        status command (qstat -f holds qtime, stime and resources_used)."""
+        return (f'echo "{NOW_MARK}$(LC_ALL=C date {shlex.quote("+" + QSTAT_TIME)})"; '
+                + self.status_command(job_ids))
+
+    def parse_exporter_output(self, stdout, job_ids):
+        """([], {id: JobStatus}, {id: JobTimes}): PBS has no partitions here."""
+        now, rest = None, []
+        for line in stdout.splitlines():
+            if line.startswith(NOW_MARK) and now is None:
+                now = _qstat_time(line[len(NOW_MARK):])
+            else:
+                rest.append(line)
+        statuses = self.parse_status_output('\n'.join(rest), job_ids)
+        qstat_text = []
+        for line in rest:
+            if line.startswith(QSTAT_RC_MARK):
+                break
+            qstat_text.append(line)
+        blocks = parse_qstat_full('\n'.join(qstat_text))
+        times = {}
+        for job_id in job_ids:
+            attrs = self._find(str(job_id), blocks)
+            if attrs is None:
+                continue
+            submit = _qstat_time(attrs.get('qtime'))
+            # PBS Pro says stime, Torque start_time
+            start = _qstat_time(attrs.get('stime') or attrs.get('start_time'))
+            queued = None
+            if submit is not None:
+                if start is not None:
+                    queued = max(0.0, start - submit)
+                elif statuses[job_id].state is JobState.PENDING and now is not None:
+                    queued = max(0.0, now - submit)
+            times[job_id] = JobTimes(str(job_id), queued,
+                                     seconds(attrs.get('resources_used.walltime')))
+        return [], statuses, times
 
     @staticmethod
     def _find(key, blocks):
