@@ -7,6 +7,9 @@ properties), a stop event for cancellation, and an event sink for progress.
 - Jobs whose parents all completed are submitted concurrently.
 - Each scheduler job id is stored the moment sbatch returns it.
 - The batched monitor follows every submitted job.
+- A job's input transfers run (concurrently) right before it is submitted;
+  its output transfers run after it completed, and its dependants wait for
+  them. A failed transfer fails the job with the transfer's reason.
 - A failed job ends the run: live jobs are cancelled, its dependants are never
   submitted, and JobFailed carries name, state, exit code and stderr tail.
 - A stop request cancels every live job and raises RunCancelled.
@@ -22,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from .data import TransferError, run_all
 from .errors import CommandInterrupted, CroupierError
 from .model import JobState, JobStatus
 from .monitor import Monitor
@@ -29,6 +33,12 @@ from .monitor import Monitor
 log = logging.getLogger('croupier.engine')
 
 SKIPPED = 'SKIPPED'          # never submitted because a job it needs failed
+# record['outputs'] of a completed job with output transfers
+OUTPUTS_PENDING, OUTPUTS_DONE, OUTPUTS_FAILED = 'PENDING', 'DONE', 'FAILED'
+
+
+class InputsFailed(CroupierError):
+    """An input transfer of a job failed: the job was not submitted."""
 
 
 class JobFailed(CroupierError):
@@ -56,6 +66,8 @@ class PlannedJob:
     workdir: str
     parents: list = field(default_factory=list)
     record: dict = field(default_factory=dict)
+    stage_in: list = field(default_factory=list)     # transfers run before submission
+    stage_out: list = field(default_factory=list)    # transfers run after completion
 
     @property
     def state(self):
@@ -111,7 +123,9 @@ class Engine:
         self.store(job.name, dict(job.record))
 
     def _completed(self, job):
-        return job.state == JobState.COMPLETED.value
+        """Completed, and its outputs moved: its dependants may start."""
+        return job.state == JobState.COMPLETED.value and \
+            (not job.stage_out or job.record.get('outputs') == OUTPUTS_DONE)
 
     # -- main loop ------------------------------------------------------------
 
@@ -119,26 +133,28 @@ class Engine:
         self._resume()
         with ThreadPoolExecutor(max_workers=self.max_parallel,
                                 thread_name_prefix='croupier-submit') as pool:
-            submitting = {}
+            submitting, finishing = {}, {}
             while True:
                 if self.stop.is_set():
-                    self._wait_submissions(submitting)
+                    self._wait_submissions(submitting, finishing)
                     self._cancel_live('the execution was cancelled')
                     raise RunCancelled('run cancelled: every running job was cancelled')
                 failures = self._collect_submissions(submitting)
                 for change in self.monitor.poll():
                     self._on_change(change)
+                failures += self._collect_outputs(finishing)
                 failed = failures + self._failed_jobs()
                 if failed:
-                    self._wait_submissions(submitting)
-                    self._fail(failed)
+                    self._fail(failed + self._wait_submissions(submitting, finishing))
+                for job in self._outputs_ready(finishing):
+                    finishing[job.name] = pool.submit(self._stage_out, job)
                 for job in self._ready(submitting):
                     # the token marks the scheduler job, so a submission whose answer
                     # was lost (connection or process died) can be found again
                     self._save(job, state='SUBMITTING', job_id=None,
                                submit_token=secrets.token_hex(8))
                     submitting[job.name] = pool.submit(self._submit, job)
-                if not submitting and not self.monitor.active():
+                if not submitting and not finishing and not self.monitor.active():
                     unfinished = [j.name for j in self.jobs.values() if not self._completed(j)]
                     if unfinished:      # cannot happen with a checked graph
                         raise CroupierError(f'jobs left unfinished: {unfinished}')
@@ -190,10 +206,50 @@ class Engine:
         if hasattr(spec, 'submit_token'):
             spec = dataclasses.replace(spec, submit_token=job.record.get('submit_token'))
         try:
+            if job.stage_in:
+                try:
+                    done = run_all(job.stage_in)
+                except TransferError as exc:
+                    raise InputsFailed(str(exc)) from None
+                self.events('inputs', job, reason='; '.join(done))
             submitted = job.cluster.submit(spec, job.workdir)
         finally:
             self._wake.set()
         return submitted
+
+    def _outputs_ready(self, finishing):
+        return [job for job in self.jobs.values()
+                if job.stage_out and job.name not in finishing
+                and job.state == JobState.COMPLETED.value
+                and job.record.get('outputs') in (None, OUTPUTS_PENDING)]
+
+    def _stage_out(self, job):
+        try:
+            return run_all(job.stage_out)
+        finally:
+            self._wake.set()
+
+    def _collect_outputs(self, finishing):
+        failures = []
+        for name, future in list(finishing.items()):
+            if not future.done():
+                continue
+            del finishing[name]
+            job = self.jobs[name]
+            try:
+                done = future.result()
+            except CroupierError as exc:
+                status = JobStatus(job.record.get('job_id') or '', JobState.FAILED,
+                                   raw_state='OUTPUTS_FAILED',
+                                   reason=f'the job completed, but moving its outputs '
+                                          f'failed: {exc}')
+                self._save(job, state=JobState.FAILED.value, raw_state=status.raw_state,
+                           reason=status.reason, outputs=OUTPUTS_FAILED)
+                failures.append((job, status, ''))
+                continue
+            self._save(job, outputs=OUTPUTS_DONE)
+            self.events('outputs', job, reason='; '.join(done))
+        return failures
 
     def _recover_submission(self, job, why):
         """After a submission whose answer never came back: follow the job the
@@ -237,6 +293,13 @@ class Engine:
             job = self.jobs[name]
             try:
                 sub = future.result()
+            except InputsFailed as exc:
+                status = JobStatus('', JobState.FAILED, raw_state='NOT_SUBMITTED',
+                                   reason=f'not submitted: an input transfer failed: {exc}')
+                self._save(job, state=JobState.FAILED.value, raw_state=status.raw_state,
+                           reason=status.reason)
+                failures.append((job, status, ''))
+                continue
             except CommandInterrupted as exc:
                 # the connection broke during the submission: ask the scheduler
                 if not self._recover_submission(job, str(exc)):
@@ -255,13 +318,14 @@ class Engine:
             self.events('submitted', job, job_id=sub.job_id)
         return failures
 
-    def _wait_submissions(self, submitting):
-        for future in submitting.values():
+    def _wait_submissions(self, submitting, finishing):
+        """Let running submissions and output transfers end, and record them."""
+        for future in list(submitting.values()) + list(finishing.values()):
             try:
                 future.result()
-            except Exception:       # recorded by _collect_submissions below
+            except Exception:       # recorded by the collectors below
                 pass
-        self._collect_submissions(submitting)
+        return self._collect_submissions(submitting) + self._collect_outputs(finishing)
 
     def _on_change(self, change):
         job = self.jobs[change.job.name]
@@ -270,6 +334,8 @@ class Engine:
                        exit_code=new.exit_code)
         if new.terminal:
             changes['ended_at'] = time.time()
+        if new.state is JobState.COMPLETED and job.stage_out:
+            changes['outputs'] = OUTPUTS_PENDING
         self._save(job, **changes)
         self.events('state', job, status=new)
 
