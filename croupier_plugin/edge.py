@@ -246,7 +246,9 @@ def build_dataflow(views, fetch=True):
         if view.is_a(TRANSFER_TYPE):
             try:
                 flow.transfers[view.id] = _transfer(view, views, flow)
-            except (ConfigError, NonRecoverableError) as exc:
+            except ConfigError as exc:
+                flow.problems.append(str(exc if exc.node else exc.for_node(view.id)))
+            except NonRecoverableError as exc:
                 flow.problems.append(str(exc))
         elif view.is_a(JOB_TYPE):
             for rel, bucket in ((INPUT, flow.inputs), (OUTPUT, flow.outputs)):

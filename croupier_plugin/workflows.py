@@ -63,7 +63,7 @@ def plan_jobs(ctx, results_dir=None):
     flow = edge.build_dataflow(node_views(ctx))
     flow.raise_problems()
     edge.assign_workdirs(flow, [(settings_of[i], w) for i, (_, w) in clusters.items()])
-    wiring = _wire_transfers(ctx, flow)
+    wiring = wire_transfers(flow)
     results_dir = results_dir or default_results_dir(ctx)
     jobs = []
     for node, instance in _instances(ctx, edge.JOB_TYPE):
@@ -102,7 +102,7 @@ def plan_jobs(ctx, results_dir=None):
     return jobs, settings_of, loose
 
 
-def _wire_transfers(ctx, flow):
+def wire_transfers(flow):
     """job node id -> (input transfers, output transfers, producer job node ids).
 
     A job's input transfers are those writing one of its input sources; its

@@ -395,7 +395,7 @@ class LocalFiles:
         return os.path.expanduser(path)
 
     def is_dir(self, path):
-        return os.path.isdir(self._p(path))
+        return stat.S_ISDIR(os.stat(self._p(path)).st_mode)
 
     def listdir(self, path):
         return sorted(os.listdir(self._p(path)))
