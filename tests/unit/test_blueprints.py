@@ -20,6 +20,11 @@ EXAMPLE_INPUTS = {
                     'first_private_key_file': KEY, 'second_host': 'b.example.org',
                     'second_user': 'bob', 'second_private_key_file': KEY},
     'hello': {},
+    'dataflow': {'iam_jwt': 'header.payload.signature', 'iam_user': 'alice',
+                 'vault_address': 'https://vault.example.org', 'hpc_host': 'hpc.example.org',
+                 'hpc_user': 'alice', 'hpc_private_key_file': KEY,
+                 'web_endpoint': 'https://data.example.org', 'data_resource': '/sets/small.csv',
+                 'store_host': 'store.example.org'},
     'covid19-pycompss': {
         'iam_jwt': 'header.payload.signature', 'iam_user': 'alice',
         'vault_address': 'https://vault.example.org', 'hpc_host': 'hpc.example.org',
