@@ -200,3 +200,64 @@ def test_independent_transfers_run_concurrently(ssh, web_server, accounts, tag):
     # each answer takes a second; one after the other they would take four
     assert elapsed < 2.5, elapsed
     assert ssh.run(f'cat {tag}/0.txt {tag}/1.txt {tag}/2.txt {tag}/3.txt').stdout == '0123'
+
+
+# -- the engine runs them at the right moment -----------------------------------------
+
+def _engine_run(jobs):
+    from croupier_plugin.core.engine import Engine
+    from croupier_plugin.core.monitor import Monitor
+    records, events = {}, []
+    engine = Engine(jobs, lambda n, r: records.__setitem__(n, dict(r)),
+                    events=lambda kind, job, **info: events.append((kind, job.name)),
+                    monitor=Monitor(unknown_grace=30))
+    return engine, records, events
+
+
+def test_outputs_move_before_dependants_start_and_are_resumed(bed, ssh, slurm, workdir):
+    from croupier_plugin.core.engine import JobFailed, PlannedJob
+    from croupier_plugin.core.model import JobSpec
+    here = infra('hpc', bed, bed['user'], bed['keys']['ed25519'])
+    made = DataSource('made', 'file', f'{workdir}/made.txt', here)
+    moved = DataSource('moved', 'file', f'{workdir}/moved/', here)
+    hand_over = Transfer('hand-over', 'SFTP', made, moved)
+    producer = PlannedJob('producer', JobSpec.from_options('producer', {
+        'commands': ['echo produced > made.txt']}), slurm, workdir,
+        stage_out=[hand_over])
+    # the consumer reads the moved copy: it must not start before the transfer ran
+    consumer = PlannedJob('consumer', JobSpec.from_options('consumer', {
+        'commands': ['cat moved/made.txt > consumed.txt']}), slurm, workdir,
+        parents=['producer'])
+    engine, records, events = _engine_run([producer, consumer])
+    engine.run()
+    assert records['producer']['outputs'] == 'DONE'
+    assert records['consumer']['state'] == 'COMPLETED'
+    assert ssh.run(f'cat {workdir}/consumed.txt').stdout == 'produced\n'
+    assert events.index(('outputs', 'producer')) < events.index(('submitted', 'consumer'))
+
+    # a run that stopped after the job completed but before its outputs moved: the
+    # next run moves them and submits nothing again
+    ssh.run(f'rm -rf {workdir}/moved && echo again > {workdir}/made.txt', check=True)
+    record = dict(records['producer'], outputs='PENDING')
+    again = PlannedJob('producer', producer.spec, slurm, workdir, record=record,
+                       stage_out=[Transfer('hand-over', 'SFTP', made, moved)])
+    engine, records2, events2 = _engine_run([again])
+    engine.run()
+    assert records2['producer']['job_id'] == record['job_id']
+    assert records2['producer']['outputs'] == 'DONE'
+    assert not any(kind == 'submitted' for kind, _ in events2)
+    assert ssh.run(f'cat {workdir}/moved/made.txt').stdout == 'again\n'
+
+    # an input transfer that fails: the job is never submitted, its dependant skipped
+    broken = Transfer('broken', 'SFTP', DataSource('gone', 'file', f'{workdir}/gone.txt', here),
+                      DataSource('to', 'file', f'{workdir}/to.txt', here))
+    first = PlannedJob('first', JobSpec.from_options('first', {'commands': ['true']}), slurm,
+                       workdir, stage_in=[broken])
+    second = PlannedJob('second', JobSpec.from_options('second', {'commands': ['true']}), slurm,
+                        workdir, parents=['first'])
+    engine, records3, _ = _engine_run([first, second])
+    with pytest.raises(JobFailed) as err:
+        engine.run()
+    assert "SFTP transfer 'broken'" in str(err.value) and 'gone.txt does not exist' in str(err.value)
+    assert records3['first']['raw_state'] == 'NOT_SUBMITTED' and not records3['first'].get('job_id')
+    assert records3['second']['state'] == 'SKIPPED'
