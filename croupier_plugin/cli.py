@@ -48,12 +48,18 @@ class Console:
 
 def _table(rows):
     headers = ['job', 'infrastructure', 'scheduler id', 'state', 'exit code', 'duration']
+    with_labels = any(r.get('labels') for r in rows)
+    if with_labels:
+        headers.append('labels')
     body = []
     for r in rows:
         duration = '' if r.get('duration') is None else f"{r['duration']:.1f}s"
         exit_code = '' if r.get('exit_code') is None else str(r['exit_code'])
-        body.append([r['name'], r.get('cluster') or '', r.get('job_id') or '',
-                     r.get('state') or 'NOT RUN', exit_code, duration])
+        row = [r['name'], r.get('cluster') or '', r.get('job_id') or '',
+               r.get('state') or 'NOT RUN', exit_code, duration]
+        if with_labels:
+            row.append(','.join(f'{k}={v}' for k, v in sorted((r.get('labels') or {}).items())))
+        body.append(row)
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
               for i, h in enumerate(headers)]
     lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths)),
@@ -77,7 +83,7 @@ def job_rows(env):
             duration = p['ended_at'] - p['submitted_at']
         rows.append(dict(name=instance.id, cluster=p.get('cluster'), job_id=p.get('job_id'),
                          state=p.get('state'), exit_code=p.get('exit_code'),
-                         duration=duration))
+                         duration=duration, labels=p.get('labels') or {}))
     return sorted(rows, key=lambda r: (r.get('job_id') is None, r['name']))
 
 
@@ -178,7 +184,11 @@ def cmd_execute(args):
 
 def cmd_status(args):
     env = _named(args.name)
-    print(_table(job_rows(env)))
+    rows = job_rows(env)
+    for wanted in args.label or []:
+        key, sep, value = wanted.partition('=')
+        rows = [r for r in rows if key in r['labels'] and (not sep or r['labels'][key] == value)]
+    print(_table(rows))
     return 0
 
 
@@ -284,6 +294,8 @@ def main(argv=None):
     p.set_defaults(func=cmd_execute)
     p = sub.add_parser('status', help="show a deployment's jobs")
     p.add_argument('name')
+    p.add_argument('-l', '--label', action='append',
+                   help='only jobs with this label (KEY=VALUE, or KEY for any value); repeatable')
     p.set_defaults(func=cmd_status)
     p = sub.add_parser('cancel', help="cancel a deployment's running execution")
     p.add_argument('name')

@@ -3,6 +3,7 @@ objects, and core errors to Cloudify errors. The only place besides
 operations.py and workflows.py that knows Cloudify's names."""
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from cloudify.exceptions import NonRecoverableError
@@ -298,6 +299,36 @@ def assign_workdirs(flow, interfaces):
         same_user = [(s, w) for s, w in same_host if s.ssh.user == infra.ssh.user]
         chosen = (same_user or same_host or [(None, None)])[0][1]
         infra.workdir = chosen
+
+
+_LABEL_KEY = re.compile(r'^[A-Za-z0-9_.\-/]+$')
+
+
+def job_labels(node_id, properties):
+    """The job's ``labels``: a mapping, or a list of 'key=value' strings."""
+    raw = properties.get('labels') or {}
+    items = raw
+    if isinstance(raw, list):
+        items = {}
+        for entry in raw:
+            if not isinstance(entry, str) or '=' not in entry:
+                raise NonRecoverableError(f"node '{node_id}', property 'labels' = {raw!r}: "
+                                          f"each label is 'key=value'")
+            key, value = entry.split('=', 1)
+            items[key.strip()] = value.strip()
+    if not isinstance(items, dict):
+        raise NonRecoverableError(f"node '{node_id}', property 'labels' = {raw!r}: must be a "
+                                  f"mapping (key: value) or a list of 'key=value'")
+    labels = {}
+    for key, value in items.items():
+        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+            raise NonRecoverableError(f"node '{node_id}', property 'labels.{key}' = {value!r}: "
+                                      f"a label key holds letters, digits and . _ - / only")
+        if isinstance(value, (dict, list)) or value is None or '\n' in str(value):
+            raise NonRecoverableError(f"node '{node_id}', property 'labels.{key}' = {value!r}: "
+                                      f"must be a single-line value")
+        labels[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return labels
 
 
 def publish_paths(node_id, properties):

@@ -92,6 +92,8 @@ def configure_job(ctx, **kwargs):
         raise NonRecoverableError(
             f"node '{ctx.node.id}': a job needs exactly one {edge.MANAGED_BY} relationship "
             f"(found {len(managers)})")
+    ctx.instance.runtime_properties['labels'] = edge.job_labels(ctx.node.id,
+                                                                 ctx.node.properties)
     deployment = _deployment_options(ctx)
     if deployment.get('bootstrap'):
         _run_deployment_script(ctx, 'bootstrap', deployment)
