@@ -10,10 +10,11 @@ from cloudify.exceptions import NonRecoverableError
 
 from .core.data import (DataInfrastructure, DataSource, Publication, Transfer,
                          endpoint_host, protocol)
+from .core.engine import RETRY_STATES, JobPolicy
 from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostKeyError,
                           TransportError)
 from .core.infrastructure import InfrastructureSettings
-from .core.model import JobSpec
+from .core.model import JobSpec, parse_duration
 from .core.schedulers import get_scheduler
 from .core.schedulers.pycompss import PycompssJob
 from .core.transport import SshSettings
@@ -329,6 +330,33 @@ def job_labels(node_id, properties):
                                       f"must be a single-line value")
         labels[key] = str(value).lower() if isinstance(value, bool) else str(value)
     return labels
+
+
+def job_policy(node_id, properties):
+    """The job's retry and queue-time policy from ``max_retries``, ``retry_on``
+    and ``max_time_in_queue``."""
+    retries = properties.get('max_retries', 0)
+    if retries in (None, ''):
+        retries = 0
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise NonRecoverableError(f"node '{node_id}', property 'max_retries' = {retries!r}: "
+                                  f"must be an integer >= 0")
+    retry_on = properties.get('retry_on') or []
+    if isinstance(retry_on, str):
+        retry_on = [retry_on]
+    if not isinstance(retry_on, list) or any(
+            not isinstance(s, str) or s.upper() not in RETRY_STATES for s in retry_on):
+        raise NonRecoverableError(f"node '{node_id}', property 'retry_on' = {retry_on!r}: "
+                                  f"must be a list of states among {', '.join(RETRY_STATES)}")
+    limit = properties.get('max_time_in_queue')
+    seconds = None
+    if limit not in (None, '', 0):
+        try:
+            seconds = float(parse_duration('max_time_in_queue', limit))
+        except ConfigError as exc:
+            raise NonRecoverableError(str(exc.for_node(node_id))) from None
+    return JobPolicy(max_retries=retries, retry_on=frozenset(s.upper() for s in retry_on),
+                     max_time_in_queue=seconds)
 
 
 def publish_paths(node_id, properties):

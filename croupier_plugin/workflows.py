@@ -15,7 +15,7 @@ from .core.monitor import InfrastructureUnreachable, Monitor
 # runtime properties the engine owns on a job's node instance
 RECORD_KEYS = ('job_id', 'state', 'raw_state', 'reason', 'exit_code', 'stdout', 'stderr',
                'script', 'submitted_at', 'ended_at', 'cluster', 'reported', 'submit_token',
-               'outputs')
+               'outputs', 'attempts')
 
 
 def _instances(ctx, type_name):
@@ -96,7 +96,8 @@ def plan_jobs(ctx, results_dir=None):
             stage_out.append(edge.publication(instance.id, paths, cluster.transport, workdir,
                                               results_dir))
         jobs.append(PlannedJob(instance.id, spec, cluster, workdir, parents, record,
-                               stage_in=list(stage_in), stage_out=stage_out))
+                               stage_in=list(stage_in), stage_out=stage_out,
+                               policy=edge.job_policy(node.id, node.properties)))
     tied = {id(t) for plan in wiring.values() for t in plan[0] + plan[1]}
     loose = [t for t in flow.transfers.values() if id(t) not in tied]
     return jobs, settings_of, loose
@@ -162,6 +163,8 @@ def _reporter(ctx):
             ctx.logger.info('job %s: input data in place: %s', job.name, info['reason'])
         elif kind == 'outputs':
             ctx.logger.info('job %s: outputs moved: %s', job.name, info['reason'])
+        elif kind == 'retrying':
+            ctx.logger.info('job %s: retrying: %s', job.name, info['reason'])
         elif kind == 'reattached':
             ctx.logger.info('job %s [%s %s]: re-attached (submitted by an earlier run)',
                             job.name, job.cluster.key, info['job_id'])
@@ -172,7 +175,7 @@ def _reporter(ctx):
 
 
 @workflow
-def run_jobs(ctx, max_parallel_submissions=16, results_dir='', **kwargs):
+def run_jobs(ctx, max_parallel_submissions=16, results_dir='', rerun_failed=False, **kwargs):
     ctx.refresh_node_instances()
     jobs, settings_of, loose = plan_jobs(ctx, results_dir or None)
     if loose:
@@ -185,7 +188,8 @@ def run_jobs(ctx, max_parallel_submissions=16, results_dir='', **kwargs):
     grace = min((s.unknown_grace for s in settings_of.values()), default=180.0)
     engine = Engine(jobs, RuntimeStore(ctx), events=_reporter(ctx),
                     monitor=Monitor(unknown_grace=grace),
-                    max_parallel_submissions=int(max_parallel_submissions))
+                    max_parallel_submissions=int(max_parallel_submissions),
+                    rerun_failed=bool(rerun_failed))
     workflow_api.cancel_callbacks.add(engine.request_stop)
     try:
         if workflow_api.has_cancel_request():

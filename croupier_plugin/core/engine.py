@@ -24,6 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Optional
 
 from .data import TransferError, run_all
 from .errors import CommandInterrupted, CroupierError
@@ -35,6 +36,39 @@ log = logging.getLogger('croupier.engine')
 SKIPPED = 'SKIPPED'          # never submitted because a job it needs failed
 # record['outputs'] of a completed job with output transfers
 OUTPUTS_PENDING, OUTPUTS_DONE, OUTPUTS_FAILED = 'PENDING', 'DONE', 'FAILED'
+
+
+# raw states a job may be retried on (retry_on), besides the normalized ones
+RETRY_STATES = ('FAILED', 'TIMEOUT', 'NODE_FAIL', 'BOOT_FAIL', 'PREEMPTED', 'OUT_OF_MEMORY',
+                'DEADLINE', 'QUEUE_TIMEOUT', 'NOT_SUBMITTED', 'OUTPUTS_FAILED')
+# what an earlier attempt leaves in the record's history
+ATTEMPT_KEYS = ('job_id', 'cluster', 'state', 'raw_state', 'reason', 'exit_code',
+                'submitted_at', 'ended_at')
+# states of a job whose run is over (the run they belong to ended)
+ENDED_STATES = {'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'UNKNOWN', SKIPPED}
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    """How the engine treats a job beyond submitting it: resubmit it up to
+    ``max_retries`` times after a failure (only for the states in ``retry_on``
+    when given), and cancel it when it waited in the queue longer than
+    ``max_time_in_queue`` seconds."""
+    max_retries: int = 0
+    retry_on: frozenset = frozenset()
+    max_time_in_queue: Optional[float] = None
+
+    def retries(self, record):
+        """Whether a job that ended with ``record`` gets another attempt."""
+        if len(record.get('attempts') or []) >= self.max_retries:
+            return False
+        if record.get('state') == JobState.UNKNOWN.value:
+            return False        # it may still run: a new attempt could run it twice
+        if not self.retry_on:
+            # every failure, but not a cancellation: that was someone's decision
+            return record.get('state') != JobState.CANCELLED.value
+        raw = (record.get('raw_state') or '').split(' ')[0]
+        return record.get('state') in self.retry_on or raw in self.retry_on
 
 
 class InputsFailed(CroupierError):
@@ -68,6 +102,7 @@ class PlannedJob:
     record: dict = field(default_factory=dict)
     stage_in: list = field(default_factory=list)     # transfers run before submission
     stage_out: list = field(default_factory=list)    # transfers run after completion
+    policy: JobPolicy = field(default_factory=JobPolicy)
 
     @property
     def state(self):
@@ -81,7 +116,7 @@ def status_from_record(job_id, record):
 
 class Engine:
     def __init__(self, jobs, store, events=None, stop=None, monitor=None,
-                 max_parallel_submissions=16, clock=time.monotonic):
+                 max_parallel_submissions=16, clock=time.monotonic, rerun_failed=False):
         self.jobs = {j.name: j for j in jobs}
         self.store = store                  # store(job_name, record_dict)
         self.events = events or (lambda kind, job, **info: None)
@@ -89,6 +124,7 @@ class Engine:
         self.monitor = monitor or Monitor()
         self.max_parallel = max_parallel_submissions
         self.clock = clock
+        self.rerun_failed = rerun_failed
         self._wake = threading.Event()
         self._check_graph()
 
@@ -122,6 +158,19 @@ class Engine:
         job.record.update(changes)
         self.store(job.name, dict(job.record))
 
+    def _reset(self, job, history=True):
+        """Forget the job's run (it will be submitted again), keeping the
+        history of its earlier attempts unless ``history`` is False."""
+        attempts = job.record.get('attempts') if history else None
+        job.record.clear()
+        if attempts:
+            job.record['attempts'] = attempts
+        self.store(job.name, dict(job.record))
+
+    def _archive_attempt(self, job):
+        attempt = {k: job.record.get(k) for k in ATTEMPT_KEYS if job.record.get(k) is not None}
+        job.record['attempts'] = list(job.record.get('attempts') or []) + [attempt]
+
     def _completed(self, job):
         """Completed, and its outputs moved: its dependants may start."""
         return job.state == JobState.COMPLETED.value and \
@@ -138,12 +187,16 @@ class Engine:
                 if self.stop.is_set():
                     self._wait_submissions(submitting, finishing)
                     self._cancel_live('the execution was cancelled')
+                    for job in self.jobs.values():
+                        if job.state is None:
+                            self._save(job, state=SKIPPED, reason='the execution was cancelled')
                     raise RunCancelled('run cancelled: every running job was cancelled')
                 failures = self._collect_submissions(submitting)
                 for change in self.monitor.poll():
                     self._on_change(change)
                 failures += self._collect_outputs(finishing)
-                failed = failures + self._failed_jobs()
+                self._queue_timeouts()
+                failed = self._not_retried(failures + self._failed_jobs())
                 if failed:
                     self._fail(failed + self._wait_submissions(submitting, finishing))
                 for job in self._outputs_ready(finishing):
@@ -168,6 +221,20 @@ class Engine:
                     continue
 
     def _resume(self):
+        records = [j for j in self.jobs.values() if j.record.get('state')]
+        if records and all(j.state in ENDED_STATES for j in self.jobs.values()):
+            # the earlier run ended: run again from scratch, or only what did not complete
+            for job in self.jobs.values():
+                if self.rerun_failed and self._completed(job):
+                    self.events('kept', job, reason='completed in an earlier run')
+                elif self.rerun_failed:
+                    if job.record.get('job_id'):
+                        self._archive_attempt(job)
+                    self._reset(job)
+                    self.events('rerun', job, reason='did not complete in the earlier run')
+                else:
+                    self._reset(job, history=False)
+            return
         for job in self.jobs.values():
             state = job.state
             job_id = job.record.get('job_id')
@@ -188,7 +255,7 @@ class Engine:
                         f"and {job.cluster.key} cannot tell whether it got the job; check "
                         f"the scheduler's queue before running again")
             else:
-                job.record.clear()
+                self._reset(job)
 
     def _ready(self, submitting):
         tracked = {j.name for j in self.monitor.active()}
@@ -339,6 +406,46 @@ class Engine:
         self._save(job, **changes)
         self.events('state', job, status=new)
 
+    def _queue_timeouts(self):
+        """Cancel and fail the jobs pending longer than their max_time_in_queue."""
+        now = time.time()
+        late = {}
+        for job in self.jobs.values():
+            limit = job.policy.max_time_in_queue
+            if limit and job.state == JobState.PENDING.value and job.record.get('job_id') and \
+                    now - (job.record.get('submitted_at') or now) > limit:
+                late.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
+        for cluster, jobs in late.values():
+            try:
+                cluster.cancel([j.record['job_id'] for j in jobs])
+            except CroupierError as exc:
+                log.warning('%s: cancelling jobs late in the queue failed: %s', cluster.key, exc)
+                continue
+            for job in jobs:
+                self.monitor.untrack(cluster.key, job.record['job_id'])
+                self._save(job, state=JobState.FAILED.value, raw_state='QUEUE_TIMEOUT',
+                           reason=f'still pending after {job.policy.max_time_in_queue:g} s '
+                                  f'(max_time_in_queue): cancelled', ended_at=now)
+                self.events('cancelled', job, reason='waited too long in the queue')
+
+    def _not_retried(self, failures):
+        """The failures that end the run: the others get another attempt."""
+        out, seen = [], set()
+        for job, status, tail in failures:
+            if job.name in seen:
+                continue
+            seen.add(job.name)
+            if job.state != SKIPPED and job.policy.retries(job.record):
+                done = len(job.record.get('attempts') or []) + 1
+                self.events('retrying', job, reason=f'attempt {done} ended '
+                                                    f'{status.describe()}; attempt {done + 1} of '
+                                                    f'{job.policy.max_retries + 1} follows')
+                self._archive_attempt(job)
+                self._reset(job)
+                continue
+            out.append((job, status, tail))
+        return out
+
     def _failed_jobs(self):
         out = []
         for job in self.jobs.values():
@@ -399,5 +506,5 @@ class Engine:
                 duration = r['ended_at'] - r['submitted_at']
             rows.append(dict(name=job.name, cluster=job.cluster.key, job_id=r.get('job_id'),
                              state=r.get('state'), exit_code=r.get('exit_code'),
-                             duration=duration))
+                             duration=duration, attempts=len(r.get('attempts') or []) + 1))
         return rows

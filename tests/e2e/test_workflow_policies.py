@@ -2,8 +2,10 @@
 each, labels in `croupier status`, retries, rerun of what failed, time in queue."""
 
 import os
+import re
 import shlex
 import subprocess
+import time
 import sys
 
 import pytest
@@ -84,3 +86,124 @@ def test_factories_are_one_array_each_and_labels_filter_the_status(bed, ssh, cli
         assert 'warm_up' not in any_stage and 'calibrate' in any_stage
     finally:
         assert croupier(cli_env, 'uninstall', 'sweep').returncode == 0
+
+
+def status_rows(env, name):
+    """The status table's cells by node name (an attempt's row as NODE#N)."""
+    lines = croupier(env, 'status', name).stdout.splitlines()
+    spans = [m.span() for m in re.finditer(r'-+', lines[1])]
+    rows = {}
+    for line in lines[2:]:
+        cells = [line[a:b + 2].strip() for a, b in spans]
+        rows[re.sub(r'_[a-z0-9]{6}(?=#|$)', '', cells[0])] = cells
+    return rows
+
+
+def test_retries_and_rerun_of_what_failed(bed, ssh, cli_env):
+    bp = os.path.join(ROOT, 'blueprints', 'retries-and-rerun', 'blueprint.yaml')
+    assert croupier(cli_env, 'install', bp, 'policies', *bed_args(bed)).returncode == 0
+    workdir = stored('policies', cli_env['CROUPIER_HOME'])['hpc']['workdir']
+    try:
+        first = croupier(cli_env, 'execute', 'policies')
+        assert first.returncode != 0
+        assert "job 'check'" in first.stdout or 'check' in first.stdout
+        rows = status_rows(cli_env, 'policies')
+        # flaky: attempt 1 failed with exit code 3, attempt 2 completed
+        assert rows['flaky#1'][3:5] == ['FAILED', '3'] and rows['flaky#2'][3] == 'COMPLETED'
+        assert rows['flaky#1'][2] != rows['flaky#2'][2]
+        assert rows['prepare'][3] == 'COMPLETED' and rows['check'][3] == 'FAILED'
+        assert rows['report'][3] == 'SKIPPED'
+        kept = {n: rows[n][2] for n in ('prepare', 'flaky#2')}
+
+        ssh.run(f'touch {shlex.quote(workdir)}/ready', check=True)
+        again = croupier(cli_env, 'rerun', 'policies')
+        assert again.returncode == 0, again.stdout[-3000:]
+        rows = status_rows(cli_env, 'policies')
+        # what completed was kept (same scheduler ids); check ran again, report ran
+        assert rows['prepare'][2] == kept['prepare'] and rows['flaky#2'][2] == kept['flaky#2']
+        assert rows['check#1'][3] == 'FAILED' and rows['check#2'][3] == 'COMPLETED'
+        assert rows['report'][3] == 'COMPLETED'
+        assert ssh.run(f'cat {shlex.quote(workdir)}/report.txt').exit_code == 0
+
+        # a plain run_jobs on an ended run starts over: every job is submitted anew
+        fresh = croupier(cli_env, 'execute', 'policies')
+        assert fresh.returncode == 0, fresh.stdout[-3000:]
+        rows = status_rows(cli_env, 'policies')
+        assert rows['prepare'][2] != kept['prepare'] and rows['prepare'][3] == 'COMPLETED'
+        assert 'check#1' not in rows and rows['check'][3] == 'COMPLETED'
+    finally:
+        assert croupier(cli_env, 'uninstall', 'policies').returncode == 0
+
+
+ONE_JOB = """tosca_definitions_version: cloudify_dsl_1_4
+imports:
+  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
+  - plugin:croupier
+inputs:
+  hpc_host: {type: string}
+  hpc_port: {type: integer}
+  hpc_user: {type: string}
+  hpc_private_key_file: {type: string}
+  hpc_known_hosts: {type: string}
+  monitor_period: {type: integer}
+node_templates:
+  hpc:
+    type: croupier.nodes.InfrastructureInterface
+    properties:
+      config: {infrastructure_interface: SLURM}
+      credentials:
+        host: { get_input: hpc_host }
+        port: { get_input: hpc_port }
+        user: { get_input: hpc_user }
+        private_key_file: { get_input: hpc_private_key_file }
+        known_hosts: { get_input: hpc_known_hosts }
+      monitoring_options: {monitor_period: { get_input: monitor_period }}
+  job:
+    type: croupier.nodes.Job
+    properties:
+%s
+    relationships:
+      - {type: task_managed_by_interface, target: hpc}
+"""
+
+
+def one_job(tmp_path, properties):
+    path = tmp_path / 'blueprint.yaml'
+    path.write_text(ONE_JOB % properties)
+    return str(path)
+
+
+def test_retry_on_limits_the_states_that_are_retried(bed, cli_env, tmp_path):
+    bp = one_job(tmp_path, "      job_options: {commands: ['exit 5']}\n"
+                           "      max_retries: 3\n      retry_on: [TIMEOUT, NODE_FAIL]")
+    assert croupier(cli_env, 'install', bp, 'picky', *bed_args(bed)).returncode == 0
+    try:
+        result = croupier(cli_env, 'execute', 'picky')
+        assert result.returncode != 0
+        rows = status_rows(cli_env, 'picky')
+        assert list(rows) == ['job'] and rows['job'][3:5] == ['FAILED', '5']
+    finally:
+        croupier(cli_env, 'uninstall', 'picky')
+
+
+def test_a_job_pending_too_long_is_cancelled_and_failed(bed, ssh, cli_env, tmp_path):
+    bp = one_job(tmp_path, "      job_options: {commands: ['true'],\n"
+                           "                    extra_directives: ['--begin=now+600']}\n"
+                           "      max_time_in_queue: '00:00:03'")
+    assert croupier(cli_env, 'install', bp, 'late', *bed_args(bed)).returncode == 0
+    try:
+        started = time.monotonic()
+        result = croupier(cli_env, 'execute', 'late')
+        assert result.returncode != 0
+        assert time.monotonic() - started < 60
+        props = stored('late', cli_env['CROUPIER_HOME'])['job']
+        assert props['state'] == 'FAILED' and props['raw_state'] == 'QUEUE_TIMEOUT'
+        assert 'max_time_in_queue' in props['reason']
+        assert 'max_time_in_queue' in result.stdout
+        waited = props['ended_at'] - props['submitted_at']
+        assert 3 <= waited < 3 + 2 + 5, waited      # limit + one poll period + a cycle
+        # cancelled in SLURM, not left in the queue
+        queue = ssh.run(f"squeue -h -j {props['job_id']} -o %T 2>/dev/null").stdout.strip()
+        assert queue in ('', 'CANCELLED'), queue
+    finally:
+        croupier(cli_env, 'uninstall', 'late')

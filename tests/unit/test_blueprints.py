@@ -20,6 +20,8 @@ EXAMPLE_INPUTS = {
                     'first_private_key_file': KEY, 'second_host': 'b.example.org',
                     'second_user': 'bob', 'second_private_key_file': KEY},
     'hello': {},
+    'retries-and-rerun': {'hpc_host': 'hpc.example.org', 'hpc_user': 'alice',
+                          'hpc_private_key_file': KEY},
     'parameter-sweep': {'hpc_host': 'hpc.example.org', 'hpc_user': 'alice',
                         'hpc_private_key_file': KEY},
     'dataflow': {'iam_jwt': 'header.payload.signature', 'iam_user': 'alice',
