@@ -48,12 +48,18 @@ class Console:
 
 def _table(rows):
     headers = ['job', 'infrastructure', 'scheduler id', 'state', 'exit code', 'duration']
+    with_labels = any(r.get('labels') for r in rows)
+    if with_labels:
+        headers.append('labels')
     body = []
     for r in rows:
         duration = '' if r.get('duration') is None else f"{r['duration']:.1f}s"
         exit_code = '' if r.get('exit_code') is None else str(r['exit_code'])
-        body.append([r['name'], r.get('cluster') or '', r.get('job_id') or '',
-                     r.get('state') or 'NOT RUN', exit_code, duration])
+        row = [r['name'], r.get('cluster') or '', r.get('job_id') or '',
+               r.get('state') or 'NOT RUN', exit_code, duration]
+        if with_labels:
+            row.append(','.join(f'{k}={v}' for k, v in sorted((r.get('labels') or {}).items())))
+        body.append(row)
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
               for i, h in enumerate(headers)]
     lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths)),
@@ -63,7 +69,8 @@ def _table(rows):
 
 
 def job_rows(env):
-    """The summary rows from the deployment's stored runtime properties."""
+    """The summary rows from the deployment's stored runtime properties: one per
+    job, and one per earlier attempt of a job that was retried or rerun."""
     from .edge import JOB_TYPE
     nodes = {n.id: n for n in env.storage.get_nodes()}
     rows = []
@@ -72,13 +79,19 @@ def job_rows(env):
         if JOB_TYPE not in (node.get('type_hierarchy') or [node.type]):
             continue
         p = instance.runtime_properties or {}
-        duration = None
-        if p.get('submitted_at') and p.get('ended_at'):
-            duration = p['ended_at'] - p['submitted_at']
-        rows.append(dict(name=instance.id, cluster=p.get('cluster'), job_id=p.get('job_id'),
-                         state=p.get('state'), exit_code=p.get('exit_code'),
-                         duration=duration))
-    return sorted(rows, key=lambda r: (r.get('job_id') is None, r['name']))
+        labels = p.get('labels') or {}
+        attempts = list(p.get('attempts') or [])
+        runs = attempts + [p] if (p.get('state') or not attempts) else attempts
+        for number, run in enumerate(runs, 1):
+            duration = None
+            if run.get('submitted_at') and run.get('ended_at'):
+                duration = run['ended_at'] - run['submitted_at']
+            name = instance.id if len(runs) == 1 else f'{instance.id}#{number}'
+            rows.append(dict(name=name, cluster=run.get('cluster'), job_id=run.get('job_id'),
+                             state=run.get('state'), exit_code=run.get('exit_code'),
+                             duration=duration, labels=labels))
+    return sorted(rows, key=lambda r: (r.get('job_id') is None and not r.get('state'),
+                                       r['name']))
 
 
 def cmd_validate(args):
@@ -112,7 +125,7 @@ def cmd_run(args):
     return status
 
 
-def _run_workflow(console, env, workflow, name=None):
+def _run_workflow(console, env, workflow, name=None, parameters=None):
     """Execute ``workflow``; SIGINT/SIGTERM (and `croupier cancel NAME`) cancel it."""
     import os
     from cloudify.workflows import workflow_api
@@ -126,7 +139,7 @@ def _run_workflow(console, env, workflow, name=None):
             fh.write(str(os.getpid()))
     try:
         console.line(workflow)
-        if runner.execute(env, workflow) == workflow_api.EXECUTION_CANCELLED_RESULT:
+        if runner.execute(env, workflow, parameters) == workflow_api.EXECUTION_CANCELLED_RESULT:
             console.line(f'{workflow} CANCELLED')
             return 1
         return 0
@@ -176,9 +189,25 @@ def cmd_execute(args):
     return status
 
 
+def cmd_rerun(args):
+    """run_jobs again on a deployment, keeping what completed: only the jobs that
+    failed (or never ran because of them) are submitted."""
+    env = _named(args.name)
+    console = Console(verbose=args.verbose)
+    console.install()
+    status = _run_workflow(console, env, 'run_jobs', args.name,
+                           parameters={'rerun_failed': True})
+    print(_table(job_rows(env)))
+    return status
+
+
 def cmd_status(args):
     env = _named(args.name)
-    print(_table(job_rows(env)))
+    rows = job_rows(env)
+    for wanted in args.label or []:
+        key, sep, value = wanted.partition('=')
+        rows = [r for r in rows if key in r['labels'] and (not sep or r['labels'][key] == value)]
+    print(_table(rows))
     return 0
 
 
@@ -313,8 +342,15 @@ def main(argv=None):
     p.add_argument('workflow', nargs='?', default='run_jobs')
     p.add_argument('-v', '--verbose', action='store_true')
     p.set_defaults(func=cmd_execute)
+    p = sub.add_parser('rerun', help='run_jobs again, submitting only the jobs that failed '
+                                     '(and those that never ran because of them)')
+    p.add_argument('name')
+    p.add_argument('-v', '--verbose', action='store_true')
+    p.set_defaults(func=cmd_rerun)
     p = sub.add_parser('status', help="show a deployment's jobs")
     p.add_argument('name')
+    p.add_argument('-l', '--label', action='append',
+                   help='only jobs with this label (KEY=VALUE, or KEY for any value); repeatable')
     p.set_defaults(func=cmd_status)
     p = sub.add_parser('cancel', help="cancel a deployment's running execution")
     p.add_argument('name')

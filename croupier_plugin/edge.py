@@ -2,13 +2,20 @@
 objects, and core errors to Cloudify errors. The only place besides
 operations.py and workflows.py that knows Cloudify's names."""
 
+import os
+import re
+from dataclasses import dataclass, field
+
 from cloudify.exceptions import NonRecoverableError
 
+from .core.data import (DataInfrastructure, DataSource, Publication, Transfer,
+                         endpoint_host, protocol)
+from .core.engine import RETRY_STATES, JobPolicy
 from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostKeyError,
                           TransportError)
 from .core.exporter import ExporterClient, exporter_address, registration_payload
 from .core.infrastructure import InfrastructureSettings
-from .core.model import JobSpec
+from .core.model import JobSpec, parse_duration
 from .core.schedulers import get_scheduler
 from .core.schedulers.pycompss import PycompssJob
 from .core.transport import SshSettings
@@ -24,6 +31,15 @@ MANAGED_BY = 'task_managed_by_interface'
 DEPENDS_ON = 'job_depends_on'
 FROM_VAULT = 'retrieve_credentials_from_vault'
 MONITORED_BY = 'interface_monitored_by'
+DAI_TYPE = 'croupier.nodes.DataAccessInfrastructure'
+FILE_SOURCE_TYPE = 'croupier.nodes.FileDataSource'
+WEB_SOURCE_TYPE = 'croupier.nodes.WebDataSource'
+TRANSFER_TYPE = 'croupier.nodes.DataTransfer'
+LOCATED_AT = 'ds_located_at'
+FROM_SOURCE = 'from_source'
+TO_TARGET = 'to_target'
+INPUT = 'input'
+OUTPUT = 'output'
 
 
 def is_type(node, type_name):
@@ -58,31 +74,40 @@ def exporter_registration(settings):
         raise NonRecoverableError(str(exc)) from None
 
 
+def _credentials_from_vault(node_id, creds, vault, fetch, host=None):
+    """``creds`` completed from the Vault node ``vault`` (node id, properties);
+    ``fetch=False`` checks the blueprint only, standing in for the secrets."""
+    vault_id, vault_props = vault
+    settings = vault_settings(vault_id, vault_props)
+    creds = dict(creds or {})
+    host = creds.get('host') or host
+    if not host:
+        raise NonRecoverableError(f"node '{node_id}', property 'credentials.host' = "
+                                  f"{host!r}: is required to find the credentials in Vault")
+    if fetch:
+        try:
+            found = fetch_credentials(settings, host)
+            # only credentials fields: anything else in the secret stays there
+            found = {k: v for k, v in found.items() if k in SshSettings.CREDENTIAL_KEYS}
+        except CroupierError as exc:
+            raise NonRecoverableError(f"node '{node_id}': credentials from Vault node "
+                                      f"'{vault_id}': {exc}") from None
+    else:
+        found = {'user': 'from-vault', 'password': 'from-vault'}
+    merged = merge_credentials(creds, found, SshSettings.PLUGIN_DEFAULTS)
+    if not merged.get('host'):
+        merged['host'] = host
+    return merged
+
+
 def interface_settings(node_id, properties, vault=None, fetch=True):
     """The interface's settings; with ``vault`` (node id, Vault properties) its
     credentials are completed from Vault (``fetch=False`` checks the blueprint
     only, standing in for the secrets Vault would give)."""
     properties = dict(properties)
     if vault is not None:
-        vault_id, vault_props = vault
-        settings = vault_settings(vault_id, vault_props)
-        creds = dict(properties.get('credentials') or {})
-        host = creds.get('host')
-        if not host:
-            raise NonRecoverableError(f"node '{node_id}', property 'credentials.host' = "
-                                      f"{host!r}: is required to find the credentials in Vault")
-        if fetch:
-            try:
-                found = fetch_credentials(settings, host)
-                # only credentials fields: anything else in the secret stays there
-                found = {k: v for k, v in found.items() if k in SshSettings.CREDENTIAL_KEYS}
-            except CroupierError as exc:
-                raise NonRecoverableError(f"node '{node_id}': credentials from Vault node "
-                                          f"'{vault_id}': {exc}") from None
-        else:
-            found = {'user': 'from-vault', 'password': 'from-vault'}
-        properties['credentials'] = merge_credentials(creds, found,
-                                                      SshSettings.PLUGIN_DEFAULTS)
+        properties['credentials'] = _credentials_from_vault(
+            node_id, properties.get('credentials'), vault, fetch)
     try:
         return InfrastructureSettings.from_properties(node_id, properties)
     except ConfigError as exc:
@@ -152,3 +177,226 @@ def as_cloudify_error(exc, what):
     if isinstance(exc, CroupierError):
         return NonRecoverableError(f'{what}: {exc}')
     return exc
+
+
+# -- data: infrastructures, sources, transfers -------------------------------
+
+@dataclass
+class NodeView:
+    """What the data planning needs of a node, from the local storage's dicts or
+    the workflow's node objects alike."""
+    id: str
+    types: list
+    properties: dict
+    relationships: list         # [(relationship type hierarchy, target node id)]
+
+    def targets(self, rel_type):
+        return [target for types, target in self.relationships if rel_type in types]
+
+    def is_a(self, type_name):
+        return type_name in self.types
+
+
+@dataclass
+class Dataflow:
+    infrastructures: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
+    transfers: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)      # job node id -> [source node ids]
+    outputs: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+
+    def raise_problems(self):
+        if self.problems:
+            raise NonRecoverableError('the dataflow is not valid:\n' + '\n'.join(self.problems))
+
+
+def _vault_of_view(view, views):
+    vaults = view.targets(FROM_VAULT)
+    if not vaults:
+        return None
+    target = views.get(vaults[0])
+    if target is None or not target.is_a(VAULT_TYPE):
+        raise NonRecoverableError(f"node '{view.id}': {FROM_VAULT} target '{vaults[0]}' is "
+                                  f"not a {VAULT_TYPE}")
+    return target.id, target.properties
+
+
+def data_infrastructure(view, views, fetch=True):
+    props = {k: v for k, v in view.properties.items() if k in
+             ('endpoint', 'internet_access', 'supported_protocols', 'credentials')}
+    vault = _vault_of_view(view, views)
+    if vault is not None:
+        props['credentials'] = _credentials_from_vault(
+            view.id, props.get('credentials'), vault, fetch,
+            host=endpoint_host(str(props.get('endpoint') or '')))
+    try:
+        infra = DataInfrastructure.from_properties(view.id, props)
+    except ConfigError as exc:
+        raise NonRecoverableError(str(exc)) from None
+    infra.secrets_pending = vault is not None and not fetch
+    return infra
+
+
+def build_dataflow(views, fetch=True):
+    """The deployment's data objects and transfers, and every problem found
+    (each naming node, property and value)."""
+    flow = Dataflow()
+    for view in views.values():
+        if view.is_a(DAI_TYPE):
+            try:
+                flow.infrastructures[view.id] = data_infrastructure(view, views, fetch)
+            except NonRecoverableError as exc:
+                flow.problems.append(str(exc))
+    for view in views.values():
+        kind = 'file' if view.is_a(FILE_SOURCE_TYPE) else 'web' if view.is_a(WEB_SOURCE_TYPE) \
+            else None
+        if kind is None:
+            continue
+        located = view.targets(LOCATED_AT)
+        if len(located) != 1 or located[0] not in views or \
+                not views[located[0]].is_a(DAI_TYPE):
+            flow.problems.append(f"node '{view.id}': a data source needs exactly one "
+                                 f"{LOCATED_AT} relationship to a {DAI_TYPE} "
+                                 f"(found {located})")
+            continue
+        infra = flow.infrastructures.get(located[0])
+        if infra is None:
+            continue                    # its infrastructure's problem is reported
+        try:
+            flow.sources[view.id] = DataSource.from_properties(view.id, kind, view.properties,
+                                                               infra)
+        except ConfigError as exc:
+            flow.problems.append(str(exc))
+    for view in views.values():
+        if view.is_a(TRANSFER_TYPE):
+            try:
+                flow.transfers[view.id] = _transfer(view, views, flow)
+            except ConfigError as exc:
+                flow.problems.append(str(exc if exc.node else exc.for_node(view.id)))
+            except NonRecoverableError as exc:
+                flow.problems.append(str(exc))
+        elif view.is_a(JOB_TYPE):
+            for rel, bucket in ((INPUT, flow.inputs), (OUTPUT, flow.outputs)):
+                for target in view.targets(rel):
+                    if target not in flow.sources:
+                        if not any(f"node '{target}'" in p for p in flow.problems):
+                            flow.problems.append(
+                                f"node '{view.id}': {rel} target '{target}' is not a data "
+                                f"source ({FILE_SOURCE_TYPE} or {WEB_SOURCE_TYPE})")
+                        continue
+                    bucket.setdefault(view.id, []).append(target)
+    return flow
+
+
+def _transfer(view, views, flow):
+    name = protocol('transfer_protocol', view.properties.get('transfer_protocol'))
+    ends = {}
+    for rel in (FROM_SOURCE, TO_TARGET):
+        targets = view.targets(rel)
+        if len(targets) != 1:
+            raise ConfigError(rel, targets, f'a DataTransfer needs exactly one {rel} '
+                                            f'relationship').for_node(view.id)
+        if targets[0] not in flow.sources:
+            if any(f"node '{targets[0]}'" in p for p in flow.problems):
+                raise NonRecoverableError(f"node '{view.id}': its {rel} '{targets[0]}' is not "
+                                          f"valid (see above)")
+            raise ConfigError(rel, targets[0], 'is not a FileDataSource or WebDataSource'
+                              ).for_node(view.id)
+        ends[rel] = flow.sources[targets[0]]
+    transfer = Transfer(view.id, name, ends[FROM_SOURCE], ends[TO_TARGET])
+    try:
+        transfer.check()
+    except ConfigError as exc:
+        raise exc.for_node(view.id) from None
+    return transfer
+
+
+def assign_workdirs(flow, interfaces):
+    """Give each data infrastructure the working directory of the interface on
+    the same host (and port; the same user first) for ``${workdir}``.
+    ``interfaces``: [(InfrastructureSettings, workdir)]."""
+    for infra in flow.infrastructures.values():
+        if infra.ssh is None:
+            continue
+        same_host = [(s, w) for s, w in interfaces if s.ssh is not None and w and
+                     (s.ssh.host, s.ssh.port) == (infra.ssh.host, infra.ssh.port)]
+        same_user = [(s, w) for s, w in same_host if s.ssh.user == infra.ssh.user]
+        chosen = (same_user or same_host or [(None, None)])[0][1]
+        infra.workdir = chosen
+
+
+_LABEL_KEY = re.compile(r'^[A-Za-z0-9_.\-/]+$')
+
+
+def job_labels(node_id, properties):
+    """The job's ``labels``: a mapping, or a list of 'key=value' strings."""
+    raw = properties.get('labels') or {}
+    items = raw
+    if isinstance(raw, list):
+        items = {}
+        for entry in raw:
+            if not isinstance(entry, str) or '=' not in entry:
+                raise NonRecoverableError(f"node '{node_id}', property 'labels' = {raw!r}: "
+                                          f"each label is 'key=value'")
+            key, value = entry.split('=', 1)
+            items[key.strip()] = value.strip()
+    if not isinstance(items, dict):
+        raise NonRecoverableError(f"node '{node_id}', property 'labels' = {raw!r}: must be a "
+                                  f"mapping (key: value) or a list of 'key=value'")
+    labels = {}
+    for key, value in items.items():
+        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+            raise NonRecoverableError(f"node '{node_id}', property 'labels.{key}' = {value!r}: "
+                                      f"a label key holds letters, digits and . _ - / only")
+        if isinstance(value, (dict, list)) or value is None or '\n' in str(value):
+            raise NonRecoverableError(f"node '{node_id}', property 'labels.{key}' = {value!r}: "
+                                      f"must be a single-line value")
+        labels[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return labels
+
+
+def job_policy(node_id, properties):
+    """The job's retry and queue-time policy from ``max_retries``, ``retry_on``
+    and ``max_time_in_queue``."""
+    retries = properties.get('max_retries', 0)
+    if retries in (None, ''):
+        retries = 0
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise NonRecoverableError(f"node '{node_id}', property 'max_retries' = {retries!r}: "
+                                  f"must be an integer >= 0")
+    retry_on = properties.get('retry_on') or []
+    if isinstance(retry_on, str):
+        retry_on = [retry_on]
+    if not isinstance(retry_on, list) or any(
+            not isinstance(s, str) or s.upper() not in RETRY_STATES for s in retry_on):
+        raise NonRecoverableError(f"node '{node_id}', property 'retry_on' = {retry_on!r}: "
+                                  f"must be a list of states among {', '.join(RETRY_STATES)}")
+    limit = properties.get('max_time_in_queue')
+    seconds = None
+    if limit not in (None, '', 0):
+        try:
+            seconds = float(parse_duration('max_time_in_queue', limit))
+        except ConfigError as exc:
+            raise NonRecoverableError(str(exc.for_node(node_id))) from None
+    return JobPolicy(max_retries=retries, retry_on=frozenset(s.upper() for s in retry_on),
+                     max_time_in_queue=seconds)
+
+
+def publish_paths(node_id, properties):
+    """The job's ``publish`` list: paths of files or folders to copy back."""
+    paths = properties.get('publish') or []
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or any(
+            not isinstance(p, str) or not p.strip() or '\n' in p or '\0' in p
+            or p.strip().rstrip('/') in ('', '.', '..') for p in paths):
+        raise NonRecoverableError(f"node '{node_id}', property 'publish' = {paths!r}: must be "
+                                  f"a list of file or folder paths (relative to the working "
+                                  f"directory, or absolute)")
+    return [p.strip() for p in paths]
+
+
+def publication(job_name, paths, transport, workdir, results_dir):
+    return Publication(job_name, transport, workdir, paths,
+                       os.path.join(results_dir, job_name))

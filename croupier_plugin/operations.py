@@ -11,7 +11,7 @@ from cloudify.exceptions import NonRecoverableError
 
 from . import edge
 from .core.errors import CroupierError
-from .validation import validate_nodes
+from .validation import node_view, validate_nodes
 
 
 def _deployment_nodes(ctx):
@@ -92,6 +92,8 @@ def configure_job(ctx, **kwargs):
         raise NonRecoverableError(
             f"node '{ctx.node.id}': a job needs exactly one {edge.MANAGED_BY} relationship "
             f"(found {len(managers)})")
+    ctx.instance.runtime_properties['labels'] = edge.job_labels(ctx.node.id,
+                                                                 ctx.node.properties)
     deployment = _deployment_options(ctx)
     if deployment.get('bootstrap'):
         _run_deployment_script(ctx, 'bootstrap', deployment)
@@ -242,3 +244,20 @@ def unregister_from_exporter(ctx, **kwargs):
         return
     ctx.logger.info('%s: unregistered from the exporter at %s', ctx.source.node.id,
                     client.address)
+
+
+@operation
+def configure_data_infrastructure(ctx, **kwargs):
+    """Check the data access infrastructure; with a Vault, read its credentials
+    now so that a refused JWT or a missing secret fails the install."""
+    views = {n.id: node_view(n) for n in _deployment_nodes(ctx)}
+    infra = edge.data_infrastructure(views[ctx.node.id], views, fetch=True)
+    ctx.logger.info('%s: data at %s%s', ctx.node.id, infra.endpoint,
+                    f' (SSH as {infra.ssh.user}@{infra.ssh.host})' if infra.ssh else '')
+
+
+@operation
+def configure_transfer(ctx, **kwargs):
+    """Refuse a transfer Croupier cannot run (a protocol it does not support,
+    a source or target of the wrong kind) at install."""
+    _check_deployment(ctx)

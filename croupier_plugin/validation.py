@@ -9,6 +9,13 @@ def _types(node):
     return node.get('type_hierarchy') or [node.get('type')]
 
 
+def node_view(node):
+    """A stored node (dict-like) as the data planning sees it."""
+    return edge.NodeView(node.id, _types(node), node.properties,
+                         [(rel.get('type_hierarchy') or [rel.get('type')], rel['target_id'])
+                          for rel in node.get('relationships') or []])
+
+
 def validate_plan(storage):
     """Every problem found in a local deployment's nodes."""
     return validate_nodes(storage.get_nodes())
@@ -47,6 +54,9 @@ def validate_nodes(node_list):
             jobs[node_id] = node
             try:
                 edge.job_options_check(node_id, node.properties, edge.job_kind(_types(node)))
+                edge.publish_paths(node_id, node.properties)
+                edge.job_labels(node_id, node.properties)
+                edge.job_policy(node_id, node.properties)
             except NonRecoverableError as exc:
                 problems.append(str(exc))
     for node_id, node in jobs.items():
@@ -81,6 +91,8 @@ def validate_nodes(node_list):
             if target not in jobs:
                 problems.append(f"node '{node_id}': {edge.DEPENDS_ON} target '{target}' is "
                                 f"not a croupier.nodes.Job")
+    views = {node_id: node_view(node) for node_id, node in nodes.items()}
+    problems += edge.build_dataflow(views, fetch=False).problems
     return problems
 
 

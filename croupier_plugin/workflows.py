@@ -1,10 +1,13 @@
 """The run_jobs workflow: the blueprint's jobs, handed to the core engine."""
 
+import os
+
 from cloudify.decorators import workflow
 from cloudify.exceptions import NonRecoverableError
 from cloudify.workflows import workflow_api
 
 from . import edge
+from .core.data import TransferError, run_all
 from .core.engine import Engine, JobFailed, PlannedJob, RunCancelled
 from .core.errors import CroupierError
 from .core.exporter import JobRegistrar
@@ -12,7 +15,8 @@ from .core.monitor import InfrastructureUnreachable, Monitor
 
 # runtime properties the engine owns on a job's node instance
 RECORD_KEYS = ('job_id', 'state', 'raw_state', 'reason', 'exit_code', 'stdout', 'stderr',
-               'script', 'submitted_at', 'ended_at', 'cluster', 'reported', 'submit_token')
+               'script', 'submitted_at', 'ended_at', 'cluster', 'reported', 'submit_token',
+               'outputs', 'attempts')
 
 
 def _instances(ctx, type_name):
@@ -27,8 +31,21 @@ def _relationship_types(rel):
     return raw.get('type_hierarchy') or [rel.type]
 
 
-def plan_jobs(ctx):
-    """PlannedJobs for every Job instance, with its cluster and parents."""
+def node_views(ctx):
+    return {node.id: edge.NodeView(node.id, getattr(node, 'type_hierarchy', None) or [node.type],
+                                   node.properties,
+                                   [((r._relationship or {}).get('type_hierarchy') or [r.type],
+                                     r.target_id) for r in node.relationships])
+            for node in ctx.nodes}
+
+
+def default_results_dir(ctx):
+    return os.path.join(os.path.expanduser('~'), 'croupier-results', ctx.deployment.id)
+
+
+def plan_jobs(ctx, results_dir=None):
+    """PlannedJobs for every Job instance, with its cluster, parents and
+    transfers; and the transfers tied to no job."""
     clusters, settings_of = {}, {}
     for node, instance in _instances(ctx, edge.INTERFACE_TYPE):
         vault = None
@@ -44,6 +61,11 @@ def plan_jobs(ctx):
         settings.name = node.id
         clusters[instance.id] = (settings.cluster(), workdir)
         settings_of[instance.id] = settings
+    flow = edge.build_dataflow(node_views(ctx))
+    flow.raise_problems()
+    edge.assign_workdirs(flow, [(settings_of[i], w) for i, (_, w) in clusters.items()])
+    wiring = wire_transfers(flow)
+    results_dir = results_dir or default_results_dir(ctx)
     jobs = []
     for node, instance in _instances(ctx, edge.JOB_TYPE):
         managers, parents = [], []
@@ -66,8 +88,52 @@ def plan_jobs(ctx):
                 spec.local_script_data = fh.read()
         record = {k: instance.runtime_properties[k] for k in RECORD_KEYS
                   if k in instance.runtime_properties}
-        jobs.append(PlannedJob(instance.id, spec, cluster, workdir, parents, record))
-    return jobs, settings_of
+        stage_in, stage_out, producers = wiring.get(node.id, ([], [], []))
+        for producer in producers:
+            parents += [i.id for i in ctx.get_node(producer).instances if i.id not in parents]
+        stage_out = list(stage_out)
+        paths = edge.publish_paths(node.id, node.properties)
+        if paths:
+            stage_out.append(edge.publication(instance.id, paths, cluster.transport, workdir,
+                                              results_dir))
+        jobs.append(PlannedJob(instance.id, spec, cluster, workdir, parents, record,
+                               stage_in=list(stage_in), stage_out=stage_out,
+                               policy=edge.job_policy(node.id, node.properties)))
+    tied = {id(t) for plan in wiring.values() for t in plan[0] + plan[1]}
+    loose = [t for t in flow.transfers.values() if id(t) not in tied]
+    return jobs, settings_of, loose
+
+
+def wire_transfers(flow):
+    """job node id -> (input transfers, output transfers, producer job node ids).
+
+    A job's input transfers are those writing one of its input sources; its
+    output transfers those reading one of its output sources. A transfer
+    that moves one job's output to another job's input runs once, after the
+    producer, and the consumer waits for the producer; so does a job that
+    reads a source another job writes."""
+    producer_of = {}
+    for job_id, sources in flow.outputs.items():
+        for source in sources:
+            producer_of.setdefault(source, job_id)
+    wiring = {}
+    for job_id in set(flow.inputs) | set(flow.outputs):
+        outputs = set(flow.outputs.get(job_id, []))
+        inputs = set(flow.inputs.get(job_id, []))
+        stage_out = [t for t in flow.transfers.values() if t.source.name in outputs]
+        stage_in, producers = [], []
+        for source in inputs:
+            if source in producer_of and producer_of[source] != job_id:
+                producers.append(producer_of[source])
+        for t in flow.transfers.values():
+            if t.target.name not in inputs:
+                continue
+            if t.source.name in producer_of and producer_of[t.source.name] != job_id:
+                producers.append(producer_of[t.source.name])
+            else:
+                stage_in.append(t)
+        wiring[job_id] = (stage_in, stage_out, sorted(set(producers)))
+    return wiring
 
 
 class RuntimeStore:
@@ -107,6 +173,12 @@ def _reporter(ctx, registrar=None):
         elif kind == 'submitted':
             ctx.logger.info('job %s [%s %s]: submitted', job.name, job.cluster.key,
                             info['job_id'])
+        elif kind == 'inputs':
+            ctx.logger.info('job %s: input data in place: %s', job.name, info['reason'])
+        elif kind == 'outputs':
+            ctx.logger.info('job %s: outputs moved: %s', job.name, info['reason'])
+        elif kind == 'retrying':
+            ctx.logger.info('job %s: retrying: %s', job.name, info['reason'])
         elif kind == 'reattached':
             ctx.logger.info('job %s [%s %s]: re-attached (submitted by an earlier run)',
                             job.name, job.cluster.key, info['job_id'])
@@ -117,16 +189,24 @@ def _reporter(ctx, registrar=None):
 
 
 @workflow
-def run_jobs(ctx, max_parallel_submissions=16, **kwargs):
+def run_jobs(ctx, max_parallel_submissions=16, results_dir='', rerun_failed=False, **kwargs):
     ctx.refresh_node_instances()
-    jobs, settings_of = plan_jobs(ctx)
+    jobs, settings_of, loose = plan_jobs(ctx, results_dir or None)
+    if loose:
+        # transfers tied to no job's inputs or outputs run first
+        try:
+            for line in run_all(loose):
+                ctx.logger.info('run_jobs: transfer %s', line)
+        except TransferError as exc:
+            raise NonRecoverableError(f'run_jobs failed: {exc}') from None
     grace = min((s.unknown_grace for s in settings_of.values()), default=180.0)
     clients = exporters(ctx)
     registrar = JobRegistrar(clients, ctx.deployment.id, ctx.logger.warning) if clients \
         else None
     engine = Engine(jobs, RuntimeStore(ctx), events=_reporter(ctx, registrar),
                     monitor=Monitor(unknown_grace=grace),
-                    max_parallel_submissions=int(max_parallel_submissions))
+                    max_parallel_submissions=int(max_parallel_submissions),
+                    rerun_failed=bool(rerun_failed))
     workflow_api.cancel_callbacks.add(engine.request_stop)
     try:
         if workflow_api.has_cancel_request():

@@ -182,3 +182,57 @@ def accounting_until(transport, sacct_args, ready, limit=15):
 def accounting():
     """accounting(transport, sacct_args, ready, limit=15): see accounting_until."""
     return accounting_until
+
+
+class WebServer:
+    """A real HTTP file server on loopback, serving ``root``; it records every
+    request (time, path, User-Agent). Paths under /slow/ answer after a second."""
+
+    def __init__(self, root):
+        import http.server
+        import threading
+        self.root = root
+        self.requests = []
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, directory=str(root), **kw)
+
+            def do_GET(self):
+                server.requests.append((time.time(), self.path,
+                                        self.headers.get('User-Agent', '')))
+                if self.path.startswith('/slow/'):
+                    time.sleep(1.0)
+                    self.path = self.path[len('/slow'):]
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}'
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    root = tmp_path / 'web'
+    root.mkdir()
+    server = WebServer(root)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def peer_ssh(bed):
+    """The bed's second account (its own key only), for transfers between accounts."""
+    return SshTransport(SshSettings(host=bed['host'], port=bed['port'],
+                                    user=bed['peer']['user'],
+                                    private_key_file=bed['peer']['key'],
+                                    known_hosts=bed['known_hosts'], reconnect_timeout=20))

@@ -7,6 +7,9 @@ properties), a stop event for cancellation, and an event sink for progress.
 - Jobs whose parents all completed are submitted concurrently.
 - Each scheduler job id is stored the moment sbatch returns it.
 - The batched monitor follows every submitted job.
+- A job's input transfers run (concurrently) right before it is submitted;
+  its output transfers run after it completed, and its dependants wait for
+  them. A failed transfer fails the job with the transfer's reason.
 - A failed job ends the run: live jobs are cancelled, its dependants are never
   submitted, and JobFailed carries name, state, exit code and stderr tail.
 - A stop request cancels every live job and raises RunCancelled.
@@ -21,7 +24,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Optional
 
+from .data import TransferError, run_all
 from .errors import CommandInterrupted, CroupierError
 from .model import JobState, JobStatus
 from .monitor import Monitor
@@ -29,6 +34,45 @@ from .monitor import Monitor
 log = logging.getLogger('croupier.engine')
 
 SKIPPED = 'SKIPPED'          # never submitted because a job it needs failed
+# record['outputs'] of a completed job with output transfers
+OUTPUTS_PENDING, OUTPUTS_DONE, OUTPUTS_FAILED = 'PENDING', 'DONE', 'FAILED'
+
+
+# raw states a job may be retried on (retry_on), besides the normalized ones
+RETRY_STATES = ('FAILED', 'TIMEOUT', 'NODE_FAIL', 'BOOT_FAIL', 'PREEMPTED', 'OUT_OF_MEMORY',
+                'DEADLINE', 'QUEUE_TIMEOUT', 'NOT_SUBMITTED', 'OUTPUTS_FAILED')
+# what an earlier attempt leaves in the record's history
+ATTEMPT_KEYS = ('job_id', 'cluster', 'state', 'raw_state', 'reason', 'exit_code',
+                'submitted_at', 'ended_at')
+# states of a job whose run is over (the run they belong to ended)
+ENDED_STATES = {'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'UNKNOWN', SKIPPED}
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    """How the engine treats a job beyond submitting it: resubmit it up to
+    ``max_retries`` times after a failure (only for the states in ``retry_on``
+    when given), and cancel it when it waited in the queue longer than
+    ``max_time_in_queue`` seconds."""
+    max_retries: int = 0
+    retry_on: frozenset = frozenset()
+    max_time_in_queue: Optional[float] = None
+
+    def retries(self, record):
+        """Whether a job that ended with ``record`` gets another attempt."""
+        if len(record.get('attempts') or []) >= self.max_retries:
+            return False
+        if record.get('state') == JobState.UNKNOWN.value:
+            return False        # it may still run: a new attempt could run it twice
+        if not self.retry_on:
+            # every failure, but not a cancellation: that was someone's decision
+            return record.get('state') != JobState.CANCELLED.value
+        raw = (record.get('raw_state') or '').split(' ')[0]
+        return record.get('state') in self.retry_on or raw in self.retry_on
+
+
+class InputsFailed(CroupierError):
+    """An input transfer of a job failed: the job was not submitted."""
 
 
 class JobFailed(CroupierError):
@@ -56,6 +100,9 @@ class PlannedJob:
     workdir: str
     parents: list = field(default_factory=list)
     record: dict = field(default_factory=dict)
+    stage_in: list = field(default_factory=list)     # transfers run before submission
+    stage_out: list = field(default_factory=list)    # transfers run after completion
+    policy: JobPolicy = field(default_factory=JobPolicy)
 
     @property
     def state(self):
@@ -69,7 +116,7 @@ def status_from_record(job_id, record):
 
 class Engine:
     def __init__(self, jobs, store, events=None, stop=None, monitor=None,
-                 max_parallel_submissions=16, clock=time.monotonic):
+                 max_parallel_submissions=16, clock=time.monotonic, rerun_failed=False):
         self.jobs = {j.name: j for j in jobs}
         self.store = store                  # store(job_name, record_dict)
         self.events = events or (lambda kind, job, **info: None)
@@ -77,6 +124,7 @@ class Engine:
         self.monitor = monitor or Monitor()
         self.max_parallel = max_parallel_submissions
         self.clock = clock
+        self.rerun_failed = rerun_failed
         self._wake = threading.Event()
         self._check_graph()
 
@@ -110,8 +158,23 @@ class Engine:
         job.record.update(changes)
         self.store(job.name, dict(job.record))
 
+    def _reset(self, job, history=True):
+        """Forget the job's run (it will be submitted again), keeping the
+        history of its earlier attempts unless ``history`` is False."""
+        attempts = job.record.get('attempts') if history else None
+        job.record.clear()
+        if attempts:
+            job.record['attempts'] = attempts
+        self.store(job.name, dict(job.record))
+
+    def _archive_attempt(self, job):
+        attempt = {k: job.record.get(k) for k in ATTEMPT_KEYS if job.record.get(k) is not None}
+        job.record['attempts'] = list(job.record.get('attempts') or []) + [attempt]
+
     def _completed(self, job):
-        return job.state == JobState.COMPLETED.value
+        """Completed, and its outputs moved: its dependants may start."""
+        return job.state == JobState.COMPLETED.value and \
+            (not job.stage_out or job.record.get('outputs') == OUTPUTS_DONE)
 
     # -- main loop ------------------------------------------------------------
 
@@ -119,26 +182,32 @@ class Engine:
         self._resume()
         with ThreadPoolExecutor(max_workers=self.max_parallel,
                                 thread_name_prefix='croupier-submit') as pool:
-            submitting = {}
+            submitting, finishing = {}, {}
             while True:
                 if self.stop.is_set():
-                    self._wait_submissions(submitting)
+                    self._wait_submissions(submitting, finishing)
                     self._cancel_live('the execution was cancelled')
+                    for job in self.jobs.values():
+                        if job.state is None:
+                            self._save(job, state=SKIPPED, reason='the execution was cancelled')
                     raise RunCancelled('run cancelled: every running job was cancelled')
                 failures = self._collect_submissions(submitting)
                 for change in self.monitor.poll():
                     self._on_change(change)
-                failed = failures + self._failed_jobs()
+                failures += self._collect_outputs(finishing)
+                self._queue_timeouts()
+                failed = self._not_retried(failures + self._failed_jobs())
                 if failed:
-                    self._wait_submissions(submitting)
-                    self._fail(failed)
+                    self._fail(failed + self._wait_submissions(submitting, finishing))
+                for job in self._outputs_ready(finishing):
+                    finishing[job.name] = pool.submit(self._stage_out, job)
                 for job in self._ready(submitting):
                     # the token marks the scheduler job, so a submission whose answer
                     # was lost (connection or process died) can be found again
                     self._save(job, state='SUBMITTING', job_id=None,
                                submit_token=secrets.token_hex(8))
                     submitting[job.name] = pool.submit(self._submit, job)
-                if not submitting and not self.monitor.active():
+                if not submitting and not finishing and not self.monitor.active():
                     unfinished = [j.name for j in self.jobs.values() if not self._completed(j)]
                     if unfinished:      # cannot happen with a checked graph
                         raise CroupierError(f'jobs left unfinished: {unfinished}')
@@ -152,6 +221,20 @@ class Engine:
                     continue
 
     def _resume(self):
+        records = [j for j in self.jobs.values() if j.record.get('state')]
+        if records and all(j.state in ENDED_STATES for j in self.jobs.values()):
+            # the earlier run ended: run again from scratch, or only what did not complete
+            for job in self.jobs.values():
+                if self.rerun_failed and self._completed(job):
+                    self.events('kept', job, reason='completed in an earlier run')
+                elif self.rerun_failed:
+                    if job.record.get('job_id'):
+                        self._archive_attempt(job)
+                    self._reset(job)
+                    self.events('rerun', job, reason='did not complete in the earlier run')
+                else:
+                    self._reset(job, history=False)
+            return
         for job in self.jobs.values():
             state = job.state
             job_id = job.record.get('job_id')
@@ -172,7 +255,7 @@ class Engine:
                         f"and {job.cluster.key} cannot tell whether it got the job; check "
                         f"the scheduler's queue before running again")
             else:
-                job.record.clear()
+                self._reset(job)
 
     def _ready(self, submitting):
         tracked = {j.name for j in self.monitor.active()}
@@ -190,10 +273,50 @@ class Engine:
         if hasattr(spec, 'submit_token'):
             spec = dataclasses.replace(spec, submit_token=job.record.get('submit_token'))
         try:
+            if job.stage_in:
+                try:
+                    done = run_all(job.stage_in)
+                except TransferError as exc:
+                    raise InputsFailed(str(exc)) from None
+                self.events('inputs', job, reason='; '.join(done))
             submitted = job.cluster.submit(spec, job.workdir)
         finally:
             self._wake.set()
         return submitted
+
+    def _outputs_ready(self, finishing):
+        return [job for job in self.jobs.values()
+                if job.stage_out and job.name not in finishing
+                and job.state == JobState.COMPLETED.value
+                and job.record.get('outputs') in (None, OUTPUTS_PENDING)]
+
+    def _stage_out(self, job):
+        try:
+            return run_all(job.stage_out)
+        finally:
+            self._wake.set()
+
+    def _collect_outputs(self, finishing):
+        failures = []
+        for name, future in list(finishing.items()):
+            if not future.done():
+                continue
+            del finishing[name]
+            job = self.jobs[name]
+            try:
+                done = future.result()
+            except CroupierError as exc:
+                status = JobStatus(job.record.get('job_id') or '', JobState.FAILED,
+                                   raw_state='OUTPUTS_FAILED',
+                                   reason=f'the job completed, but moving its outputs '
+                                          f'failed: {exc}')
+                self._save(job, state=JobState.FAILED.value, raw_state=status.raw_state,
+                           reason=status.reason, outputs=OUTPUTS_FAILED)
+                failures.append((job, status, ''))
+                continue
+            self._save(job, outputs=OUTPUTS_DONE)
+            self.events('outputs', job, reason='; '.join(done))
+        return failures
 
     def _recover_submission(self, job, why):
         """After a submission whose answer never came back: follow the job the
@@ -237,6 +360,13 @@ class Engine:
             job = self.jobs[name]
             try:
                 sub = future.result()
+            except InputsFailed as exc:
+                status = JobStatus('', JobState.FAILED, raw_state='NOT_SUBMITTED',
+                                   reason=f'not submitted: an input transfer failed: {exc}')
+                self._save(job, state=JobState.FAILED.value, raw_state=status.raw_state,
+                           reason=status.reason)
+                failures.append((job, status, ''))
+                continue
             except CommandInterrupted as exc:
                 # the connection broke during the submission: ask the scheduler
                 if not self._recover_submission(job, str(exc)):
@@ -255,13 +385,14 @@ class Engine:
             self.events('submitted', job, job_id=sub.job_id)
         return failures
 
-    def _wait_submissions(self, submitting):
-        for future in submitting.values():
+    def _wait_submissions(self, submitting, finishing):
+        """Let running submissions and output transfers end, and record them."""
+        for future in list(submitting.values()) + list(finishing.values()):
             try:
                 future.result()
-            except Exception:       # recorded by _collect_submissions below
+            except Exception:       # recorded by the collectors below
                 pass
-        self._collect_submissions(submitting)
+        return self._collect_submissions(submitting) + self._collect_outputs(finishing)
 
     def _on_change(self, change):
         job = self.jobs[change.job.name]
@@ -270,8 +401,50 @@ class Engine:
                        exit_code=new.exit_code)
         if new.terminal:
             changes['ended_at'] = time.time()
+        if new.state is JobState.COMPLETED and job.stage_out:
+            changes['outputs'] = OUTPUTS_PENDING
         self._save(job, **changes)
         self.events('state', job, status=new)
+
+    def _queue_timeouts(self):
+        """Cancel and fail the jobs pending longer than their max_time_in_queue."""
+        now = time.time()
+        late = {}
+        for job in self.jobs.values():
+            limit = job.policy.max_time_in_queue
+            if limit and job.state == JobState.PENDING.value and job.record.get('job_id') and \
+                    now - (job.record.get('submitted_at') or now) > limit:
+                late.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
+        for cluster, jobs in late.values():
+            try:
+                cluster.cancel([j.record['job_id'] for j in jobs])
+            except CroupierError as exc:
+                log.warning('%s: cancelling jobs late in the queue failed: %s', cluster.key, exc)
+                continue
+            for job in jobs:
+                self.monitor.untrack(cluster.key, job.record['job_id'])
+                self._save(job, state=JobState.FAILED.value, raw_state='QUEUE_TIMEOUT',
+                           reason=f'still pending after {job.policy.max_time_in_queue:g} s '
+                                  f'(max_time_in_queue): cancelled', ended_at=now)
+                self.events('cancelled', job, reason='waited too long in the queue')
+
+    def _not_retried(self, failures):
+        """The failures that end the run: the others get another attempt."""
+        out, seen = [], set()
+        for job, status, tail in failures:
+            if job.name in seen:
+                continue
+            seen.add(job.name)
+            if job.state != SKIPPED and job.policy.retries(job.record):
+                done = len(job.record.get('attempts') or []) + 1
+                self.events('retrying', job, reason=f'attempt {done} ended '
+                                                    f'{status.describe()}; attempt {done + 1} of '
+                                                    f'{job.policy.max_retries + 1} follows')
+                self._archive_attempt(job)
+                self._reset(job)
+                continue
+            out.append((job, status, tail))
+        return out
 
     def _failed_jobs(self):
         out = []
@@ -333,5 +506,5 @@ class Engine:
                 duration = r['ended_at'] - r['submitted_at']
             rows.append(dict(name=job.name, cluster=job.cluster.key, job_id=r.get('job_id'),
                              state=r.get('state'), exit_code=r.get('exit_code'),
-                             duration=duration))
+                             duration=duration, attempts=len(r.get('attempts') or []) + 1))
         return rows

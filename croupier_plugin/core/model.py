@@ -220,6 +220,93 @@ def scheduler_job_name(name):
     return cleaned or 'job'
 
 
+_RESERVED_NAMES = {'PATH', 'HOME', 'USER', 'SHELL', 'IFS', 'PWD', 'LD_LIBRARY_PATH', 'TMPDIR'}
+MAX_FACTORY_ELEMENTS = 1000     # SLURM's default MaxArraySize allows indices 0-1000
+_PARAMETER_KEYS = {'parameter_sweep': ('name', 'start', 'end', 'step'), 'zip': ('name', 'values')}
+
+
+def _number(prop, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(prop, value, 'must be a number')
+    return value
+
+
+def _sweep_values(prop, item):
+    start = _number(f'{prop}.start', item.get('start'))
+    end = _number(f'{prop}.end', item.get('end'))
+    step = _number(f'{prop}.step', item.get('step', 1))
+    if step == 0 or (end - start) * step < 0:
+        raise ConfigError(f'{prop}.step', step, f'must go from start ({start}) towards end '
+                                                f'({end})')
+    count = int((end - start) / step + 1e-9) + 1
+    if count > MAX_FACTORY_ELEMENTS:
+        raise ConfigError(prop, item, f'gives {count} values; at most '
+                                      f'{MAX_FACTORY_ELEMENTS} elements per job')
+    whole = all(isinstance(v, int) for v in (start, end, step))
+    return [str(start + i * step) if whole else f'{start + i * step:.12g}'
+            for i in range(count)]
+
+
+def factory_rows(prop, kind, raw):
+    """The rows (one {name: value} per element) of a job factory:
+    parameter_sweep [{name, start, end, step}, ...] gives the product of the
+    ranges (end included when reached); zip [{name, values}, ...] the i-th
+    value of each list; repeat N, N empty rows."""
+    if kind == 'repeat':
+        count = positive_int(prop, raw)
+        if count > MAX_FACTORY_ELEMENTS:
+            raise ConfigError(prop, raw, f'at most {MAX_FACTORY_ELEMENTS} elements per job')
+        return [{} for _ in range(count)]
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(prop, raw, 'must be a list of parameters '
+                                     f'({", ".join(_PARAMETER_KEYS[kind])})')
+    columns = []
+    for i, item in enumerate(raw):
+        at = f'{prop}[{i}]'
+        if not isinstance(item, dict):
+            raise ConfigError(at, item, f'must be a mapping with {", ".join(_PARAMETER_KEYS[kind])}')
+        for key in item:
+            if key not in _PARAMETER_KEYS[kind]:
+                raise ConfigError(f'{at}.{key}', item[key],
+                                  f'is not one of {", ".join(_PARAMETER_KEYS[kind])}')
+        name = item.get('name')
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise ConfigError(f'{at}.name', name, 'must be a variable name (letters, digits, _)')
+        if name in _RESERVED_NAMES or name.startswith(('CROUPIER_', 'SLURM_', 'PBS_')):
+            raise ConfigError(f'{at}.name', name, 'is a variable the job or its scheduler '
+                                                  'needs; choose another name')
+        if name in (c[0] for c in columns):
+            raise ConfigError(f'{at}.name', name, 'is given twice')
+        if kind == 'zip':
+            values = item.get('values')
+            if not isinstance(values, list) or not values or \
+                    any(isinstance(v, (dict, list)) or v is None for v in values):
+                raise ConfigError(f'{at}.values', values, 'must be a non-empty list of values')
+            if len(values) > MAX_FACTORY_ELEMENTS:
+                raise ConfigError(f'{at}.values', f'<{len(values)} values>',
+                                  f'at most {MAX_FACTORY_ELEMENTS} elements per job')
+            if columns and len(values) != len(columns[0][1]):
+                raise ConfigError(f'{at}.values', values,
+                                  f'has {len(values)} values, {columns[0][0]} has '
+                                  f'{len(columns[0][1])}: zip needs lists of one length')
+            columns.append((name, [str(v).lower() if isinstance(v, bool) else str(v)
+                                   for v in values]))
+        else:
+            columns.append((name, _sweep_values(at, item)))
+    if kind == 'zip':
+        return [{name: values[i] for name, values in columns}
+                for i in range(len(columns[0][1]))]
+    rows = [{}]
+    for name, values in columns:
+        rows = [dict(row, **{name: v}) for row in rows for v in values]
+        if len(rows) > MAX_FACTORY_ELEMENTS:
+            raise ConfigError(prop, raw, f'gives more than {MAX_FACTORY_ELEMENTS} '
+                                         f'combinations; at most that many elements per job')
+    return rows
+
+
 def job_options_mapping(name, options, prefix='job_options'):
     """Checks shared by every kind of job: a name, and options that form a mapping."""
     if not isinstance(name, str) or not name.strip():
@@ -265,6 +352,9 @@ class JobSpec:
     local_script_data: Optional[bytes] = field(default=None, repr=False)
     container: Optional[dict] = None      # image, home, volumes, launcher (SingularityJob)
     submit_token: Optional[str] = None    # set by the engine for each submission
+    # a job factory: one array element per row, each row's values as env variables
+    factory: Optional[str] = None         # 'parameter_sweep', 'zip' or 'repeat'
+    parameters: list = field(default_factory=list)
 
     # job_options keys accepted, with the spellings of the original Croupier
     OPTION_ALIASES = {
@@ -288,7 +378,9 @@ class JobSpec:
         'extra_directives': 'extra_directives',
         'local_script': 'local_script',
         'image': 'image', 'home': 'home', 'volumes': 'volumes', 'launcher': 'launcher',
+        'parameter_sweep': 'parameter_sweep', 'zip': 'zip', 'repeat': 'repeat',
     }
+    FACTORIES = ('parameter_sweep', 'zip', 'repeat')
     CONTAINER_KEYS = ('image', 'home', 'volumes', 'launcher')
     LAUNCHERS = ('none', 'srun', 'mpirun')
 
@@ -372,6 +464,22 @@ class JobSpec:
                 spec.array = text
             elif target == 'env':
                 spec.env = env_mapping(p(key), raw)
+        factories = [t for t in cls.FACTORIES if t in values]
+        if len(factories) > 1:
+            key, raw = values[factories[1]]
+            raise ConfigError(p(key), raw, f'give one job factory, not {" and ".join(factories)}')
+        for other in ('scale', 'array'):
+            if factories and other in values:
+                key, raw = values[other]
+                raise ConfigError(p(key), raw, f'cannot be combined with {factories[0]}')
+        if factories:
+            key, raw = values[factories[0]]
+            spec.factory = factories[0]
+            spec.parameters = factory_rows(p(key), factories[0], raw)
+            spec.array = f'0-{len(spec.parameters) - 1}'
+            if 'scale_max_in_parallel' in values:
+                k2, raw2 = values.pop('scale_max_in_parallel')
+                spec.array += f'%{positive_int(p(k2), raw2)}'
         if 'scale' in values:
             key, raw = values['scale']
             count = positive_int(p(key), raw)

@@ -17,6 +17,9 @@ STATE="${CROUPIER_BED_DIR:-/var/lib/croupier-bed}"
 PORT="${CROUPIER_BED_SSH_PORT:-2222}"
 BED_USER="crtest"
 BED_HOME="/home/${BED_USER}"
+# a second login with its own key, for transfers between two accounts
+PEER_USER="crtest2"
+PEER_HOME="/home/${PEER_USER}"
 WAIT_S=30
 
 SLURM_ETC="/etc/slurm"
@@ -466,6 +469,25 @@ setup_keys() {
     chmod 700 "${ssh_dir}"
 }
 
+setup_peer_user() {
+    if ! id "${PEER_USER}" >/dev/null 2>&1; then
+        useradd -m -d "${PEER_HOME}" -s /bin/bash "${PEER_USER}"
+        log "created user ${PEER_USER}"
+    fi
+    chmod go-w "${PEER_HOME}"
+    # only its own key logs in as the second user: no password, no shared key
+    usermod -p '*' "${PEER_USER}" 2>/dev/null || true
+    gen_key "${KEYS}/peer_ed25519" ed25519 ""
+    chmod 600 "${KEYS}/peer_ed25519"
+    local ssh_dir="${PEER_HOME}/.ssh" tmp
+    mkdir -p "${ssh_dir}"
+    tmp="$(mktemp "${ssh_dir}/.authorized_keys.XXXXXX")"
+    cat "${KEYS}/peer_ed25519.pub" > "${tmp}"
+    install_file "${tmp}" "${ssh_dir}/authorized_keys" 600 || true
+    chown -R "${PEER_USER}:${PEER_USER}" "${ssh_dir}"
+    chmod 700 "${ssh_dir}"
+}
+
 write_sshd_config() {
     mkdir -p "${SSHD_DIR}"
     chmod 700 "${SSHD_DIR}"
@@ -566,6 +588,11 @@ write_bed_json() {
     "ecdsa_passphrase": $(json_str "$(cat "${KEYS}/ecdsa_passphrase")"),
     "rsa": $(json_str "${KEYS}/id_rsa")
   },
+  "peer": {
+    "user": $(json_str "${PEER_USER}"),
+    "home": $(json_str "${PEER_HOME}"),
+    "key": $(json_str "${KEYS}/peer_ed25519")
+  },
   "known_hosts": $(json_str "${STATE}/known_hosts"),
   "host_public_key": $(json_str "${hostpub}"),
   "partitions": ["debug", "second"],
@@ -605,6 +632,7 @@ cmd_start() {
     wait_accounting
     setup_user
     setup_keys
+    setup_peer_user
     write_sshd_config
     start_sshd
     start_bao
@@ -656,6 +684,7 @@ cmd_start_sshd() {
     mkdir -p "${STATE}"
     setup_user
     setup_keys
+    setup_peer_user
     write_sshd_config
     start_sshd
     write_bed_json

@@ -101,3 +101,58 @@ def test_keys_generate_stores_a_working_key_in_vault(bed, vault_bed, tmp_path, s
         conn.close()
     finally:
         ssh.inner.run(f"sed -i '/alice@{host}$/d' ~/.ssh/authorized_keys", check=True)
+
+
+def vault_data_inputs(bed, vault_bed, jwt, archive):
+    return [f'-ivault_address={vault_bed.address}', '-ivault_user=alice', f'-ijwt={jwt}',
+            f"-ihpc_host={bed['host']}", f"-ihpc_port={bed['port']}",
+            f"-ihpc_user={bed['user']}", f"-ihpc_private_key_file={bed['keys']['ed25519']}",
+            f"-iknown_hosts={bed['known_hosts']}", f'-iarchive_path={archive}/result.txt']
+
+
+def test_data_store_login_only_from_vault_and_no_secret_anywhere(bed, vault_bed, peer_ssh,
+                                                                 tmp_path):
+    with open(bed['peer']['key']) as fh:
+        peer_key = fh.read()
+    vault_bed.put(bed['host'], {'user': bed['peer']['user'], 'port': bed['port'],
+                                'private_key': peer_key})
+    jwt = vault_bed.token()
+    home = tmp_path / 'home'
+    env = dict(os.environ, CROUPIER_HOME=str(home), CROUPIER_LOG_LEVEL='DEBUG')
+    archive = f'vault-archive-{tmp_path.name}'
+    bp = os.path.join(ROOT, 'tests', 'blueprints', 'dataflow-vault.yaml')
+    outputs = []
+    try:
+        for args in (['install', bp, 'vaultdata', *vault_data_inputs(bed, vault_bed, jwt, archive),
+                      '-v'], ['execute', 'vaultdata', '-v'], ['uninstall', 'vaultdata', '-v']):
+            result = croupier(env, *args)
+            outputs += [result.stdout, result.stderr]
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        # rsync logged in to the store as the account Vault named, with Vault's key
+        assert peer_ssh.run(f'cat {archive}/result.txt').stdout == f"made by {bed['user']}\n"
+    finally:
+        peer_ssh.run(f'rm -rf -- {archive}')
+    key_lines = [line for line in peer_key.splitlines()[1:-1] if len(line) > 20]
+    stored = all_text_under(home)
+    for text in outputs + [stored]:
+        assert not any(line in text for line in key_lines)
+    for text in outputs:
+        assert jwt not in text
+
+
+def test_data_store_with_a_refused_jwt_fails_the_install_naming_it(bed, vault_bed, tmp_path):
+    jwt = vault_bed.token(aud='someone-else')
+    env = dict(os.environ, CROUPIER_HOME=str(tmp_path / 'home'))
+    bp = os.path.join(ROOT, 'tests', 'blueprints', 'dataflow-vault.yaml')
+    result = croupier(env, 'install', bp, 'vaultbad',
+                      *vault_data_inputs(bed, vault_bed, jwt, 'unused'))
+    try:
+        assert result.returncode != 0
+        assert "task_failed: Task failed 'croupier_plugin.operations.configure_data_" \
+               "infrastructure' -> node 'store': credentials from Vault node 'vault': Vault " \
+               "at http://127.0.0.1:8200 refused the JWT login" in result.stdout, \
+            result.stdout[-3000:]
+        assert 'invalid audience' in result.stdout
+        assert jwt not in result.stdout + result.stderr
+    finally:
+        assert croupier(env, 'uninstall', 'vaultbad').returncode == 0

@@ -44,6 +44,39 @@ MONITORED = """    relationships:
       - {type: interface_monitored_by, target: exp}
 """
 
+
+def dataflow(protocol='HTTP', web_endpoint='http://web.example.org', store_extra='',
+             source_type='croupier.nodes.WebDataSource', source_props='{resource: /d.txt}',
+             target_type='croupier.nodes.FileDataSource', target_props='{filepath: d.txt}',
+             store_credentials='{user: u, password: pw}', located=True):
+    """A web server, a file store, a source on the first and a target on the second,
+    a transfer between them and the job reading the target."""
+    at_web = "    relationships:\n      - {type: ds_located_at, target: web}\n" if located else ''
+    return f"""  web:
+    type: croupier.nodes.DataAccessInfrastructure
+    properties: {{endpoint: '{web_endpoint}'}}
+  store:
+    type: croupier.nodes.DataAccessInfrastructure
+    properties:
+      endpoint: files.example.org
+      credentials: {store_credentials}
+{store_extra}  src:
+    type: {source_type}
+    properties: {source_props}
+{at_web}  dst:
+    type: {target_type}
+    properties: {target_props}
+    relationships:
+      - {{type: ds_located_at, target: store}}
+  move:
+    type: croupier.nodes.DataTransfer
+    properties: {{transfer_protocol: {protocol}}}
+    relationships:
+      - {{type: from_source, target: src}}
+      - {{type: to_target, target: dst}}
+"""
+
+
 # (case, blueprint text, text the error must hold)
 CASES = [
     ('unknown scheduler', blueprint(config='{infrastructure_interface: LSF}'),
@@ -190,6 +223,54 @@ CASES = [
     ('bad hpc_label', blueprint(
         extra_interface="      monitoring_options: {hpc_label: 'a;b'}\n"),
      "node 'hpc', property 'monitoring_options.hpc_label' = 'a;b'"),
+    ('GridFTP transfer', blueprint(more=dataflow(protocol='GridFTP')),
+     "node 'move', property 'transfer_protocol' = 'GridFTP': GridFTP transfers are not "
+     "supported by Croupier"),
+    ('unknown transfer protocol', blueprint(more=dataflow(protocol='FTP')),
+     "node 'move', property 'transfer_protocol' = 'FTP': must be one of HTTP, RSYNC, SFTP"),
+    ('data infrastructure without endpoint', blueprint(more=dataflow(web_endpoint='')),
+     "node 'web', property 'endpoint' = ''"),
+    ('unknown supported protocol', blueprint(more=dataflow(
+        store_extra="      supported_protocols: [Carrier-Pigeon]\n")),
+     "node 'store', property 'supported_protocols[0]' = 'Carrier-Pigeon'"),
+    ('protocol the store does not serve', blueprint(more=dataflow(
+        protocol='SFTP', source_type='croupier.nodes.FileDataSource',
+        source_props='{filepath: a.txt}', web_endpoint='files2.example.org',
+        store_extra="      supported_protocols: [RSync]\n").replace(
+        "properties: {endpoint: 'files2.example.org'}",
+        "properties: {endpoint: 'files2.example.org', credentials: {user: v, password: pw}}")),
+     "node 'move', property 'transfer_protocol' = 'SFTP': 'store' supports only RSYNC"),
+    ('data source without location', blueprint(more=dataflow(located=False)),
+     "node 'src': a data source needs exactly one ds_located_at relationship"),
+    ('empty filepath', blueprint(more=dataflow(target_props="{filepath: ''}")),
+     "node 'dst', property 'filepath' = ''"),
+    ('HTTP from a host without a web endpoint', blueprint(more=dataflow(
+        web_endpoint='plain-host.example.org')),
+     "node 'move', property 'from_source' = 'src': HTTP needs an http(s) endpoint"),
+    ('HTTP into a web source', blueprint(more=dataflow(
+        target_type='croupier.nodes.WebDataSource', target_props='{resource: /x}')),
+     "node 'move', property 'to_target' = 'dst'"),
+    ('RSYNC to a host with only a password', blueprint(more=dataflow(
+        protocol='RSYNC', source_type='croupier.nodes.FileDataSource',
+        source_props='{filepath: a.txt}', web_endpoint='files2.example.org').replace(
+        "properties: {endpoint: 'files2.example.org'}",
+        "properties: {endpoint: 'files2.example.org', internet_access: true,\n"
+        "                 credentials: {user: v, password: pw}}")),
+     "node 'move', property 'transfer_protocol' = 'RSYNC': RSYNC between 'web' and 'store' "
+     "logs in to 'store' with its private key"),
+    ('unreadable key on a data infrastructure', blueprint(more=dataflow(
+        store_credentials='{user: u, private_key_file: /nonexistent/key}')),
+     "node 'store', property 'credentials.private_key_file' = '/nonexistent/key'"),
+    ('publish not a list of paths', blueprint(
+        job='{commands: [run]}').replace("      job_options: {commands: [run]}\n",
+                                         "      job_options: {commands: [run]}\n"
+                                         "      publish: [{a: b}]\n"),
+     "node 'job1', property 'publish' = [{'a': 'b'}]"),
+    ('job input that is not data', blueprint().replace(
+        "      - {type: task_managed_by_interface, target: hpc}\n",
+        "      - {type: task_managed_by_interface, target: hpc}\n"
+        "      - {type: input, target: hpc}\n"),
+     "node 'job1': input target 'hpc' is not a data source"),
 ]
 
 
@@ -206,4 +287,4 @@ def test_bad_input_is_refused_naming_node_property_and_value(tmp_path, capsys, c
 
 
 def test_the_table_is_long_enough():
-    assert len(CASES) >= 31
+    assert len(CASES) >= 44

@@ -52,6 +52,7 @@ def render_body(spec, script_dir_var=None):
     lines = [f'export CROUPIER_JOB_NAME={q(spec.name)}']
     for key, value in spec.env.items():
         lines.append(f'export {key}={q(value)}')
+    lines.extend(parameter_table(spec))
     lines.append('set -e')
     for module in spec.modules:
         lines.append(module_command(module))
@@ -62,7 +63,8 @@ def render_body(spec, script_dir_var=None):
     if spec.container:
         lines.extend(_container_lines(spec))
     elif spec.script:
-        args = ' '.join(q(a) for a in spec.arguments)
+        names = list(spec.parameters[0]) if spec.parameters else []
+        args = ' '.join(substituted(a, names) for a in spec.arguments)
         # a bare file name is in the job's directory, not on PATH
         path = spec.script if '/' in spec.script else './' + spec.script
         lines.append(f'croupier_script={q(path)}')
@@ -84,6 +86,45 @@ def render_body(spec, script_dir_var=None):
     return '\n'.join(lines) + '\n'
 
 
+# the element's index, whatever the scheduler: SLURM, PBS Pro, Torque
+ARRAY_INDEX = '${SLURM_ARRAY_TASK_ID:-${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-0}}}'
+
+
+def parameter_table(spec):
+    """A job factory's table: each array element exports its row's values, as
+    NAME and CROUPIER_PARAMETER_NAME, and its index as CROUPIER_TASK_INDEX."""
+    if not spec.factory:
+        return []
+    q = shlex.quote
+    lines = [f'export CROUPIER_TASK_INDEX="{ARRAY_INDEX}"',
+             'case "$CROUPIER_TASK_INDEX" in']
+    for index, row in enumerate(spec.parameters):
+        exports = ' '.join(f'{k}={q(v)} CROUPIER_PARAMETER_{k}={q(v)}' for k, v in row.items())
+        lines.append(f'{index}) {"export " + exports if exports else ":"} ;;')
+    lines.append('*) echo "croupier: element $CROUPIER_TASK_INDEX is not in the parameter '
+                 'table" >&2; exit 64 ;;')
+    lines.append('esac')
+    return lines
+
+
+def substituted(argument, names):
+    """``argument`` quoted for the shell, with ``$name`` and ``${name}`` of the
+    factory's parameters left to expand (inside double quotes)."""
+    if not names or '$' not in argument:
+        return shlex.quote(argument)
+    pattern = re.compile(r'\$\{(' + '|'.join(map(re.escape, names)) + r')\}|\$('
+                         + '|'.join(map(re.escape, names)) + r')(?![A-Za-z0-9_])')
+    out, last = [], 0
+    for m in pattern.finditer(argument):
+        if m.start() > last:
+            out.append(shlex.quote(argument[last:m.start()]))
+        out.append(f'"${{{m.group(1) or m.group(2)}}}"')
+        last = m.end()
+    if last < len(argument):
+        out.append(shlex.quote(argument[last:]))
+    return ''.join(out) or "''"
+
+
 def _container_lines(spec):
     """The main part of a SingularityJob: the commands (or the script) inside the
     image, with Apptainer or Singularity, whichever the host has, optionally
@@ -97,7 +138,8 @@ def _container_lines(spec):
         run += ['-B', q(volume)]
     run.append(q(c['image']))
     if spec.script:
-        run += [q(spec.script)] + [q(a) for a in spec.arguments]
+        names = list(spec.parameters[0]) if spec.parameters else []
+        run += [q(spec.script)] + [substituted(a, names) for a in spec.arguments]
     else:
         run += ['bash', '-c', q('set -e\n' + '\n'.join(spec.commands))]
     launcher = c.get('launcher') or 'none'

@@ -11,6 +11,7 @@ import re
 import secrets
 import shlex
 
+from ..errors import ConfigError
 from ..model import JobState, JobStatus, scheduler_job_name
 from .base import Scheduler, check_job_ids, render_body, shebang
 
@@ -45,7 +46,16 @@ class ShellScheduler(Scheduler):
         self._new_id = new_id or (lambda: 'sh-' + secrets.token_hex(8))
         self._limits = {}
 
+    def check(self, spec):
+        """A SHELL host runs one process per job: no arrays, no job factories."""
+        if spec.array:
+            prop = spec.factory or 'scale (or array)'
+            raise ConfigError(f'job_options.{prop}', spec.array,
+                              'a SHELL interface runs no job arrays or factories; use '
+                              'SLURM, PBS or TORQUE')
+
     def render_script(self, spec):
+        self.check(spec)
         head = [shebang(spec), f'# croupier SHELL job {scheduler_job_name(spec.name)}']
         if spec.max_time:
             head.append(f'# croupier-max-time: {spec.max_time}')

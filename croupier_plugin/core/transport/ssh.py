@@ -24,6 +24,7 @@ import paramiko
 
 from ..errors import (AuthenticationError, CommandInterrupted, ConfigError, HostKeyError,
                       TransportError)
+from .agent import LentKeys
 from .base import CommandResult, Transport
 
 log = logging.getLogger('croupier.ssh')
@@ -332,7 +333,7 @@ class SshConnection:
 
     # -- commands -----------------------------------------------------------
 
-    def run(self, command, timeout, idempotent):
+    def run(self, command, timeout, idempotent, lend_keys=()):
         deadline = time.monotonic() + self.settings.reconnect_timeout
         refusals = 0
         with self._sessions:
@@ -358,8 +359,11 @@ class SshConnection:
                         self.broken(client)
                     continue
                 try:
-                    channel.exec_command(command)
-                    return self._collect(channel, timeout, command)
+                    with LentKeys(client.get_transport(), lend_keys) as lent:
+                        if lend_keys:
+                            lent.forward(channel)
+                        channel.exec_command(command)
+                        return self._collect(channel, timeout, command)
                 except _CONNECTION_ERRORS as exc:
                     self.broken(client)
                     if not idempotent:
@@ -411,7 +415,21 @@ class SshConnection:
         return CommandResult(status, b''.join(out).decode('utf-8', 'replace'),
                              b''.join(err).decode('utf-8', 'replace'))
 
+    def server_key(self):
+        """The server's host key, as verified when the connection was opened."""
+        return self.client().get_transport().get_remote_server_key()
+
     # -- files --------------------------------------------------------------
+
+    def open_sftp(self):
+        """A new SFTP session of its own on the shared connection, for long
+        copies that must not hold up the shared session; the caller closes it."""
+        client = self.client()
+        try:
+            return client.open_sftp()
+        except _CONNECTION_ERRORS as exc:
+            self.broken(client)
+            raise TransportError(f'cannot open an SFTP session: {exc}') from None
 
     def sftp_call(self, fn):
         """Run ``fn(sftp)``; file operations are idempotent, so retry once on a
@@ -493,6 +511,11 @@ class SshTransport(Transport):
     def run(self, command, timeout=None, idempotent=True, check=False):
         result = self.connection.run(self.wrap(command), timeout, idempotent)
         return self.checked(command, result) if check else result
+
+    def run_lending_keys(self, command, keys, timeout=None):
+        """Run ``command`` with SSH agent forwarding, answering its agent
+        requests with ``keys`` from memory (they never reach the host's disk)."""
+        return self.connection.run(self.wrap(command), timeout, True, lend_keys=tuple(keys))
 
     def write_file(self, path, data, mode=0o600):
         if isinstance(data, str):

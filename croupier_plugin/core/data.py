@@ -1,0 +1,631 @@
+"""Data: where it lives (data access infrastructures), what it is (file and web
+data sources) and how it moves (HTTP, SFTP and RSYNC transfers).
+
+Pure Python, no Cloudify. The workflow builds these objects from the
+blueprint and the engine runs a job's input transfers before submitting it
+and its output transfers after it completed.
+
+How each protocol moves data:
+
+- HTTP (a web source to a file source): fetched by the target host itself
+  (curl, else wget) when its infrastructure has internet access, otherwise
+  fetched here and streamed to the target over SFTP, never through a local
+  file.
+- SFTP (a file source to a file source): streamed through the orchestrator,
+  file by file, from one SFTP session to the other; directories recursively.
+- RSYNC (a file source to a file source): ``rsync`` runs on the source host
+  (pushing) when it has internet access, else on the target host (pulling);
+  the hop between the hosts logs in with the other host's key, lent through
+  SSH agent forwarding from this process's memory: no key is written on
+  either host and no password is put on a command line. The hop verifies the
+  other host's key with the key this process verified. When neither host has
+  internet access the data is relayed through the orchestrator as with SFTP.
+
+Paths may start with ``~/`` or ``$HOME/`` (the login user's home) and may hold
+``${workdir}``, the deployment's working directory on that host.
+"""
+
+import logging
+import os
+import posixpath
+import secrets
+import shlex
+import stat
+import threading
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Optional
+
+import requests
+
+from .errors import ConfigError, CroupierError
+from .transport import LocalTransport, SshSettings, SshTransport
+
+log = logging.getLogger('croupier.data')
+
+PROTOCOLS = ('HTTP', 'RSYNC', 'SFTP')
+# may be named in a blueprint, but Croupier cannot move data with them
+UNSUPPORTED_PROTOCOLS = ('GRIDFTP', 'CKANAPI')
+WORKDIR_PLACEHOLDER = '${workdir}'
+DAI_PROPERTIES = ('endpoint', 'internet_access', 'supported_protocols', 'credentials')
+CHUNK = 1 << 20
+
+
+class TransferError(CroupierError):
+    """A transfer ran and failed; the message says which and why."""
+
+
+def protocol(prop, value, declared=False):
+    """The protocol's canonical name. ``declared``: a name listed in
+    supported_protocols, where the unsupported ones may appear."""
+    name = str(value or '').strip().upper().replace('-', '').replace('_', '')
+    if name in PROTOCOLS or (declared and name in UNSUPPORTED_PROTOCOLS):
+        return name
+    if name in UNSUPPORTED_PROTOCOLS:
+        raise ConfigError(prop, value, f'{value} transfers are not supported by Croupier '
+                                       f'(supported: {", ".join(PROTOCOLS)})')
+    raise ConfigError(prop, value, f'must be one of {", ".join(PROTOCOLS)}')
+
+
+def _flag(prop, value):
+    if not isinstance(value, bool):
+        raise ConfigError(prop, value, 'must be true or false')
+    return value
+
+
+@dataclass
+class DataInfrastructure:
+    """A host that holds data: reachable over HTTP (an http(s) endpoint) and/or
+    over SSH (credentials)."""
+    name: str
+    endpoint: str
+    internet_access: bool = False
+    protocols: tuple = ()
+    ssh: Optional[SshSettings] = None
+    workdir: Optional[str] = None       # the deployment's working directory there
+    secrets_pending: bool = False       # credentials will come from Vault (not read yet)
+
+    @classmethod
+    def from_properties(cls, name, props):
+        try:
+            return cls._from_properties(name, props)
+        except ConfigError as exc:
+            raise exc.for_node(name) from None
+
+    @classmethod
+    def _from_properties(cls, name, props):
+        for key in props:
+            if key not in DAI_PROPERTIES:
+                raise ConfigError(key, props[key], f'is not a property of a data access '
+                                                   f'infrastructure ({", ".join(DAI_PROPERTIES)})')
+        endpoint = props.get('endpoint')
+        if not isinstance(endpoint, str) or not endpoint.strip() or \
+                any(c.isspace() for c in endpoint.strip()):
+            raise ConfigError('endpoint', endpoint, 'is required: an http(s)://host[:port] '
+                                                    'address or a host name')
+        endpoint = endpoint.strip()
+        host = endpoint_host(endpoint)
+        if not host:
+            raise ConfigError('endpoint', endpoint, 'names no host')
+        listed = props.get('supported_protocols') or []
+        if isinstance(listed, str):
+            listed = [listed]
+        if not isinstance(listed, list):
+            raise ConfigError('supported_protocols', listed, 'must be a list of protocols')
+        protocols = tuple(protocol(f'supported_protocols[{i}]', p, declared=True)
+                          for i, p in enumerate(listed))
+        internet = _flag('internet_access', props.get('internet_access', False))
+        credentials = dict(props.get('credentials') or {})
+        ssh = None
+        secret_given = any(credentials.get(k) for k in ('password', 'private_key',
+                                                          'private_key_file'))
+        if secret_given or credentials.get('user'):
+            if not credentials.get('host'):
+                credentials['host'] = host
+            ssh = SshSettings.from_credentials(credentials)
+        return cls(name=name, endpoint=endpoint, internet_access=internet,
+                   protocols=protocols, ssh=ssh)
+
+    @property
+    def web_base(self):
+        """The http(s) address, or None for an infrastructure reached only over SSH."""
+        scheme = urllib.parse.urlsplit(self.endpoint).scheme.lower()
+        return self.endpoint.rstrip('/') if scheme in ('http', 'https') else None
+
+    @property
+    def host(self):
+        return self.ssh.host if self.ssh else endpoint_host(self.endpoint)
+
+    def supports(self, name):
+        return not self.protocols or name in self.protocols
+
+    def transport(self):
+        if self.ssh is None:
+            raise ConfigError('credentials', None, f"data access infrastructure "
+                                                   f"'{self.name}' has no SSH credentials")
+        return SshTransport(self.ssh)
+
+    def resolve(self, path):
+        if WORKDIR_PLACEHOLDER not in path:
+            return path
+        if not self.workdir:
+            raise ConfigError('filepath', path, f"uses {WORKDIR_PLACEHOLDER}, but no "
+                                                f"InfrastructureInterface on host "
+                                                f"'{self.host}' has a working directory")
+        return path.replace(WORKDIR_PLACEHOLDER, self.workdir)
+
+
+def endpoint_host(endpoint):
+    if '://' in endpoint:
+        return urllib.parse.urlsplit(endpoint).hostname or ''
+    return endpoint.split('/')[0]
+
+
+@dataclass
+class DataSource:
+    """A file or folder (``kind`` 'file', at ``path`` on the host) or a web
+    resource (``kind`` 'web', at ``path`` under the endpoint)."""
+    name: str
+    kind: str
+    path: str
+    infra: DataInfrastructure
+
+    @classmethod
+    def from_properties(cls, name, kind, props, infra):
+        key = 'filepath' if kind == 'file' else 'resource'
+        value = props.get(key)
+        if not isinstance(value, str) or not value.strip() or '\n' in value or '\0' in value:
+            raise ConfigError(key, value, 'is required: a single-line path').for_node(name)
+        return cls(name=name, kind=kind, path=value.strip(), infra=infra)
+
+    def location(self):
+        return self.infra.resolve(self.path)
+
+    def url(self):
+        base = self.infra.web_base
+        if base is None:
+            return None
+        return base + '/' + urllib.parse.quote(self.location().lstrip('/'), safe="/~:@!$&'()*+,;=%?")
+
+    def __str__(self):
+        return f"'{self.name}' ({self.infra.name}:{self.path})"
+
+
+@dataclass
+class Transfer:
+    """Moves ``source`` to ``target`` with ``protocol``; run once per run even
+    when several jobs wait for it."""
+    name: str
+    protocol: str
+    source: DataSource
+    target: DataSource
+    timeout: float = 6 * 3600
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _outcome: object = field(default=None, repr=False)
+
+    def check(self):
+        """ConfigError when the protocol cannot move this source to this target."""
+        src, dst = self.source, self.target
+        if dst.kind != 'file':
+            raise ConfigError('to_target', dst.name, f'{self.protocol} transfers write to a '
+                                                     f'FileDataSource').for_node(self.name)
+        if dst.infra.ssh is None:
+            raise ConfigError('to_target', dst.name,
+                              f"its infrastructure '{dst.infra.name}' has no SSH credentials "
+                              f"to write with").for_node(self.name)
+        if self.protocol == 'HTTP':
+            if src.url() is None:
+                raise ConfigError('from_source', src.name,
+                                  f"HTTP needs an http(s) endpoint on its infrastructure "
+                                  f"'{src.infra.name}' (it is {src.infra.endpoint!r})"
+                                  ).for_node(self.name)
+            hosts = [src.infra]
+        else:
+            if src.kind != 'file' or src.infra.ssh is None:
+                raise ConfigError('from_source', src.name,
+                                  f'{self.protocol} reads a FileDataSource on an '
+                                  f'infrastructure with SSH credentials').for_node(self.name)
+            hosts = [src.infra, dst.infra]
+            if self.protocol == 'RSYNC' and _rsync_runner(self) is not None and \
+                    src.infra.ssh.pool_key != dst.infra.ssh.pool_key and \
+                    not _peer(self).secrets_pending and _peer(self).ssh.pkey() is None:
+                peer = _peer(self)
+                raise ConfigError('transfer_protocol', self.protocol,
+                                  f"RSYNC between '{src.infra.name}' and '{dst.infra.name}' "
+                                  f"logs in to '{peer.name}' with its private key, lent "
+                                  f"through agent forwarding; its credentials have none "
+                                  f"(use SFTP with a password)").for_node(self.name)
+        for infra in hosts:
+            if not infra.supports(self.protocol):
+                raise ConfigError('transfer_protocol', self.protocol,
+                                  f"'{infra.name}' supports only "
+                                  f"{', '.join(infra.protocols)}").for_node(self.name)
+
+    def run(self):
+        """Move the data (once: later calls give the first call's outcome)."""
+        with self._lock:
+            if self._outcome is None:
+                started = time.monotonic()
+                try:
+                    how = MOVERS[self.protocol](self)
+                    self._outcome = ('ok', f'{how} in {time.monotonic() - started:.1f} s')
+                except TransferError as exc:
+                    self._outcome = ('failed', str(exc))
+                except CroupierError as exc:
+                    self._outcome = ('failed', self._failure(str(exc)))
+                except OSError as exc:
+                    self._outcome = ('failed', self._failure(str(exc)))
+            kind, text = self._outcome
+        if kind == 'failed':
+            raise TransferError(text)
+        return text
+
+    def _failure(self, why):
+        return f"{self.protocol} transfer '{self.name}' from {self.source} to " \
+               f"{self.target} failed: {why}"
+
+    def forget(self):
+        """Run again at the next call (a new run)."""
+        with self._lock:
+            self._outcome = None
+
+
+def run_all(transfers, max_parallel=8):
+    """Run independent transfers concurrently; TransferError naming every one
+    that failed. Returns what each did."""
+    transfers = list(transfers)
+    if not transfers:
+        return []
+    if len(transfers) == 1:
+        return [transfers[0].run()]
+    with ThreadPoolExecutor(max_workers=min(max_parallel, len(transfers)),
+                            thread_name_prefix='croupier-transfer') as pool:
+        futures = [pool.submit(t.run) for t in transfers]
+    done, failed = [], []
+    for future in futures:
+        try:
+            done.append(future.result())
+        except TransferError as exc:
+            failed.append(str(exc))
+    if failed:
+        raise TransferError('\n'.join(failed))
+    return done
+
+
+# -- paths ------------------------------------------------------------------
+
+_HOME_PREFIXES = ('~/', '$HOME/', '${HOME}/')
+
+
+def home_relative(path):
+    """A path for SFTP and rsync's remote side: relative to the login
+    directory when it starts at the home."""
+    if path in ('~', '$HOME', '${HOME}'):
+        return '.'
+    for prefix in _HOME_PREFIXES:
+        if path.startswith(prefix):
+            return path[len(prefix):] or '.'
+    return path
+
+
+def shell_path(path):
+    """``path`` quoted for a POSIX shell, with a leading home reference expanded."""
+    rel = home_relative(path)
+    if rel == path:
+        return shlex.quote(path)
+    return '"$HOME"' if rel == '.' else '"$HOME"/' + shlex.quote(rel)
+
+
+def _target_file(target_path, source_name):
+    """A target ending in '/' is a folder that receives the file under its name."""
+    if target_path.endswith('/'):
+        if not source_name:
+            raise ConfigError('filepath', target_path, 'is a folder, and the source names no '
+                                                       'file to put in it')
+        return target_path + source_name
+    return target_path
+
+
+# -- files on either side (SFTP sessions or this machine) --------------------
+
+class RemoteFiles:
+    """File operations over one SFTP session of its own."""
+
+    def __init__(self, transport):
+        self.where = f'{transport.settings.user}@{transport.settings.host}'
+        self.sftp = transport.connection.open_sftp()
+
+    def close(self):
+        self.sftp.close()
+
+    def is_dir(self, path):
+        return stat.S_ISDIR(self.sftp.stat(home_relative(path)).st_mode)
+
+    def listdir(self, path):
+        return sorted(self.sftp.listdir(home_relative(path)))
+
+    def mode(self, path):
+        return stat.S_IMODE(self.sftp.stat(home_relative(path)).st_mode)
+
+    def open_read(self, path):
+        fh = self.sftp.open(home_relative(path), 'rb')
+        fh.prefetch()
+        return fh
+
+    def makedirs(self, path):
+        path = home_relative(path)
+        parts = [p for p in path.split('/') if p]
+        current = '/' if path.startswith('/') else ''
+        for part in parts:
+            current = posixpath.join(current, part) if current else part
+            try:
+                self.sftp.stat(current)
+            except FileNotFoundError:
+                self.sftp.mkdir(current)
+
+    def write(self, path, reader, mode):
+        path = home_relative(path)
+        tmp = posixpath.join(posixpath.dirname(path), f'.croupier-{secrets.token_hex(6)}.part')
+        try:
+            with self.sftp.open(tmp, 'wb') as out:
+                out.set_pipelined(True)
+                size = _pump(reader, out)
+            self.sftp.chmod(tmp, mode)
+            self.sftp.posix_rename(tmp, path)
+        except BaseException:
+            try:
+                self.sftp.remove(tmp)
+            except OSError:
+                pass
+            raise
+        return size
+
+
+class LocalFiles:
+    """The same operations on this machine's file system."""
+    where = 'the orchestrator'
+
+    def close(self):
+        pass
+
+    @staticmethod
+    def _p(path):
+        return os.path.expanduser(path)
+
+    def is_dir(self, path):
+        return stat.S_ISDIR(os.stat(self._p(path)).st_mode)
+
+    def listdir(self, path):
+        return sorted(os.listdir(self._p(path)))
+
+    def mode(self, path):
+        return stat.S_IMODE(os.stat(self._p(path)).st_mode)
+
+    def open_read(self, path):
+        return open(self._p(path), 'rb')
+
+    def makedirs(self, path):
+        os.makedirs(self._p(path), exist_ok=True)
+
+    def write(self, path, reader, mode):
+        path = self._p(path)
+        tmp = os.path.join(os.path.dirname(path) or '.', f'.croupier-{secrets.token_hex(6)}.part')
+        try:
+            with open(tmp, 'wb') as out:
+                size = _pump(reader, out)
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return size
+
+
+def _pump(reader, out):
+    size = 0
+    while True:
+        chunk = reader.read(CHUNK)
+        if not chunk:
+            return size
+        out.write(chunk)
+        size += len(chunk)
+
+
+def copy_tree(src, src_path, dst, dst_path):
+    """Copy a file or a folder (recursively) from one side to the other; a
+    folder's contents land in ``dst_path``. Returns (files, bytes)."""
+    try:
+        is_dir = src.is_dir(src_path)
+    except FileNotFoundError:
+        raise TransferError(f'{src_path} does not exist on {src.where}') from None
+    if not is_dir:
+        dst_file = _target_file(dst_path, posixpath.basename(src_path.rstrip('/')))
+        parent = posixpath.dirname(dst_file)
+        if parent:
+            dst.makedirs(parent)
+        with src.open_read(src_path) as reader:
+            size = dst.write(dst_file, reader, src.mode(src_path))
+        return 1, size
+    dst.makedirs(dst_path)
+    files = total = 0
+    for name in src.listdir(src_path):
+        n, size = copy_tree(src, posixpath.join(src_path, name), dst,
+                            posixpath.join(dst_path.rstrip('/') or '/', name))
+        files += n
+        total += size
+    return files, total
+
+
+# -- movers -------------------------------------------------------------------
+
+def _sftp_relay(transfer):
+    src_files = RemoteFiles(transfer.source.infra.transport())
+    try:
+        dst_files = RemoteFiles(transfer.target.infra.transport())
+        try:
+            files, size = copy_tree(src_files, transfer.source.location(), dst_files,
+                                    transfer.target.location())
+        finally:
+            dst_files.close()
+    except TransferError as exc:
+        raise TransferError(transfer._failure(str(exc))) from None
+    finally:
+        src_files.close()
+    return f'{files} file(s), {size} bytes relayed over SFTP through the orchestrator'
+
+
+def _http(transfer):
+    url = transfer.source.url()
+    target = transfer.target
+    name = posixpath.basename(urllib.parse.urlsplit(url).path.rstrip('/'))
+    dest = _target_file(target.location(), urllib.parse.unquote(name))
+    transport = target.infra.transport()
+    if target.infra.internet_access:
+        part = f'{dest}.croupier-part'
+        q_dest, q_part, q_url = shell_path(dest), shell_path(part), shlex.quote(url)
+        command = (
+            f'mkdir -p -- "$(dirname -- {q_dest})" && '
+            f'if command -v curl >/dev/null 2>&1; then '
+            f'curl -fsSL --retry 2 -o {q_part} -- {q_url}; '
+            f'elif command -v wget >/dev/null 2>&1; then wget -nv -O {q_part} -- {q_url}; '
+            f'else echo "neither curl nor wget is installed" >&2; exit 127; fi; '
+            f'rc=$?; if [ "$rc" = 0 ]; then mv -f -- {q_part} {q_dest}; '
+            f'else rm -f -- {q_part}; exit "$rc"; fi')
+        result = transport.run(command, timeout=transfer.timeout)
+        if not result.ok:
+            raise TransferError(transfer._failure(
+                f'GET {url} on {target.infra.host} ended with exit code {result.exit_code}: '
+                f'{result.stderr.strip()[-500:]}'))
+        return f'GET {url} on {target.infra.host}'
+    try:
+        response = requests.get(url, stream=True, timeout=(10, 300))
+    except requests.RequestException as exc:
+        raise TransferError(transfer._failure(f'GET {url}: {exc}')) from None
+    with response:
+        if response.status_code >= 400:
+            raise TransferError(transfer._failure(
+                f'GET {url} answered {response.status_code} {response.reason}'))
+        response.raw.decode_content = True
+        files = RemoteFiles(transport)
+        try:
+            parent = posixpath.dirname(dest)
+            if parent:
+                files.makedirs(parent)
+            size = files.write(dest, response.raw, 0o644)
+        finally:
+            files.close()
+    return f'GET {url} here, {size} bytes sent to {target.infra.host} over SFTP'
+
+
+def _rsync_runner(transfer):
+    """'source' or 'target': the host rsync runs on; None: relay through here."""
+    src, dst = transfer.source.infra, transfer.target.infra
+    if src.ssh.pool_key == dst.ssh.pool_key or src.internet_access:
+        return 'source'
+    if dst.internet_access:
+        return 'target'
+    return None
+
+
+def _peer(transfer):
+    return transfer.target.infra if _rsync_runner(transfer) == 'source' \
+        else transfer.source.infra
+
+
+def _rsync(transfer):
+    runner = _rsync_runner(transfer)
+    if runner is None:
+        how = _sftp_relay(transfer)
+        return f'{how} (neither host has internet access, so rsync cannot run on either)'
+    src, dst = transfer.source, transfer.target
+    src_path, dst_path = src.location(), dst.location()
+    here = src.infra if runner == 'source' else dst.infra
+    transport = here.transport()
+    if src.infra.ssh.pool_key == dst.infra.ssh.pool_key:
+        parent = posixpath.dirname(dst_path.rstrip('/'))
+        command = (f'mkdir -p -- {shell_path(parent or ".")} && '
+                   f'rsync -a -- {shell_path(src_path)} {shell_path(dst_path)}')
+        result = transport.run(command, timeout=transfer.timeout)
+        if not result.ok:
+            raise TransferError(transfer._failure(
+                f'rsync on {here.host} ended with exit code {result.exit_code}: '
+                f'{result.stderr.strip()[-500:]}'))
+        return f'rsync on {here.host}'
+    peer = _peer(transfer)
+    peer_key = peer.ssh.pkey()
+    host_key = SshTransport(peer.ssh).connection.server_key()
+    known = f'{peer.ssh.known_hosts_name} {host_key.get_name()} {host_key.get_base64()}\n'
+    known_file = f'.croupier-known-hosts-{secrets.token_hex(6)}'
+    remote_shell = ' '.join([
+        'ssh', '-p', str(peer.ssh.port), '-o', 'BatchMode=yes',
+        '-o', 'StrictHostKeyChecking=yes', '-o', f'UserKnownHostsFile={known_file}',
+        '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'PasswordAuthentication=no',
+        '-o', f'ConnectTimeout={int(peer.ssh.connect_timeout)}'])
+    peer_spec = f'{peer.ssh.user}@{peer.ssh.host}:'
+    if runner == 'source':
+        parent = posixpath.dirname(home_relative(dst_path).rstrip('/'))
+        mkdir = f'mkdir -p -- {shlex.quote(parent)} && rsync' if parent else 'rsync'
+        paths = f'{shell_path(src_path)} {shlex.quote(peer_spec + home_relative(dst_path))}'
+        extra = f'--rsync-path={shlex.quote(mkdir)} '
+        prepare = ''
+    else:
+        parent = posixpath.dirname(dst_path.rstrip('/'))
+        paths = f'{shlex.quote(peer_spec + home_relative(src_path))} {shell_path(dst_path)}'
+        extra = ''
+        prepare = f'mkdir -p -- {shell_path(parent)} && ' if parent else ''
+    command = (f"trap 'rm -f -- {known_file}' EXIT; cd && {prepare}"
+               f'rsync -a --protect-args -e {shlex.quote(remote_shell)} {extra}-- {paths}')
+    try:
+        transport.write_file(known_file, known, mode=0o600)
+        result = transport.run_lending_keys(command, [peer_key], timeout=transfer.timeout)
+    finally:
+        transport.run(f'rm -f -- {known_file}')
+    if not result.ok:
+        raise TransferError(transfer._failure(
+            f'rsync on {here.host} ended with exit code {result.exit_code}: '
+            f'{result.stderr.strip()[-500:]}'))
+    side = 'pushed from' if runner == 'source' else 'pulled by'
+    return f'rsync {side} {here.host}, logging in to {peer.ssh.user}@{peer.ssh.host} ' \
+           f'with a lent key'
+
+
+MOVERS = {'HTTP': _http, 'SFTP': _sftp_relay, 'RSYNC': _rsync}
+
+
+# -- a job's outputs into a local folder -------------------------------------
+
+@dataclass
+class Publication:
+    """A completed job's files (relative to its working directory, or
+    absolute), copied into ``folder`` on the orchestrator."""
+    job: str
+    transport: object
+    workdir: str
+    paths: list
+    folder: str
+
+    def run(self):
+        os.makedirs(self.folder, exist_ok=True)
+        local = LocalFiles()
+        if isinstance(self.transport, LocalTransport):
+            remote = local
+        else:
+            remote = RemoteFiles(self.transport)
+        try:
+            files = size = 0
+            for path in self.paths:
+                full = path if path.startswith('/') or home_relative(path) != path \
+                    else posixpath.join(self.workdir, path)
+                dest = os.path.join(self.folder, posixpath.basename(path.rstrip('/')))
+                n, s = copy_tree(remote, full, local, dest)
+                files += n
+                size += s
+        except TransferError as exc:
+            raise TransferError(f"publishing the outputs of job '{self.job}' failed: "
+                                f"{exc}") from None
+        finally:
+            remote.close()
+        return f'{files} file(s), {size} bytes published to {self.folder}'

@@ -1,0 +1,175 @@
+"""Data objects without a host: protocol names, data access infrastructure
+properties, paths, the lent-key agent's answers, folder copies and how transfers
+are tied to jobs."""
+
+import os
+import struct
+
+import paramiko
+import pytest
+
+from croupier_plugin import edge
+from croupier_plugin.core.data import (DataInfrastructure, LocalFiles, TransferError,
+                                       copy_tree, home_relative, protocol, shell_path)
+from croupier_plugin.core.errors import ConfigError
+from croupier_plugin.core.transport import agent
+from croupier_plugin.workflows import wire_transfers
+
+
+@pytest.mark.parametrize('given, name', [('HTTP', 'HTTP'), ('RSync', 'RSYNC'), ('rsync', 'RSYNC'),
+                                         ('sftp', 'SFTP')])
+def test_protocol_names_are_read_in_any_case(given, name):
+    assert protocol('transfer_protocol', given) == name
+
+
+@pytest.mark.parametrize('given', ['GridFTP', 'GRIDFTP', 'grid-ftp'])
+def test_gridftp_may_be_listed_but_not_used(given):
+    assert protocol('supported_protocols[0]', given, declared=True) == 'GRIDFTP'
+    with pytest.raises(ConfigError) as err:
+        protocol('transfer_protocol', given)
+    assert str(err.value) == (f"property 'transfer_protocol' = {given!r}: {given} transfers "
+                              f"are not supported by Croupier (supported: HTTP, RSYNC, SFTP)")
+
+
+def test_data_infrastructure_properties():
+    web = DataInfrastructure.from_properties('web', {'endpoint': 'https://data.example.org:8443/'})
+    assert web.web_base == 'https://data.example.org:8443' and web.ssh is None
+    assert web.host == 'data.example.org'
+    files = DataInfrastructure.from_properties('files', {
+        'endpoint': 'files.example.org', 'internet_access': True,
+        'supported_protocols': ['RSync', 'GridFTP'],
+        'credentials': {'user': 'u', 'password': 'pw', 'port': 2200}})
+    assert files.web_base is None and files.internet_access
+    assert (files.ssh.host, files.ssh.port, files.ssh.user) == ('files.example.org', 2200, 'u')
+    assert files.supports('RSYNC') and not files.supports('SFTP')
+
+
+@pytest.mark.parametrize('props, expected', [
+    ({'endpoint': 'a b'}, "node 'd', property 'endpoint' = 'a b'"),
+    ({'endpoint': 'h', 'internet_access': 'yes'}, "node 'd', property 'internet_access' = 'yes'"),
+    ({'endpoint': 'h', 'supported_protocols': 'FTP'},
+     "node 'd', property 'supported_protocols[0]' = 'FTP'"),
+    ({'endpoint': 'h', 'colour': 'red'}, "node 'd', property 'colour' = 'red'"),
+    ({'endpoint': 'h', 'credentials': {'user': 'u'}}, "node 'd', property 'credentials' = "),
+])
+def test_bad_data_infrastructure_properties_are_named(props, expected):
+    with pytest.raises(ConfigError) as err:
+        DataInfrastructure.from_properties('d', props)
+    assert str(err.value).startswith(expected)
+
+
+def test_workdir_placeholder_needs_a_working_directory():
+    infra = DataInfrastructure('d', 'h')
+    assert infra.resolve('~/plain') == '~/plain'
+    with pytest.raises(ConfigError) as err:
+        infra.resolve('${workdir}/in.txt')
+    assert "property 'filepath' = '${workdir}/in.txt'" in str(err.value)
+    infra.workdir = '/home/u/run_1'
+    assert infra.resolve('${workdir}/in.txt') == '/home/u/run_1/in.txt'
+
+
+@pytest.mark.parametrize('path, rel, quoted', [
+    ('~/a b', 'a b', '"$HOME"/\'a b\''), ('$HOME/x', 'x', '"$HOME"/x'), ('~', '.', '"$HOME"'),
+    ('/abs/$(rm)', '/abs/$(rm)', "'/abs/$(rm)'"), ('rel;x', 'rel;x', "'rel;x'")])
+def test_paths_for_sftp_and_the_shell(path, rel, quoted):
+    assert home_relative(path) == rel
+    assert shell_path(path) == quoted
+
+
+def _string(data):
+    return struct.pack('>I', len(data)) + data
+
+
+@pytest.mark.parametrize('key_class, flags, algorithm', [
+    (paramiko.Ed25519Key, 0, 'ssh-ed25519'),
+    (paramiko.RSAKey, agent.RSA_SHA2_256, 'rsa-sha2-256'),
+    (paramiko.RSAKey, agent.RSA_SHA2_512, 'rsa-sha2-512'),
+    (paramiko.ECDSAKey, 0, 'ecdsa-sha2-nistp256')])
+def test_the_agent_lists_its_keys_and_signs_with_them(key_class, flags, algorithm, tmp_path):
+    if key_class is paramiko.Ed25519Key:
+        path = tmp_path / 'k'
+        os.system(f"ssh-keygen -q -t ed25519 -N '' -f {path}")
+        key = paramiko.Ed25519Key.from_private_key_file(str(path))
+    else:
+        key = key_class.generate(2048) if key_class is paramiko.RSAKey else key_class.generate()
+    keys = {key.asbytes(): key}
+    listing = paramiko.Message(agent.answer(keys, bytes([agent.REQUEST_IDENTITIES])))
+    assert listing.get_byte()[0] == agent.IDENTITIES_ANSWER
+    assert listing.get_int() == 1 and listing.get_binary() == key.asbytes()
+    data = b'session data to sign'
+    request = bytes([agent.SIGN_REQUEST]) + _string(key.asbytes()) + _string(data) + \
+        struct.pack('>I', flags)
+    reply = paramiko.Message(agent.answer(keys, request))
+    assert reply.get_byte()[0] == agent.SIGN_RESPONSE
+    signature = paramiko.Message(reply.get_binary())
+    assert signature.get_text() == algorithm
+    signature.rewind()
+    public = type(key)(data=key.asbytes())
+    assert public.verify_ssh_sig(data, signature)
+    assert not public.verify_ssh_sig(b'other data', paramiko.Message(signature.asbytes()))
+
+
+def test_the_agent_refuses_unknown_keys_and_other_requests():
+    other = paramiko.RSAKey.generate(2048)
+    request = bytes([agent.SIGN_REQUEST]) + _string(other.asbytes()) + _string(b'x') + \
+        struct.pack('>I', 0)
+    assert agent.answer({}, request) == bytes([agent.FAILURE])
+    for kind in (17, 18, 19, 22, 27):      # add, remove, remove all, lock, extension
+        assert agent.answer({}, bytes([kind]) + b'\0\0\0\0') == bytes([agent.FAILURE])
+
+
+def test_copy_tree_copies_a_folder_with_modes(tmp_path):
+    src = tmp_path / 'src'
+    (src / 'sub').mkdir(parents=True)
+    (src / 'a.txt').write_text('a')
+    (src / 'sub' / 'run').write_text('#!/bin/sh\n')
+    os.chmod(src / 'sub' / 'run', 0o750)
+    files, size = copy_tree(LocalFiles(), str(src), LocalFiles(), str(tmp_path / 'dst'))
+    assert (files, size) == (2, 11)
+    assert (tmp_path / 'dst' / 'sub' / 'run').stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / 'dst' / 'a.txt').read_text() == 'a'
+    copy_tree(LocalFiles(), str(src / 'a.txt'), LocalFiles(), str(tmp_path / 'into') + '/')
+    assert (tmp_path / 'into' / 'a.txt').read_text() == 'a'
+    with pytest.raises(TransferError) as err:
+        copy_tree(LocalFiles(), str(tmp_path / 'nope'), LocalFiles(), str(tmp_path / 'x'))
+    assert str(err.value) == f"{tmp_path / 'nope'} does not exist on the orchestrator"
+
+
+def view(node_id, type_name, props=None, rels=()):
+    return edge.NodeView(node_id, [type_name, 'cloudify.nodes.Root'], props or {},
+                         [([rel, 'cloudify.relationships.depends_on'], target)
+                          for rel, target in rels])
+
+
+def test_transfers_are_tied_to_the_jobs_that_need_them():
+    creds = {'user': 'u', 'password': 'pw'}
+    nodes = [
+        view('web', edge.DAI_TYPE, {'endpoint': 'http://web.example.org'}),
+        view('hpc', edge.DAI_TYPE, {'endpoint': 'hpc.example.org', 'credentials': creds}),
+        view('remote', edge.WEB_SOURCE_TYPE, {'resource': 'in.csv'}, [('ds_located_at', 'web')]),
+        view('raw', edge.FILE_SOURCE_TYPE, {'filepath': 'in.csv'}, [('ds_located_at', 'hpc')]),
+        view('mid', edge.FILE_SOURCE_TYPE, {'filepath': 'mid.dat'}, [('ds_located_at', 'hpc')]),
+        view('mid2', edge.FILE_SOURCE_TYPE, {'filepath': 'b/mid.dat'},
+             [('ds_located_at', 'hpc')]),
+        view('extra', edge.FILE_SOURCE_TYPE, {'filepath': 'x'}, [('ds_located_at', 'hpc')]),
+        view('extra2', edge.FILE_SOURCE_TYPE, {'filepath': 'y'}, [('ds_located_at', 'hpc')]),
+        view('get', edge.TRANSFER_TYPE, {'transfer_protocol': 'HTTP'},
+             [('from_source', 'remote'), ('to_target', 'raw')]),
+        view('hand_over', edge.TRANSFER_TYPE, {'transfer_protocol': 'SFTP'},
+             [('from_source', 'mid'), ('to_target', 'mid2')]),
+        view('loose', edge.TRANSFER_TYPE, {'transfer_protocol': 'SFTP'},
+             [('from_source', 'extra'), ('to_target', 'extra2')]),
+        view('first', edge.JOB_TYPE, {}, [('input', 'raw'), ('output', 'mid')]),
+        view('second', edge.JOB_TYPE, {}, [('input', 'mid2')]),
+        view('third', edge.JOB_TYPE, {}, [('input', 'mid')]),
+    ]
+    flow = edge.build_dataflow({n.id: n for n in nodes})
+    assert flow.problems == []
+    wiring = wire_transfers(flow)
+    names = {job: ([t.name for t in ins], [t.name for t in outs], producers)
+             for job, (ins, outs, producers) in wiring.items()}
+    # the HTTP fetch before 'first'; the hand-over once, after 'first', and 'second'
+    # waits for 'first'; 'third' reads what 'first' writes, so it waits too
+    assert names == {'first': (['get'], ['hand_over'], []),
+                     'second': ([], [], ['first']),
+                     'third': ([], [], ['first'])}
