@@ -9,7 +9,7 @@ from typing import Optional
 
 from .cluster import Cluster
 from .errors import ConfigError
-from .model import string_list
+from .model import directive_word, string_list
 from .schedulers import SCHEDULERS, get_scheduler
 from .transport import LocalTransport, SshSettings, SshTransport
 
@@ -20,7 +20,7 @@ _PREFIX = re.compile(r'^[A-Za-z0-9_.\-]*$')
 INTERFACE_PROPERTIES = ('config', 'credentials', 'job_prefix', 'base_dir', 'workdir_prefix',
                         'monitoring_options', 'skip_cleanup', 'internet_access',
                         'supported_protocols', 'simulate')
-CONFIG_KEYS = ('infrastructure_interface', 'modules', 'transport', 'country_tz')
+CONFIG_KEYS = ('infrastructure_interface', 'modules', 'transport', 'country_tz', 'partition')
 MONITORING_KEYS = ('monitor_period', 'monitor_interface', 'hpc_label', 'unknown_grace')
 
 
@@ -38,6 +38,7 @@ class InfrastructureSettings:
     unknown_grace: float = 180.0
     skip_cleanup: bool = False
     monitor_interface: Optional[str] = None
+    partition: Optional[str] = None         # for jobs that name none
 
     @classmethod
     def from_properties(cls, name, props):
@@ -65,6 +66,9 @@ class InfrastructureSettings:
             raise ConfigError('config.transport', config.get('transport'),
                               f'must be one of {TRANSPORTS}')
         modules = string_list('config.modules', config.get('modules'))
+        partition = config.get('partition') or None
+        if partition is not None:
+            partition = directive_word('config.partition', partition)
         credentials = props.get('credentials') or {}
         ssh = None
         if transport == 'ssh':
@@ -105,7 +109,8 @@ class InfrastructureSettings:
         return cls(name=name, scheduler=scheduler, transport=transport, ssh=ssh,
                    modules=modules, job_prefix=prefix, base_dir=base_dir,
                    workdir_prefix=wprefix, monitor_period=period, unknown_grace=grace,
-                   skip_cleanup=skip, monitor_interface=monitor_interface)
+                   skip_cleanup=skip, monitor_interface=monitor_interface,
+                   partition=partition)
 
     def make_transport(self):
         if self.transport == 'local':
