@@ -235,7 +235,7 @@ class Engine:
 
     def _resume(self):
         records = [j for j in self.jobs.values() if j.record.get('state')]
-        if records and all(j.state in ENDED_STATES for j in self.jobs.values()):
+        if records and all(self._ended(j) for j in self.jobs.values()):
             # the earlier run ended: run again from scratch, or only what did not complete
             for job in self.jobs.values():
                 if self.rerun_failed and self._completed(job):
@@ -273,6 +273,13 @@ class Engine:
                         f"the scheduler's queue before running again")
             else:
                 self._reset(job)
+
+    def _ended(self, job):
+        """The job's part of an earlier run is over (a completed job only once
+        its outputs moved)."""
+        if job.state == JobState.COMPLETED.value:
+            return self._completed(job)
+        return job.state in ENDED_STATES
 
     def _ready(self, submitting):
         tracked = {j.name for j in self.monitor.active()}
