@@ -148,6 +148,8 @@ def job_spec(node_id, instance_id, properties, settings, kind='batch'):
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
     spec.modules = list(settings.modules) + list(spec.modules)
+    if getattr(spec, 'partition', 'none') is None and settings.partition:
+        spec.partition = settings.partition
     return spec
 
 
@@ -397,6 +399,7 @@ def publish_paths(node_id, properties):
     return [p.strip() for p in paths]
 
 
-def publication(job_name, paths, transport, workdir, results_dir):
-    return Publication(job_name, transport, workdir, paths,
-                       os.path.join(results_dir, job_name))
+def publication(job_name, paths, results_dir, locate):
+    """Copies ``paths`` of the job into results_dir/<job>; ``locate()`` gives the
+    (transport, working directory) the job ran with."""
+    return Publication(job_name, locate, paths, os.path.join(results_dir, job_name))

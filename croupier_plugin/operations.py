@@ -88,10 +88,10 @@ def configure_job(ctx, **kwargs):
                            edge.job_kind(ctx.node.type_hierarchy or [ctx.node.type]))
     managers = [r for r in ctx.instance.relationships
                 if edge.MANAGED_BY in (r.type_hierarchy or [r.type])]
-    if len(managers) != 1:
+    if not managers:
         raise NonRecoverableError(
-            f"node '{ctx.node.id}': a job needs exactly one {edge.MANAGED_BY} relationship "
-            f"(found {len(managers)})")
+            f"node '{ctx.node.id}': a job needs a {edge.MANAGED_BY} relationship (several "
+            f"let Croupier place it)")
     ctx.instance.runtime_properties['labels'] = edge.job_labels(ctx.node.id,
                                                                  ctx.node.properties)
     deployment = _deployment_options(ctx)
@@ -129,9 +129,10 @@ def _deployment_options(ctx):
     return options
 
 
-def _interface_of(ctx):
-    """(settings, workdir) of the interface the job runs on."""
+def _interfaces_of(ctx):
+    """[(settings, workdir)] of the interfaces the job may run on."""
     nodes = {n.id: n for n in _deployment_nodes(ctx)}
+    found = []
     for rel in ctx.instance.relationships:
         if edge.MANAGED_BY in (rel.type_hierarchy or [rel.type]):
             target = nodes[rel.target.node.id]
@@ -140,8 +141,11 @@ def _interface_of(ctx):
                 if edge.FROM_VAULT in (trel.get('type_hierarchy') or [trel.get('type')]):
                     vault = (trel['target_id'], nodes[trel['target_id']].properties)
             settings = edge.interface_settings(target.id, target.properties, vault)
-            return settings, rel.target.instance.runtime_properties.get('workdir')
-    raise NonRecoverableError(f"node '{ctx.node.id}' has no {edge.MANAGED_BY} relationship")
+            found.append((settings, rel.target.instance.runtime_properties.get('workdir')))
+    if not found:
+        raise NonRecoverableError(f"node '{ctx.node.id}' has no {edge.MANAGED_BY} "
+                                  f"relationship")
+    return found
 
 
 def _deployment_source(ctx):
@@ -154,9 +158,17 @@ def _deployment_source(ctx):
 
 def _run_deployment_script(ctx, which, options):
     """Run the blueprint's bootstrap or revert script with the deployment inputs,
-    on the HPC front-end in the working directory (hpc_execution) or here."""
+    on the HPC front-end in the working directory (hpc_execution: on every
+    interface the job may be placed on) or here (once)."""
     local = ctx.download_resource(options[which])
-    settings, workdir = _interface_of(ctx)
+    interfaces = _interfaces_of(ctx)
+    if not options['hpc_execution']:
+        interfaces = interfaces[:1]
+    for settings, workdir in interfaces:
+        _run_script_for(ctx, which, options, local, settings, workdir)
+
+
+def _run_script_for(ctx, which, options, local, settings, workdir):
     if not workdir:
         raise NonRecoverableError(f"node '{ctx.node.id}': its interface has no working "
                                   f"directory")

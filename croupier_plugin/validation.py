@@ -67,9 +67,9 @@ def validate_nodes(node_list):
                 managers.append(rel['target_id'])
             elif edge.DEPENDS_ON in kinds:
                 parents.append(rel['target_id'])
-        if len(managers) != 1:
-            problems.append(f"node '{node_id}': a job needs exactly one {edge.MANAGED_BY} "
-                            f"relationship (found {len(managers)})")
+        if not managers:
+            problems.append(f"node '{node_id}': a job needs a {edge.MANAGED_BY} "
+                            f"relationship (several let Croupier place it)")
         for target in managers:
             if target not in interfaces and not any(p.startswith(f"node '{target}'")
                                                     for p in problems):

@@ -12,11 +12,12 @@ from .core.engine import Engine, JobFailed, PlannedJob, RunCancelled
 from .core.errors import CroupierError
 from .core.exporter import JobRegistrar
 from .core.monitor import InfrastructureUnreachable, Monitor
+from .core.placement import Candidate
 
 # runtime properties the engine owns on a job's node instance
 RECORD_KEYS = ('job_id', 'state', 'raw_state', 'reason', 'exit_code', 'stdout', 'stderr',
                'script', 'submitted_at', 'ended_at', 'cluster', 'reported', 'submit_token',
-               'outputs', 'attempts')
+               'outputs', 'attempts', 'tried', 'placement')
 
 
 def _instances(ctx, type_name):
@@ -75,30 +76,38 @@ def plan_jobs(ctx, results_dir=None):
                 managers.append(rel.target_id)
             elif edge.DEPENDS_ON in hierarchy:
                 parents.append(rel.target_id)
-        if len(managers) != 1 or managers[0] not in clusters:
-            raise NonRecoverableError(f"node '{node.id}': a job needs exactly one "
-                                      f"{edge.MANAGED_BY} relationship to an "
-                                      f"InfrastructureInterface")
-        cluster, workdir = clusters[managers[0]]
-        spec = edge.job_spec(node.id, instance.id, node.properties, settings_of[managers[0]],
-                             edge.job_kind(getattr(node, 'type_hierarchy', None) or [node.type]))
-        if getattr(spec, 'local_script', None):
-            # a file shipped with the blueprint, uploaded next to the job at submission
-            with open(ctx.download_resource(spec.local_script), 'rb') as fh:
-                spec.local_script_data = fh.read()
+        if not managers or any(m not in clusters for m in managers):
+            raise NonRecoverableError(f"node '{node.id}': a job needs a {edge.MANAGED_BY} "
+                                      f"relationship to an InfrastructureInterface (several "
+                                      f"let Croupier place it)")
+        kind = edge.job_kind(getattr(node, 'type_hierarchy', None) or [node.type])
+        candidates = []
+        for manager in managers:
+            spec = edge.job_spec(node.id, instance.id, node.properties, settings_of[manager],
+                                 kind)
+            if getattr(spec, 'local_script', None):
+                # a file shipped with the blueprint, uploaded next to the job at submission
+                with open(ctx.download_resource(spec.local_script), 'rb') as fh:
+                    spec.local_script_data = fh.read()
+            cluster, workdir = clusters[manager]
+            candidates.append(Candidate(settings_of[manager].name, cluster, workdir, spec))
+        first = candidates[0]
         record = {k: instance.runtime_properties[k] for k in RECORD_KEYS
                   if k in instance.runtime_properties}
         stage_in, stage_out, producers = wiring.get(node.id, ([], [], []))
         for producer in producers:
             parents += [i.id for i in ctx.get_node(producer).instances if i.id not in parents]
-        stage_out = list(stage_out)
+        job = PlannedJob(instance.id, first.spec, first.cluster, first.workdir, parents, record,
+                         stage_in=list(stage_in), stage_out=list(stage_out),
+                         policy=edge.job_policy(node.id, node.properties),
+                         placements=candidates if len(candidates) > 1 else [])
         paths = edge.publish_paths(node.id, node.properties)
         if paths:
-            stage_out.append(edge.publication(instance.id, paths, cluster.transport, workdir,
-                                              results_dir))
-        jobs.append(PlannedJob(instance.id, spec, cluster, workdir, parents, record,
-                               stage_in=list(stage_in), stage_out=stage_out,
-                               policy=edge.job_policy(node.id, node.properties)))
+            # from wherever the job ran
+            job.stage_out.append(edge.publication(
+                instance.id, paths, results_dir,
+                lambda job=job: (job.cluster.transport, job.workdir)))
+        jobs.append(job)
     tied = {id(t) for plan in wiring.values() for t in plan[0] + plan[1]}
     loose = [t for t in flow.transfers.values() if id(t) not in tied]
     return jobs, settings_of, loose
@@ -177,6 +186,8 @@ def _reporter(ctx, registrar=None):
             ctx.logger.info('job %s: input data in place: %s', job.name, info['reason'])
         elif kind == 'outputs':
             ctx.logger.info('job %s: outputs moved: %s', job.name, info['reason'])
+        elif kind in ('placed', 'moved'):
+            ctx.logger.info('job %s: %s: %s', job.name, kind, info['reason'])
         elif kind == 'retrying':
             ctx.logger.info('job %s: retrying: %s', job.name, info['reason'])
         elif kind == 'reattached':

@@ -122,6 +122,20 @@ class Cluster:
             return None
         return self.transport.run(self.scheduler.cancel_command(job_ids))
 
+    def queue_figures(self):
+        """{partition: QueueFigures} now, from one command; None when the
+        scheduler reports no queues."""
+        scheduler = getattr(self.scheduler, 'monitor', None) or self.scheduler
+        command = scheduler.queue_command()
+        if command is None:
+            return None
+        result = self.transport.run(command, timeout=60)
+        if not result.ok:
+            raise SchedulerError(f'{self.key}: queue figures: exit code {result.exit_code}: '
+                                 f'{result.stderr.strip()[-300:]}', result.exit_code,
+                                 result.stderr)
+        return scheduler.parse_queue_output(result.stdout)
+
     def tail(self, path, lines=20):
         """The last lines of a remote text file ('' when it cannot be read)."""
         if not path:

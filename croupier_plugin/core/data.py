@@ -600,25 +600,26 @@ MOVERS = {'HTTP': _http, 'SFTP': _sftp_relay, 'RSYNC': _rsync}
 @dataclass
 class Publication:
     """A completed job's files (relative to its working directory, or
-    absolute), copied into ``folder`` on the orchestrator."""
+    absolute), copied into ``folder`` on the orchestrator. ``locate()`` gives
+    the (transport, working directory) where the job ran."""
     job: str
-    transport: object
-    workdir: str
+    locate: object
     paths: list
     folder: str
 
     def run(self):
+        transport, workdir = self.locate()
         os.makedirs(self.folder, exist_ok=True)
         local = LocalFiles()
-        if isinstance(self.transport, LocalTransport):
+        if isinstance(transport, LocalTransport):
             remote = local
         else:
-            remote = RemoteFiles(self.transport)
+            remote = RemoteFiles(transport)
         try:
             files = size = 0
             for path in self.paths:
                 full = path if path.startswith('/') or home_relative(path) != path \
-                    else posixpath.join(self.workdir, path)
+                    else posixpath.join(workdir, path)
                 dest = os.path.join(self.folder, posixpath.basename(path.rstrip('/')))
                 n, s = copy_tree(remote, full, local, dest)
                 files += n

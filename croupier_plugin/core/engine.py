@@ -30,10 +30,12 @@ from .data import TransferError, run_all
 from .errors import CommandInterrupted, CroupierError
 from .model import JobState, JobStatus
 from .monitor import Monitor
+from .placement import FiguresCache, choose
 
 log = logging.getLogger('croupier.engine')
 
 SKIPPED = 'SKIPPED'          # never submitted because a job it needs failed
+MOVED = 'MOVED'              # an attempt cancelled to go to another infrastructure
 # record['outputs'] of a completed job with output transfers
 OUTPUTS_PENDING, OUTPUTS_DONE, OUTPUTS_FAILED = 'PENDING', 'DONE', 'FAILED'
 
@@ -60,7 +62,8 @@ class JobPolicy:
 
     def retries(self, record):
         """Whether a job that ended with ``record`` gets another attempt."""
-        if len(record.get('attempts') or []) >= self.max_retries:
+        tries = [a for a in record.get('attempts') or [] if a.get('state') != MOVED]
+        if len(tries) >= self.max_retries:
             return False
         if record.get('state') == JobState.UNKNOWN.value:
             return False        # it may still run: a new attempt could run it twice
@@ -103,6 +106,13 @@ class PlannedJob:
     stage_in: list = field(default_factory=list)     # transfers run before submission
     stage_out: list = field(default_factory=list)    # transfers run after completion
     policy: JobPolicy = field(default_factory=JobPolicy)
+    # several infrastructures (placement.Candidate): the job goes where it is
+    # expected to start first; cluster, workdir and spec are then the chosen one's
+    placements: list = field(default_factory=list)
+
+    def use(self, candidate):
+        self.cluster, self.workdir, self.spec = candidate.cluster, candidate.workdir, \
+            candidate.spec
 
     @property
     def state(self):
@@ -125,6 +135,7 @@ class Engine:
         self.max_parallel = max_parallel_submissions
         self.clock = clock
         self.rerun_failed = rerun_failed
+        self.figures = FiguresCache()
         self._wake = threading.Event()
         self._check_graph()
 
@@ -158,13 +169,12 @@ class Engine:
         job.record.update(changes)
         self.store(job.name, dict(job.record))
 
-    def _reset(self, job, history=True):
+    def _reset(self, job, keep=('attempts', 'tried')):
         """Forget the job's run (it will be submitted again), keeping the
-        history of its earlier attempts unless ``history`` is False."""
-        attempts = job.record.get('attempts') if history else None
+        history of its earlier attempts and the infrastructures it left."""
+        kept = {k: job.record[k] for k in keep if job.record.get(k)}
         job.record.clear()
-        if attempts:
-            job.record['attempts'] = attempts
+        job.record.update(kept)
         self.store(job.name, dict(job.record))
 
     def _archive_attempt(self, job):
@@ -204,8 +214,11 @@ class Engine:
                 for job in self._ready(submitting):
                     # the token marks the scheduler job, so a submission whose answer
                     # was lost (connection or process died) can be found again
-                    self._save(job, state='SUBMITTING', job_id=None,
-                               submit_token=secrets.token_hex(8))
+                    changes = dict(state='SUBMITTING', job_id=None,
+                                   submit_token=secrets.token_hex(8))
+                    if job.placements:
+                        changes.update(self._place(job))
+                    self._save(job, **changes)
                     submitting[job.name] = pool.submit(self._submit, job)
                 if not submitting and not finishing and not self.monitor.active():
                     unfinished = [j.name for j in self.jobs.values() if not self._completed(j)]
@@ -222,7 +235,7 @@ class Engine:
 
     def _resume(self):
         records = [j for j in self.jobs.values() if j.record.get('state')]
-        if records and all(j.state in ENDED_STATES for j in self.jobs.values()):
+        if records and all(self._ended(j) for j in self.jobs.values()):
             # the earlier run ended: run again from scratch, or only what did not complete
             for job in self.jobs.values():
                 if self.rerun_failed and self._completed(job):
@@ -230,12 +243,16 @@ class Engine:
                 elif self.rerun_failed:
                     if job.record.get('job_id'):
                         self._archive_attempt(job)
-                    self._reset(job)
+                    self._reset(job, keep=('attempts',))
                     self.events('rerun', job, reason='did not complete in the earlier run')
                 else:
-                    self._reset(job, history=False)
+                    self._reset(job, keep=())
             return
         for job in self.jobs.values():
+            # a placed job is followed where it was submitted
+            for candidate in job.placements:
+                if candidate.cluster.key == job.record.get('cluster'):
+                    job.use(candidate)
             state = job.state
             job_id = job.record.get('job_id')
             if state == JobState.COMPLETED.value:
@@ -256,6 +273,13 @@ class Engine:
                         f"the scheduler's queue before running again")
             else:
                 self._reset(job)
+
+    def _ended(self, job):
+        """The job's part of an earlier run is over (a completed job only once
+        its outputs moved)."""
+        if job.state == JobState.COMPLETED.value:
+            return self._completed(job)
+        return job.state in ENDED_STATES
 
     def _ready(self, submitting):
         tracked = {j.name for j in self.monitor.active()}
@@ -283,6 +307,16 @@ class Engine:
         finally:
             self._wake.set()
         return submitted
+
+    def _place(self, job):
+        """Choose the job's infrastructure from live queue figures; the record
+        keeps the choice and its reason."""
+        candidate, reason, table = choose(job.placements, self.figures,
+                                          exclude=job.record.get('tried') or ())
+        job.use(candidate)
+        self.events('placed', job, reason=reason)
+        return dict(cluster=candidate.cluster.key,
+                    placement={'chosen': candidate.name, 'reason': reason, 'figures': table})
 
     def _outputs_ready(self, finishing):
         return [job for job in self.jobs.values()
@@ -423,9 +457,20 @@ class Engine:
                 continue
             for job in jobs:
                 self.monitor.untrack(cluster.key, job.record['job_id'])
+                waited = f'still pending after {job.policy.max_time_in_queue:g} s ' \
+                         f'(max_time_in_queue)'
+                tried = list(job.record.get('tried') or []) + [cluster.key]
+                if len(tried) < len(job.placements):
+                    # another infrastructure may start it sooner
+                    self._save(job, state=MOVED, raw_state='QUEUE_TIMEOUT', ended_at=now,
+                               reason=f'{waited}: cancelled, to go to another infrastructure')
+                    self._archive_attempt(job)
+                    job.record['tried'] = tried
+                    self._reset(job)
+                    self.events('moved', job, reason=f'{waited} on {cluster.key}')
+                    continue
                 self._save(job, state=JobState.FAILED.value, raw_state='QUEUE_TIMEOUT',
-                           reason=f'still pending after {job.policy.max_time_in_queue:g} s '
-                                  f'(max_time_in_queue): cancelled', ended_at=now)
+                           reason=f'{waited}: cancelled', ended_at=now)
                 self.events('cancelled', job, reason='waited too long in the queue')
 
     def _not_retried(self, failures):

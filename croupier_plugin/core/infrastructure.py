@@ -9,7 +9,7 @@ from typing import Optional
 
 from .cluster import Cluster
 from .errors import ConfigError
-from .model import string_list
+from .model import directive_word, string_list
 from .schedulers import SCHEDULERS, get_scheduler
 from .transport import LocalTransport, SshSettings, SshTransport
 
@@ -21,7 +21,7 @@ _LABEL = re.compile(r'^[A-Za-z0-9_.\-:@/ ]{0,100}$')
 INTERFACE_PROPERTIES = ('config', 'credentials', 'job_prefix', 'base_dir', 'workdir_prefix',
                         'monitoring_options', 'skip_cleanup', 'internet_access',
                         'supported_protocols', 'simulate')
-CONFIG_KEYS = ('infrastructure_interface', 'modules', 'transport', 'country_tz')
+CONFIG_KEYS = ('infrastructure_interface', 'modules', 'transport', 'country_tz', 'partition')
 MONITORING_KEYS = ('monitor_period', 'monitor_interface', 'hpc_label', 'unknown_grace')
 
 
@@ -40,6 +40,7 @@ class InfrastructureSettings:
     skip_cleanup: bool = False
     monitor_interface: Optional[str] = None
     hpc_label: str = ''
+    partition: Optional[str] = None         # for jobs that name none
 
     @classmethod
     def from_properties(cls, name, props):
@@ -67,6 +68,9 @@ class InfrastructureSettings:
             raise ConfigError('config.transport', config.get('transport'),
                               f'must be one of {TRANSPORTS}')
         modules = string_list('config.modules', config.get('modules'))
+        partition = config.get('partition') or None
+        if partition is not None:
+            partition = directive_word('config.partition', partition)
         credentials = props.get('credentials') or {}
         ssh = None
         if transport == 'ssh':
@@ -112,7 +116,8 @@ class InfrastructureSettings:
                    modules=modules, job_prefix=prefix, base_dir=base_dir,
                    workdir_prefix=wprefix, monitor_period=period, unknown_grace=grace,
                    skip_cleanup=skip, monitor_interface=monitor_interface,
-                   hpc_label=hpc_label)
+                   hpc_label=hpc_label,
+                   partition=partition)
 
     def make_transport(self):
         if self.transport == 'local':

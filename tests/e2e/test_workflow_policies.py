@@ -207,3 +207,82 @@ def test_a_job_pending_too_long_is_cancelled_and_failed(bed, ssh, cli_env, tmp_p
         assert queue in ('', 'CANCELLED'), queue
     finally:
         croupier(cli_env, 'uninstall', 'late')
+
+
+def placement_inputs(bed, **more):
+    key = bed['keys']['ed25519']
+    return dict(first_host=bed['host'], first_port=bed['port'], first_user=bed['user'],
+                first_private_key_file=key, second_host=bed['host'], second_port=bed['port'],
+                second_user=bed['user'], second_private_key_file=key,
+                known_hosts=bed['known_hosts'], monitor_period=1, **more)
+
+
+@pytest.fixture
+def held_jobs(ssh):
+    """held_jobs(partition, n): n jobs held (pending) in a partition, cancelled after."""
+    ids = []
+
+    def hold(partition, count):
+        for _ in range(count):
+            ids.append(ssh.run(f'sbatch --parsable --hold -p {partition} -o /dev/null '
+                               f'--wrap true', check=True).stdout.strip())
+    yield hold
+    if ids:
+        ssh.run(f"scancel {' '.join(ids)}")
+
+
+def test_a_job_goes_where_fewer_jobs_wait_and_says_why(bed, ssh, held_jobs, accounting):
+    held_jobs('debug', 3)
+    inputs = placement_inputs(bed, first_partition='debug', second_partition='second')
+    env = runner.init_env(os.path.join(ROOT, 'blueprints', 'placement', 'blueprint.yaml'),
+                          inputs, name='placement')
+    runner.execute(env, 'install')
+    try:
+        runner.execute(env, 'run_jobs')
+        props = {i.node_id: i.runtime_properties for i in env.storage.get_node_instances()}
+        sim = props['simulate']
+        assert sim['state'] == 'COMPLETED' and sim['cluster'] == 'second_hpc'
+        placement = sim['placement']
+        assert placement['chosen'] == 'second_hpc'
+        assert 'partition debug' in placement['figures']['first_hpc']
+        # the three held jobs (at least: other users' jobs count too)
+        waiting = re.search(r'(\d+) jobs pending', placement['figures']['first_hpc'])
+        assert waiting and int(waiting.group(1)) >= 3, placement['figures']
+        assert 'partition second' in placement['figures']['second_hpc']
+        assert placement['reason'].startswith('second_hpc is expected to start it first')
+        part = accounting(ssh, f"-j {sim['job_id']} -o Partition", lambda t: t.strip())
+        assert part.strip() == 'second'
+        # the dependant (a single interface) ran where it is declared
+        assert props['summarise']['cluster'] == 'first_hpc'
+    finally:
+        runner.execute(env, 'uninstall')
+
+
+def test_a_job_stuck_in_a_queue_moves_to_the_other_system(bed, ssh, cli_env):
+    # the 'second' partition takes the job but its one-minute limit keeps it pending
+    assert subprocess.run(['scontrol', 'update', 'PartitionName=second', 'MaxTime=1']
+                          ).returncode == 0
+    try:
+        inputs = placement_inputs(bed, first_partition='second', second_partition='debug',
+                                  max_time_in_queue='00:00:03')
+        args = [f'-i{k}={v}' for k, v in inputs.items()]
+        bp = os.path.join(ROOT, 'blueprints', 'placement', 'blueprint.yaml')
+        assert croupier(cli_env, 'install', bp, 'moving', *args).returncode == 0
+        try:
+            result = croupier(cli_env, 'execute', 'moving')
+            assert result.returncode == 0, result.stdout[-3000:]
+            assert 'moved' in result.stdout
+            rows = status_rows(cli_env, 'moving')
+            assert rows['simulate#1'][1:2] == ['first_hpc'] and rows['simulate#1'][3] == 'MOVED'
+            assert rows['simulate#2'][1] == 'second_hpc'
+            assert rows['simulate#2'][3] == 'COMPLETED'
+            first_id = rows['simulate#1'][2]
+            queue = ssh.run(f'squeue -h -j {first_id} -o %T 2>/dev/null').stdout.strip()
+            assert queue in ('', 'CANCELLED'), queue
+            props = stored('moving', cli_env['CROUPIER_HOME'])['simulate']
+            assert props['tried'] == ['first_hpc']
+            assert props['attempts'][0]['raw_state'] == 'QUEUE_TIMEOUT'
+        finally:
+            croupier(cli_env, 'uninstall', 'moving')
+    finally:
+        subprocess.run(['scontrol', 'update', 'PartitionName=second', 'MaxTime=INFINITE'])

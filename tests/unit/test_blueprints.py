@@ -20,6 +20,9 @@ EXAMPLE_INPUTS = {
                     'first_private_key_file': KEY, 'second_host': 'b.example.org',
                     'second_user': 'bob', 'second_private_key_file': KEY},
     'hello': {},
+    'placement': {'first_host': 'a.example.org', 'first_user': 'alice',
+                  'first_private_key_file': KEY, 'second_host': 'b.example.org',
+                  'second_user': 'bob', 'second_private_key_file': KEY},
     'retries-and-rerun': {'hpc_host': 'hpc.example.org', 'hpc_user': 'alice',
                           'hpc_private_key_file': KEY},
     'parameter-sweep': {'hpc_host': 'hpc.example.org', 'hpc_user': 'alice',
@@ -119,7 +122,7 @@ def test_job_without_interface_is_refused(tmp_path, capsys):
       job_options: {commands: ['true']}
 """
     assert main(['validate', write(tmp_path, text)]) == 1
-    assert "node 'lonely': a job needs exactly one task_managed_by_interface" in \
+    assert "node 'lonely': a job needs a task_managed_by_interface relationship" in \
         capsys.readouterr().err
 
 

@@ -93,3 +93,43 @@ def test_each_element_reads_its_own_row_literally(tmp_path, scheduler, index_var
     env = dict(os.environ, **{index_var: '9'})
     out = subprocess.run(['bash', 'job.sh'], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 64 and 'not in the parameter table' in out.stderr
+
+
+# -- retry policy -------------------------------------------------------------------
+
+def test_retry_policy_counts_attempts_and_matches_states():
+    from croupier_plugin.core.engine import JobPolicy
+    any_failure = JobPolicy(max_retries=2)
+    assert any_failure.retries({'state': 'FAILED'})
+    assert any_failure.retries({'state': 'TIMEOUT', 'attempts': [{}]})
+    assert not any_failure.retries({'state': 'FAILED', 'attempts': [{}, {}]})
+    # moves to another infrastructure are not retries
+    assert any_failure.retries({'state': 'FAILED', 'attempts': [{'state': 'MOVED'}] * 3})
+    # a cancellation is someone's decision; an unknown fate may still be running
+    assert not any_failure.retries({'state': 'CANCELLED'})
+    assert not any_failure.retries({'state': 'UNKNOWN'})
+    chosen = JobPolicy(max_retries=1, retry_on=frozenset({'NODE_FAIL', 'TIMEOUT'}))
+    assert chosen.retries({'state': 'FAILED', 'raw_state': 'NODE_FAIL'})
+    assert chosen.retries({'state': 'TIMEOUT', 'raw_state': 'TIMEOUT'})
+    assert not chosen.retries({'state': 'FAILED', 'raw_state': 'FAILED'})
+    assert not chosen.retries({'state': 'FAILED', 'raw_state': 'OUT_OF_MEMORY'})
+    assert not JobPolicy().retries({'state': 'FAILED'})
+
+
+def test_bad_policies_are_refused_naming_the_property():
+    from cloudify.exceptions import NonRecoverableError
+    from croupier_plugin import edge
+    for props, text in (({'max_retries': -1}, "property 'max_retries' = -1"),
+                        ({'max_retries': 'two'}, "property 'max_retries' = 'two'"),
+                        ({'retry_on': ['SOMETIMES']}, "property 'retry_on' = ['SOMETIMES']"),
+                        ({'max_time_in_queue': 'soon'}, "property 'max_time_in_queue' = 'soon'"),
+                        ({'labels': ['novalue']}, "property 'labels' = ['novalue']"),
+                        ({'labels': {'a b': 1}}, "property 'labels.a b' = 1")):
+        with pytest.raises(NonRecoverableError) as err:
+            edge.job_policy('j', props)
+            edge.job_labels('j', props)
+        assert f"node 'j', {text}" in str(err.value)
+    policy = edge.job_policy('j', {'max_retries': 2, 'retry_on': ['node_fail'],
+                                   'max_time_in_queue': '00:10:00'})
+    assert policy.retry_on == {'NODE_FAIL'} and policy.max_time_in_queue == 600
+    assert edge.job_labels('j', {'labels': ['a=1', 'b = two']}) == {'a': '1', 'b': 'two'}

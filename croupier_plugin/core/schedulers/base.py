@@ -204,6 +204,15 @@ class Scheduler(abc.ABC):
     def cancel_command(self, job_ids):
         """ONE command that cancels every id in ``job_ids``."""
 
+    def queue_command(self):
+        """ONE command that reports every partition's (queue's) figures, or
+        None when the scheduler has no queues to report."""
+        return None
+
+    def parse_queue_output(self, stdout):
+        """{partition: QueueFigures} from queue_command's output."""
+        return {}
+
     #: texts of a refused submission that say nothing was submitted (retry later)
     TRANSIENT_SUBMIT_ERRORS = ()
 

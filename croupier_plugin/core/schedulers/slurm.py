@@ -167,6 +167,47 @@ class SlurmScheduler(Scheduler):
                 return job_id
         raise ValueError(f'no job id in sbatch output: {stdout.strip()[-300:]!r}')
 
+    # -- queue figures --------------------------------------------------------
+
+    QUEUE_MARK = '--croupier-queue--'
+
+    def queue_command(self):
+        # partitions with their CPU counts (allocated/idle/other/total), then the
+        # jobs of every user counted per partition and state on the cluster
+        return (f"sinfo -h -o '%P|%a|%C' && echo {self.QUEUE_MARK} && "
+                "squeue -h -t PENDING,RUNNING -o '%P %T' | sort | uniq -c")
+
+    def parse_queue_output(self, stdout):
+        from ..placement import QueueFigures
+        head, _, tail = stdout.partition(self.QUEUE_MARK)
+        parts = {}
+        for line in head.splitlines():
+            fields = line.strip().split('|')
+            if len(fields) != 3:
+                continue
+            name, avail, cpus = fields
+            default = name.endswith('*')
+            name = name.rstrip('*')
+            try:
+                alloc, idle, _other, total = (int(x) for x in cpus.split('/'))
+            except ValueError:
+                alloc = idle = total = None
+            parts[name] = dict(partition=name, available=avail == 'up', cores_total=total,
+                               cores_alloc=alloc, cores_idle=idle, default=default)
+        counts = {}
+        for line in tail.splitlines():
+            fields = line.split()
+            if len(fields) != 3 or not fields[0].isdigit():
+                continue
+            count, partitions, state = int(fields[0]), fields[1], fields[2]
+            # a job queued in several partitions waits in each of them
+            for name in partitions.split(','):
+                key = 'jobs_pending' if state == 'PENDING' else 'jobs_running'
+                counts.setdefault(name, {}).setdefault(key, 0)
+                counts[name][key] += count
+        return {name: QueueFigures(**values, **counts.get(name, {}))
+                for name, values in parts.items()}
+
     # -- status -------------------------------------------------------------
 
     # squeue states of a job that has not ended

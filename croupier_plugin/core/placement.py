@@ -1,0 +1,119 @@
+"""Placement: which of a job's infrastructures should run it.
+
+A job related to several InfrastructureInterfaces goes to the one where it is
+expected to start soonest, judged from live queue figures of the partition it
+would use there: whether the partition is up, whether enough cores are idle,
+how many jobs wait ahead of it. The figures come from one command per
+infrastructure (sinfo and squeue, or qstat -Q), shared by every placement made
+within a monitor period.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import CroupierError
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """One partition (queue) at one moment."""
+    partition: str
+    available: bool = True
+    cores_total: Optional[int] = None
+    cores_alloc: Optional[int] = None
+    cores_idle: Optional[int] = None
+    jobs_pending: int = 0
+    jobs_running: int = 0
+    default: bool = False
+
+    def describe(self):
+        cores = '' if self.cores_idle is None else \
+            f'{self.cores_idle} of {self.cores_total} cores idle, '
+        state = '' if self.available else 'not available, '
+        return f'partition {self.partition}: {state}{cores}{self.jobs_pending} jobs pending, ' \
+               f'{self.jobs_running} running'
+
+
+@dataclass
+class Candidate:
+    """The job as it would run on one infrastructure."""
+    name: str
+    cluster: object
+    workdir: str
+    spec: object
+
+
+def cores_needed(spec):
+    tasks = spec.tasks or ((spec.nodes or 1) * (spec.tasks_per_node or 1))
+    return max(1, tasks) * (spec.cpus_per_task or 1)
+
+
+def expected_wait(figures, needed):
+    """A sortable estimate (lower starts sooner): a partition that is down or
+    unknown last; then one with enough idle cores and nobody waiting; then by
+    the jobs waiting ahead, and the idle cores."""
+    if figures is None:
+        return (3, 0, 0)
+    if not figures.available:
+        return (4, 0, 0)
+    idle = figures.cores_idle
+    if idle is not None and idle >= needed and figures.jobs_pending == 0:
+        return (0, 0, -idle)
+    return (1 if idle is not None else 2, figures.jobs_pending, -(idle or 0))
+
+
+def partition_of(spec, figures):
+    """The figures of the partition ``spec`` would go to (its own, or the
+    default one), or None when they are not known."""
+    if figures is None:
+        return None
+    if spec.partition:
+        return figures.get(spec.partition)
+    defaults = [f for f in figures.values() if f.default]
+    return defaults[0] if defaults else (next(iter(figures.values())) if figures else None)
+
+
+def choose(candidates, figures_of, exclude=()):
+    """(candidate, reason, {name: description}) for the candidate expected to
+    start soonest; ties go to the first declared."""
+    table, ranked = {}, []
+    for order, candidate in enumerate(candidates):
+        if candidate.name in exclude:
+            continue
+        try:
+            figures = partition_of(candidate.spec, figures_of(candidate.cluster))
+            table[candidate.name] = figures.describe() if figures else 'no queue figures'
+        except CroupierError as exc:
+            figures = None
+            table[candidate.name] = f'queue figures unavailable: {exc}'
+        ranked.append((expected_wait(figures, cores_needed(candidate.spec)), order, candidate))
+    if not ranked:
+        raise CroupierError('no infrastructure left to place the job on')
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    chosen = ranked[0][2]
+    others = '; '.join(f'{n}: {d}' for n, d in table.items() if n != chosen.name)
+    reason = f'{chosen.name} is expected to start it first ({table[chosen.name]})'
+    if others:
+        reason += f'; {others}'
+    return chosen, reason, table
+
+
+@dataclass
+class FiguresCache:
+    """Queue figures per infrastructure, asked at most once per ``max_age``."""
+    max_age: float = 5.0
+    clock: object = time.monotonic
+    _cache: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, cluster):
+        with self._lock:
+            entry = self._cache.get(cluster.key)
+            if entry and self.clock() - entry[0] < min(self.max_age, cluster.monitor_period):
+                return entry[1]
+        figures = cluster.queue_figures()
+        with self._lock:
+            self._cache[cluster.key] = (self.clock(), figures)
+        return figures
