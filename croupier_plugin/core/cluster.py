@@ -123,7 +123,7 @@ class Cluster:
         return self.transport.run(self.scheduler.cancel_command(job_ids))
 
     def queue_figures(self):
-        """{partition: QueueFigures} now, from one command; None when the
+        """{partition: PartitionFigures} now, from one command; None when the
         scheduler reports no queues."""
         scheduler = getattr(self.scheduler, 'monitor', None) or self.scheduler
         command = scheduler.queue_command()

@@ -86,6 +86,7 @@ class PartitionFigures(NamedTuple):
     cores_idle: int = 0
     jobs_pending: int = 0
     jobs_running: int = 0
+    default: bool = False       # where jobs that name no partition go
 
 
 # --------------------------------------------------------------------------

@@ -11,29 +11,15 @@ within a monitor period.
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .errors import CroupierError
 
 
-@dataclass(frozen=True)
-class QueueFigures:
-    """One partition (queue) at one moment."""
-    partition: str
-    available: bool = True
-    cores_total: Optional[int] = None
-    cores_alloc: Optional[int] = None
-    cores_idle: Optional[int] = None
-    jobs_pending: int = 0
-    jobs_running: int = 0
-    default: bool = False
-
-    def describe(self):
-        cores = '' if self.cores_idle is None else \
-            f'{self.cores_idle} of {self.cores_total} cores idle, '
-        state = '' if self.available else 'not available, '
-        return f'partition {self.partition}: {state}{cores}{self.jobs_pending} jobs pending, ' \
-               f'{self.jobs_running} running'
+def describe(figures):
+    """A partition's figures in words, for the placement's reason."""
+    state = '' if figures.available else 'not available, '
+    return f'partition {figures.name}: {state}{figures.cores_idle} of {figures.cores_total} ' \
+           f'cores idle, {figures.jobs_pending} jobs pending, {figures.jobs_running} running'
 
 
 @dataclass
@@ -59,9 +45,9 @@ def expected_wait(figures, needed):
     if not figures.available:
         return (4, 0, 0)
     idle = figures.cores_idle
-    if idle is not None and idle >= needed and figures.jobs_pending == 0:
+    if idle >= needed and figures.jobs_pending == 0:
         return (0, 0, -idle)
-    return (1 if idle is not None else 2, figures.jobs_pending, -(idle or 0))
+    return (1, figures.jobs_pending, -idle)
 
 
 def partition_of(spec, figures):
@@ -84,7 +70,7 @@ def choose(candidates, figures_of, exclude=()):
             continue
         try:
             figures = partition_of(candidate.spec, figures_of(candidate.cluster))
-            table[candidate.name] = figures.describe() if figures else 'no queue figures'
+            table[candidate.name] = describe(figures) if figures else 'no queue figures'
         except CroupierError as exc:
             figures = None
             table[candidate.name] = f'queue figures unavailable: {exc}'

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'slurm')
 KEY_FILE = os.path.join(ROOT, 'tests', 'fixtures', 'keys', 'ed25519_example')
 # the ids of exporter_mixed.txt, in the order they were asked (see the README there)
-HELD, RUNNING, FAILED, ARRAY, NEVER = '12606', '12607', '12608', '12609', '999999'
+HELD, RUNNING, FAILED, ARRAY, NEVER = '14578', '14579', '14580', '14581', '999999'
 
 
 def recorded():
@@ -37,14 +37,14 @@ def test_scrape_output_gives_partitions_states_times_and_exit_codes():
     assert (debug.cores_total, debug.cores_allocated, debug.cores_idle) == (16, 1, 15)
     assert (debug.jobs_pending, debug.jobs_running) == (1, 1)
     assert (by_name['second'].jobs_pending, by_name['second'].jobs_running) == (0, 0)
-    assert debug.available
+    assert debug.available and debug.default and not by_name['second'].default
     assert statuses[HELD].state is JobState.PENDING
     assert statuses[RUNNING].state is JobState.RUNNING
     assert (statuses[FAILED].state, statuses[FAILED].exit_code) == (JobState.FAILED, 3)
     assert statuses[ARRAY].state is JobState.COMPLETED
     assert statuses[NEVER].state is JobState.UNKNOWN
-    # held: submitted at 1795371103, still pending at the cluster's 1795371108
-    assert times[HELD].queued == 5 and times[HELD].walltime == 0
+    # held: submitted at 1795373729, still pending at the cluster's 1795373733
+    assert times[HELD].queued == 4 and times[HELD].walltime == 0
     assert times[RUNNING].walltime == 4 and times[RUNNING].queued == 0
     assert NEVER not in times
 

@@ -3,9 +3,8 @@ choosing an infrastructure."""
 
 import os
 
-from croupier_plugin.core.model import JobSpec
-from croupier_plugin.core.placement import (Candidate, QueueFigures, choose, cores_needed,
-                                            expected_wait)
+from croupier_plugin.core.model import JobSpec, PartitionFigures
+from croupier_plugin.core.placement import Candidate, choose, cores_needed, expected_wait
 from croupier_plugin.core.schedulers import SlurmScheduler
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures', 'slurm')
@@ -15,9 +14,10 @@ def test_slurm_queue_figures_from_the_bed():
     with open(os.path.join(FIXTURES, 'queue_figures.txt')) as fh:
         figures = SlurmScheduler().parse_queue_output(fh.read())
     assert figures == {
-        'debug': QueueFigures('debug', True, 16, 2, 14, jobs_pending=3, jobs_running=0,
-                              default=True),
-        'second': QueueFigures('second', False, 16, 2, 14, jobs_pending=1, jobs_running=1)}
+        'debug': PartitionFigures('debug', True, 1, 1, 0, 16, 2, 14, jobs_pending=3,
+                                  jobs_running=0, default=True),
+        'second': PartitionFigures('second', False, 1, 1, 0, 16, 2, 14, jobs_pending=1,
+                                   jobs_running=1)}
 
 
 class FakeCluster:
@@ -27,9 +27,9 @@ class FakeCluster:
 
 def candidate(name, spec_options, **partitions):
     spec = JobSpec.from_options('j', dict({'commands': ['x']}, **spec_options))
-    figures = {p: QueueFigures(p, **values) for p, values in partitions.items()}
-    for f in list(figures.values())[:1]:
-        figures[f.partition] = QueueFigures(**dict(f.__dict__, default=True))
+    figures = {p: PartitionFigures(p, **values) for p, values in partitions.items()}
+    first = next(iter(figures))
+    figures[first] = figures[first]._replace(default=True)
     return Candidate(name, FakeCluster(name, figures), '/w', spec)
 
 

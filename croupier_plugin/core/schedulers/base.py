@@ -210,7 +210,7 @@ class Scheduler(abc.ABC):
         return None
 
     def parse_queue_output(self, stdout):
-        """{partition: QueueFigures} from queue_command's output."""
+        """{partition: PartitionFigures} from queue_command's output."""
         return {}
 
     #: texts of a refused submission that say nothing was submitted (retry later)

@@ -60,6 +60,20 @@ def _count(text):
     return int(text) if text.isdigit() else 0
 
 
+def _sections(stdout, marks):
+    """{mark: [the lines after it, up to the next of ``marks``]}."""
+    out = {m: [] for m in marks}
+    section = None
+    for line in stdout.splitlines():
+        if line.startswith(NOW_MARK):
+            continue
+        if line.strip() in out:
+            section = out[line.strip()]
+        elif section is not None:
+            section.append(line)
+    return out
+
+
 def _field(fields, i):
     return fields[i] if len(fields) > i else ''
 
@@ -169,44 +183,28 @@ class SlurmScheduler(Scheduler):
 
     # -- queue figures --------------------------------------------------------
 
-    QUEUE_MARK = '--croupier-queue--'
+    @staticmethod
+    def _figures_parts():
+        """Shell parts printing every partition's nodes and cores (sinfo; the
+        default partition's name ends in '*'), then its pending and running
+        jobs of all users, counted on the cluster (one line per partition and
+        state)."""
+        count = ('{n[$1 FS $2]++} END{for(k in n)print k FS n[k]}')
+        return [f'echo {shlex.quote(SINFO_MARK)}',
+                "sinfo --noheader -o '%P|%a|%D|%F|%C' 2>/dev/null",
+                f'echo {shlex.quote(QUEUE_MARK)}',
+                "squeue --noheader --states=PENDING,RUNNING -o '%P|%T' 2>/dev/null | "
+                f'awk -F"|" {shlex.quote(count)}']
 
     def queue_command(self):
-        # partitions with their CPU counts (allocated/idle/other/total), then the
-        # jobs of every user counted per partition and state on the cluster
-        return (f"sinfo -h -o '%P|%a|%C' && echo {self.QUEUE_MARK} && "
-                "squeue -h -t PENDING,RUNNING -o '%P %T' | sort | uniq -c")
+        """ONE command for the partitions' figures (placement)."""
+        return '; '.join(self._figures_parts())
 
     def parse_queue_output(self, stdout):
-        from ..placement import QueueFigures
-        head, _, tail = stdout.partition(self.QUEUE_MARK)
-        parts = {}
-        for line in head.splitlines():
-            fields = line.strip().split('|')
-            if len(fields) != 3:
-                continue
-            name, avail, cpus = fields
-            default = name.endswith('*')
-            name = name.rstrip('*')
-            try:
-                alloc, idle, _other, total = (int(x) for x in cpus.split('/'))
-            except ValueError:
-                alloc = idle = total = None
-            parts[name] = dict(partition=name, available=avail == 'up', cores_total=total,
-                               cores_alloc=alloc, cores_idle=idle, default=default)
-        counts = {}
-        for line in tail.splitlines():
-            fields = line.split()
-            if len(fields) != 3 or not fields[0].isdigit():
-                continue
-            count, partitions, state = int(fields[0]), fields[1], fields[2]
-            # a job queued in several partitions waits in each of them
-            for name in partitions.split(','):
-                key = 'jobs_pending' if state == 'PENDING' else 'jobs_running'
-                counts.setdefault(name, {}).setdefault(key, 0)
-                counts[name][key] += count
-        return {name: QueueFigures(**values, **counts.get(name, {}))
-                for name, values in parts.items()}
+        """{partition: PartitionFigures} from queue_command's output."""
+        sections = _sections(stdout, (SINFO_MARK, QUEUE_MARK))
+        return {p.name: p for p in self._partitions(sections[SINFO_MARK],
+                                                      sections[QUEUE_MARK])}
 
     # -- status -------------------------------------------------------------
 
@@ -367,13 +365,7 @@ class SlurmScheduler(Scheduler):
         partition's nodes and cores (sinfo), its pending and running jobs
         counted on the cluster (squeue of all users, one line per partition
         and state), then the status command of ``job_ids`` with their times."""
-        count = ('{n[$1 FS $2]++} END{for(k in n)print k FS n[k]}')
-        parts = [f'echo "{NOW_MARK}$(date +%s)"',
-                 f'echo {shlex.quote(SINFO_MARK)}',
-                 "sinfo --noheader -o '%R|%a|%D|%F|%C' 2>/dev/null",
-                 f'echo {shlex.quote(QUEUE_MARK)}',
-                 "squeue --noheader --states=PENDING,RUNNING -o '%P|%T' 2>/dev/null | "
-                 f'awk -F"|" {shlex.quote(count)}',
+        parts = [f'echo "{NOW_MARK}$(date +%s)"', *self._figures_parts(),
                  f'echo {shlex.quote(JOBS_MARK)}']
         if job_ids:
             parts.append(self.status_command(job_ids, times=True))
@@ -382,19 +374,12 @@ class SlurmScheduler(Scheduler):
     def parse_exporter_output(self, stdout, job_ids):
         """(partitions, {id: JobStatus}, {id: JobTimes}) from exporter_command's output."""
         now = None
-        section = None
-        sinfo, queue, jobs = [], [], []
         for line in stdout.splitlines():
             if line.startswith(NOW_MARK):
                 now = _epoch(line[len(NOW_MARK):])
-                continue
-            marks = {SINFO_MARK: sinfo, QUEUE_MARK: queue, JOBS_MARK: jobs}
-            if line.strip() in marks:
-                section = marks[line.strip()]
-                continue
-            if section is not None:
-                section.append(line)
-        partitions = self._partitions(sinfo, queue)
+        sections = _sections(stdout, (SINFO_MARK, QUEUE_MARK, JOBS_MARK))
+        jobs = sections[JOBS_MARK]
+        partitions = self._partitions(sections[SINFO_MARK], sections[QUEUE_MARK])
         text = '\n'.join(jobs)
         statuses = self.parse_status_output(text, job_ids) if job_ids else {}
         times = self._times(jobs, job_ids, now)
@@ -417,6 +402,8 @@ class SlurmScheduler(Scheduler):
             if len(fields) != 5:
                 continue
             name, avail, _nodes, node_aiot, cpu_aiot = fields
+            default = name.endswith('*')
+            name = name.rstrip('*')
             nodes = (node_aiot.split('/') + ['0'] * 4)[:4]
             cpus = (cpu_aiot.split('/') + ['0'] * 4)[:4]
             figures = out.get(name)
@@ -427,7 +414,8 @@ class SlurmScheduler(Scheduler):
                 values = [a + b for a, b in zip(values, figures[2:8])]
             out[name] = PartitionFigures(name, avail.strip().lower() == 'up', *values,
                                          jobs_pending=counts.get((name, 'PENDING'), 0),
-                                         jobs_running=counts.get((name, 'RUNNING'), 0))
+                                         jobs_running=counts.get((name, 'RUNNING'), 0),
+                                         default=default or bool(figures and figures.default))
         return list(out.values())
 
     @staticmethod
