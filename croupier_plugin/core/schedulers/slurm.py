@@ -116,7 +116,7 @@ class SlurmScheduler(Scheduler):
     }
 
     def __init__(self):
-        self._states = {}       # raw state -> JobState, filled as states are met
+        self._decoded = {}      # (raw state, exit text, source) -> (state, exit, signal)
 
     # -- script -------------------------------------------------------------
 
@@ -265,26 +265,31 @@ class SlurmScheduler(Scheduler):
     def parse_status_output(self, stdout, job_ids):
         squeue_rows, sacct_rows = {}, {}
         rows = squeue_rows
+        source = 'squeue'
         for line in stdout.splitlines():
-            if not line or line.startswith('@@'):
+            if not line or line[0] == '@':
                 if line.strip() == SACCT_MARK:
-                    rows = sacct_rows
+                    rows, source = sacct_rows, 'sacct'
                 continue
             fields = line.split('|')
-            if len(fields) < 2:
-                continue
+            if len(fields) < 4:
+                if len(fields) < 2:
+                    continue
+                fields += [''] * (4 - len(fields))
             if ' ' in line:         # padded columns (other formats): trim them
                 fields = [f.strip() for f in fields]
-            while len(fields) < 4:
-                fields.append('')
             job = fields[0]
-            if rows is squeue_rows:
-                row = (job, fields[1], fields[2], fields[3], 'squeue')
+            if source == 'squeue':
+                row = (job, fields[1], fields[2], fields[3], source)
             else:
-                row = (job, fields[1], fields[3], fields[2], 'sacct')
+                row = (job, fields[1], fields[3], fields[2], source)
             if '_' not in job and '+' not in job:
                 if '.' not in job:      # ('.': a job step row; only allocations count)
-                    rows.setdefault(job, []).append(row)
+                    held = rows.get(job)
+                    if held is None:
+                        rows[job] = [row]
+                    else:
+                        held.append(row)
                 continue
             base = job.replace('+', '_').split('_')[0]
             if '.' in base:
@@ -292,15 +297,19 @@ class SlurmScheduler(Scheduler):
             rows.setdefault(base, []).append(row)
             rows.setdefault(job, []).append(row)   # an element, also asked about by its id
         result = {}
+        row_status = self._row_status
         for job_id in job_ids:
             key = str(job_id)
             queued = squeue_rows.get(key)
             accounted = sacct_rows.get(key)
             if queued and not accounted and len(queued) == 1:
-                rows = queued                       # the common case: one live row
-            else:
-                rows = self._merge_rows(key, queued or [], accounted or [])
-            statuses = [self._row_status(key, r) for r in rows]
+                result[job_id] = row_status(key, queued[0])     # the common case
+                continue
+            if accounted and not queued and len(accounted) == 1:
+                result[job_id] = row_status(key, accounted[0])
+                continue
+            rows = self._merge_rows(key, queued or [], accounted or [])
+            statuses = [row_status(key, r) for r in rows]
             result[job_id] = (self._aggregate(key, statuses) if statuses
                               else self.missing(job_id, 'squeue+sacct'))
         return result
@@ -325,17 +334,21 @@ class SlurmScheduler(Scheduler):
 
     def _row_status(self, job_id, row):
         _row_id, raw, reason, exit_text, source = row
-        state = self._states.get(raw)
-        if state is None:
-            state = self._states[raw] = self.normalize(raw)
-        if not state.terminal:
-            exit_code = signal = None
-        elif source == 'squeue':
-            exit_code, signal = wait_status(exit_text)
-        else:
-            exit_code, signal = parse_exit_code(exit_text)
-        return JobStatus(job_id, state, raw_state=raw, reason=reason,
-                         exit_code=exit_code, signal=signal, source=source)
+        # thousands of rows share a few (state, exit) pairs: decode each pair once
+        decoded = self._decoded.get((raw, exit_text, source))
+        if decoded is None:
+            state = self.normalize(raw)
+            if not state.terminal:
+                exit_code = signal = None
+            elif source == 'squeue':
+                exit_code, signal = wait_status(exit_text)
+            else:
+                exit_code, signal = parse_exit_code(exit_text)
+            decoded = (state, exit_code, signal)
+            if len(self._decoded) < 10000:
+                self._decoded[(raw, exit_text, source)] = decoded
+        state, exit_code, signal = decoded
+        return JobStatus(job_id, state, raw, reason, exit_code, signal, source)
 
     def _aggregate(self, job_id, statuses):
         if len(statuses) == 1:
