@@ -340,14 +340,22 @@ class RemoteFiles:
     def close(self):
         self.sftp.close()
 
-    def is_dir(self, path):
-        return stat.S_ISDIR(self.sftp.stat(home_relative(path)).st_mode)
-
-    def listdir(self, path):
-        return sorted(self.sftp.listdir(home_relative(path)))
-
     def mode(self, path):
-        return stat.S_IMODE(self.sftp.stat(home_relative(path)).st_mode)
+        """st_mode of ``path`` (links followed)."""
+        return self.sftp.stat(home_relative(path)).st_mode
+
+    def entries(self, path):
+        """[(name, st_mode)] of a folder, from one request (links not followed)."""
+        return sorted((a.filename, a.st_mode)
+                      for a in self.sftp.listdir_attr(home_relative(path)))
+
+    def mkdir(self, path):
+        """A folder whose parent exists (an existing one is kept)."""
+        try:
+            self.sftp.mkdir(home_relative(path))
+        except OSError:
+            if not stat.S_ISDIR(self.mode(path)):
+                raise
 
     def open_read(self, path):
         fh = self.sftp.open(home_relative(path), 'rb')
@@ -394,14 +402,15 @@ class LocalFiles:
     def _p(path):
         return os.path.expanduser(path)
 
-    def is_dir(self, path):
-        return stat.S_ISDIR(os.stat(self._p(path)).st_mode)
-
-    def listdir(self, path):
-        return sorted(os.listdir(self._p(path)))
-
     def mode(self, path):
-        return stat.S_IMODE(os.stat(self._p(path)).st_mode)
+        return os.stat(self._p(path)).st_mode
+
+    def entries(self, path):
+        with os.scandir(self._p(path)) as found:
+            return sorted((e.name, e.stat(follow_symlinks=False).st_mode) for e in found)
+
+    def mkdir(self, path):
+        os.makedirs(self._p(path), exist_ok=True)
 
     def open_read(self, path):
         return open(self._p(path), 'rb')
@@ -438,25 +447,40 @@ def copy_tree(src, src_path, dst, dst_path):
     """Copy a file or a folder (recursively) from one side to the other; a
     folder's contents land in ``dst_path``. Returns (files, bytes)."""
     try:
-        is_dir = src.is_dir(src_path)
+        mode = src.mode(src_path)
     except FileNotFoundError:
         raise TransferError(f'{src_path} does not exist on {src.where}') from None
-    if not is_dir:
-        dst_file = _target_file(dst_path, posixpath.basename(src_path.rstrip('/')))
-        parent = posixpath.dirname(dst_file)
-        if parent:
-            dst.makedirs(parent)
-        with src.open_read(src_path) as reader:
-            size = dst.write(dst_file, reader, src.mode(src_path))
-        return 1, size
-    dst.makedirs(dst_path)
+    if stat.S_ISDIR(mode):
+        dst.makedirs(dst_path)
+        return _copy_folder(src, src_path, dst, dst_path.rstrip('/') or '/')
+    dst_file = _target_file(dst_path, posixpath.basename(src_path.rstrip('/')))
+    parent = posixpath.dirname(dst_file)
+    if parent:
+        dst.makedirs(parent)
+    return 1, _copy_file(src, src_path, dst, dst_file, mode)
+
+
+def _copy_folder(src, src_path, dst, dst_path):
+    """The contents of a folder into an existing one: one listing per folder,
+    no request per file beyond the copy itself."""
     files = total = 0
-    for name in src.listdir(src_path):
-        n, size = copy_tree(src, posixpath.join(src_path, name), dst,
-                            posixpath.join(dst_path.rstrip('/') or '/', name))
+    for name, mode in src.entries(src_path):
+        source, target = posixpath.join(src_path, name), posixpath.join(dst_path, name)
+        if stat.S_ISLNK(mode):
+            mode = src.mode(source)         # what the link points at
+        if stat.S_ISDIR(mode):
+            dst.mkdir(target)
+            n, size = _copy_folder(src, source, dst, target)
+        else:
+            n, size = 1, _copy_file(src, source, dst, target, mode)
         files += n
         total += size
     return files, total
+
+
+def _copy_file(src, src_path, dst, dst_path, mode):
+    with src.open_read(src_path) as reader:
+        return dst.write(dst_path, reader, stat.S_IMODE(mode))
 
 
 # -- movers -------------------------------------------------------------------
