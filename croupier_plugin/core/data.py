@@ -501,6 +501,19 @@ def _sftp_relay(transfer):
     return f'{files} file(s), {size} bytes relayed over SFTP through the orchestrator'
 
 
+def _run_remote(transfer, transport, command, what, lend=None):
+    """Run a transfer's command on a host (lending ``lend`` keys); TransferError
+    with the command's exit code and stderr when it fails."""
+    if lend:
+        result = transport.run_lending_keys(command, lend, timeout=transfer.timeout)
+    else:
+        result = transport.run(command, timeout=transfer.timeout)
+    if not result.ok:
+        raise TransferError(transfer._failure(
+            f'{what} ended with exit code {result.exit_code}: '
+            f'{result.stderr.strip()[-500:]}'))
+
+
 def _http(transfer):
     url = transfer.source.url()
     target = transfer.target
@@ -518,11 +531,7 @@ def _http(transfer):
             f'else echo "neither curl nor wget is installed" >&2; exit 127; fi; '
             f'rc=$?; if [ "$rc" = 0 ]; then mv -f -- {q_part} {q_dest}; '
             f'else rm -f -- {q_part}; exit "$rc"; fi')
-        result = transport.run(command, timeout=transfer.timeout)
-        if not result.ok:
-            raise TransferError(transfer._failure(
-                f'GET {url} on {target.infra.host} ended with exit code {result.exit_code}: '
-                f'{result.stderr.strip()[-500:]}'))
+        _run_remote(transfer, transport, command, f'GET {url} on {target.infra.host}')
         return f'GET {url} on {target.infra.host}'
     try:
         response = requests.get(url, stream=True, timeout=(10, 300))
@@ -572,11 +581,7 @@ def _rsync(transfer):
         parent = posixpath.dirname(dst_path.rstrip('/'))
         command = (f'mkdir -p -- {shell_path(parent or ".")} && '
                    f'rsync -a -- {shell_path(src_path)} {shell_path(dst_path)}')
-        result = transport.run(command, timeout=transfer.timeout)
-        if not result.ok:
-            raise TransferError(transfer._failure(
-                f'rsync on {here.host} ended with exit code {result.exit_code}: '
-                f'{result.stderr.strip()[-500:]}'))
+        _run_remote(transfer, transport, command, f'rsync on {here.host}')
         return f'rsync on {here.host}'
     peer = _peer(transfer)
     peer_key = peer.ssh.pkey()
@@ -604,13 +609,9 @@ def _rsync(transfer):
                f'rsync -a --protect-args -e {shlex.quote(remote_shell)} {extra}-- {paths}')
     try:
         transport.write_file(known_file, known, mode=0o600)
-        result = transport.run_lending_keys(command, [peer_key], timeout=transfer.timeout)
+        _run_remote(transfer, transport, command, f'rsync on {here.host}', lend=[peer_key])
     finally:
         transport.run(f'rm -f -- {known_file}')
-    if not result.ok:
-        raise TransferError(transfer._failure(
-            f'rsync on {here.host} ended with exit code {result.exit_code}: '
-            f'{result.stderr.strip()[-500:]}'))
     side = 'pushed from' if runner == 'source' else 'pulled by'
     return f'rsync {side} {here.host}, logging in to {peer.ssh.user}@{peer.ssh.host} ' \
            f'with a lent key'
