@@ -42,13 +42,23 @@ INPUT = 'input'
 OUTPUT = 'output'
 
 
+# what the manager's cloudify.nodes.Root adds to every node; no Croupier node uses them
+ROOT_PROPERTIES = ('use_external_resource', 'resource_id')
+
+
+def own_properties(properties: dict) -> dict:
+    """A node's properties without those its Cloudify base type adds, for the
+    checks that refuse unknown property names."""
+    return {k: v for k, v in (properties or {}).items() if k not in ROOT_PROPERTIES}
+
+
 def is_type(node, type_name):
     return type_name in (getattr(node, 'type_hierarchy', None) or [node.type])
 
 
 def vault_settings(node_id, properties):
     try:
-        return VaultSettings.from_properties(properties)
+        return VaultSettings.from_properties(own_properties(properties))
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
 
