@@ -136,3 +136,32 @@ def test_interfaces_get_the_site_known_hosts(clean_env, tmp_path):
     clean_env.setenv('CROUPIER_KNOWN_HOSTS', str(known))
     assert edge.interface_settings('hpc', props).ssh.site_known_hosts == str(known)
     assert os.path.isfile(edge.interface_settings('hpc', props).ssh.site_known_hosts)
+
+
+def test_validate_refuses_a_vault_node_without_address_when_the_site_has_none(clean_env,
+                                                                              tmp_path, capsys):
+    """An error (not a warning) at `croupier validate`: such a deployment cannot
+    install. With VAULT_ADDR set, the same blueprint is valid."""
+    path = tmp_path / 'blueprint.yaml'
+    path.write_text("""tosca_definitions_version: cloudify_dsl_1_5
+imports:
+  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
+  - plugin:croupier
+node_templates:
+  vault:
+    type: croupier.nodes.Vault
+    properties: {jwt: header.payload.signature, user: alice}
+  hpc:
+    type: croupier.nodes.InfrastructureInterface
+    properties:
+      config: {infrastructure_interface: SLURM}
+      credentials: {host: h.example.org}
+    relationships:
+      - {type: retrieve_credentials_from_vault, target: vault}
+""")
+    assert main(['validate', str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "node 'vault', property 'address' = '': is required" in err
+    assert 'VAULT_ADDR' in err and 'header.payload.signature' not in err
+    clean_env.setenv('VAULT_ADDR', 'https://vault.site:8200')
+    assert main(['validate', str(path)]) == 0
