@@ -347,6 +347,10 @@ def shell_path(path):
     return '"$HOME"' if rel == '.' else '"$HOME"/' + shlex.quote(rel)
 
 
+# rsync -a keeps modes: without this, it would carry the bits copies never carry
+RSYNC_NO_SPECIAL_BITS = '--chmod=a-st'
+
+
 def rsync_local_path(path: str) -> str:
     """``path`` quoted for rsync's own side: a relative one starts with './',
     since rsync takes a ':' before the first '/' (``run_12:30.log``) for a
@@ -727,7 +731,8 @@ def _rsync(transfer):
     if src.infra.ssh.pool_key == dst.infra.ssh.pool_key:
         parent = posixpath.dirname(dst_path.rstrip('/'))
         command = (f'mkdir -p -- {shell_path(parent or ".")} && '
-                   f'rsync -a -- {rsync_local_path(src_path)} {rsync_local_path(dst_path)}')
+                   f'rsync -a {RSYNC_NO_SPECIAL_BITS} -- {rsync_local_path(src_path)} '
+                   f'{rsync_local_path(dst_path)}')
         _run_remote(transfer, transport, command, f'rsync on {here.host}')
         return f'rsync on {here.host}'
     peer = _peer(transfer)
@@ -755,7 +760,8 @@ def _rsync(transfer):
         extra = ''
         prepare = f'mkdir -p -- {shell_path(parent)} && ' if parent else ''
     command = (f"trap 'rm -f -- {known_file}' EXIT; cd && {prepare}"
-               f'rsync -a --protect-args -e {shlex.quote(remote_shell)} {extra}-- {paths}')
+               f'rsync -a {RSYNC_NO_SPECIAL_BITS} --protect-args -e {shlex.quote(remote_shell)} '
+               f'{extra}-- {paths}')
     try:
         transport.write_file(known_file, known, mode=0o600)
         _run_remote(transfer, transport, command, f'rsync on {here.host}', lend=[peer_key])

@@ -411,3 +411,21 @@ def test_a_publication_failing_here_fails_its_job_and_cancels_the_others(bed, ss
     # nothing half written was left in the results
     if trouble == 'a folder in the way':
         assert sorted(os.listdir(results / 'quick')) == ['quick.txt']
+
+
+@pytest.mark.parametrize('hosts', ['one host', 'pushed-by-source', 'pulled-by-target'])
+def test_rsync_drops_setuid_setgid_and_sticky_bits(ssh, peer_ssh, accounts, tag, hosts):
+    mine, peers = accounts
+    ssh.run(f'mkdir -p {tag}/bin/shared && echo s > {tag}/bin/suid && echo k > {tag}/bin/keep && '
+            f'chmod 4755 {tag}/bin/suid && chmod 640 {tag}/bin/keep && '
+            f'chmod 3775 {tag}/bin/shared', check=True)
+    if hosts == 'one host':
+        ends, reader = (mine(), mine()), ssh
+    else:
+        pushed = hosts == 'pushed-by-source'
+        ends, reader = (mine(internet=pushed), peers(internet=not pushed)), peer_ssh
+    done = Transfer('modes', 'RSYNC', DataSource('s', 'file', f'{tag}/bin/', ends[0]),
+                    DataSource('d', 'file', f'{tag}/copy', ends[1])).run()
+    assert done.startswith('rsync'), done
+    modes = reader.run(f'cd {tag}/copy && stat -c "%n %a" keep shared suid').stdout.split()
+    assert modes == ['keep', '640', 'shared', '775', 'suid', '755']
