@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from cloudify.exceptions import NonRecoverableError
 
 from .core.data import (DataInfrastructure, DataSource, Publication, Transfer,
-                         endpoint_host, protocol)
+                         endpoint_host, protocol, publish_path_problem)
 from .core.engine import RETRY_STATES, JobPolicy
 from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostKeyError,
                           TransportError)
@@ -396,6 +396,11 @@ def publish_paths(node_id, properties):
         raise NonRecoverableError(f"node '{node_id}', property 'publish' = {paths!r}: must be "
                                   f"a list of file or folder paths (relative to the working "
                                   f"directory, or absolute)")
+    for i, path in enumerate(paths):
+        problem = publish_path_problem(path)
+        if problem:
+            raise NonRecoverableError(f"node '{node_id}', property 'publish[{i}]' = "
+                                      f"{path.strip()!r}: {problem}")
     return [p.strip() for p in paths]
 
 

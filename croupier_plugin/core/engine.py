@@ -339,7 +339,9 @@ class Engine:
             job = self.jobs[name]
             try:
                 done = future.result()
-            except CroupierError as exc:
+            except (CroupierError, OSError) as exc:
+                # an OSError (a full local disk, say) is this job's failure too: raised
+                # out of the run, it would leave the other jobs running and records half set
                 status = JobStatus(job.record.get('job_id') or '', JobState.FAILED,
                                    raw_state='OUTPUTS_FAILED',
                                    reason=f'the job completed, but moving its outputs '

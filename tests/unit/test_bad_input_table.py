@@ -266,6 +266,19 @@ CASES = [
                                          "      job_options: {commands: [run]}\n"
                                          "      publish: [{a: b}]\n"),
      "node 'job1', property 'publish' = [{'a': 'b'}]"),
+    ('publish path climbing out with ..', blueprint(
+        job='{commands: [run]}').replace("      job_options: {commands: [run]}\n",
+                                         "      job_options: {commands: [run]}\n"
+                                         "      publish: [out.txt, 'x/..']\n"),
+     "node 'job1', property 'publish[1]' = 'x/..': holds '..'"),
+    ('password in a data endpoint', blueprint(more=dataflow(
+        web_endpoint='https://u:pw@web.example.org/files')),
+     "node 'web', property 'endpoint' = 'https://<hidden>@web.example.org/files': must not "
+     "hold a user or password"),
+    ('web resource that leaves the target folder', blueprint(more=dataflow(
+        source_props="{resource: '/data/..%2F..%2F.bashrc'}", target_props='{filepath: in/}')),
+     "node 'move', property 'from_source' = 'src': its resource '/data/..%2F..%2F.bashrc': "
+     "its last part decodes to '../../.bashrc'"),
     ('job input that is not data', blueprint().replace(
         "      - {type: task_managed_by_interface, target: hpc}\n",
         "      - {type: task_managed_by_interface, target: hpc}\n"
