@@ -10,6 +10,7 @@ out explicitly with ``host_key_check: false``, which is logged as a warning.
 
 import io
 import logging
+import math
 import os
 import posixpath
 import secrets
@@ -94,31 +95,32 @@ class SshSettings:
                 if values[target] != default:
                     raise ConfigError(f'{prefix}.{key}', _hide_if_secret(key, raw),
                                       f'conflicts with another spelling of {target} '
-                                      f'({values[target]!r})')
+                                      f'({_hide_if_secret(target, values[target])!r})')
             values[target] = raw
         for required in ('host', 'user'):
             if required not in values:
                 raise ConfigError(f'{prefix}.{required}', None, 'is required')
             if not isinstance(values[required], str) or not values[required].strip() or \
                     any(c.isspace() for c in values[required]):
-                raise ConfigError(f'{prefix}.{required}', values[required],
+                raise ConfigError(f'{prefix}.{required}', _shown(values[required]),
                                   'must be a non-empty word')
         port = values.get('port', 22)
         if isinstance(port, str) and port.isdigit():
             port = int(port)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ConfigError(f'{prefix}.port', port, 'must be a TCP port number (1-65535)')
+            raise ConfigError(f'{prefix}.port', _shown(port),
+                              'must be a TCP port number (1-65535)')
         values['port'] = port
         for flag in ('host_key_check', 'login_shell'):
             if flag in values and not isinstance(values[flag], bool):
-                raise ConfigError(f'{prefix}.{flag}', values[flag], 'must be true or false')
-        for num in ('connect_timeout', 'reconnect_timeout', 'max_sessions'):
+                raise ConfigError(f'{prefix}.{flag}', _shown(values[flag]),
+                                  'must be true or false')
+        for num in ('connect_timeout', 'reconnect_timeout'):
             if num in values:
-                v = values[num]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                    raise ConfigError(f'{prefix}.{num}', v, 'must be a positive number')
+                values[num] = _seconds(f'{prefix}.{num}', values[num])
         if 'max_sessions' in values:
-            values['max_sessions'] = int(values['max_sessions'])
+            values['max_sessions'] = _session_count(f'{prefix}.max_sessions',
+                                                    values['max_sessions'])
         if 'password' not in values and 'private_key' not in values and \
                 'private_key_file' not in values:
             raise ConfigError(f'{prefix}', _hide(credentials),
@@ -143,6 +145,10 @@ class SshSettings:
         source = 'credentials.private_key'
         if text is None and self.private_key_file:
             source = 'credentials.private_key_file'
+            if _looks_like_a_key(self.private_key_file):
+                raise ConfigError(source, _shown(self.private_key_file),
+                                  'is the path of a key file; this looks like the key itself '
+                                  '(give a key\'s text in credentials.private_key)')
             try:
                 with open(os.path.expanduser(self.private_key_file)) as fh:
                     text = fh.read()
@@ -154,12 +160,67 @@ class SshSettings:
         return load_private_key(text, self.private_key_password, source)
 
 
+# a timeout longer than this is a typo, not a wish (a day)
+MAX_TIMEOUT = 86400.0
+# far above any sshd's MaxSessions (OpenSSH's default is 10)
+MAX_SESSIONS = 1024
+
+
+def _seconds(prop: str, value: object) -> float:
+    """A timeout in seconds: a finite number in (0, MAX_TIMEOUT].
+
+    NaN compares false with everything, so it would pass a plain ``<= 0``
+    check and then make every deadline unreachable.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
+        raise ConfigError(prop, _shown(value),
+                          f'must be a number of seconds above 0 and at most '
+                          f'{MAX_TIMEOUT:g} (a day)')
+    return float(value)
+
+
+def _session_count(prop: str, value: object) -> int:
+    """A number of concurrent sessions: a whole number in [1, MAX_SESSIONS].
+
+    A fraction is refused rather than rounded: 0.5 would round to no
+    session at all and every command would wait for one forever.
+    """
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 1 <= value <= MAX_SESSIONS:
+        raise ConfigError(prop, _shown(value),
+                          f'must be a whole number from 1 to {MAX_SESSIONS}')
+    return value
+
+
+def _looks_like_a_key(value: object) -> bool:
+    """True for a value that may be key material pasted into the wrong field:
+    a PEM or OpenSSH armour, several lines, or a long unbroken string."""
+    if not isinstance(value, str):
+        return False
+    return ('PRIVATE KEY' in value or '-----BEGIN' in value or '\n' in value or
+            'b3BlbnNzaC1rZXktdjE' in value        # base64 of "openssh-key-v1"
+            or len(value) > 200)
+
+
+def _shown(value: object) -> object:
+    """``value`` as an error may show it: key-like text is replaced by a
+    description that says what it looks like, never by (part of) itself."""
+    if _looks_like_a_key(value):
+        return f'<hidden: {len(value)} characters that look like key material>'
+    return value
+
+
 def _hide(value):
     return '<hidden>' if value else value
 
 
 def _hide_if_secret(key, value):
-    return '<hidden>' if key in ('password', 'private_key', 'private_key_password') else value
+    if key in ('password', 'private_key', 'private_key_password'):
+        return '<hidden>'
+    return _shown(value)
 
 
 def load_private_key(text, passphrase=None, source='credentials.private_key'):
@@ -188,7 +249,7 @@ def _pinned_key(host, port, line, prefix='credentials'):
     except Exception:   # paramiko raises several types for bad base64 or key data
         entry = None
     if entry is None or entry.key is None:
-        raise ConfigError(f'{prefix}.host_key', line,
+        raise ConfigError(f'{prefix}.host_key', _shown(line),
                           'must be a public key line such as "ssh-ed25519 AAAA..."')
     return name, entry.key
 
@@ -240,7 +301,7 @@ class SshConnection:
                 if os.path.exists(path):
                     client.get_host_keys().load(path)
                 elif s.known_hosts:
-                    raise ConfigError('credentials.known_hosts', s.known_hosts,
+                    raise ConfigError('credentials.known_hosts', _shown(s.known_hosts),
                                       'file does not exist')
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         else:
