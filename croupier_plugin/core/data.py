@@ -229,7 +229,7 @@ class Transfer:
                                   f'infrastructure with SSH credentials').for_node(self.name)
             hosts = [src.infra, dst.infra]
             if self.protocol == 'RSYNC' and _rsync_runner(self) is not None and \
-                    src.infra.ssh.pool_key != dst.infra.ssh.pool_key and \
+                    src.infra.ssh.login != dst.infra.ssh.login and \
                     not _peer(self).secrets_pending and _peer(self).ssh.pkey() is None:
                 peer = _peer(self)
                 raise ConfigError('transfer_protocol', self.protocol,
@@ -556,7 +556,7 @@ def _http(transfer):
 def _rsync_runner(transfer):
     """'source' or 'target': the host rsync runs on; None: relay through here."""
     src, dst = transfer.source.infra, transfer.target.infra
-    if src.ssh.pool_key == dst.ssh.pool_key or src.internet_access:
+    if src.ssh.login == dst.ssh.login or src.internet_access:
         return 'source'
     if dst.internet_access:
         return 'target'
@@ -577,7 +577,7 @@ def _rsync(transfer):
     src_path, dst_path = src.location(), dst.location()
     here = src.infra if runner == 'source' else dst.infra
     transport = here.transport()
-    if src.infra.ssh.pool_key == dst.infra.ssh.pool_key:
+    if src.infra.ssh.login == dst.infra.ssh.login:
         parent = posixpath.dirname(dst_path.rstrip('/'))
         command = (f'mkdir -p -- {shell_path(parent or ".")} && '
                    f'rsync -a -- {shell_path(src_path)} {shell_path(dst_path)}')

@@ -1,13 +1,16 @@
-"""SSH transport (paramiko) with one shared connection per (host, port, user).
+"""SSH transport (paramiko) with one shared connection per login and settings.
 
-Every SshTransport for the same (host, port, user) in a process uses the
-same connection: one TCP connection and one authentication, however many jobs
-are submitted or polled. A broken connection is re-opened with exponential
+Every SshTransport for the same login (host, port, user) with the same
+connection settings (host-key checking, credentials, timeouts; see
+``SshSettings.pool_key``) in a process uses the same connection: one TCP
+connection and one authentication, however many jobs are submitted or polled. A broken connection is re-opened with exponential
 backoff, up to ``reconnect_timeout`` seconds. Host keys are always verified
 (known_hosts, or a key pinned in the credentials) unless the blueprint opts
 out explicitly with ``host_key_check: false``, which is logged as a warning.
 """
 
+import hashlib
+import hmac
 import io
 import logging
 import math
@@ -30,6 +33,8 @@ from .base import CommandResult, Transport
 
 log = logging.getLogger('croupier.ssh')
 
+# keys the digest of the secrets in SshSettings.pool_key; never leaves the process
+_POOL_SALT = secrets.token_bytes(32)
 _KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 _CONNECTION_ERRORS = (paramiko.SSHException, OSError, EOFError, socket.timeout)
 
@@ -132,8 +137,27 @@ class SshSettings:
         return settings
 
     @property
-    def pool_key(self):
+    def login(self) -> tuple:
+        """(host, port, user): the account these settings log in to."""
         return (self.host, self.port, self.user)
+
+    @property
+    def pool_key(self) -> tuple:
+        """What a shared connection must agree on to be reused: the login and
+        every setting that decides how the server is trusted or how we
+        authenticate (host-key checking, credentials, timeouts, sessions).
+
+        ``login_shell`` is left out: it changes the command, not the
+        connection. The secrets enter as one keyed digest (HMAC with a key
+        made per process), so the pool key is safe to show and a weak
+        password cannot be guessed from it offline.
+        """
+        secrets_digest = hmac.new(_POOL_SALT, repr(
+            (self.password, self.private_key, self.private_key_password)).encode('utf-8'),
+            hashlib.sha256).hexdigest()[:32]
+        return (self.host, self.port, self.user, self.private_key_file, self.known_hosts,
+                self.host_key, self.host_key_check, self.connect_timeout,
+                self.reconnect_timeout, self.max_sessions, self.keepalive, secrets_digest)
 
     @property
     def known_hosts_name(self):
@@ -261,6 +285,105 @@ def fingerprint(key):
     return 'SHA256:' + base64.b64encode(digest).decode().rstrip('=')
 
 
+class KnownHosts:
+    """The entries of OpenSSH known_hosts files, read without failing on what
+    paramiko cannot parse.
+
+    paramiko's own loader stops at the first ``@cert-authority`` or
+    ``@revoked`` line with a raw ``InvalidHostKey``, and paramiko cannot
+    verify host certificates against a CA at all. So CA lines are skipped
+    with a warning (a host that only a CA vouches for stays unknown and is
+    refused); ``@revoked`` keys are kept apart and refused for every host,
+    even where a plain line lists them (OpenSSH scopes them by host pattern;
+    a revoked key is never one to trust, so Croupier does not). Lines that
+    cannot be read are skipped with a warning naming file and line.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list = []          # paramiko HostKeyEntry
+        self.revoked: set = set()        # key blobs
+
+    def load(self, path: str) -> None:
+        """Add the entries of the known_hosts file at ``path``."""
+        try:
+            with open(path, encoding='utf-8', errors='replace') as fh:
+                lines = fh.readlines()
+        except OSError as exc:
+            raise ConfigError('credentials.known_hosts', _shown(path),
+                              f'cannot be read: {exc.strerror}') from None
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith('#'):
+                continue
+            marker = None
+            if line.startswith('@'):
+                marker, _, line = line.partition(' ')
+                line = line.strip()
+                if marker == '@cert-authority':
+                    log.warning('%s:%d: @cert-authority line skipped: Croupier cannot verify '
+                                'host certificates; list the host key itself or pin it in '
+                                'credentials.host_key', path, number)
+                    continue
+                if marker != '@revoked':
+                    log.warning('%s:%d: unknown marker %s: line skipped', path, number,
+                                _shown(marker))
+                    continue
+            entry = self._entry(line)
+            if entry is None:
+                log.warning('%s:%d: not a known_hosts line Croupier can read (or a key type '
+                            'it does not support): skipped', path, number)
+            elif marker == '@revoked':
+                self.revoked.add(entry.key.asbytes())
+            else:
+                self.entries.append(entry)
+
+    @staticmethod
+    def _entry(line: str):
+        """The paramiko HostKeyEntry of one line, or None if unreadable."""
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+        except Exception:   # paramiko raises several types for bad base64 or key data
+            return None
+        return entry if entry is not None and entry.key is not None else None
+
+    def is_revoked(self, key: paramiko.PKey) -> bool:
+        """True if ``key`` is listed in an ``@revoked`` line."""
+        return key.asbytes() in self.revoked
+
+    def fill(self, host_keys: paramiko.HostKeys) -> None:
+        """Put every entry whose key is not revoked into paramiko's table."""
+        for entry in self.entries:
+            if self.is_revoked(entry.key):
+                continue
+            for name in entry.hostnames:
+                host_keys.add(name, entry.key.get_name(), entry.key)
+
+
+def _revoked_message(settings: 'SshSettings', key: paramiko.PKey) -> str:
+    """The refusal of a server that shows a revoked host key."""
+    return (f'host key of {settings.known_hosts_name} ({key.get_name()} {fingerprint(key)}) '
+            f'is marked @revoked in known_hosts. Refusing to connect')
+
+
+class _RejectUnknown(paramiko.MissingHostKeyPolicy):
+    """Refuses a server whose host key is not known, with Croupier's own
+    error (and a clearer one for a revoked key)."""
+
+    def __init__(self, settings: 'SshSettings', known: KnownHosts) -> None:
+        self.settings = settings
+        self.known = known
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        """Called by paramiko for a key in no known_hosts entry: always refuse."""
+        if self.known.is_revoked(key):
+            raise HostKeyError(_revoked_message(self.settings, key))
+        raise HostKeyError(
+            f'host key of {self.settings.known_hosts_name} ({key.get_name()} '
+            f'{fingerprint(key)}) is unknown: add it to known_hosts '
+            f'(credentials.known_hosts) or pin it in credentials.host_key; '
+            f'host_key_check: false skips the check')
+
+
 class _AcceptUnverified(paramiko.MissingHostKeyPolicy):
     """Used only when the blueprint sets host_key_check: false."""
 
@@ -290,20 +413,22 @@ class SshConnection:
     def _new_client(self):
         s = self.settings
         client = paramiko.SSHClient()
+        known = KnownHosts()      # stays empty with a pinned key or no check
         if s.host_key:
             name, key = _pinned_key(s.host, s.port, s.host_key)
             client.get_host_keys().add(name, key.get_name(), key)
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            client.set_missing_host_key_policy(_RejectUnknown(s, known))
         elif s.host_key_check:
             files = [os.path.expanduser(s.known_hosts)] if s.known_hosts else [
                 os.path.expanduser('~/.ssh/known_hosts'), '/etc/ssh/ssh_known_hosts']
             for path in files:
                 if os.path.exists(path):
-                    client.get_host_keys().load(path)
+                    known.load(path)
                 elif s.known_hosts:
                     raise ConfigError('credentials.known_hosts', _shown(s.known_hosts),
                                       'file does not exist')
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            known.fill(client.get_host_keys())
+            client.set_missing_host_key_policy(_RejectUnknown(s, known))
         else:
             log.warning('host key check disabled for %s@%s:%s (credentials.host_key_check: '
                         'false)', s.user, s.host, s.port)
@@ -314,8 +439,13 @@ class SshConnection:
                            banner_timeout=s.connect_timeout, auth_timeout=s.connect_timeout,
                            channel_timeout=s.connect_timeout,
                            allow_agent=False, look_for_keys=False)
+        except HostKeyError:
+            client.close()
+            raise
         except paramiko.BadHostKeyException as exc:
             client.close()
+            if known.is_revoked(exc.key):
+                raise HostKeyError(_revoked_message(s, exc.key)) from None
             raise HostKeyError(
                 f'host key of {s.known_hosts_name} does not match the known key: server '
                 f'sent {exc.key.get_name()} {fingerprint(exc.key)}, expected '
@@ -327,11 +457,6 @@ class SshConnection:
                                       f'(authentication failed)') from None
         except paramiko.SSHException as exc:
             client.close()
-            if 'not found in known_hosts' in str(exc):
-                raise HostKeyError(
-                    f'host key of {s.known_hosts_name} is unknown: add it to known_hosts '
-                    f'(credentials.known_hosts) or pin it in credentials.host_key; '
-                    f'host_key_check: false skips the check') from None
             raise TransportError(f'SSH to {s.user}@{s.host}:{s.port} failed: {exc}') from None
         except (OSError, EOFError, socket.timeout) as exc:
             client.close()
@@ -520,7 +645,9 @@ _POOL_LOCK = threading.Lock()
 
 
 def shared_connection(settings):
-    """The process-wide connection for settings.pool_key, created on first use."""
+    """The process-wide connection for ``settings.pool_key``, created on first
+    use: settings that differ in anything that matters to trust or
+    authentication never share a connection, even for the same login."""
     with _POOL_LOCK:
         conn = _POOL.get(settings.pool_key)
         if conn is None:
