@@ -42,6 +42,7 @@ import requests
 
 from .errors import ConfigError, CroupierError
 from .transport import LocalTransport, SshSettings, SshTransport
+from .transport.agent import Loan
 
 log = logging.getLogger('croupier.data')
 
@@ -502,7 +503,7 @@ def _sftp_relay(transfer):
 
 
 def _run_remote(transfer, transport, command, what, lend=None):
-    """Run a transfer's command on a host (lending ``lend`` keys); TransferError
+    """Run a transfer's command on a host (lending keys: ``lend`` is a Loan); TransferError
     with the command's exit code and stderr when it fails."""
     if lend:
         result = transport.run_lending_keys(command, lend, timeout=transfer.timeout)
@@ -609,7 +610,8 @@ def _rsync(transfer):
                f'rsync -a --protect-args -e {shlex.quote(remote_shell)} {extra}-- {paths}')
     try:
         transport.write_file(known_file, known, mode=0o600)
-        _run_remote(transfer, transport, command, f'rsync on {here.host}', lend=[peer_key])
+        _run_remote(transfer, transport, command, f'rsync on {here.host}',
+                    lend=Loan((peer_key,), host_key, peer.ssh.user))
     finally:
         transport.run(f'rm -f -- {known_file}')
     side = 'pushed from' if runner == 'source' else 'pulled by'

@@ -28,7 +28,7 @@ import paramiko
 
 from ..errors import (AuthenticationError, CommandInterrupted, ConfigError, HostKeyError,
                       TransportError)
-from .agent import LentKeys
+from .agent import LentKeys, Loan
 from .base import CommandResult, Transport
 
 log = logging.getLogger('croupier.ssh')
@@ -519,7 +519,7 @@ class SshConnection:
 
     # -- commands -----------------------------------------------------------
 
-    def run(self, command, timeout, idempotent, lend_keys=()):
+    def run(self, command, timeout, idempotent, loan: Optional[Loan] = None):
         deadline = time.monotonic() + self.settings.reconnect_timeout
         refusals = 0
         with self._sessions:
@@ -545,8 +545,8 @@ class SshConnection:
                         self.broken(client)
                     continue
                 try:
-                    with LentKeys(client.get_transport(), lend_keys) as lent:
-                        if lend_keys:
+                    with LentKeys(client.get_transport(), loan) as lent:
+                        if loan is not None:
                             lent.forward(channel)
                         channel.exec_command(command)
                         return self._collect(channel, timeout, command)
@@ -700,10 +700,13 @@ class SshTransport(Transport):
         result = self.connection.run(self.wrap(command), timeout, idempotent)
         return self.checked(command, result) if check else result
 
-    def run_lending_keys(self, command, keys, timeout=None):
+    def run_lending_keys(self, command: str, loan: Loan,
+                         timeout: Optional[float] = None) -> CommandResult:
         """Run ``command`` with SSH agent forwarding, answering its agent
-        requests with ``keys`` from memory (they never reach the host's disk)."""
-        return self.connection.run(self.wrap(command), timeout, True, lend_keys=tuple(keys))
+        requests from memory with the keys of ``loan`` (they never reach the
+        host's disk), for logins to the loan's host key and user only, until
+        the command ends."""
+        return self.connection.run(self.wrap(command), timeout, True, loan=loan)
 
     def write_file(self, path, data, mode=0o600):
         if isinstance(data, str):
