@@ -98,3 +98,12 @@ def test_ordinary_values_are_still_shown():
     assert "'/nonexistent/key'" in str(refused(password=None,
                                                private_key_file='/nonexistent/key'))
     assert "'maybe'" in str(refused(host_key_check='maybe'))
+
+
+@pytest.mark.parametrize('field', ['host', 'user'])
+def test_a_key_body_on_one_line_is_refused_as_a_login_and_not_echoed(key_text, field):
+    # one line with no space passes as a word; it would be logged with the login
+    body = ''.join(key_text.strip().splitlines()[1:-1])
+    err = refused(**{field: body})
+    assert err.prop == f'credentials.{field}'
+    assert_no_key_material(str(err), key_text)

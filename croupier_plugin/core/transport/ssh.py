@@ -106,9 +106,11 @@ class SshSettings:
             if required not in values:
                 raise ConfigError(f'{prefix}.{required}', None, 'is required')
             if not isinstance(values[required], str) or not values[required].strip() or \
-                    any(c.isspace() for c in values[required]):
+                    any(c.isspace() for c in values[required]) or \
+                    _looks_like_a_key(values[required]):
+                # a key-like value would otherwise reach logs that name the login
                 raise ConfigError(f'{prefix}.{required}', _shown(values[required]),
-                                  'must be a non-empty word')
+                                  'must be a non-empty word (at most 200 characters)')
         port = values.get('port', 22)
         if isinstance(port, str) and port.isdigit():
             port = int(port)
