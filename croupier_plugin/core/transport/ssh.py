@@ -3,8 +3,9 @@
 Every SshTransport for the same login (host, port, user) with the same
 connection settings (host-key checking, credentials, timeouts; see
 ``SshSettings.pool_key``) in a process uses the same connection: one TCP
-connection and one authentication, however many jobs are submitted or polled. A broken connection is re-opened with exponential
-backoff, up to ``reconnect_timeout`` seconds. Host keys are always verified
+connection and one authentication, however many jobs are submitted or polled.
+A broken connection is re-opened with exponential backoff, up to
+``reconnect_timeout`` seconds. Host keys are always verified
 (known_hosts, or a key pinned in the credentials) unless the blueprint opts
 out explicitly with ``host_key_check: false``, which is logged as a warning.
 """
@@ -243,7 +244,9 @@ def _hide(value):
     return '<hidden>' if value else value
 
 
-def _hide_if_secret(key, value):
+def _hide_if_secret(key: str, value: object) -> object:
+    """``value`` as an error may show it: always hidden for a secret field,
+    hidden when it looks like key material for any other."""
     if key in ('password', 'private_key', 'private_key_password'):
         return '<hidden>'
     return _shown(value)
