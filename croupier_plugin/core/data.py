@@ -42,6 +42,7 @@ import requests
 
 from .errors import ConfigError, CroupierError
 from .transport import LocalTransport, SshSettings, SshTransport
+from .transport.agent import Loan
 
 log = logging.getLogger('croupier.data')
 
@@ -258,7 +259,7 @@ class Transfer:
                                   f'infrastructure with SSH credentials').for_node(self.name)
             hosts = [src.infra, dst.infra]
             if self.protocol == 'RSYNC' and _rsync_runner(self) is not None and \
-                    src.infra.ssh.pool_key != dst.infra.ssh.pool_key and \
+                    src.infra.ssh.login != dst.infra.ssh.login and \
                     not _peer(self).secrets_pending and _peer(self).ssh.pkey() is None:
                 peer = _peer(self)
                 raise ConfigError('transfer_protocol', self.protocol,
@@ -638,7 +639,7 @@ def _sftp_relay(transfer):
 
 
 def _run_remote(transfer, transport, command, what, lend=None):
-    """Run a transfer's command on a host (lending ``lend`` keys); TransferError
+    """Run a transfer's command on a host (lending keys: ``lend`` is a Loan); TransferError
     with the command's exit code and stderr when it fails."""
     if lend:
         result = transport.run_lending_keys(command, lend, timeout=transfer.timeout)
@@ -707,7 +708,7 @@ def web_file_name(source: DataSource) -> str:
 def _rsync_runner(transfer):
     """'source' or 'target': the host rsync runs on; None: relay through here."""
     src, dst = transfer.source.infra, transfer.target.infra
-    if src.ssh.pool_key == dst.ssh.pool_key or src.internet_access:
+    if src.ssh.login == dst.ssh.login or src.internet_access:
         return 'source'
     if dst.internet_access:
         return 'target'
@@ -728,7 +729,7 @@ def _rsync(transfer):
     src_path, dst_path = src.location(), dst.location()
     here = src.infra if runner == 'source' else dst.infra
     transport = here.transport()
-    if src.infra.ssh.pool_key == dst.infra.ssh.pool_key:
+    if src.infra.ssh.login == dst.infra.ssh.login:
         parent = posixpath.dirname(dst_path.rstrip('/'))
         command = (f'mkdir -p -- {shell_path(parent or ".")} && '
                    f'rsync -a {RSYNC_NO_SPECIAL_BITS} -- {rsync_local_path(src_path)} '
@@ -764,7 +765,8 @@ def _rsync(transfer):
                f'{extra}-- {paths}')
     try:
         transport.write_file(known_file, known, mode=0o600)
-        _run_remote(transfer, transport, command, f'rsync on {here.host}', lend=[peer_key])
+        _run_remote(transfer, transport, command, f'rsync on {here.host}',
+                    lend=Loan((peer_key,), host_key, peer.ssh.user))
     finally:
         transport.run(f'rm -f -- {known_file}')
     side = 'pushed from' if runner == 'source' else 'pulled by'

@@ -117,6 +117,16 @@ CASES = [
     ('negative timeout', blueprint(
         credentials="{host: h, user: u, password: pw, connect_timeout: -1}"),
      "node 'hpc', property 'credentials.connect_timeout' = -1"),
+    ('fractional max_sessions', blueprint(
+        credentials="{host: h, user: u, password: pw, max_sessions: 0.5}"),
+     "node 'hpc', property 'credentials.max_sessions' = 0.5"),
+    ('reconnect timeout not a number', blueprint(
+        credentials="{host: h, user: u, password: pw, reconnect_timeout: .nan}"),
+     "node 'hpc', property 'credentials.reconnect_timeout' = nan"),
+    ('a key pasted as the key file', blueprint(
+        credentials="{host: h, user: u, private_key_file: \"-----BEGIN OPENSSH PRIVATE KEY-----"
+                    "\\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU\\n-----END OPENSSH PRIVATE KEY-----\"}"),
+     "node 'hpc', property 'credentials.private_key_file' = '<hidden: "),
     ('monitor period zero', blueprint(
         extra_interface='      monitoring_options: {monitor_period: 0}\n'),
      "node 'hpc', property 'monitoring_options.monitor_period' = 0"),

@@ -82,6 +82,24 @@ def _string(data):
     return struct.pack('>I', len(data)) + data
 
 
+def _bound_session(host_key, session_id):
+    """An agent connection bound, as OpenSSH's ssh binds it, to ``session_id``
+    of a session with the host holding ``host_key``."""
+    session = agent.AgentSession(None, None)
+    bind = bytes([agent.EXTENSION]) + _string(agent.SESSION_BIND.encode()) + \
+        _string(host_key.asbytes()) + _string(session_id) + \
+        _string(host_key.sign_ssh_data(session_id).asbytes()) + b'\0'
+    assert agent.answer(session, {}, bind) == bytes([agent.SUCCESS])
+    return session
+
+
+def _login(session_id, user, key, algorithm):
+    """The data an SSH client signs to log in with ``key`` (RFC 4252, section 7)."""
+    return _string(session_id) + bytes([50]) + _string(user.encode()) + \
+        _string(b'ssh-connection') + _string(b'publickey') + b'\1' + \
+        _string(algorithm.encode()) + _string(key.asbytes())
+
+
 @pytest.mark.parametrize('key_class, flags, algorithm', [
     (paramiko.Ed25519Key, 0, 'ssh-ed25519'),
     (paramiko.RSAKey, agent.RSA_SHA2_256, 'rsa-sha2-256'),
@@ -94,14 +112,17 @@ def test_the_agent_lists_its_keys_and_signs_with_them(key_class, flags, algorith
         key = paramiko.Ed25519Key.from_private_key_file(str(path))
     else:
         key = key_class.generate(2048) if key_class is paramiko.RSAKey else key_class.generate()
-    keys = {key.asbytes(): key}
-    listing = paramiko.Message(agent.answer(keys, bytes([agent.REQUEST_IDENTITIES])))
+    host_key = paramiko.ECDSAKey.generate()
+    session_id = os.urandom(32)
+    keys = {(key.asbytes(), host_key.asbytes(), 'u'): key}
+    session = _bound_session(host_key, session_id)
+    listing = paramiko.Message(agent.answer(session, keys, bytes([agent.REQUEST_IDENTITIES])))
     assert listing.get_byte()[0] == agent.IDENTITIES_ANSWER
     assert listing.get_int() == 1 and listing.get_binary() == key.asbytes()
-    data = b'session data to sign'
+    data = _login(session_id, 'u', key, algorithm)
     request = bytes([agent.SIGN_REQUEST]) + _string(key.asbytes()) + _string(data) + \
         struct.pack('>I', flags)
-    reply = paramiko.Message(agent.answer(keys, request))
+    reply = paramiko.Message(agent.answer(session, keys, request))
     assert reply.get_byte()[0] == agent.SIGN_RESPONSE
     signature = paramiko.Message(reply.get_binary())
     assert signature.get_text() == algorithm
@@ -113,11 +134,14 @@ def test_the_agent_lists_its_keys_and_signs_with_them(key_class, flags, algorith
 
 def test_the_agent_refuses_unknown_keys_and_other_requests():
     other = paramiko.RSAKey.generate(2048)
-    request = bytes([agent.SIGN_REQUEST]) + _string(other.asbytes()) + _string(b'x') + \
-        struct.pack('>I', 0)
-    assert agent.answer({}, request) == bytes([agent.FAILURE])
+    host_key = paramiko.ECDSAKey.generate()
+    session = _bound_session(host_key, b'session')
+    request = bytes([agent.SIGN_REQUEST]) + _string(other.asbytes()) + \
+        _string(_login(b'session', 'u', other, 'rsa-sha2-256')) + struct.pack('>I', 0)
+    assert agent.answer(session, {}, request) == bytes([agent.FAILURE])
     for kind in (17, 18, 19, 22, 27):      # add, remove, remove all, lock, extension
-        assert agent.answer({}, bytes([kind]) + b'\0\0\0\0') == bytes([agent.FAILURE])
+        assert agent.answer(agent.AgentSession(None, None), {}, bytes([kind]) + b'\0\0\0\0') \
+            == bytes([agent.FAILURE])
 
 
 def test_copy_tree_copies_a_folder_with_modes(tmp_path):
