@@ -22,8 +22,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+# the registration API's token of the exporters these tests start
+TOKEN = 'bed-test-token-5b0e7f3a91'
+
+
 def exporter_config(bed, **extra):
-    config = {'listen': '127.0.0.1', 'port': 0, 'cache_seconds': 0,
+    config = {'listen': '127.0.0.1', 'port': 0, 'cache_seconds': 0, 'token': TOKEN,
               'hosts': [{'host': bed['host'], 'port': bed['port'], 'user': bed['user'],
                          'private_key_file': bed['keys']['ed25519'],
                          'known_hosts': bed['known_hosts']}]}

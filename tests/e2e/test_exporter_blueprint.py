@@ -13,7 +13,7 @@ from croupier_plugin import runner
 from croupier_plugin.core.exporter import ExporterClient, ExporterConfig, ExporterService
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from exporter_bed import RecordingProxy, exporter_config  # noqa: E402
+from exporter_bed import TOKEN, RecordingProxy, exporter_config  # noqa: E402
 
 pytestmark = pytest.mark.bed
 
@@ -29,9 +29,11 @@ def exporter(bed):
     service.stop()
 
 
-def test_interface_and_jobs_registered_without_secrets_and_forgotten_at_uninstall(bed,
-                                                                                  exporter):
+def test_interface_and_jobs_registered_without_secrets_and_forgotten_at_uninstall(
+        bed, exporter, monkeypatch):
     service, proxy = exporter
+    # the plugin's token, as a manager's environment gives it
+    monkeypatch.setenv('CROUPIER_EXPORTER_TOKEN', TOKEN)
     with open(bed['keys']['ed25519']) as fh:
         private_key = fh.read()
     inputs = {'exporter_address': f'127.0.0.1:{proxy.port}', 'hpc_host': bed['host'],
@@ -41,7 +43,7 @@ def test_interface_and_jobs_registered_without_secrets_and_forgotten_at_uninstal
     env = runner.init_env(os.path.join(ROOT, 'tests', 'blueprints', 'slurm-exporter.yaml'),
                           inputs, name='monitored')
     runner.execute(env, 'install')
-    client = ExporterClient(service.address)
+    client = ExporterClient(service.address, token=TOKEN)
     [reg] = client.registrations()
     assert (reg['deployment'], reg['interface'], reg['user'], reg['hpc_label']) == \
         ('monitored', 'hpc', bed['user'], 'bed')

@@ -14,7 +14,7 @@ from croupier_plugin.core.exporter import (ExporterClient, ExporterConfig, Expor
 from croupier_plugin.core.transport import SshTransport
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from exporter_bed import (PROMETHEUS, ExporterProcess, PrometheusServer,  # noqa: E402
+from exporter_bed import (PROMETHEUS, TOKEN, ExporterProcess, PrometheusServer,  # noqa: E402
                           exporter_config)
 
 pytestmark = pytest.mark.bed
@@ -68,7 +68,7 @@ def test_prometheus_sees_job_states_exit_codes_and_partitions(bed, ssh, exporter
     [failing] = submit(ssh, '--wrap', 'exit 3')
     [held] = submit(ssh, '--hold', '--wrap', 'true')
     cancel_after.extend([failing, held])
-    client = ExporterClient(exporter_process.address)
+    client = ExporterClient(exporter_process.address, token=TOKEN)
     client.register('promtest', 'hpc', payload(bed, label='bed'))
     client.add_jobs('promtest', 'hpc', {'failing': failing, 'held': held})
 
@@ -120,7 +120,7 @@ def test_one_remote_command_per_scrape_and_ended_jobs_are_not_asked_again(bed, s
     cancel_after.extend(held)
     service, transports = counted_service(bed, counting)
     try:
-        client = ExporterClient(service.address)
+        client = ExporterClient(service.address, token=TOKEN)
         client.register('countdep', 'hpc', payload(bed))
         client.add_jobs('countdep', 'hpc', {f'j{i}': j for i, j in enumerate(held)})
         for _ in range(3):
@@ -149,7 +149,7 @@ def test_one_remote_command_per_scrape_and_ended_jobs_are_not_asked_again(bed, s
 
 
 def test_registrations_the_exporter_cannot_serve_are_refused_clearly(bed, exporter_process):
-    client = ExporterClient(exporter_process.address)
+    client = ExporterClient(exporter_process.address, token=TOKEN)
     with pytest.raises(ExporterError, match='(422).*no credentials for nobody@127.0.0.1:2222'):
         client.register('dep', 'hpc', dict(payload(bed), user='nobody'))
     with pytest.raises(ExporterError, match="(400).*'password' = '<hidden>'"):
@@ -175,12 +175,12 @@ def test_credentials_from_vault(bed, ssh, vault_bed, tmp_path, cancel_after):
     [held] = submit(ssh, '--hold', '--wrap', 'true')
     cancel_after.append(held)
     config = ExporterConfig.from_mapping({
-        'listen': '127.0.0.1', 'port': 0, 'cache_seconds': 0,
+        'listen': '127.0.0.1', 'port': 0, 'cache_seconds': 0, 'token': TOKEN,
         'vault': {'address': vault_bed.address, 'user': user, 'jwt_file': str(jwt_file),
                   'known_hosts': bed['known_hosts']}})
     service = ExporterService(config).start()
     try:
-        client = ExporterClient(service.address)
+        client = ExporterClient(service.address, token=TOKEN)
         client.register('vaultdep', 'hpc', payload(bed))
         client.add_jobs('vaultdep', 'hpc', {'held': held})
         text = requests.get(service.address + '/metrics', timeout=30).text
@@ -203,7 +203,7 @@ def test_torque_jobs_through_the_bed_wrappers(bed, ssh, workdir, cancel_after):
     cancel_after.append(job.job_id)
     service = ExporterService(ExporterConfig.from_mapping(exporter_config(bed))).start()
     try:
-        client = ExporterClient(service.address)
+        client = ExporterClient(service.address, token=TOKEN)
         client.register('pbsdep', 'hpc', dict(payload(bed), scheduler='TORQUE'))
         client.add_jobs('pbsdep', 'hpc', {'pbsjob': job.job_id})
         deadline = time.monotonic() + 30
