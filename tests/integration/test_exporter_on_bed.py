@@ -2,7 +2,9 @@
 server (Debian's package) on loopback."""
 
 import os
+import re
 import shlex
+import socket
 import sys
 import time
 
@@ -14,8 +16,9 @@ from croupier_plugin.core.exporter import (ExporterClient, ExporterConfig, Expor
 from croupier_plugin.core.transport import SshTransport
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from exporter_bed import (PROMETHEUS, TOKEN, ExporterProcess, PrometheusServer,  # noqa: E402
-                          exporter_config)
+from exporter_bed import (PROMETHEUS, TOKEN, ExporterProcess,  # noqa: E402
+                          FreezableRelay, PrometheusServer, exporter_config, free_port,
+                          known_hosts_for_port)
 
 pytestmark = pytest.mark.bed
 
@@ -219,3 +222,87 @@ def test_torque_jobs_through_the_bed_wrappers(bed, ssh, workdir, cancel_after):
     finally:
         service.stop()
         ssh.inner.run(f'rm -f -- "$HOME"/.croupier/pbs/{int(job.job_id)}.rc')
+
+
+def metric(text, name, infrastructure):
+    """The value of ``name`` for ``infrastructure`` in a /metrics text, or None."""
+    m = re.search(rf'^{name}{{infrastructure="{re.escape(infrastructure)}"[^}}]*}} (\S+)$',
+                  text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def timed_scrape(address):
+    start = time.monotonic()
+    text = requests.get(address + '/metrics', timeout=60).text
+    return text, time.monotonic() - start
+
+
+def test_an_unreachable_front_end_does_not_hold_up_the_others(bed, ssh, cancel_after):
+    [held] = submit(ssh, '--hold', '--wrap', 'true')
+    cancel_after.append(held)
+    # a front-end that takes the TCP connection and never says a word (its
+    # backlog accepts), and one whose port is closed
+    blackhole = socket.create_server(('127.0.0.1', 0))
+    closed = free_port()
+    key = {'user': bed['user'], 'private_key_file': bed['keys']['ed25519'],
+           'known_hosts': bed['known_hosts']}
+    hosts = exporter_config(bed)['hosts'] + [
+        dict(key, host='127.0.0.1', port=blackhole.getsockname()[1]),
+        dict(key, host='127.0.0.1', port=closed)]
+    config = ExporterConfig.from_mapping(exporter_config(bed, hosts=hosts, scrape_timeout=2))
+    service = ExporterService(config).start()
+    try:
+        client = ExporterClient(service.address, token=TOKEN)
+        client.register('fast', 'hpc', payload(bed, label='bed'))
+        client.add_jobs('fast', 'hpc', {'held': held})
+        client.register('dead', 'hole', dict(payload(bed, label='hole'),
+                                             port=blackhole.getsockname()[1]))
+        client.register('dead', 'closed', dict(payload(bed, label='closed'), port=closed))
+        for _ in range(4):
+            text, seconds = timed_scrape(service.address)
+            # Prometheus gives up after 10 s by default
+            assert seconds < 3.5, seconds
+            assert f'job_id="{held}",job_name="held",raw_state="PENDING",state="PENDING"' \
+                in text
+            assert metric(text, 'croupier_exporter_up', 'bed') == 1.0
+            assert metric(text, 'croupier_exporter_up', 'hole') == 0.0
+            assert metric(text, 'croupier_exporter_up', 'closed') == 0.0
+            assert metric(text, 'croupier_partition_cores', 'bed') is not None
+        # the failing ones are asked again only after a backoff, not at every scrape
+        assert metric(text, 'croupier_exporter_remote_commands_total', 'bed') == 4.0
+        assert metric(text, 'croupier_exporter_remote_commands_total', 'closed') <= 3.0
+    finally:
+        service.stop()
+        blackhole.close()
+
+
+def test_a_front_end_that_stops_answering_is_served_from_its_last_view(bed, ssh, tmp_path,
+                                                                       cancel_after):
+    [held] = submit(ssh, '--hold', '--wrap', 'true')
+    cancel_after.append(held)
+    relay = FreezableRelay(bed['host'], bed['port'])
+    entry = {'host': bed['host'], 'port': relay.port, 'user': bed['user'],
+             'private_key_file': bed['keys']['ed25519'],
+             'known_hosts': known_hosts_for_port(bed, relay.port, str(tmp_path))}
+    config = ExporterConfig.from_mapping(exporter_config(bed, hosts=[entry], scrape_timeout=2,
+                                                         command_timeout=5))
+    service = ExporterService(config).start()
+    try:
+        client = ExporterClient(service.address, token=TOKEN)
+        client.register('frozen', 'hpc', dict(payload(bed, label='relayed'), port=relay.port))
+        client.add_jobs('frozen', 'hpc', {'held': held})
+        text, _ = timed_scrape(service.address)
+        assert metric(text, 'croupier_exporter_up', 'relayed') == 1.0
+        assert metric(text, 'croupier_exporter_data_age_seconds', 'relayed') < 2
+        relay.freeze()
+        time.sleep(1)
+        text, seconds = timed_scrape(service.address)
+        assert seconds < 3.5, seconds
+        assert metric(text, 'croupier_exporter_up', 'relayed') == 0.0
+        # the last view, with its age
+        assert f'job_id="{held}",job_name="held",raw_state="PENDING",state="PENDING"' in text
+        assert metric(text, 'croupier_partition_cores', 'relayed') is not None
+        assert metric(text, 'croupier_exporter_data_age_seconds', 'relayed') >= 1
+    finally:
+        service.stop()
+        relay.close()
