@@ -306,3 +306,53 @@ def test_a_front_end_that_stops_answering_is_served_from_its_last_view(bed, ssh,
     finally:
         service.stop()
         relay.close()
+
+
+def test_a_rotated_jwt_file_and_rotated_vault_credentials_are_picked_up(bed, ssh, vault_bed,
+                                                                       tmp_path, cancel_after):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    user = 'croupier-exporter-rotation'
+    vault_bed.root.sys.create_or_update_policy(f'croupier-{user}', (
+        f'path "secret/data/croupier/{user}/*" {{ capabilities = ["read"] }}'))
+    vault_bed.root.auth.jwt.create_role(user, role_type='jwt', user_claim='sub',
+                                        bound_audiences=['croupier'],
+                                        token_policies=[f'croupier-{user}'], token_ttl='10m',
+                                        allowed_redirect_uris=[], path='jwt')
+    # a key the front-end does not know: the secret before its rotation
+    stranger = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption()).decode()
+    vault_bed.put(bed['host'], {'user': bed['user'], 'private_key': stranger}, user=user)
+    jwt_file = tmp_path / 'jwt'
+    jwt_file.write_text(vault_bed.token(sub=user, issued_ago=1200))       # expired
+    [held] = submit(ssh, '--hold', '--wrap', 'true')
+    cancel_after.append(held)
+    config = ExporterConfig.from_mapping({
+        'listen': '127.0.0.1', 'port': 0, 'cache_seconds': 0, 'token': TOKEN,
+        'scrape_timeout': 3,
+        'vault': {'address': vault_bed.address, 'user': user, 'jwt_file': str(jwt_file),
+                  'known_hosts': bed['known_hosts']}})
+    service = ExporterService(config).start()
+    try:
+        client = ExporterClient(service.address, token=TOKEN)
+        with pytest.raises(ExporterError, match='(422).*refused the JWT login'):
+            client.register('rotdep', 'hpc', payload(bed, label='rotated'))
+        # the JWT file renewed: read again, no restart
+        jwt_file.write_text(vault_bed.token(sub=user))
+        client.register('rotdep', 'hpc', payload(bed, label='rotated'))
+        client.add_jobs('rotdep', 'hpc', {'held': held})
+        text, _ = timed_scrape(service.address)
+        assert metric(text, 'croupier_exporter_up', 'rotated') == 0.0     # the stranger key
+        # the secret rotated in Vault: the next attempt (after the backoff) uses it
+        with open(bed['keys']['ed25519']) as fh:
+            vault_bed.put(bed['host'], {'user': bed['user'], 'private_key': fh.read()},
+                          user=user)
+        deadline = time.monotonic() + 20
+        while metric(text, 'croupier_exporter_up', 'rotated') != 1.0:
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+            text, _ = timed_scrape(service.address)
+        assert f'job_id="{held}",job_name="held",raw_state="PENDING",state="PENDING"' in text
+    finally:
+        service.stop()
