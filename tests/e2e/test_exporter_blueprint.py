@@ -3,6 +3,7 @@ interface and its job are registered (install, run_jobs), their metrics served,
 and forgotten at uninstall; every byte the plugin sent to the exporter is
 recorded on the wire and holds none of the interface's secrets."""
 
+import json
 import os
 import sys
 
@@ -49,6 +50,9 @@ def test_interface_and_jobs_registered_without_secrets_and_forgotten_at_uninstal
         ('monitored', 'hpc', bed['user'], 'bed')
     try:
         runner.execute(env, 'run_jobs')
+        # the token is never kept in runtime properties
+        assert not any(TOKEN in json.dumps(i.runtime_properties, default=str)
+                       for i in env.storage.get_node_instances())
         job = next(i for i in env.storage.get_node_instances() if i.node_id == 'job')
         job_id = job.runtime_properties['job_id']
         [reg] = client.registrations()
@@ -70,4 +74,6 @@ def test_interface_and_jobs_registered_without_secrets_and_forgotten_at_uninstal
     key_lines = [line for line in private_key.splitlines()[1:-1] if len(line) > 20]
     assert key_lines and not any(line in wire for line in key_lines)
     assert 'password' not in wire and 'private_key' not in wire
+    # the token travels in the Authorization header only, on each registration call
+    assert wire.count(TOKEN) == wire.count(f'Authorization: Bearer {TOKEN}\r\n') >= 3
     assert bed['password'] not in metrics
