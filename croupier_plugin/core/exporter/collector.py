@@ -66,6 +66,7 @@ class _TargetState:
     view: Optional[TargetView] = None                # last finished question
     finished: float = 0.0                            # monotonic time of ``view``
     running: Optional[Future] = None
+    late: bool = False                               # a scrape gave up waiting for it
     failures: int = 0
     retry_at: float = 0.0
 
@@ -143,7 +144,10 @@ class HpcCollector:
                     if fresh or now < state.retry_at:
                         continue
                     state.running = self._pool.submit(self._ask_safely, target, state, regs)
-                waiting[target] = state.running
+                # a target that failed or already kept a scrape waiting is not
+                # waited for: its answer is taken by the scrape after it comes
+                if state.failures == 0 and not state.late:
+                    waiting[target] = state.running
         if waiting:
             wait(list(waiting.values()), timeout=self.config.scrape_timeout)
         gathered = {}
@@ -154,6 +158,8 @@ class HpcCollector:
                     continue
                 view = state.view
                 if target in waiting and not waiting[target].done():
+                    state.late = True
+                if state.running is not None and (state.late or state.failures):
                     view = replace(view or TargetView(), ok=False, seconds=0.0,
                                    error=f'no answer within scrape_timeout '
                                          f'({self.config.scrape_timeout:g} s)')
@@ -169,29 +175,26 @@ class HpcCollector:
         backed off, and the connection is dropped (credentials are read anew
         at the next attempt)."""
         try:
-            try:
-                view = self._ask(target, state, registrations)
-            except Exception as exc:    # noqa: BLE001 - a worker must always publish
-                log.exception('%s: scrape failed', target)
-                view = self._failed(state, f'{type(exc).__name__}: {exc}', 0.0)
-            if not view.ok:
-                self._drop_transport(state)
-            with self._lock:
-                now = time.monotonic()
-                if view.ok:
-                    state.failures, state.retry_at = 0, 0.0
-                else:
-                    state.failures += 1
-                    state.retry_at = now + min(BACKOFF_FIRST * 2 ** (state.failures - 1),
-                                               BACKOFF_MAX)
-                state.view, state.finished = view, now
-        finally:
-            with self._lock:
-                state.running = None
-                forgotten = self._states.get(target) is not state
-            if forgotten:
-                # unregistered while it was being asked
-                self._drop_transport(state)
+            view = self._ask(target, state, registrations)
+        except Exception as exc:    # noqa: BLE001 - a worker must always publish
+            log.exception('%s: scrape failed', target)
+            view = self._failed(state, f'{type(exc).__name__}: {exc}', 0.0)
+        if not view.ok:
+            self._drop_transport(state)
+        with self._lock:
+            now = time.monotonic()
+            if view.ok:
+                state.failures, state.retry_at = 0, 0.0
+            else:
+                state.failures += 1
+                state.retry_at = now + min(BACKOFF_FIRST * 2 ** (state.failures - 1),
+                                           BACKOFF_MAX)
+            state.view, state.finished = view, now
+            state.late, state.running = False, None
+            forgotten = self._states.get(target) is not state
+        if forgotten:
+            # unregistered while it was being asked
+            self._drop_transport(state)
 
     @staticmethod
     def _failed(state: _TargetState, error: str, seconds: float) -> TargetView:
