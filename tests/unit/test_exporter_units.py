@@ -450,6 +450,13 @@ def test_a_rotated_token_file_is_read_again(tmp_path):
             ExporterClient(svc.address, token=TOKEN).registrations()
         assert ExporterClient(svc.address, token='a-new-token-after-rotation')\
             .registrations() == []
+        # a token file gone bad refuses every request, and the service goes on
+        path.write_text('short\n')
+        with pytest.raises(ExporterError, match=r'\(401\)'):
+            ExporterClient(svc.address, token='a-new-token-after-rotation').registrations()
+        path.write_text('a-third-token-after-repair\n')
+        assert ExporterClient(svc.address, token='a-third-token-after-repair')\
+            .registrations() == []
     finally:
         svc.stop()
 

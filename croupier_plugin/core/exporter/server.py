@@ -77,7 +77,12 @@ class ExporterService:
     def authorized(self, header: str) -> bool:
         """Whether an Authorization header carries the configured token."""
         scheme, _, given = (header or '').strip().partition(' ')
-        expected = self.config.current_token()
+        try:
+            expected = self.config.current_token()
+        except ConfigError as exc:
+            # the token file went missing or bad while running: refuse everyone
+            log.error('the registration API refuses every request: %s', exc)
+            return False
         if scheme.lower() != 'bearer' or not given or not expected:
             return False
         return hmac.compare_digest(given.strip().encode(), expected.encode())
