@@ -34,8 +34,8 @@ from urllib.parse import unquote, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
-from .collector import HpcCollector
 from ..errors import ConfigError
+from .collector import HpcCollector
 from .config import CredentialsNotFound
 from .registry import API, Registry, RegistrationError, parse_jobs, parse_registration
 
