@@ -13,7 +13,7 @@ from .core.data import (DataInfrastructure, DataSource, Publication, Transfer,
 from .core.engine import RETRY_STATES, JobPolicy
 from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostKeyError,
                           TransportError)
-from .core.exporter import ExporterClient, exporter_address, registration_payload
+from .core.exporter import client_from_properties, registration_payload
 from .core.infrastructure import InfrastructureSettings
 from .core.model import JobSpec, parse_duration
 from .core.schedulers import get_scheduler
@@ -56,14 +56,9 @@ def vault_settings(node_id, properties):
 def exporter_client(node_id, properties):
     """The client of an HPCExporter node; its bad address names node, property and value."""
     try:
-        address = exporter_address(properties, node_id)
+        return client_from_properties(properties, node_id)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
-    timeout = properties.get('timeout', 10)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise NonRecoverableError(f"node '{node_id}', property 'timeout' = {timeout!r}: must be "
-                                  f"a positive number of seconds")
-    return ExporterClient(address, float(timeout))
 
 
 def exporter_registration(settings):

@@ -222,6 +222,10 @@ CASES = [
         extra_interface=MONITORED,
         more=EXPORTER.format(props="{hpc_exporter_address: 'http://u:pw@x:9110'}")),
      "node 'exp', property 'hpc_exporter_address' = 'http://<hidden>@x:9110'"),
+    ('exporter timeout not a number', blueprint(
+        extra_interface=MONITORED,
+        more=EXPORTER.format(props="{address: 'http://127.0.0.1:9110', timeout: .nan}")),
+     "node 'exp', property 'timeout' = nan: must be a finite number"),
     ('monitored by a Vault', blueprint(
         extra_interface=MONITORED.replace('exp', 'vault'),
         more=VAULT.format(props="{jwt: a.b.c, user: alice, address: v.example.org}")),
