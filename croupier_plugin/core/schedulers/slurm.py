@@ -115,6 +115,11 @@ class SlurmScheduler(Scheduler):
         'DEADLINE': JobState.TIMEOUT, 'DL': JobState.TIMEOUT,
     }
 
+    # squeue reasons of a pending job that only an administrator can release
+    # (a user's own hold, JobHeldUser, stays pending); compared in lower case
+    # with '_' as ' ', as slurmctld writes the second one either way
+    SYSTEM_HOLDS = frozenset({'jobheldadmin', 'launch failed requeued held'})
+
     def __init__(self):
         self._decoded = {}      # (raw state, exit text, source) -> (state, exit, signal)
 
@@ -348,6 +353,12 @@ class SlurmScheduler(Scheduler):
             if len(self._decoded) < 10000:
                 self._decoded[(raw, exit_text, source)] = decoded
         state, exit_code, signal = decoded
+        if state is P and reason and \
+                reason.strip().replace('_', ' ').lower() in self.SYSTEM_HOLDS:
+            # held where only an administrator can release it: it would never start
+            return JobStatus(job_id, JobState.FAILED, raw,
+                             f'held by the system, so it would never start: {reason}',
+                             exit_code, signal, source)
         return JobStatus(job_id, state, raw, reason, exit_code, signal, source)
 
     def _aggregate(self, job_id, statuses):
