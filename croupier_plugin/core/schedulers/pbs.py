@@ -132,11 +132,20 @@ def parse_qstat_json(text: str) -> list:
     ``qstat -f -F json``, in parse_qstat_full's shape: nested attributes are
     named as the text form names them (``Resource_List.walltime`` ->
     ``resource_list.walltime``). Empty output (every id unknown) has no jobs;
-    ValueError when the output is not JSON."""
-    if not text.strip():
-        return []
-    return [(job_id, _flattened(attrs))
-            for job_id, attrs in (json.loads(text).get('Jobs') or {}).items()]
+    several objects one after the other are read in turn (one object holds
+    every id on the server recorded, but a qstat asking several servers may
+    print one each); ValueError when the output is not JSON."""
+    decoder, blocks, at = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while at < len(text):
+        data, at = decoder.raw_decode(text, at)
+        if not isinstance(data, dict):
+            raise ValueError('not a JSON object')
+        blocks += [(job_id, _flattened(attrs))
+                   for job_id, attrs in (data.get('Jobs') or {}).items()]
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return blocks
 
 
 def _flattened(values: dict, prefix: str = '') -> dict:
