@@ -18,7 +18,9 @@ import sys
 import pytest
 
 from croupier_plugin.core.cluster import Cluster
+from croupier_plugin.core.engine import Engine, JobFailed, JobPolicy, PlannedJob
 from croupier_plugin.core.errors import SchedulerError
+from croupier_plugin.core.monitor import Monitor
 from croupier_plugin.core.model import JobSpec, JobState
 from croupier_plugin.core.placement import Candidate, choose
 from croupier_plugin.core.schedulers.pbs import (
@@ -398,7 +400,9 @@ def fake_server(tmp_path):
     (tmp_path / 'err' / '3.pbshost').write_text(finished + '\n')
     (tmp_path / 'rc' / '3.pbshost').write_text('35\n')
     for name, text in (('qstat', f'#!{sys.executable}\n{FAKE_QSTAT}'),
-                       ('qdel', '#!/bin/sh\necho "qdel $*" >> "$FAKE_DIR/calls"\n')):
+                       ('qdel', '#!/bin/sh\necho "qdel $*" >> "$FAKE_DIR/calls"\n'),
+                       ('qsub', '#!/bin/sh\necho "qsub $*" >> "$FAKE_DIR/calls"\n'
+                                'cat "$FAKE_DIR/next-id"\n')):
         path = bindir / name
         path.write_text(text)
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -472,6 +476,51 @@ def test_system_held_job_is_deleted_by_the_cluster(fake_server):
     assert calls(tmp_path)[-1] == 'qdel 14.pbshost'
     assert (tmp_path / 'home/.croupier/pbs/14.pbshost.cancelled').exists()
     assert status['0.pbshost'].state is S.COMPLETED
+
+
+def test_job_the_server_skipped_fails_the_run_as_skipped(fake_server):
+    tmp_path, env = fake_server
+    (tmp_path / 'yes' / '8.pbshost').write_text(output('depD_qstat_x_f_json.txt'))
+    (tmp_path / 'next-id').write_text('8.pbshost\n')
+    (tmp_path / 'work').mkdir()
+    cluster = Cluster('openpbs', LocalTransport(env=env), PbsScheduler(), monitor_period=0.2)
+    spec = JobSpec.from_options('depD', {'commands': ['true'],
+                                         'extra_directives': ['-W depend=afterok:7.pbshost']})
+    records = {}
+    engine = Engine([PlannedJob('depD', spec, cluster, str(tmp_path / 'work'))],
+                    lambda name, record: records.__setitem__(name, record),
+                    monitor=Monitor(unknown_grace=5))
+    with pytest.raises(JobFailed) as failed:
+        engine.run()
+    assert "job 'depD' (openpbs job 8.pbshost) ended SKIPPED (F)" in str(failed.value)
+    assert 'a job it depends on did not end as required (afterok:7.pbshost' in str(failed.value)
+    assert (records['depD']['state'], records['depD']['job_id']) == ('SKIPPED', '8.pbshost')
+
+
+def test_user_held_job_waits_until_max_time_in_queue(fake_server):
+    tmp_path, env = fake_server
+    data = json.loads(output('sysheld_qstat_x_f_json.txt'))
+    job = data['Jobs']['14.pbshost']
+    job.update(job_state='H', Hold_Types='u')
+    del job['Exit_status'], job['comment']
+    (tmp_path / 'yes' / '14.pbshost').write_text(json.dumps(data))
+    (tmp_path / 'next-id').write_text('14.pbshost\n')
+    (tmp_path / 'work').mkdir()
+    cluster = Cluster('openpbs', LocalTransport(env=env), PbsScheduler(), monitor_period=0.2)
+    spec = JobSpec.from_options('held', {'commands': ['true']})
+    records = {}
+    engine = Engine([PlannedJob('held', spec, cluster, str(tmp_path / 'work'),
+                                policy=JobPolicy(max_time_in_queue=1.5))],
+                    lambda name, record: records.__setitem__(name, record),
+                    monitor=Monitor(unknown_grace=5))
+    with pytest.raises(JobFailed, match='max_time_in_queue'):
+        engine.run()
+    assert (records['held']['state'], records['held']['raw_state']) == ('FAILED',
+                                                                        'QUEUE_TIMEOUT')
+    # pending (held by its user) until then, and deleted at the limit
+    polls = [c for c in calls(tmp_path) if c.startswith('qstat')]
+    assert len(polls) >= 3
+    assert calls(tmp_path)[-1] == 'qdel 14.pbshost'
 
 
 # -- queue figures ------------------------------------------------------------------
