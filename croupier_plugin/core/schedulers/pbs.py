@@ -13,6 +13,12 @@ script records its own exit code in ``$HOME/.croupier/pbs/<job id>.rc``, and
 ``qdel`` through Croupier leaves ``<job id>.cancelled`` there; the status
 command reads both for the ids it asks about. qstat wins whenever it reports
 an exit status.
+
+PBS Pro is asked with ``qstat -x -f -F json`` (no folded lines to undo); when
+that qstat fails for a reason other than single ids (a qstat without ``-F``
+prints its usage), the same command asks in the text form, and later polls
+ask in text at once. A job held by the system (it would never start) is
+FAILED here, and the cluster deletes it; see ``system_hold``.
 """
 
 import abc
