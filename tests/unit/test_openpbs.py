@@ -158,17 +158,14 @@ def test_one_failed_subjob_fails_the_array():
 # -- the table forms agree with what the parser reads ------------------------------
 
 def table_states(text: str) -> dict:
-    """{job id: state letter} of qstat's default or -a/-w tables."""
+    """{job id: state letter} of qstat's tables (default, -a, -w): the state
+    is the column before the last one in each of them."""
     states = {}
     for line in text.splitlines():
         fields = line.split()
-        if fields and re.match(r'^[0-9]+(\[[0-9]*\])?\.', fields[0]) and len(fields) >= 6:
-            letter = fields[-2] if re.match(r'^[A-Z]$', fields[-2]) else fields[-3]
-            if fields[-1] in ('--',) or re.match(r'^[0-9:]+$', fields[-1]):
-                letter = fields[-2]
-            if not re.match(r'^[A-Z]$', letter):
-                letter = fields[-2]
-            states[fields[0]] = letter
+        if len(fields) >= 6 and re.match(r'^[0-9]+(\[[0-9]*\])?\.', fields[0]):
+            assert re.match(r'^[A-Z]$', fields[-2]), line
+            states[fields[0]] = fields[-2]
     return states
 
 
