@@ -447,8 +447,8 @@ def test_a_qstat_without_json_falls_back_to_text_in_the_same_command(fake_server
     result, statuses = run_status(scheduler, ['0.pbshost'], env)
     assert calls(tmp_path)[2:] == ['qstat -x -f 0.pbshost']
     assert statuses['0.pbshost'].exit_code == 0
-    assert 'pbsnodes -a;' not in scheduler.queue_command() + ';'
-    assert 'qstat -Q -f 2>/dev/null' in scheduler.queue_command()
+    assert '-F json' not in scheduler.queue_command()
+    assert '{ qstat -Q -f || :; }' in scheduler.queue_command()
 
 
 def test_json_that_does_not_parse_fails_the_poll_once_then_text():
@@ -555,6 +555,18 @@ def test_node_figures_from_the_text_form_match_json():
         queue_output(queues, output('queue_pbsnodes_a_F_json.txt'), ''))
     assert from_text == from_json
     assert from_text['workq'].cores_idle == 2
+
+
+def test_queue_figures_of_the_bed_wrappers_text_forms():
+    with open(os.path.join(ROOT, 'tests', 'fixtures', 'pbs', 'wrapper_queue_figures.txt')) as fh:
+        figures = PbsScheduler().parse_queue_output(fh.read())
+    assert sorted(figures) == ['debug', 'second']
+    for queue in figures.values():
+        # no queue tied to a node: each queue sees the one node; no state counts
+        assert (queue.available, queue.default) == (True, False)
+        assert (queue.nodes_total, queue.nodes_idle, queue.cores_total, queue.cores_idle) == \
+            (1, 1, 16, 16)
+        assert (queue.jobs_pending, queue.jobs_running) == (0, 0)
 
 
 def test_queue_command_is_one_command_with_json_forms():

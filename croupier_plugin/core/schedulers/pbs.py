@@ -568,10 +568,12 @@ class PbsFamily(Scheduler):
     @staticmethod
     def _figures_parts(queues: str, nodes: str, server: str) -> list:
         """Each command after its mark; a command that fails leaves its section
-        empty rather than failing the others (as sinfo's does for SLURM)."""
-        return [f'echo {shlex.quote(QUEUES_MARK)}', f'{queues} 2>/dev/null',
-                f'echo {shlex.quote(NODES_MARK)}', f'{nodes} 2>/dev/null',
-                f'echo {shlex.quote(SERVER_MARK)}', f'{server} 2>/dev/null']
+        empty rather than failing the others or the command (as sinfo's does
+        for SLURM): the wrappers' qstat exits 153 for -B, and a server that
+        cannot tell its nodes still has queues to compare."""
+        return [f'echo {shlex.quote(QUEUES_MARK)}', f'{{ {queues} || :; }} 2>/dev/null',
+                f'echo {shlex.quote(NODES_MARK)}', f'{{ {nodes} || :; }} 2>/dev/null',
+                f'echo {shlex.quote(SERVER_MARK)}', f'{{ {server} || :; }} 2>/dev/null']
 
     def queue_command(self):
         """ONE command for every queue's figures (placement)."""
