@@ -632,3 +632,25 @@ def test_json_objects_one_after_the_other_are_all_read():
     assert [job_id for job_id, _ in parse_qstat_json(text)] == ['0.pbshost', '1.pbshost']
     with pytest.raises(ValueError):
         parse_qstat_json(text + '{"Jobs": ')
+
+
+def test_torque_text_figures_count_busy_cpus_and_skip_down_nodes():
+    # the layout of Torque's qstat -Q -f / pbsnodes -a / qstat -B -f (Torque 6
+    # writes a node's jobs as CPU ranges: 0-2/20.srv)
+    text = queue_output(
+        'Queue: batch\n    queue_type = Execution\n    total_jobs = 5\n'
+        '    state_count = Transit:0 Queued:2 Held:1 Waiting:0 Running:2 Exiting:0 '
+        'Complete:0\n    enabled = True\n    started = True\n\n'
+        'Queue: closed\n    queue_type = Execution\n    enabled = False\n    started = True\n',
+        'n1\n     state = job-exclusive\n     np = 4\n     jobs = 0-2/20.srv,3/21.srv\n\n'
+        'n2\n     state = free\n     np = 4\n     jobs = 0/22.srv\n\n'
+        'n3\n     state = down,offline\n     np = 4\n',
+        'Server: srv\n    default_queue = batch\n')
+    from croupier_plugin.core.schedulers.pbs import TorqueScheduler
+    figures = TorqueScheduler().parse_queue_output(text)
+    batch = figures['batch']
+    assert (batch.available, batch.default, batch.jobs_pending, batch.jobs_running) == \
+        (True, True, 3, 2)
+    assert (batch.nodes_total, batch.nodes_allocated, batch.nodes_idle) == (3, 2, 0)
+    assert (batch.cores_total, batch.cores_allocated, batch.cores_idle) == (12, 5, 3)
+    assert (figures['closed'].available, figures['closed'].default) == (False, False)
