@@ -470,21 +470,21 @@ class PbsFamily(Scheduler):
                      f'echo {shlex.quote(FORM_MARK + "text")}; ' + ask(text) + 'fi; ')
         return (
             f'set -- {quoted}; '
-            'croupier_others() { printf "%s\n" "$croupier_err" | while IFS= read -r l; do '
+            'croupier_others() { printf "%s\\n" "$croupier_err" | while IFS= read -r l; do '
             f'case "$l" in ""|{per_id}) ;; *) echo "$l" ;; esac; done; }}; '
             + query +
-            f'printf "%s\n" "{QSTAT_RC_MARK}$croupier_rc" "$croupier_err" '
+            f'printf "%s\\n" "{QSTAT_RC_MARK}$croupier_rc" "$croupier_err" '
             f'{shlex.quote(FILES_MARK)}; '
             f'd={RC_DIR}; '
             'for i in "$@"; do '
             'if [ -f "$d/$i.rc" ] && read -r v < "$d/$i.rc"; then '
-            'printf "rc %s %s\n" "$i" "$v"; fi; '
-            'if [ -f "$d/$i.cancelled" ]; then printf "cancelled %s\n" "$i"; fi; '
+            'printf "rc %s %s\\n" "$i" "$v"; fi; '
+            'if [ -f "$d/$i.cancelled" ]; then printf "cancelled %s\\n" "$i"; fi; '
             'done; '
             # exit codes 35 (finished, no -x) and 153 (unknown id) come with
             # per-id messages only: the other ids' answers stand
             'if [ "$croupier_rc" -ne 0 ] && [ -n "$(croupier_others)" ]; then '
-            'printf "%s\n" "$croupier_err" >&2; exit "$croupier_rc"; fi'
+            'printf "%s\\n" "$croupier_err" >&2; exit "$croupier_rc"; fi'
         )
 
     @staticmethod
