@@ -54,7 +54,8 @@ _JOB_ID_LINE = re.compile(r'^Job Id:\s*(\S+)\s*$')
 _ATTRIBUTE = re.compile(r'^\s+([A-Za-z_][A-Za-z0-9_.]*) = ?(.*)$')
 # Torque: "qstat: Unknown Job Id Error 9.srv"; PBS Pro: "qstat: Unknown Job Id 9.srv";
 # PBS Pro without -x: "qstat: 9.srv Job has finished, use -x or -H ..."
-_UNKNOWN = re.compile(r'Unknown Job Id(?: Error)?\s+(\S+)|(\S+)\s+Job has finished')
+_UNKNOWN_LINE = re.compile(r'^(?![ \t]).*?(?:Unknown Job Id(?: Error)?\s+(\S+)|'
+                           r'(\S+)\s+Job has finished)', re.M)
 # lines qstat writes to stderr about single ids, which must not fail the whole poll
 _PER_ID_ERRORS = ('Unknown Job Id', 'Job has finished')
 _SIZE = re.compile(r'^([0-9]+)([KMGT]?)$')
@@ -489,34 +490,32 @@ class PbsFamily(Scheduler):
 
     @staticmethod
     def _split_output(stdout: str) -> tuple:
-        """(qstat's output, its form, qstat's stderr lines, the files' lines)
-        of status_command's output. After a fallback, the text form's output
-        replaces what the JSON attempt printed."""
-        qstat_text, errors, files = [], [], []
-        form = None         # no mark: the text form, asked without a JSON attempt
-        section = qstat_text
-        for line in stdout.splitlines():
-            if line.startswith(FORM_MARK):
-                form = line[len(FORM_MARK):].strip()
-                qstat_text = []
-                section = qstat_text
-            elif line.startswith(QSTAT_RC_MARK):
-                section = errors
-            elif line.strip() == FILES_MARK:
-                section = files
-            else:
-                section.append(line)
-        return qstat_text, form, errors, files
+        """(qstat's output, its form, qstat's stderr, the files' lines) of
+        status_command's output; the form is 'json', 'text' (after a JSON
+        attempt failed) or None (text asked at once). After a fallback, the
+        text form's output replaces what the JSON attempt printed. Cut at the
+        marks, not line by line: a thousand jobs are some 70,000 lines."""
+        qstat, _, tail = stdout.partition(QSTAT_RC_MARK)
+        errors, _, files = tail.partition(FILES_MARK)
+        errors = errors.partition('\n')[2]         # the rest of the line is the rc
+        form = None
+        at = qstat.rfind(FORM_MARK)
+        if at >= 0:
+            end = qstat.find('\n', at)
+            end = len(qstat) if end < 0 else end
+            form = qstat[at + len(FORM_MARK):end].strip()
+            qstat = qstat[end + 1:]
+        return qstat, form, errors, files.splitlines()
 
-    def _blocks(self, qstat_text: list, form: Optional[str]) -> list:
+    def _blocks(self, qstat_text: str, form: Optional[str]) -> list:
         """The job blocks of qstat's output in either form. A fallback to the
         text form is remembered, so that later polls ask in text at once."""
         if form != 'json':
             if form == 'text':
                 self.json_refused = True
-            return parse_qstat_full('\n'.join(qstat_text))
+            return parse_qstat_full(qstat_text)
         try:
-            return parse_qstat_json('\n'.join(qstat_text))
+            return parse_qstat_json(qstat_text)
         except ValueError as exc:
             # some servers print JSON that does not parse (a value with a
             # character they do not escape): the text form from now on
@@ -525,14 +524,16 @@ class PbsFamily(Scheduler):
                                  f'the next poll asks in the text form') from None
 
     def parse_status_output(self, stdout, job_ids):
+        return self._statuses(stdout, job_ids)[0]
+
+    def _statuses(self, stdout: str, job_ids) -> tuple:
+        """({id: JobStatus}, the blocks' _index) from status_command's output."""
         qstat_text, form, errors, files = self._split_output(stdout)
         blocks = self._blocks(qstat_text, form)
-        unknown = set()
-        for line in qstat_text + errors:
-            # attribute lines are indented; qstat's messages are not
-            m = _UNKNOWN.search(line) if line[:1] not in ('\t', ' ') else None
-            if m:
-                unknown.add(_sequence(m[1] or m[2]))
+        index = self._index(blocks)
+        # qstat's messages about single ids (attribute lines are indented)
+        unknown = {_sequence(m[1] or m[2])
+                   for m in _UNKNOWN_LINE.finditer(qstat_text + '\n' + errors)}
         exit_files, cancelled = {}, set()
         for line in files:
             parts = line.split()
@@ -551,12 +552,12 @@ class PbsFamily(Scheduler):
             if _array_base(key) is not None and '[]' in key:
                 status = self._array_status(key, blocks, marks)
             else:
-                attrs = self._find(key, blocks)
+                attrs = self._find(key, index)
                 status = self._block_status(key, attrs, marks) if attrs is not None else None
             if status is None:
                 status = self._without_qstat(key, marks, _sequence(key) in unknown)
             result[job_id] = status
-        return result
+        return result, index
 
     # -- queue figures ------------------------------------------------------
 
@@ -629,12 +630,10 @@ class PbsFamily(Scheduler):
         if not job_ids:
             return partitions, {}, {}
         text = '\n'.join(rest or [])
-        statuses = self.parse_status_output(text, job_ids)
-        qstat_text, form, _errors, _files = self._split_output(text)
-        blocks = self._blocks(qstat_text, form)
+        statuses, index = self._statuses(text, job_ids)
         times = {}
         for job_id in job_ids:
-            attrs = self._find(str(job_id), blocks)
+            attrs = self._find(str(job_id), index)
             if attrs is None:
                 continue
             submit = _qstat_time(attrs.get('qtime'))
@@ -651,17 +650,26 @@ class PbsFamily(Scheduler):
         return partitions, statuses, times
 
     @staticmethod
-    def _find(key, blocks):
-        """The block of ``key``: the same id, else the same sequence number
-        (qsub may print a shorter server name than qstat)."""
-        same_seq = []
+    def _index(blocks: list) -> tuple:
+        """({id: block}, {sequence number: [blocks]}) of one qstat output, so
+        that finding each job's block costs the same for 1 or 1,000 jobs."""
+        by_id, by_seq = {}, {}
         for block_id, attrs in blocks:
-            if block_id == key:
-                return attrs
-            if _sequence(block_id) == _sequence(key):
-                same_seq.append(attrs)
+            by_id.setdefault(block_id, attrs)
+            by_seq.setdefault(_sequence(block_id), []).append(attrs)
+        return by_id, by_seq
+
+    @staticmethod
+    def _find(key: str, index: tuple):
+        """The block of ``key`` in ``_index``'s result: the same id, else the
+        same sequence number (qsub may print a shorter server name than qstat)."""
+        by_id, by_seq = index
+        attrs = by_id.get(key)
+        if attrs is not None:
+            return attrs
         # a job moved to another server also has an M record here
-        same_seq.sort(key=lambda a: a.get('job_state', '') == 'M')
+        same_seq = sorted(by_seq.get(_sequence(key), ()),
+                          key=lambda a: a.get('job_state', '') == 'M')
         return same_seq[0] if same_seq else None
 
     def _without_qstat(self, job_id, marks, said_unknown):
