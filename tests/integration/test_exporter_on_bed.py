@@ -218,7 +218,10 @@ def test_torque_jobs_through_the_bed_wrappers(bed, ssh, workdir, cancel_after):
             time.sleep(0.5)
         assert (f'croupier_job_exit_code{{deployment="pbsdep",infrastructure="127.0.0.1:2222",'
                 f'interface="hpc",job_id="{job.job_id}",job_name="pbsjob"}} 3.0') in text
-        assert 'scheduler="TORQUE"} 1.0' in text and 'croupier_partition_cores{' not in text
+        assert 'scheduler="TORQUE"} 1.0' in text
+        # the queues' figures, from the wrappers' qstat -Q -f and pbsnodes -a
+        assert 'croupier_partition_cores{infrastructure="127.0.0.1:2222",partition="debug",' \
+               'state="total"}' in text
     finally:
         service.stop()
         ssh.inner.run(f'rm -f -- "$HOME"/.croupier/pbs/{int(job.job_id)}.rc')

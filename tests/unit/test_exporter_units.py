@@ -267,7 +267,9 @@ def test_pbs_scrape_gives_states_and_times_from_qstat(flavour, name, job_id, sta
     from croupier_plugin.core.schedulers import get_scheduler
     scheduler = get_scheduler(flavour)
     command = scheduler.exporter_command([job_id])
-    assert command.count('qstat -') == 1 and 'LC_ALL=C date' in command
+    # one status qstat (PBS Pro: JSON, and the text form only if JSON is refused)
+    assert command.count('"$@" 2>&1') == (2 if flavour == 'PBS' else 1)
+    assert 'LC_ALL=C date' in command and 'pbsnodes -a' in command
     # the queued job: qtime 14:55:55, the server's clock a minute later
     output = pbs_scrape(name, 'Fri Aug 29 14:57:00 2008')
     partitions, statuses, times = scheduler.parse_exporter_output(output, [job_id])
