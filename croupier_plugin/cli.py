@@ -178,8 +178,7 @@ def cmd_install(args):
     The store's entries for the name are removed again when the deployment cannot be
     created (bad blueprint or inputs, refused properties), so that the name stays free.
     """
-    _check_name(args.name)
-    if runner.load_named(args.name) is not None:
+    if _load(args.name) is not None:
         print(f'error: deployment {args.name!r} exists; uninstall it first', file=sys.stderr)
         return 1
     if runner.remove_named(args.name):
@@ -203,9 +202,18 @@ def cmd_install(args):
     return _run_workflow(console, env, 'install', args.name)
 
 
-def _named(name):
+def _load(name: str):
+    """The stored deployment ``name`` (None when there is none), its name checked."""
     _check_name(name)
-    env = runner.load_named(name)
+    try:
+        return runner.load_named(name)
+    except ValueError:          # json: a deployment.json cut short
+        raise ValueError(f'deployment {name!r}: its stored state cannot be read; '
+                         f'`croupier uninstall {name}` forgets it') from None
+
+
+def _named(name):
+    env = _load(name)
     if env is None:
         raise ValueError(f'no deployment named {name!r}')
     return env
@@ -264,13 +272,18 @@ def cmd_cancel(args):
             pidfd = None
     try:
         current = runner.process_identity(pid) if isinstance(pid, int) and pid > 0 else None
-        if not record or current is None or any(
-                current[key] != record[key] for key in ('start_time', 'cmdline')):
+        if not record:
+            why = 'it does not record a Croupier process (pid, start time, command line)'
+        elif current is None:
+            why = f'process {pid} has ended'
+        elif any(current[key] != record[key] for key in ('start_time', 'cmdline')):
+            why = f'process {pid} is another process now'
+        else:
+            why = None
+        if why:
             runner.remove_pid_file(args.name)
-            what = f'process {pid} is not the one that wrote it' if record else \
-                'it does not record a Croupier process'
             print(f'no execution of {args.name!r} is running: its pid file was stale '
-                  f'({what}) and is removed; nothing was signalled', file=sys.stderr)
+                  f'({why}) and is removed; nothing was signalled', file=sys.stderr)
             return 1
         if pidfd is not None:
             signal.pidfd_send_signal(pidfd, signal.SIGTERM)
@@ -298,7 +311,8 @@ def cmd_uninstall(args):
         env = None
     if env is None:
         if runner.remove_named(args.name):
-            print(f'removed {args.name!r}: its install never finished creating it')
+            print(f'removed {args.name!r}: it was never completely created (or its stored '
+                  f'state cannot be read), so no uninstall workflow ran')
             return 0
         raise ValueError(f'no deployment named {args.name!r}')
     console = Console(verbose=args.verbose)

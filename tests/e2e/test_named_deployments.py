@@ -165,6 +165,15 @@ def test_a_half_created_name_is_removed_by_uninstall_and_by_install(tmp_path, mo
     done = croupier(env, 'install', bp, 'stuck', '-i', f'base_dir={tmp_path}/work',
                     '-i', 'password=x')
     assert done.returncode == 0, done.stdout + done.stderr
+    # a deployment whose stored state was cut short (a full disk): named, and forgotten
+    state = os.path.join(home, 'deployments', 'deployments', 'stuck', 'deployment.json')
+    with open(state, 'r+') as fh:
+        fh.truncate(100)
+    status = croupier(env, 'status', 'stuck')
+    assert status.returncode == 2 and 'Traceback' not in status.stderr
+    assert "deployment 'stuck': its stored state cannot be read" in status.stderr
+    assert croupier(env, 'install', bp, 'stuck', '-i', 'base_dir=/tmp',
+                    '-i', 'password=x').returncode == 2
     assert croupier(env, 'uninstall', 'stuck').returncode == 0
     assert store_entries(home, 'stuck') == []
     assert croupier(env, 'uninstall', 'stuck').returncode == 2    # nothing left to remove
