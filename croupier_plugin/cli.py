@@ -7,6 +7,7 @@ import re
 import signal
 import sys
 import time
+from typing import Optional
 
 from . import runner
 from .validation import validate_plan
@@ -96,7 +97,7 @@ def job_rows(env):
                                        r['name']))
 
 
-def _inputs(args) -> dict:
+def _inputs(args: argparse.Namespace) -> dict:
     """The command's inputs, kept on ``args`` so that an error message about them
     can be cleaned of their values."""
     args.loaded_inputs = runner.load_inputs(args.inputs)
@@ -172,7 +173,7 @@ def _check_name(name: str) -> None:
                          f'(starting with a letter or digit, at most 100)')
 
 
-def cmd_install(args):
+def cmd_install(args: argparse.Namespace) -> int:
     """Create the named deployment and run install on it.
 
     The store's entries for the name are removed again when the deployment cannot be
@@ -202,7 +203,7 @@ def cmd_install(args):
     return _run_workflow(console, env, 'install', args.name)
 
 
-def _load(name: str):
+def _load(name: str) -> Optional[object]:
     """The stored deployment ``name`` (None when there is none), its name checked."""
     _check_name(name)
     try:
@@ -212,7 +213,8 @@ def _load(name: str):
                          f'`croupier uninstall {name}` forgets it') from None
 
 
-def _named(name):
+def _named(name: str):
+    """The stored deployment ``name``; a ValueError naming it when there is none."""
     env = _load(name)
     if env is None:
         raise ValueError(f'no deployment named {name!r}')
@@ -250,7 +252,7 @@ def cmd_status(args):
     return 0
 
 
-def cmd_cancel(args):
+def cmd_cancel(args: argparse.Namespace) -> int:
     """Ask the process running a workflow on the deployment to cancel it.
 
     The pid file's process is signalled only when it still is that runner (same
@@ -301,7 +303,7 @@ def cmd_cancel(args):
     return 0
 
 
-def cmd_uninstall(args):
+def cmd_uninstall(args: argparse.Namespace) -> int:
     """Uninstall the deployment and forget it; a name an install left half-created
     (stored, but never a complete deployment) is simply forgotten."""
     _check_name(args.name)
@@ -520,7 +522,7 @@ _DSL_VALUE_SHAPES = [re.compile(f'({before})(.*)({after})', re.S) for before, af
 )]
 
 
-def _strings(value) -> list:
+def _strings(value: object) -> list[str]:
     """Every string value inside ``value`` (in mappings, lists; keys are names, not
     values, and are left out)."""
     if isinstance(value, str):
@@ -532,7 +534,7 @@ def _strings(value) -> list:
     return []
 
 
-def dsl_message(exc: Exception, inputs: dict = None) -> str:
+def dsl_message(exc: Exception, inputs: Optional[dict] = None) -> str:
     """The DSL parser's message for ``exc`` with every value it quotes hidden.
 
     The parser appends the offending YAML element (file, line, path and its whole

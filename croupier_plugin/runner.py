@@ -243,37 +243,47 @@ class PrivateFileStorage(FileStorage):
     the blueprint's copied resources (copied with their own modes) are tightened.
     """
 
-    def store_blueprint(self, name, blueprint):
+    def store_blueprint(self, name: str, blueprint: dict) -> None:
+        """Cloudify's copy of the blueprint folder and plan, then made private."""
         with private_umask():
             super().store_blueprint(name, blueprint)
         make_private(os.path.join(self._root_storage_dir, 'blueprints', name))
 
-    def store_deployment(self, name, deployment):
+    def store_deployment(self, name: str, deployment: dict) -> None:
+        """Cloudify's, under umask 077."""
         with private_umask():
             super().store_deployment(name, deployment)
 
-    def set_deployment_attributes(self, name, **attrs):
+    def set_deployment_attributes(self, name: str, **attrs) -> None:
+        """Cloudify's, under umask 077."""
         with private_umask():
             super().set_deployment_attributes(name, **attrs)
 
-    def store_instance(self, deployment_id, instance):
+    def store_instance(self, deployment_id: str, instance: dict):
+        """Cloudify's, under umask 077."""
         with private_umask():
             return super().store_instance(deployment_id, instance)
 
-    def store_executions(self, deployment_id, executions):
+    def store_executions(self, deployment_id: str, executions: list) -> None:
+        """Cloudify's, under umask 077."""
         with private_umask():
             super().store_executions(deployment_id, executions)
 
-    def store_deployment_update(self, deployment_id, update_id, update):
+    def store_deployment_update(self, deployment_id: str, update_id: str,
+                                update: dict) -> None:
+        """Cloudify's, under umask 077."""
         with private_umask():
             super().store_deployment_update(deployment_id, update_id, update)
 
-    def set_deployment_update_attributes(self, deployment_id, update_id, **attrs):
+    def set_deployment_update_attributes(self, deployment_id: str, update_id: str,
+                                         **attrs) -> None:
+        """Cloudify's, under umask 077."""
         with private_umask():
             super().set_deployment_update_attributes(deployment_id, update_id, **attrs)
 
     @contextlib.contextmanager
-    def payload(self):
+    def payload(self) -> Iterator[dict]:
+        """Cloudify's, its file written under umask 077."""
         parent = super().payload()
         data = parent.__enter__()
         yield data
@@ -295,7 +305,7 @@ def file_storage() -> PrivateFileStorage:
     return PrivateFileStorage(store_root())
 
 
-def load_named(name: str):
+def load_named(name: str) -> Optional[object]:
     """The stored environment of the named deployment, or None."""
     from cloudify.workflows import local
     return local.load_env(name, storage=file_storage(), resolver=resolver())
@@ -364,7 +374,7 @@ def remove_pid_file(name: str, only_pid: Optional[int] = None) -> None:
         os.unlink(pid_file(name))
 
 
-def named_paths(name: str) -> list:
+def named_paths(name: str) -> list[str]:
     """The folders the store keeps for ``name`` (its blueprint and its deployment)."""
     return [os.path.join(store_root(), sub, name) for sub in ('deployments', 'blueprints')]
 
