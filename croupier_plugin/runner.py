@@ -47,6 +47,11 @@ MAX_YAML_BYTES = 4 * 1024 * 1024
 MAX_YAML_NODES = 1_000_000
 
 
+# libyaml's safe loader when PyYAML was built with it (the same nodes, several times
+# faster), else PyYAML's own
+_SAFE_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+
+
 class InputError(ValueError):
     """A blueprint, an inputs file or a NAME=VALUE input that cannot be read; the
     message names the file (or the input) and the line, never a value."""
@@ -115,7 +120,7 @@ def parse_yaml(text: str, where: str, construct: bool = True):
     """
     if len(text.encode('utf-8', errors='replace')) > MAX_YAML_BYTES:
         raise InputError(f'{where}: larger than {MAX_YAML_BYTES} bytes')
-    loader = yaml.SafeLoader(text)
+    loader = _SAFE_LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:
