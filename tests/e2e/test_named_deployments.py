@@ -6,6 +6,8 @@ import sys
 import time
 import uuid
 
+from croupier_plugin import runner as croupier_runner
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -147,14 +149,13 @@ def test_a_half_created_name_is_removed_by_uninstall_and_by_install(tmp_path, mo
     home = str(tmp_path / 'home')
     env = dict(os.environ, CROUPIER_HOME=home)
     bp = write_blueprint(tmp_path)
-    sys.path.insert(0, ROOT)
-    from croupier_plugin import runner
     monkeypatch.setenv('CROUPIER_HOME', home)
 
     def half_create(name):
         # what an install stopped between storing the blueprint and creating the
         # deployment leaves behind (an earlier Croupier did not clean it up)
-        runner.file_storage().create_blueprint(name, bp, resolver=runner.resolver())
+        croupier_runner.file_storage().create_blueprint(name, bp,
+                                                        resolver=croupier_runner.resolver())
         assert store_entries(home, name) != []
     half_create('stuck')
     assert croupier(env, 'status', 'stuck').returncode == 2
