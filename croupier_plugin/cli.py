@@ -179,25 +179,28 @@ def cmd_install(args: argparse.Namespace) -> int:
     The store's entries for the name are removed again when the deployment cannot be
     created (bad blueprint or inputs, refused properties), so that the name stays free.
     """
-    if _load(args.name) is not None:
-        print(f'error: deployment {args.name!r} exists; uninstall it first', file=sys.stderr)
-        return 1
-    if runner.remove_named(args.name):
-        print(f'removed what an earlier failed install of {args.name!r} left',
-              file=sys.stderr)
+    _check_name(args.name)
     inputs = _inputs(args)
-    try:
-        env = runner.init_env(args.blueprint, inputs, name=args.name,
-                              storage=runner.file_storage())
-        problems = validate_plan(env.storage)
-    except BaseException:
-        runner.remove_named(args.name)
-        raise
-    if problems:
-        runner.remove_named(args.name)
-        for problem in problems:
-            print(f'error: {problem}', file=sys.stderr)
-        return 1
+    with runner.store_lock():
+        if _load(args.name) is not None:
+            print(f'error: deployment {args.name!r} exists; uninstall it first',
+                  file=sys.stderr)
+            return 1
+        if runner.remove_named(args.name):
+            print(f'removed what an earlier failed install of {args.name!r} left',
+                  file=sys.stderr)
+        try:
+            env = runner.init_env(args.blueprint, inputs, name=args.name,
+                                  storage=runner.file_storage())
+            problems = validate_plan(env.storage)
+        except BaseException:
+            runner.remove_named(args.name)
+            raise
+        if problems:
+            runner.remove_named(args.name)
+            for problem in problems:
+                print(f'error: {problem}', file=sys.stderr)
+            return 1
     console = Console(verbose=args.verbose)
     console.install()
     return _run_workflow(console, env, 'install', args.name)
@@ -307,16 +310,17 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     """Uninstall the deployment and forget it; a name an install left half-created
     (stored, but never a complete deployment) is simply forgotten."""
     _check_name(args.name)
-    try:
-        env = runner.load_named(args.name)
-    except ValueError:          # its deployment.json was cut short
-        env = None
-    if env is None:
-        if runner.remove_named(args.name):
-            print(f'removed {args.name!r}: it was never completely created (or its stored '
-                  f'state cannot be read), so no uninstall workflow ran')
-            return 0
-        raise ValueError(f'no deployment named {args.name!r}')
+    with runner.store_lock():
+        try:
+            env = runner.load_named(args.name)
+        except ValueError:          # its deployment.json was cut short
+            env = None
+        if env is None:
+            if runner.remove_named(args.name):
+                print(f'removed {args.name!r}: it was never completely created (or its '
+                      f'stored state cannot be read), so no uninstall workflow ran')
+                return 0
+            raise ValueError(f'no deployment named {args.name!r}')
     console = Console(verbose=args.verbose)
     console.install()
     status = _run_workflow(console, env, 'uninstall', args.name)

@@ -310,6 +310,20 @@ def file_storage() -> PrivateFileStorage:
     return PrivateFileStorage(store_root())
 
 
+@contextlib.contextmanager
+def store_lock() -> Iterator[None]:
+    """Held while a name is being created or forgotten, so that two `croupier`
+    processes never take each other's half-made entries for leftovers."""
+    import fcntl
+    file_storage()
+    fd = os.open(os.path.join(store_root(), '.lock'), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def load_named(name: str) -> Optional[object]:
     """The stored environment of the named deployment, or None."""
     from cloudify.workflows import local

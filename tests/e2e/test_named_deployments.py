@@ -224,3 +224,22 @@ def test_cancel_never_signals_a_process_that_took_over_a_stale_pid(tmp_path):
         unrelated.kill()
         unrelated.wait()
     assert croupier(env, 'uninstall', 'stale').returncode == 0
+
+
+def test_concurrent_installs_of_one_name_leave_one_whole_deployment(tmp_path):
+    home = str(tmp_path / 'home')
+    env = dict(os.environ, CROUPIER_HOME=home)
+    bp = write_blueprint(tmp_path)
+    installs = [subprocess.Popen([sys.executable, '-m', 'croupier_plugin.cli', 'install', bp,
+                                  'twice', '-i', f'base_dir={tmp_path}/work{n}',
+                                  '-i', 'password=x'], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for n in range(4)]
+    outputs = [p.communicate(timeout=120)[0] for p in installs]
+    codes = [p.returncode for p in installs]
+    assert codes.count(0) == 1, list(zip(codes, outputs))
+    assert all("deployment 'twice' exists" in out
+               for code, out in zip(codes, outputs) if code), outputs
+    status = croupier(env, 'status', 'twice')
+    assert status.returncode == 0 and 'quick' in status.stdout, status.stderr
+    assert croupier(env, 'uninstall', 'twice').returncode == 0
+    assert store_entries(home, 'twice') == []
