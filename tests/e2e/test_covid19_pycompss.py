@@ -60,7 +60,7 @@ def test_the_documentations_covid19_example_as_written(bed, vault_bed, ssh, inst
     configuration file; the rest of the login from Vault."""
     import sys
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from exporter_bed import exporter_config
+    from exporter_bed import TOKEN, exporter_config
 
     from croupier_plugin.core.exporter import ExporterClient, ExporterConfig, ExporterService
     install_stand_in('enqueue_compss')
@@ -77,6 +77,8 @@ def test_the_documentations_covid19_example_as_written(bed, vault_bed, ssh, inst
                       f"known_hosts: {bed['known_hosts']}\n")
     monkeypatch.setenv('CROUPIER_CONFIG', str(config))
     monkeypatch.setenv('VAULT_ADDR', vault_bed.address)
+    # the exporter's token, as a manager's environment gives it (the node names none)
+    monkeypatch.setenv('CROUPIER_EXPORTER_TOKEN', TOKEN)
     monkeypatch.setenv('HOME', str(tmp_path))     # no known_hosts but the site's
     dataset = '~/permedcoe_apps/covid19/covid-19-workflow-main/Resources/data/small'
     inputs = {
@@ -96,7 +98,7 @@ def test_the_documentations_covid19_example_as_written(bed, vault_bed, ssh, inst
         runner.execute(env, 'install')
         by_node = {i.node_id: i for i in env.storage.get_node_instances()}
         workdir = by_node['hpc'].runtime_properties['workdir']
-        [registration] = ExporterClient(exporter.address).registrations()
+        [registration] = ExporterClient(exporter.address, token=TOKEN).registrations()
         assert (registration['interface'], registration['user']) == ('hpc', bed['user'])
         runner.execute(env, 'run_jobs')
         job = {i.node_id: i for i in env.storage.get_node_instances()}['covid19']
@@ -110,7 +112,7 @@ def test_the_documentations_covid19_example_as_written(bed, vault_bed, ssh, inst
         fetched = ssh.run(f'cat {dataset}/metadata_small.tsv')
         assert fetched.stdout == 'patient\tage\nP1\t40\n'
         runner.execute(env, 'uninstall')
-        assert ExporterClient(exporter.address).registrations() == []
+        assert ExporterClient(exporter.address, token=TOKEN).registrations() == []
         # skip_cleanup: true, as in the documentation
         assert ssh.run(f'test -d {workdir}').exit_code == 0
         ssh.run(f'rm -rf {workdir}')
