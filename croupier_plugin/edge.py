@@ -4,10 +4,11 @@ operations.py and workflows.py that knows Cloudify's names."""
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cloudify.exceptions import NonRecoverableError
 
+from .core import site
 from .core.data import (DataInfrastructure, DataSource, Publication, Transfer,
                          endpoint_host, protocol, publish_path_problem)
 from .core.engine import RETRY_STATES, JobPolicy
@@ -42,20 +43,41 @@ INPUT = 'input'
 OUTPUT = 'output'
 
 
+# what the manager's cloudify.nodes.Root adds to every node; no Croupier node uses them
+ROOT_PROPERTIES = ('use_external_resource', 'resource_id')
+
+
+def own_properties(properties: dict) -> dict:
+    """A node's properties without those its Cloudify base type adds, for the
+    checks that refuse unknown property names."""
+    return {k: v for k, v in (properties or {}).items() if k not in ROOT_PROPERTIES}
+
+
 def is_type(node, type_name):
     return type_name in (getattr(node, 'type_hierarchy', None) or [node.type])
 
 
 def vault_settings(node_id, properties):
     try:
-        return VaultSettings.from_properties(properties)
+        return VaultSettings.from_properties(own_properties(properties))
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
 
 
 def exporter_client(node_id, properties):
-    """The client of an HPCExporter node; its bad address names node, property and value."""
+    """The client of an HPCExporter node; its bad address names node, property and value.
+    A node that gives no address takes the site's (CROUPIER_EXPORTER_ADDRESS or the site
+    configuration file)."""
+    properties = dict(properties)
     try:
+        if not properties.get('address') and not properties.get('hpc_exporter_address'):
+            properties['address'] = site.load().get('exporter_address')
+            if not properties['address']:
+                raise ConfigError('address', '', f'is required (e.g. http://127.0.0.1:9110): '
+                                                 f'give it (or hpc_exporter_address) on the '
+                                                 f'node, or '
+                                                 f'{site.where_to_set("exporter_address")}'
+                                  ).for_node(node_id)
         return client_from_properties(properties, node_id)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
@@ -104,9 +126,19 @@ def interface_settings(node_id, properties, vault=None, fetch=True):
         properties['credentials'] = _credentials_from_vault(
             node_id, properties.get('credentials'), vault, fetch)
     try:
-        return InfrastructureSettings.from_properties(node_id, properties)
+        settings = InfrastructureSettings.from_properties(node_id, properties)
+        settings.ssh = with_site_known_hosts(settings.ssh)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
+    return settings
+
+
+def with_site_known_hosts(ssh):
+    """``ssh`` (SshSettings or None) also trusting the host keys of the site's
+    known_hosts file, when the site configuration names one."""
+    if ssh is None:
+        return None
+    return replace(ssh, site_known_hosts=site.load().get('known_hosts'))
 
 
 def _options(value):
@@ -229,6 +261,7 @@ def data_infrastructure(view, views, fetch=True):
             host=endpoint_host(str(props.get('endpoint') or '')))
     try:
         infra = DataInfrastructure.from_properties(view.id, props)
+        infra.ssh = with_site_known_hosts(infra.ssh)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
     infra.secrets_pending = vault is not None and not fetch

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import hvac
 import requests
 
+from . import site
 from .errors import ConfigError, CroupierError
 
 log = logging.getLogger('croupier.vault')
@@ -52,6 +53,13 @@ class VaultSettings:
             raise ConfigError(f'{prefix}token', '<hidden>', 'a raw Vault token is not accepted; '
                                                            'give the user\'s jwt')
         address = props.get('address') or ''
+        if address == '':
+            # the node gives none: the site's (VAULT_ADDR or its configuration file)
+            address = site.load().get('vault_address') or ''
+            if not address:
+                raise ConfigError(f'{prefix}address', props.get('address'),
+                                  f'is required (e.g. https://vault:8200): give it on the '
+                                  f'node, or {site.where_to_set("vault_address")}')
         if not isinstance(address, str) or not address.strip():
             raise ConfigError(f'{prefix}address', address, 'is required (e.g. https://vault:8200)')
         address = address.strip()

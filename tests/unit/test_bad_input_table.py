@@ -6,7 +6,7 @@ import pytest
 
 from croupier_plugin.cli import main
 
-HEAD = """tosca_definitions_version: cloudify_dsl_1_4
+HEAD = """tosca_definitions_version: cloudify_dsl_1_5
 imports:
   - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
   - plugin:croupier

@@ -128,7 +128,7 @@ def test_a_blueprint_using_the_originals_names_is_valid(tmp_path, capsys):
     """Inputs typed with the original's data types, the interface's original settings at
     values Croupier honours, and a Vault node as the documentation writes it."""
     blueprint = tmp_path / 'blueprint.yaml'
-    blueprint.write_text("""tosca_definitions_version: cloudify_dsl_1_4
+    blueprint.write_text("""tosca_definitions_version: cloudify_dsl_1_5
 imports:
   - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
   - plugin:croupier
@@ -246,7 +246,7 @@ def test_a_refused_setting_stops_validate_naming_it(tmp_path, capsys):
     """Through `croupier validate`: the refusal is said once, not again as an unknown
     field, and the node type refusal names its node."""
     blueprint = tmp_path / 'blueprint.yaml'
-    blueprint.write_text("""tosca_definitions_version: cloudify_dsl_1_4
+    blueprint.write_text("""tosca_definitions_version: cloudify_dsl_1_5
 imports:
   - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
   - plugin:croupier
