@@ -257,7 +257,7 @@ class PbsFamily(Scheduler):
         # qdel need the id exactly as printed
         for line in reversed(stdout.strip().splitlines()):
             line = line.strip()
-            if re.match(r'^[0-9]+(\[\])?(\.[A-Za-z0-9_.\-]+)?$', line):
+            if re.fullmatch(r'[0-9]+(\[\])?(\.[A-Za-z0-9_.\-]+)?', line):
                 return line
         raise ValueError(f'no job id in qsub output: {stdout.strip()[-300:]!r}')
 
@@ -282,7 +282,7 @@ class PbsFamily(Scheduler):
         per_id = '|'.join(f'*{shlex.quote(p)}*' for p in _PER_ID_ERRORS)
         return (
             f'set -- {quoted}; '
-            f'{{ croupier_err=$({self.qstat_command(arrays)} "$@" 2>&1 >&3); '
+            f'{{ croupier_err=$({self.qstat_command(arrays)} -- "$@" 2>&1 >&3); '
             'croupier_rc=$?; } 3>&1; '
             f'printf "%s\\n" "{QSTAT_RC_MARK}$croupier_rc" "$croupier_err" '
             f'{shlex.quote(FILES_MARK)}; '
@@ -520,7 +520,7 @@ class PbsFamily(Scheduler):
         quoted = ' '.join(shlex.quote(i) for i in check_job_ids(job_ids))
         return (f'set -- {quoted}; d={RC_DIR}; mkdir -p "$d" && '
                 'for i in "$@"; do : > "$d/$i.cancelled"; done; '
-                'qdel "$@"')
+                'qdel -- "$@"')
 
 
 class TorqueScheduler(PbsFamily):

@@ -13,7 +13,7 @@ import shlex
 
 from ..errors import ConfigError
 from ..model import JobState, JobStatus, scheduler_job_name
-from .base import Scheduler, check_job_ids, render_body, shebang
+from .base import Scheduler, check_job_ids, is_job_id, render_body, shebang
 
 STATE_DIR = '"$HOME"/.croupier/jobs'
 TIMEOUT_EXIT = 124
@@ -91,7 +91,7 @@ class ShellScheduler(Scheduler):
 
     def parse_submit_output(self, stdout):
         for line in reversed(stdout.strip().splitlines()):
-            if line.startswith('sh-'):
+            if line.startswith('sh-') and is_job_id(line.strip()):
                 return line.strip()
         raise ValueError(f'no job id in the SHELL submission output: {stdout[-300:]!r}')
 
