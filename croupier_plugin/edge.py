@@ -328,7 +328,7 @@ def assign_workdirs(flow, interfaces):
         infra.workdir = chosen
 
 
-_LABEL_KEY = re.compile(r'^[A-Za-z0-9_.\-/]+$')
+_LABEL_KEY = re.compile(r'[A-Za-z0-9_.\-/]+')
 
 
 def job_labels(node_id, properties):
@@ -348,7 +348,7 @@ def job_labels(node_id, properties):
                                   f"mapping (key: value) or a list of 'key=value'")
     labels = {}
     for key, value in items.items():
-        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+        if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key):
             raise NonRecoverableError(f"node '{node_id}', property 'labels.{key}' = {value!r}: "
                                       f"a label key holds letters, digits and . _ - / only")
         if isinstance(value, (dict, list)) or value is None or '\n' in str(value):

@@ -14,8 +14,8 @@ from .schedulers import SCHEDULERS, get_scheduler
 from .transport import LocalTransport, SshSettings, SshTransport
 
 TRANSPORTS = ('ssh', 'local')
-_PREFIX = re.compile(r'^[A-Za-z0-9_.\-]*$')
-_LABEL = re.compile(r'^[A-Za-z0-9_.\-:@/ ]{0,100}$')
+_PREFIX = re.compile(r'[A-Za-z0-9_.\-]*')
+_LABEL = re.compile(r'[A-Za-z0-9_.\-:@/ ]{0,100}')
 
 # property names accepted on the node, with their meaning
 INTERFACE_PROPERTIES = ('config', 'credentials', 'job_prefix', 'base_dir', 'workdir_prefix',
@@ -97,14 +97,14 @@ class InfrastructureSettings:
         grace = _positive_number('monitoring_options.unknown_grace',
                                  monitoring.get('unknown_grace', 180))
         hpc_label = monitoring.get('hpc_label') or ''
-        if not isinstance(hpc_label, str) or not _LABEL.match(hpc_label):
+        if not isinstance(hpc_label, str) or not _LABEL.fullmatch(hpc_label):
             raise ConfigError('monitoring_options.hpc_label', hpc_label,
                               'may hold only letters, digits, spaces and . _ - : @ /')
         prefix = props.get('job_prefix', '') or ''
-        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
             raise ConfigError('job_prefix', prefix, 'may hold only letters, digits, . _ -')
         wprefix = props.get('workdir_prefix', '') or ''
-        if not isinstance(wprefix, str) or not _PREFIX.match(wprefix):
+        if not isinstance(wprefix, str) or not _PREFIX.fullmatch(wprefix):
             raise ConfigError('workdir_prefix', wprefix, 'may hold only letters, digits, . _ -')
         base_dir = props.get('base_dir') or '$HOME'
         if not isinstance(base_dir, str) or '\n' in base_dir or '\0' in base_dir:

@@ -92,27 +92,33 @@ class PartitionFigures(NamedTuple):
 # --------------------------------------------------------------------------
 # value checks shared by the job spec and the infrastructure settings
 
-_ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+_ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 # Values that end up in scheduler directives (#SBATCH/#PBS lines) are parsed
 # by the scheduler, not by a shell, so they cannot be quoted: keep them plain.
-_DIRECTIVE_WORD = re.compile(r'^[A-Za-z0-9_.+\-@%:,=/]+$')
-_MEMORY = re.compile(r'^[0-9]+[KMGT]?B?$', re.IGNORECASE)
+_DIRECTIVE_WORD = re.compile(r'[A-Za-z0-9_.+\-@%:,=/]+')
+_MEMORY = re.compile(r'[0-9]+[KMGT]?B?', re.IGNORECASE)
 _MAIL_TYPES = {'NONE', 'BEGIN', 'END', 'FAIL', 'REQUEUE', 'ALL', 'INVALID_DEPEND',
                'STAGE_OUT', 'TIME_LIMIT', 'TIME_LIMIT_90', 'TIME_LIMIT_80',
                'TIME_LIMIT_50', 'ARRAY_TASKS'}
-_ARRAY = re.compile(r'^[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?$')
+_ARRAY = re.compile(r'[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?')
 _TIME_FORMS = [
     # SLURM's accepted time formats, in seconds
-    (re.compile(r'^(\d+)$'), lambda m: int(m[1]) * 60),
-    (re.compile(r'^(\d+):(\d{1,2})$'), lambda m: int(m[1]) * 60 + int(m[2])),
-    (re.compile(r'^(\d+):(\d{1,2}):(\d{1,2})$'),
+    (re.compile(r'([0-9]+)'), lambda m: int(m[1]) * 60),
+    (re.compile(r'([0-9]+):([0-9]{1,2})'), lambda m: int(m[1]) * 60 + int(m[2])),
+    (re.compile(r'([0-9]+):([0-9]{1,2}):([0-9]{1,2})'),
      lambda m: int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])),
-    (re.compile(r'^(\d+)-(\d+)$'), lambda m: int(m[1]) * 86400 + int(m[2]) * 3600),
-    (re.compile(r'^(\d+)-(\d+):(\d{1,2})$'),
+    (re.compile(r'([0-9]+)-([0-9]+)'), lambda m: int(m[1]) * 86400 + int(m[2]) * 3600),
+    (re.compile(r'([0-9]+)-([0-9]+):([0-9]{1,2})'),
      lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60),
-    (re.compile(r'^(\d+)-(\d+):(\d{1,2}):(\d{1,2})$'),
+    (re.compile(r'([0-9]+)-([0-9]+):([0-9]{1,2}):([0-9]{1,2})'),
      lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])),
 ]
+
+
+def _has_line_break(text: str) -> bool:
+    """Whether ``text`` holds a character that ends a line (or a NUL): such a
+    value would break the directive or command line it goes into."""
+    return any(c in text for c in '\n\r\0')
 
 
 def parse_duration(prop, value):
@@ -127,10 +133,10 @@ def parse_duration(prop, value):
         if value <= 0:
             raise ConfigError(prop, value, 'must be a positive number of minutes')
         return value * 60
-    if isinstance(value, str):
+    if isinstance(value, str) and not _has_line_break(value):
         text = value.strip()
         for pattern, seconds in _TIME_FORMS:
-            m = pattern.match(text)
+            m = pattern.fullmatch(text)
             if m:
                 total = seconds(m)
                 if total <= 0:
@@ -150,8 +156,8 @@ def format_hms(seconds):
 def positive_int(prop, value, minimum=1):
     if isinstance(value, bool) or value is None:
         raise ConfigError(prop, value, f'must be an integer >= {minimum}')
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str) and re.fullmatch(r' *[0-9]+ *', value):
+        value = int(value)
     if not isinstance(value, int) or value < minimum:
         raise ConfigError(prop, value, f'must be an integer >= {minimum}')
     return value
@@ -161,7 +167,7 @@ def directive_word(prop, value):
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise ConfigError(prop, value, 'must be a string')
     text = str(value)
-    if not _DIRECTIVE_WORD.match(text):
+    if not _DIRECTIVE_WORD.fullmatch(text):
         raise ConfigError(prop, value, 'may hold only letters, digits and . _ - + @ % : , = /'
                                        ' (it goes into a scheduler directive)')
     return text
@@ -202,7 +208,7 @@ def env_mapping(prop, value):
         raise ConfigError(prop, value, 'must be a mapping of variable names to values')
     out = {}
     for k, v in value.items():
-        if not isinstance(k, str) or not _ENV_NAME.match(k):
+        if not isinstance(k, str) or not _ENV_NAME.fullmatch(k):
             raise ConfigError(f'{prop}.{k}', k, 'is not a valid environment variable name')
         if isinstance(v, (dict, list)):
             raise ConfigError(f'{prop}.{k}', v, 'must be a string or a number')
@@ -273,7 +279,7 @@ def factory_rows(prop, kind, raw):
                 raise ConfigError(f'{at}.{key}', item[key],
                                   f'is not one of {", ".join(_PARAMETER_KEYS[kind])}')
         name = item.get('name')
-        if not isinstance(name, str) or not _ENV_NAME.match(name):
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
             raise ConfigError(f'{at}.name', name, 'must be a variable name (letters, digits, _)')
         if name in _RESERVED_NAMES or name.startswith(('CROUPIER_', 'SLURM_', 'PBS_')):
             raise ConfigError(f'{at}.name', name, 'is a variable the job or its scheduler '
@@ -444,7 +450,8 @@ class JobSpec:
                 spec.max_time = parse_duration(p(key), raw)
             elif target in ('memory', 'mem_per_cpu'):
                 text = str(raw).strip() if not isinstance(raw, bool) else ''
-                if not _MEMORY.match(text):
+                text = '' if _has_line_break(str(raw)) else text
+                if not _MEMORY.fullmatch(text):
                     raise ConfigError(p(key), raw, 'must be a size such as 500M, 4G or 1024 (MB)')
                 setattr(spec, target, text.upper().rstrip('B') if text[-1:].isalpha() else text)
             elif target in ('partition', 'account', 'qos', 'reservation', 'mail_user',
@@ -453,13 +460,16 @@ class JobSpec:
             elif target == 'mail_type':
                 types = [t.strip().upper() for t in str(raw).split(',')]
                 bad = [t for t in types if t not in _MAIL_TYPES]
+                if _has_line_break(str(raw)):
+                    raise ConfigError(p(key), raw, 'must be a single line (it goes into a '
+                                                   'scheduler directive)')
                 if bad:
                     raise ConfigError(p(key), raw, f'unknown mail type(s) {bad}; '
                                                    f'use {sorted(_MAIL_TYPES)}')
                 spec.mail_type = ','.join(types)
             elif target == 'array':
                 text = str(raw).strip()
-                if not _ARRAY.match(text):
+                if not _ARRAY.fullmatch(text) or _has_line_break(str(raw)):
                     raise ConfigError(p(key), raw, 'must be an index range such as "0-9" or '
                                                    '"1,3,5-7%2"')
                 spec.array = text

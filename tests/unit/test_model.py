@@ -104,3 +104,50 @@ def test_credentials_spellings_and_defaults():
         SshSettings.from_credentials(dict(base, port=0))
     assert "'credentials.port' = 0" in str(err.value)
     assert 'pw' not in repr(SshSettings.from_credentials(base))
+
+
+@pytest.mark.parametrize('key, value', [
+    ('partition', 'debug\n'), ('account', 'proj\n'), ('qos', 'normal\n'),
+    ('reservation', 'r1\n'), ('mail_user', 'a@b.c\n'), ('stdout_file', 'out.txt\n'),
+    ('stderr_file', 'err.txt\n'), ('array', '0-3\n'), ('memory', '4G\n'),
+    ('cpu_memory', '1G\n'), ('mail_type', 'END\n'), ('max_time', '10\n'),
+    ('nodes', '2\n'), ('env', {'A\n': 'x'}), ('extra_directives', ['--exclusive\n']),
+])
+def test_a_trailing_newline_is_refused_in_what_goes_into_a_directive_line(key, value):
+    """`^...$` with re.match let one trailing newline through, breaking the directive."""
+    with pytest.raises(ConfigError) as err:
+        JobSpec.from_options('j', {'commands': ['x'], key: value})
+    assert f'job_options.{key}' in str(err.value)
+
+
+def test_a_trailing_newline_is_refused_in_interface_and_factory_names():
+    from croupier_plugin.core.infrastructure import InfrastructureSettings
+    base = {'config': {'infrastructure_interface': 'SLURM'},
+            'credentials': {'host': 'h', 'user': 'u', 'password': 'pw'}}
+    for prop, extra in (('job_prefix', {'job_prefix': 'cr\n'}),
+                        ('workdir_prefix', {'workdir_prefix': 'w\n'}),
+                        ('monitoring_options.hpc_label', {'monitoring_options':
+                                                          {'hpc_label': 'x\n'}}),
+                        ('config.partition', {'config': {'infrastructure_interface': 'SLURM',
+                                                         'partition': 'debug\n'}})):
+        with pytest.raises(ConfigError) as err:
+            InfrastructureSettings.from_properties('hpc', dict(base, **extra))
+        assert prop in str(err.value)
+    with pytest.raises(ConfigError):
+        JobSpec.from_options('j', {'commands': ['x'], 'parameter_sweep':
+                                   [{'name': 'N\n', 'start': 1, 'end': 2}]})
+
+
+def test_a_trailing_newline_is_refused_in_other_validated_names():
+    from croupier_plugin import edge
+    from croupier_plugin.core.exporter.registry import RegistrationError, check_name
+    from croupier_plugin.core.schedulers.pycompss import PycompssJob
+    from cloudify.exceptions import NonRecoverableError
+    with pytest.raises(RegistrationError):
+        check_name('interface', 'hpc\n')
+    with pytest.raises(NonRecoverableError):
+        edge.job_labels('j', {'labels': {'team\n': 'a'}})
+    with pytest.raises(ConfigError):
+        PycompssJob.from_options('j', {'app_file': 'a.py', 'modules': ['COMPSs\n']})
+    with pytest.raises(ConfigError):
+        PycompssJob.from_options('j', {'app_file': 'a.py', 'compss_args': {'qos': 'debug\n'}})

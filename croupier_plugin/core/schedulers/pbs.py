@@ -34,14 +34,14 @@ NOW_MARK = '@@croupier-now='
 QSTAT_TIME = '%a %b %d %H:%M:%S %Y'
 FILES_MARK = '@@croupier-files@@'
 
-_JOB_ID_LINE = re.compile(r'^Job Id:\s*(\S+)\s*$')
-_ATTRIBUTE = re.compile(r'^\s+([A-Za-z_][A-Za-z0-9_.]*) = ?(.*)$')
+_JOB_ID_LINE = re.compile(r'Job Id:\s*(\S+)\s*')
+_ATTRIBUTE = re.compile(r'\s+([A-Za-z_][A-Za-z0-9_.]*) = ?(.*)')
 # Torque: "qstat: Unknown Job Id Error 9.srv"; PBS Pro: "qstat: Unknown Job Id 9.srv";
 # PBS Pro without -x: "qstat: 9.srv Job has finished, use -x or -H ..."
 _UNKNOWN = re.compile(r'Unknown Job Id(?: Error)?\s+(\S+)|(\S+)\s+Job has finished')
 # lines qstat writes to stderr about single ids, which must not fail the whole poll
 _PER_ID_ERRORS = ('Unknown Job Id', 'Job has finished')
-_SIZE = re.compile(r'^([0-9]+)([KMGT]?)$')
+_SIZE = re.compile(r'([0-9]+)([KMGT]?)')
 # Torque/PBS MoM: "walltime 152 exceeded limit 120"; OpenPBS comment of a
 # JOB_EXEC_KILL_WALLTIME job: "Job run at ... and exceeded resource walltime"
 _WALLTIME_KILL = re.compile(r'walltime \d+ exceeded limit|exceeded resource walltime',
@@ -50,7 +50,7 @@ _WALLTIME_KILL = re.compile(r'walltime \d+ exceeded limit|exceeded resource wall
 
 def pbs_size(text, factor=1):
     """'4G' -> '4gb', '500M' -> '500mb', '1024' (MB, as in SLURM) -> '1024mb'."""
-    m = _SIZE.match(str(text).strip().upper())
+    m = _SIZE.fullmatch(str(text).strip().upper())
     if not m:
         raise ValueError(f'not a size: {text!r}')
     return f'{int(m[1]) * factor}{(m[2] or "M").lower()}b'
@@ -93,14 +93,14 @@ def parse_qstat_full(text):
     blocks = []
     attrs = last = None
     for line in text.splitlines():
-        m = _JOB_ID_LINE.match(line)
+        m = _JOB_ID_LINE.fullmatch(line)
         if m:
             attrs, last = {}, None
             blocks.append((m[1], attrs))
             continue
         if attrs is None or not line.strip():
             continue
-        m = _ATTRIBUTE.match(line)
+        m = _ATTRIBUTE.fullmatch(line)
         if m:
             last = m[1].lower()
             attrs[last] = m[2].rstrip('\r')
@@ -651,7 +651,7 @@ class PbsScheduler(PbsFamily):
             raise ConfigError('job_options.scale_max_in_parallel', int(limit),
                               'PBS Pro\'s qsub -J cannot limit how many subjobs run at once '
                               f'(array {array!r})')
-        if not re.match(r'^[0-9]+-[0-9]+(:[0-9]+)?$', range_part):
+        if not re.fullmatch(r'[0-9]+-[0-9]+(:[0-9]+)?', range_part):
             raise ConfigError('job_options.array', array,
                               'PBS Pro\'s qsub -J takes one range X-Y[:step]')
         return f'-J {range_part}'

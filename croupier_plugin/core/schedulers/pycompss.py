@@ -98,8 +98,8 @@ class Option:
     allow_bool: bool = False
 
 
-_WORD = r'^[A-Za-z0-9_.+\-@%:,=/]+$'
-_CONSTRAINTS = r'^[A-Za-z0-9_.+\-@%:,=/&|\[\]*()!]+$'
+_WORD = r'[A-Za-z0-9_.+\-@%:,=/]+'
+_CONSTRAINTS = r'[A-Za-z0-9_.+\-@%:,=/&|\[\]*()!]+'
 _BOOL = ('true', 'false')
 
 
@@ -180,7 +180,7 @@ OPTIONS = {
     'worker_working_dir': _text('worker_working_dir'),
     'worker_in_master_cpus': _int('worker_in_master_cpus', 0),
     'worker_in_master_memory': _int('worker_in_master_memory', 0),
-    'worker_port_range': _word('worker_port_range', r'^[0-9]+,[0-9]+$'),
+    'worker_port_range': _word('worker_port_range', r'[0-9]+,[0-9]+'),
     'jvm_worker_in_master_opts': _text('jvm_worker_in_master_opts'),
     'container_image': _text('container_image'),
     'container_compss_path': _text('container_compss_path'),
@@ -315,7 +315,7 @@ def _option_value(prop, option, value):
     text = _single_line(prop, value, str(value))
     if not text.strip():
         raise ConfigError(prop, value, 'must not be empty')
-    if option.kind == 'word' and not re.match(option.pattern, text):
+    if option.kind == 'word' and not re.fullmatch(option.pattern, text):
         raise ConfigError(prop, value, 'may not hold spaces or shell characters (it goes '
                                        'into a queue-system directive)')
     return text
@@ -473,7 +473,7 @@ class PycompssJob:
         )
 
 
-_MODULE_NAME = re.compile(r'^[A-Za-z0-9_.+\-/:@%]+$')
+_MODULE_NAME = re.compile(r'[A-Za-z0-9_.+\-/:@%]+')
 
 
 def check_module(prop, item):
@@ -484,7 +484,7 @@ def check_module(prop, item):
     if words and words[0] == 'module':
         if len(words) < 2:
             raise ConfigError(prop, item, 'is a module command without a subcommand')
-    elif not _MODULE_NAME.match(item):
+    elif not _MODULE_NAME.fullmatch(item):
         raise ConfigError(prop, item, 'must be a module name such as COMPSs/3.3, or a '
                                       '"module ..." command')
     return item
@@ -503,7 +503,7 @@ def module_line(item):
 
 _SUBMITTED = (re.compile(r'Submitted batch job\s+([0-9]+)'),         # sbatch
               re.compile(r'Job <([0-9]+)> is submitted'))            # bsub
-_BARE_ID = re.compile(r'^[0-9]+(\.[A-Za-z0-9_.\-]+)?$')                # qsub: 123.server
+_BARE_ID = re.compile(r'[0-9]+(\.[A-Za-z0-9_.\-]+)?')                # qsub: 123.server
 
 
 class PycompssScheduler(Scheduler):
@@ -586,7 +586,7 @@ class PycompssScheduler(Scheduler):
                 m = pattern.search(line)
                 if m:
                     return m.group(1)
-        if lines and _BARE_ID.match(lines[-1]):
+        if lines and _BARE_ID.fullmatch(lines[-1]):
             return lines[-1]
         raise ValueError(f'no job id in {ENQUEUE_COMPSS} output: {stdout.strip()[-300:]!r}')
 

@@ -27,7 +27,7 @@ else bash "$3" > "$4" 2> "$5"; fi
 rc=$?
 echo "$rc" > "$d/$id.rc.tmp" && mv "$d/$id.rc.tmp" "$d/$id.rc"'''
 
-_ROW = re.compile(r'^(\S+)\|(\w+)\|(-?\d*)$')
+_ROW = re.compile(r'(\S+)\|(\w+)\|(-?[0-9]*)')
 
 
 class ShellScheduler(Scheduler):
@@ -111,7 +111,7 @@ class ShellScheduler(Scheduler):
     def parse_status_output(self, stdout, job_ids):
         seen = {}
         for line in stdout.splitlines():
-            m = _ROW.match(line.strip())
+            m = _ROW.fullmatch(line.strip())
             if m:
                 seen[m[1]] = (m[2], m[3])
         result = {}
