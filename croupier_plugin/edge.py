@@ -358,15 +358,20 @@ def job_labels(node_id, properties):
     return labels
 
 
+# each retry is a new submission: more than this is a loop, not a policy
+MAX_RETRIES = 100
+
+
 def job_policy(node_id, properties):
     """The job's retry and queue-time policy from ``max_retries``, ``retry_on``
     and ``max_time_in_queue``."""
     retries = properties.get('max_retries', 0)
-    if retries in (None, ''):
+    if retries is None or retries == '':
         retries = 0
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+    if isinstance(retries, bool) or not isinstance(retries, int) or \
+            not 0 <= retries <= MAX_RETRIES:
         raise NonRecoverableError(f"node '{node_id}', property 'max_retries' = {retries!r}: "
-                                  f"must be an integer >= 0")
+                                  f"must be an integer from 0 to {MAX_RETRIES}")
     retry_on = properties.get('retry_on') or []
     if isinstance(retry_on, str):
         retry_on = [retry_on]
@@ -376,7 +381,8 @@ def job_policy(node_id, properties):
                                   f"must be a list of states among {', '.join(RETRY_STATES)}")
     limit = properties.get('max_time_in_queue')
     seconds = None
-    if limit not in (None, '', 0):
+    # (False == 0 in Python: a boolean goes on to be refused by parse_duration)
+    if not (limit is None or limit == '' or (limit == 0 and not isinstance(limit, bool))):
         try:
             seconds = float(parse_duration('max_time_in_queue', limit))
         except ConfigError as exc:

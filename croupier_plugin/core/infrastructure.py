@@ -1,5 +1,6 @@
 """An InfrastructureInterface's settings, validated from blueprint properties."""
 
+import math
 import re
 import secrets
 import shlex
@@ -92,10 +93,12 @@ class InfrastructureSettings:
         monitor_interface = monitoring.get('monitor_interface') or None
         # refuse a monitor a PYCOMPSS interface cannot use now, not at run time
         get_scheduler(scheduler, monitor=monitor_interface)
-        period = _positive_number('monitoring_options.monitor_period',
-                                  monitoring.get('monitor_period', 15))
-        grace = _positive_number('monitoring_options.unknown_grace',
-                                 monitoring.get('unknown_grace', 180))
+        period = seconds_within('monitoring_options.monitor_period',
+                                monitoring.get('monitor_period', 15),
+                                *(LOCAL_MONITOR_PERIOD_BOUNDS if transport == 'local'
+                                  else MONITOR_PERIOD_BOUNDS))
+        grace = seconds_within('monitoring_options.unknown_grace',
+                               monitoring.get('unknown_grace', 180), *UNKNOWN_GRACE_BOUNDS)
         hpc_label = monitoring.get('hpc_label') or ''
         if not isinstance(hpc_label, str) or not _LABEL.fullmatch(hpc_label):
             raise ConfigError('monitoring_options.hpc_label', hpc_label,
@@ -157,7 +160,21 @@ class InfrastructureSettings:
         transport.run(f'rm -rf -- {shlex.quote(path)}', check=True)
 
 
-def _positive_number(prop, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(prop, value, 'must be a positive number of seconds')
+# a period under a second floods the login node with status commands; over a
+# day, a job's end goes unseen for longer than anyone waits
+MONITOR_PERIOD_BOUNDS = (1.0, 86400.0)
+# the orchestrator's own processes (transport: local) have no login node to spare
+LOCAL_MONITOR_PERIOD_BOUNDS = (0.1, 86400.0)
+# 0 fails an unknown job at once; beyond a day a lost job is waited on for nothing
+UNKNOWN_GRACE_BOUNDS = (0.0, 86400.0)
+
+
+def seconds_within(prop: str, value: object, minimum: float, maximum: float) -> float:
+    """A number of seconds from ``minimum`` to ``maximum``: finite (NaN
+    compares false with everything, so it is refused first), not a boolean."""
+    # (bounds first: math.isfinite cannot take an int beyond a float's range)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not minimum <= value <= maximum or not math.isfinite(value):
+        raise ConfigError(prop, value, f'must be a number of seconds from {minimum:g} to '
+                                       f'{maximum:g}')
     return float(value)

@@ -6,6 +6,7 @@ refuses bad values with a ``ConfigError`` naming the property and the value.
 """
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
@@ -96,11 +97,18 @@ _ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 # Values that end up in scheduler directives (#SBATCH/#PBS lines) are parsed
 # by the scheduler, not by a shell, so they cannot be quoted: keep them plain.
 _DIRECTIVE_WORD = re.compile(r'[A-Za-z0-9_.+\-@%:,=/]+')
-_MEMORY = re.compile(r'[0-9]+[KMGT]?B?', re.IGNORECASE)
+# 15 digits hold any real memory size in any unit and keep the number sane
+_MEMORY = re.compile(r'[0-9]{1,15}[KMGT]?B?', re.IGNORECASE)
 _MAIL_TYPES = {'NONE', 'BEGIN', 'END', 'FAIL', 'REQUEUE', 'ALL', 'INVALID_DEPEND',
                'STAGE_OUT', 'TIME_LIMIT', 'TIME_LIMIT_90', 'TIME_LIMIT_80',
                'TIME_LIMIT_50', 'ARRAY_TASKS'}
 _ARRAY = re.compile(r'[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?')
+# counts (nodes, tasks, array elements...) are 32-bit fields in SLURM and PBS
+MAX_COUNT = 2 ** 31 - 1
+# no site runs a job (or queues one) for longer than a year; beyond it a value is a typo
+MAX_DURATION = 365 * 86400
+# a directive word longer than this is a mistake, and may exceed a scheduler's line limit
+MAX_WORD = 1024
 _TIME_FORMS = [
     # SLURM's accepted time formats, in seconds
     (re.compile(r'([0-9]+)'), lambda m: int(m[1]) * 60),
@@ -132,6 +140,9 @@ def parse_duration(prop, value):
     if isinstance(value, int):
         if value <= 0:
             raise ConfigError(prop, value, 'must be a positive number of minutes')
+        if value * 60 > MAX_DURATION:
+            raise ConfigError(prop, value, f'must be at most {MAX_DURATION // 60} minutes '
+                                           f'(365 days)')
         return value * 60
     if isinstance(value, str) and not _has_line_break(value):
         text = value.strip()
@@ -141,6 +152,8 @@ def parse_duration(prop, value):
                 total = seconds(m)
                 if total <= 0:
                     raise ConfigError(prop, value, 'must be longer than zero')
+                if total > MAX_DURATION:
+                    raise ConfigError(prop, value, 'must be at most 365 days')
                 return total
     raise ConfigError(prop, value, 'must be a time such as "30" (minutes), '
                                    '"01:30:00" or "1-12:00:00"')
@@ -153,13 +166,15 @@ def format_hms(seconds):
     return f'{h:02d}:{m:02d}:{s:02d}'
 
 
-def positive_int(prop, value, minimum=1):
-    if isinstance(value, bool) or value is None:
-        raise ConfigError(prop, value, f'must be an integer >= {minimum}')
+def positive_int(prop: str, value: object, minimum: int = 1,
+                 maximum: int = MAX_COUNT) -> int:
+    """A count: an integer (or a string of digits) from ``minimum`` to
+    ``maximum``; booleans and floats (2.0, NaN, inf) are refused."""
     if isinstance(value, str) and re.fullmatch(r' *[0-9]+ *', value):
         value = int(value)
-    if not isinstance(value, int) or value < minimum:
-        raise ConfigError(prop, value, f'must be an integer >= {minimum}')
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not minimum <= value <= maximum:
+        raise ConfigError(prop, value, f'must be an integer >= {minimum} and <= {maximum}')
     return value
 
 
@@ -167,6 +182,9 @@ def directive_word(prop, value):
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise ConfigError(prop, value, 'must be a string')
     text = str(value)
+    if len(text) > MAX_WORD:
+        raise ConfigError(prop, f'{text[:40]}... ({len(text)} characters)',
+                          f'must be at most {MAX_WORD} characters')
     if not _DIRECTIVE_WORD.fullmatch(text):
         raise ConfigError(prop, value, 'may hold only letters, digits and . _ - + @ % : , = /'
                                        ' (it goes into a scheduler directive)')
@@ -232,9 +250,17 @@ MAX_FACTORY_ELEMENTS = 1000     # SLURM's default MaxArraySize allows indices 0-
 _PARAMETER_KEYS = {'parameter_sweep': ('name', 'start', 'end', 'step'), 'zip': ('name', 'values')}
 
 
-def _number(prop, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(prop, value, 'must be a number')
+# sweep values are written out in full: keep them to what a float holds exactly
+MAX_SWEEP_VALUE = 10 ** 15
+
+
+def _number(prop: str, value: object) -> float:
+    """A sweep's start, end or step: a finite number of sane size."""
+    # (math.isfinite cannot take an int beyond a float's range: compare its size first)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not abs(value) <= MAX_SWEEP_VALUE or not math.isfinite(value):
+        raise ConfigError(prop, value, f'must be a finite number between -{MAX_SWEEP_VALUE} '
+                                       f'and {MAX_SWEEP_VALUE}')
     return value
 
 
@@ -245,7 +271,9 @@ def _sweep_values(prop, item):
     if step == 0 or (end - start) * step < 0:
         raise ConfigError(f'{prop}.step', step, f'must go from start ({start}) towards end '
                                                 f'({end})')
-    count = int((end - start) / step + 1e-9) + 1
+    steps = (end - start) / step
+    # a step too small for its range gives inf, or a count no job can hold
+    count = int(steps + 1e-9) + 1 if steps < MAX_FACTORY_ELEMENTS else MAX_FACTORY_ELEMENTS + 1
     if count > MAX_FACTORY_ELEMENTS:
         raise ConfigError(prop, item, f'gives {count} values; at most '
                                       f'{MAX_FACTORY_ELEMENTS} elements per job')

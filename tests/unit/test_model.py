@@ -151,3 +151,123 @@ def test_a_trailing_newline_is_refused_in_other_validated_names():
         PycompssJob.from_options('j', {'app_file': 'a.py', 'modules': ['COMPSs\n']})
     with pytest.raises(ConfigError):
         PycompssJob.from_options('j', {'app_file': 'a.py', 'compss_args': {'qos': 'debug\n'}})
+
+
+NAN, INF = float('nan'), float('inf')
+
+
+def _interface(monitoring):
+    from croupier_plugin.core.infrastructure import InfrastructureSettings
+    return InfrastructureSettings.from_properties('hpc', {
+        'config': {'infrastructure_interface': 'SLURM'},
+        'credentials': {'host': 'h', 'user': 'u', 'password': 'pw'},
+        'monitoring_options': monitoring})
+
+
+@pytest.mark.parametrize('key, value', [
+    ('monitor_period', NAN), ('monitor_period', INF), ('monitor_period', -INF),
+    ('monitor_period', 1e-9), ('monitor_period', 0.5), ('monitor_period', 0),
+    ('monitor_period', 86401), ('monitor_period', True), ('monitor_period', '15'),
+    ('monitor_period', 10 ** 400),
+    ('unknown_grace', NAN), ('unknown_grace', INF), ('unknown_grace', -1),
+    ('unknown_grace', True), ('unknown_grace', 86401),
+])
+def test_monitoring_numbers_are_finite_and_within_bounds(key, value):
+    """.nan busy-looped the monitor, .inf never polled again, 1e-9 flooded the
+    login node with status commands; a NaN grace meant zero."""
+    with pytest.raises(ConfigError) as err:
+        _interface({key: value})
+    assert f"node 'hpc', property 'monitoring_options.{key}' = {value!r}" in str(err.value)
+
+
+def test_monitoring_numbers_at_their_bounds_are_accepted():
+    assert _interface({'monitor_period': 1, 'unknown_grace': 0}).monitor_period == 1.0
+    from croupier_plugin.core.infrastructure import InfrastructureSettings
+    local = InfrastructureSettings.from_properties('here', {
+        'config': {'infrastructure_interface': 'SHELL', 'transport': 'local'},
+        'monitoring_options': {'monitor_period': 0.5}})
+    assert local.monitor_period == 0.5      # no login node to spare: a shorter floor
+    for bad in (0.01, NAN):
+        with pytest.raises(ConfigError):
+            InfrastructureSettings.from_properties('here', {
+                'config': {'infrastructure_interface': 'SHELL', 'transport': 'local'},
+                'monitoring_options': {'monitor_period': bad}})
+    settings = _interface({'monitor_period': 86400, 'unknown_grace': 86400.0})
+    assert (settings.monitor_period, settings.unknown_grace) == (86400.0, 86400.0)
+
+
+@pytest.mark.parametrize('key', ['nodes', 'tasks', 'tasks_per_node', 'cpus_per_task', 'scale',
+                                 'repeat'])
+@pytest.mark.parametrize('value', [NAN, INF, 2.0, 2.5, True, 10 ** 12, 10 ** 400, -1, 0, '²'],
+                         ids=['nan', 'inf', '2.0', '2.5', 'true', '10**12', '10**400', '-1',
+                              '0', 'superscript-2'])
+def test_counts_are_integers_within_bounds(key, value):
+    options = {'commands': ['x'], key: value}
+    with pytest.raises(ConfigError) as err:
+        JobSpec.from_options('j', options)
+    assert f"'job_options.{key}' = {value!r}" in str(err.value)
+
+
+@pytest.mark.parametrize('value', [NAN, INF, 2.0, True, 10 ** 12, 0])
+def test_scale_max_in_parallel_is_a_count(value):
+    with pytest.raises(ConfigError) as err:
+        JobSpec.from_options('j', {'commands': ['x'], 'scale': 4, 'scale_max_in_parallel': value})
+    assert f"'job_options.scale_max_in_parallel' = {value!r}" in str(err.value)
+
+
+@pytest.mark.parametrize('key, value', [
+    ('max_time', NAN), ('max_time', INF), ('max_time', 1.5), ('max_time', 10 ** 12),
+    ('max_time', '999999999'), ('memory', '9' * 30), ('cpu_memory', '9' * 30 + 'G'),
+    ('partition', 'p' * 2000),
+])
+def test_times_sizes_and_words_have_bounds(key, value):
+    with pytest.raises(ConfigError) as err:
+        JobSpec.from_options('j', {'commands': ['x'], key: value})
+    assert f"'job_options.{key}'" in str(err.value)
+
+
+@pytest.mark.parametrize('field', ['start', 'end', 'step'])
+@pytest.mark.parametrize('value', [NAN, INF, -INF, True, 10 ** 400, 1e300],
+                         ids=['nan', 'inf', '-inf', 'true', '10**400', '1e300'])
+def test_sweep_numbers_are_finite_and_bounded(field, value):
+    """NaN and inf in a sweep ended in a traceback (int(nan), float overflow)."""
+    sweep = dict({'name': 'N', 'start': 1, 'end': 3, 'step': 1}, **{field: value})
+    with pytest.raises(ConfigError) as err:
+        JobSpec.from_options('j', {'commands': ['x'], 'parameter_sweep': [sweep]})
+    assert 'job_options.parameter_sweep[0]' in str(err.value)
+
+
+@pytest.mark.parametrize('props, prop', [
+    ({'max_retries': NAN}, 'max_retries'), ({'max_retries': 1.0}, 'max_retries'),
+    ({'max_retries': True}, 'max_retries'), ({'max_retries': 10 ** 6}, 'max_retries'),
+    ({'max_time_in_queue': NAN}, 'max_time_in_queue'),
+    ({'max_time_in_queue': INF}, 'max_time_in_queue'),
+    ({'max_time_in_queue': False}, 'max_time_in_queue'),
+    ({'max_time_in_queue': 0.5}, 'max_time_in_queue'),
+    ({'max_time_in_queue': 10 ** 12}, 'max_time_in_queue'),
+])
+def test_job_policy_numbers(props, prop):
+    from croupier_plugin import edge
+    from cloudify.exceptions import NonRecoverableError
+    with pytest.raises(NonRecoverableError) as err:
+        edge.job_policy('j', props)
+    assert f"node 'j', property '{prop}' = {props[prop]!r}" in str(err.value)
+
+
+@pytest.mark.parametrize('args, prop', [
+    ({'num_nodes': 10 ** 12}, 'num_nodes'), ({'master_port': 70000}, 'master_port'),
+    ({'jmx_port': 65536}, 'jmx_port'), ({'exec_time': NAN}, 'exec_time'),
+    ({'exec_time': INF}, 'exec_time'), ({'num_nodes': 2.0}, 'num_nodes'),
+])
+def test_compss_numbers_have_bounds(args, prop):
+    from croupier_plugin.core.schedulers.pycompss import PycompssJob
+    with pytest.raises(ConfigError) as err:
+        PycompssJob.from_options('j', {'app_file': 'a.py', 'compss_args': args})
+    assert f'job_options.compss_args.{prop}' in str(err.value)
+
+
+def test_the_monitor_refuses_a_grace_that_is_not_a_finite_number():
+    from croupier_plugin.core.monitor import Monitor
+    for bad in (NAN, INF, -1.0):
+        with pytest.raises(ValueError):
+            Monitor(unknown_grace=bad)

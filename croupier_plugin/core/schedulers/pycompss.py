@@ -29,7 +29,8 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..model import env_mapping, job_options_mapping, scheduler_job_name, string_list
+from ..model import (MAX_COUNT, env_mapping, job_options_mapping, scheduler_job_name,
+                     string_list)
 from .base import Scheduler, check_job_ids
 from .slurm import SlurmScheduler
 
@@ -92,6 +93,7 @@ class Option:
     kind: str
     choices: tuple = ()
     minimum: int = 0
+    maximum: int = MAX_COUNT
     pattern: str | None = None
     bare: bool = False
     repeat: bool = False
@@ -196,7 +198,7 @@ OPTIONS = {
                      'arm-map', 'arm-ddt'),
     'monitoring': _int('monitoring', 0, bare=True),
     'external_debugger': _int('external_debugger', 1, bare=True),
-    'jmx_port': _int('jmx_port', 1),
+    'jmx_port': _int('jmx_port', 1, maximum=65535),
     # runtime configuration
     'task_execution': _enum('task_execution', 'compss', 'storage'),
     'storage_impl': _text('storage_impl'),
@@ -219,7 +221,7 @@ OPTIONS = {
     'conn': _text('conn'),
     'streaming': _enum('streaming', 'FILES', 'OBJECTS', 'PSCOS', 'ALL', 'NONE'),
     'streaming_master_name': _word('streaming_master_name'),
-    'streaming_master_port': _int('streaming_master_port', 1),
+    'streaming_master_port': _int('streaming_master_port', 1, maximum=65535),
     'scheduler': _text('scheduler'),
     'scheduler_config_file': _text('scheduler_config_file'),
     'checkpoint': _text('checkpoint'),
@@ -235,7 +237,7 @@ OPTIONS = {
     'specific_log_dir': _text('specific_log_dir'),
     'uuid': _word('uuid'),
     'master_name': _word('master_name'),
-    'master_port': _int('master_port', 1),
+    'master_port': _int('master_port', 1, maximum=65535),
     'jvm_master_opts': _text('jvm_master_opts'),
     'jvm_workers_opts': _text('jvm_workers_opts'),
     'cpu_affinity': _text('cpu_affinity'),
@@ -290,10 +292,11 @@ def _option_value(prop, option, value):
         text = str(value).strip() if not isinstance(value, bool) else ''
         if text in option.choices:
             return text
-        if re.fullmatch(r'-?[0-9]+', text) and int(text) >= option.minimum:
+        if re.fullmatch(r'-?[0-9]+', text) and option.minimum <= int(text) <= option.maximum:
             return str(int(text))
         also = f' or {" or ".join(repr(c) for c in option.choices)}' if option.choices else ''
-        raise ConfigError(prop, value, f'must be an integer >= {option.minimum}{also}')
+        raise ConfigError(prop, value, f'must be an integer >= {option.minimum} and <= '
+                                       f'{option.maximum}{also}')
     if option.kind in ('bool', 'enum'):
         text = value
         if isinstance(value, bool):
