@@ -1,6 +1,7 @@
 """An InfrastructureInterface's settings, validated from blueprint properties."""
 
 import math
+import posixpath
 import re
 import secrets
 import shlex
@@ -152,12 +153,42 @@ class InfrastructureSettings:
                       check=True)
         return path
 
-    @staticmethod
-    def remove_workdir(transport, path):
-        if not path or path in ('/', '~') or '/' not in path.strip('/') and \
-                not path.startswith('/'):
-            raise ConfigError('workdir', path, 'refusing to remove this path')
+    def remove_workdir(self, transport, path: str) -> None:
+        """Remove a working directory this interface's create_workdir made, and
+        nothing else (see check_removable_workdir)."""
+        check_removable_workdir(path, self.resolve_base_dir(transport),
+                                self.workdir_prefix or None)
         transport.run(f'rm -rf -- {shlex.quote(path)}', check=True)
+
+
+# the name create_workdir gives: <label>_<UTC stamp>_<6 hex digits>
+_WORKDIR_SUFFIX = r'_[0-9]{8}T[0-9]{6}_[0-9a-f]{6}'
+_WORKDIR_LABEL = r'[A-Za-z0-9_.\-]+'
+
+
+def check_removable_workdir(path: object, base: str, label: Optional[str]) -> str:
+    """``path`` when it has the exact shape create_workdir gives a working
+    directory: directly under the (resolved) ``base``, named ``label`` (the
+    interface's workdir_prefix; any cleaned-up deployment id when None), a UTC
+    stamp and a random suffix, absolute and normalised (no ``//``, ``.``,
+    ``..`` or trailing ``/``). Anything else raises ConfigError: the path comes
+    from runtime properties, which a bug or a hand edit may have changed, and
+    it goes to ``rm -rf``."""
+    refused = ConfigError('workdir', path, 'refusing to remove a path Croupier did not create '
+                                           f'(a directory directly under {base!r} named '
+                                           f'<prefix>_<time>_<suffix>)')
+    if not isinstance(path, str) or not isinstance(base, str) or not base.startswith('/'):
+        raise refused
+    if not path.startswith('/') or posixpath.normpath(path) != path or \
+            '..' in path.split('/') or any(c in path for c in '\n\r\0'):
+        raise refused
+    parent, name = posixpath.split(path)
+    if parent != posixpath.normpath(base).replace('//', '/'):
+        raise refused
+    shape = (re.escape(label) if label else _WORKDIR_LABEL) + _WORKDIR_SUFFIX
+    if not re.fullmatch(shape, name):
+        raise refused
+    return path
 
 
 # a period under a second floods the login node with status commands; over a

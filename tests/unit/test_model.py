@@ -271,3 +271,47 @@ def test_the_monitor_refuses_a_grace_that_is_not_a_finite_number():
     for bad in (NAN, INF, -1.0):
         with pytest.raises(ValueError):
             Monitor(unknown_grace=bad)
+
+
+# -- the working directory's removal guard -------------------------------------
+
+BASE = '/home/alice'
+MADE = '/home/alice/run1_20261130T101500_a1b2c3'
+
+
+@pytest.mark.parametrize('path', [
+    '', '/', '//', '~', '.', '..', '../..', '/home', '/home/', BASE, BASE + '/',
+    'run1_20261130T101500_a1b2c3',                      # relative
+    'home/alice/run1_20261130T101500_a1b2c3',           # relative
+    '/home//alice/run1_20261130T101500_a1b2c3',         # not normalised
+    '//home/alice/run1_20261130T101500_a1b2c3',
+    '/home/alice/./run1_20261130T101500_a1b2c3',
+    MADE + '/',
+    MADE + '/..',
+    '/home/alice/../bob/run1_20261130T101500_a1b2c3',
+    '/home/bob/run1_20261130T101500_a1b2c3',            # not under base_dir
+    '/home/alice/sub/run1_20261130T101500_a1b2c3',      # not directly under base_dir
+    '/home/alice/run1',                                 # no generated suffix
+    '/home/alice/run1_20261130T101500',
+    '/home/alice/run1_20261130T101500_a1b2c3x',
+    '/home/alice/run1_2026113T101500_a1b2c3',
+    '/home/alice/other_20261130T101500_a1b2c3',         # another prefix than the interface's
+    '/home/alice/run1_20261130T101500_a1b2c3\n',
+    '/home/alice/run1_20261130T101500_A1B2C3',
+    None, 7,
+])
+def test_the_workdir_guard_refuses_what_create_workdir_does_not_make(path):
+    from croupier_plugin.core.infrastructure import check_removable_workdir
+    with pytest.raises(ConfigError) as err:
+        check_removable_workdir(path, BASE, 'run1')
+    assert "'workdir'" in str(err.value)
+
+
+def test_the_workdir_guard_accepts_what_create_workdir_makes():
+    from croupier_plugin.core.infrastructure import check_removable_workdir
+    assert check_removable_workdir(MADE, BASE, 'run1') == MADE
+    assert check_removable_workdir(MADE, BASE + '/', 'run1') == MADE
+    # without a workdir_prefix the label is the cleaned-up deployment id
+    assert check_removable_workdir('/scratch/dep-1.x_20261130T101500_00ff00', '/scratch',
+                                   None) == '/scratch/dep-1.x_20261130T101500_00ff00'
+    assert check_removable_workdir('/run_20261130T101500_00ff00', '/', None)
