@@ -323,3 +323,33 @@ def test_bad_input_is_refused_naming_node_property_and_value(tmp_path, capsys, r
 
 def test_the_table_is_long_enough():
     assert len(CASES) >= 44
+
+
+def test_a_broken_vault_is_named_once_and_its_interfaces_jobs_are_not_blamed(tmp_path, capsys):
+    """Two interfaces take their login from one Vault node without an address:
+    the Vault's own error is the one problem shown, once."""
+    text = blueprint(
+        credentials='{host: h.example.org}',
+        extra_interface="    relationships:\n"
+                        "      - {type: retrieve_credentials_from_vault, target: vault}\n",
+        more=VAULT.format(props="{jwt: a.b.c, user: alice, address: ''}") + """  hpc2:
+    type: croupier.nodes.InfrastructureInterface
+    properties:
+      config: {infrastructure_interface: SLURM}
+      credentials: {host: h2.example.org}
+    relationships:
+      - {type: retrieve_credentials_from_vault, target: vault}
+  job2:
+    type: croupier.nodes.Job
+    properties:
+      job_options: {commands: [run]}
+    relationships:
+      - {type: task_managed_by_interface, target: hpc2}
+""")
+    path = tmp_path / 'blueprint.yaml'
+    path.write_text(text)
+    assert main(['validate', str(path)]) == 1
+    err = capsys.readouterr().err
+    problems = [line for line in err.splitlines() if line.startswith('error: ')]
+    assert problems == ["error: node 'vault', property 'address' = '': is required "
+                        "(e.g. https://vault:8200)"], err
