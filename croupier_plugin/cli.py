@@ -401,6 +401,20 @@ def main(argv=None):
         if isinstance(exc, (ValueError, OSError)):
             print(f'error: {exc}', file=sys.stderr)
             return 2
+        import yaml
+        from dsl_parser import exceptions as dsl_errors
+        if isinstance(exc, yaml.YAMLError):
+            # the problem and where, without the quoted snippet (it may hold a secret)
+            mark = getattr(exc, 'problem_mark', None)
+            where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
+            problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
+            print(f'error: not valid YAML: {problem}{where}', file=sys.stderr)
+            return 2
+        if isinstance(exc, (dsl_errors.UnknownInputError, dsl_errors.MissingRequiredInputError,
+                            dsl_errors.InputEvaluationError,
+                            dsl_errors.FunctionEvaluationError)):
+            print(f'error: inputs: {exc}', file=sys.stderr)
+            return 2
         raise
 
 

@@ -409,3 +409,38 @@ def publication(job_name, paths, results_dir, locate):
     """Copies ``paths`` of the job into results_dir/<job>; ``locate()`` gives the
     (transport, working directory) the job ran with."""
     return Publication(job_name, locate, paths, os.path.join(results_dir, job_name))
+
+
+DEPLOYMENT_KEYS = ('bootstrap', 'revert', 'inputs', 'hpc_execution')
+
+
+def deployment_options(node_id: str, properties: dict) -> dict:
+    """A job's ``deployment`` property (bootstrap and revert scripts, their
+    inputs, where they run), checked; bad values name node, property and value."""
+    def refuse(prop: str, value: object, why: str) -> NonRecoverableError:
+        return NonRecoverableError(f"node '{node_id}', property '{prop}' = {value!r}: {why}")
+
+    raw = properties.get('deployment') or {}
+    if not isinstance(raw, dict):
+        raise refuse('deployment', raw, f'must be a mapping with {", ".join(DEPLOYMENT_KEYS)}')
+    options = dict(raw)
+    for key, value in options.items():
+        if key not in DEPLOYMENT_KEYS:
+            raise refuse(f'deployment.{key}', value, f'is not one of {DEPLOYMENT_KEYS}')
+    for key in ('bootstrap', 'revert'):
+        value = options.get(key)
+        if value in (None, ''):
+            continue
+        if not isinstance(value, str) or any(c in value for c in '\n\r\0'):
+            raise refuse(f'deployment.{key}', value, 'must be the path of a script in the '
+                                                     'blueprint')
+    inputs = options.get('inputs') or []
+    if not isinstance(inputs, list) or any(isinstance(i, (dict, list)) or i is None
+                                           for i in inputs):
+        raise refuse('deployment.inputs', inputs, 'must be a list of strings')
+    options['inputs'] = [str(i).lower() if isinstance(i, bool) else str(i) for i in inputs]
+    hpc = options.get('hpc_execution', True)
+    if not isinstance(hpc, bool):
+        raise refuse('deployment.hpc_execution', hpc, 'must be true or false')
+    options['hpc_execution'] = hpc
+    return options

@@ -46,7 +46,12 @@ def load_inputs(paths_or_pairs):
             inputs.update(data)
         elif '=' in item:
             key, value = item.split('=', 1)
-            inputs[key] = yaml.safe_load(value)
+            try:
+                inputs[key] = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                # the value is not repeated: it may be a secret
+                raise ValueError(f'inputs: {key}: not valid YAML '
+                                 f'({getattr(exc, "problem", None) or "unreadable"})') from None
         else:
             raise ValueError(f'inputs: {item!r} is neither a file nor NAME=VALUE')
     return inputs

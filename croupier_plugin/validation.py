@@ -73,6 +73,7 @@ def validate_nodes(node_list):
                 edge.publish_paths(node_id, node.properties)
                 edge.job_labels(node_id, node.properties)
                 edge.job_policy(node_id, node.properties)
+                edge.deployment_options(node_id, node.properties)
             except NonRecoverableError as exc:
                 problems.append(str(exc))
     for node_id, node in jobs.items():

@@ -11,12 +11,13 @@ from typing import Optional
 
 from .cluster import Cluster
 from .errors import ConfigError
-from .model import directive_word, string_list
+from .model import has_line_break, directive_word, string_list
 from .schedulers import SCHEDULERS, get_scheduler
 from .transport import LocalTransport, SshSettings, SshTransport
 
 TRANSPORTS = ('ssh', 'local')
-_PREFIX = re.compile(r'[A-Za-z0-9_.\-]*')
+# (100: a job name or a directory name stays well within the schedulers' and NAME_MAX)
+_PREFIX = re.compile(r'[A-Za-z0-9_.\-]{0,100}')
 _LABEL = re.compile(r'[A-Za-z0-9_.\-:@/ ]{0,100}')
 
 # property names accepted on the node, with their meaning
@@ -70,6 +71,15 @@ class InfrastructureSettings:
             raise ConfigError('config.transport', config.get('transport'),
                               f'must be one of {TRANSPORTS}')
         modules = string_list('config.modules', config.get('modules'))
+        for i, module in enumerate(modules):
+            if has_line_break(module) or not module.strip():
+                raise ConfigError(f'config.modules[{i}]', module, 'must be a module name or '
+                                                                   'a one-line module command')
+        country_tz = config.get('country_tz')
+        if country_tz is not None and (not isinstance(country_tz, str) or
+                                       has_line_break(country_tz)):
+            # accepted for the original Croupier's blueprints and not used, but typed
+            raise ConfigError('config.country_tz', country_tz, 'must be a time zone name')
         partition = config.get('partition') or None
         if partition is not None:
             partition = directive_word('config.partition', partition)
@@ -106,10 +116,12 @@ class InfrastructureSettings:
                               'may hold only letters, digits, spaces and . _ - : @ /')
         prefix = props.get('job_prefix', '') or ''
         if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
-            raise ConfigError('job_prefix', prefix, 'may hold only letters, digits, . _ -')
+            raise ConfigError('job_prefix', prefix, 'may hold only letters, digits, . _ - '
+                                                    '(at most 100)')
         wprefix = props.get('workdir_prefix', '') or ''
         if not isinstance(wprefix, str) or not _PREFIX.fullmatch(wprefix):
-            raise ConfigError('workdir_prefix', wprefix, 'may hold only letters, digits, . _ -')
+            raise ConfigError('workdir_prefix', wprefix, 'may hold only letters, digits, . _ - '
+                                                         '(at most 100)')
         base_dir = props.get('base_dir') or '$HOME'
         if not isinstance(base_dir, str) or '\n' in base_dir or '\0' in base_dir:
             raise ConfigError('base_dir', base_dir, 'must be a single-line path')

@@ -123,7 +123,7 @@ _TIME_FORMS = [
 ]
 
 
-def _has_line_break(text: str) -> bool:
+def has_line_break(text: str) -> bool:
     """Whether ``text`` holds a character that ends a line (or a NUL): such a
     value would break the directive or command line it goes into."""
     return any(c in text for c in '\n\r\0')
@@ -144,7 +144,7 @@ def parse_duration(prop, value):
             raise ConfigError(prop, value, f'must be at most {MAX_DURATION // 60} minutes '
                                            f'(365 days)')
         return value * 60
-    if isinstance(value, str) and not _has_line_break(value):
+    if isinstance(value, str) and not has_line_break(value):
         text = value.strip()
         for pattern, seconds in _TIME_FORMS:
             m = pattern.fullmatch(text)
@@ -445,9 +445,9 @@ class JobSpec:
         for target, (key, raw) in values.items():
             if target in ('commands', 'arguments', 'modules', 'pre', 'post', 'extra_directives'):
                 setattr(spec, target, string_list(p(key), raw))
-                if target == 'extra_directives':
-                    for i, item in enumerate(spec.extra_directives):
-                        if '\n' in item or '\r' in item:
+                if target in ('extra_directives', 'modules'):
+                    for i, item in enumerate(getattr(spec, target)):
+                        if has_line_break(item) or not item.strip():
                             raise ConfigError(f'{p(key)}[{i}]', item, 'must be a single line')
             elif target in ('script', 'local_script'):
                 if not isinstance(raw, str):
@@ -478,7 +478,7 @@ class JobSpec:
                 spec.max_time = parse_duration(p(key), raw)
             elif target in ('memory', 'mem_per_cpu'):
                 text = str(raw).strip() if not isinstance(raw, bool) else ''
-                text = '' if _has_line_break(str(raw)) else text
+                text = '' if has_line_break(str(raw)) else text
                 if not _MEMORY.fullmatch(text):
                     raise ConfigError(p(key), raw, 'must be a size such as 500M, 4G or 1024 (MB)')
                 setattr(spec, target, text.upper().rstrip('B') if text[-1:].isalpha() else text)
@@ -488,7 +488,7 @@ class JobSpec:
             elif target == 'mail_type':
                 types = [t.strip().upper() for t in str(raw).split(',')]
                 bad = [t for t in types if t not in _MAIL_TYPES]
-                if _has_line_break(str(raw)):
+                if has_line_break(str(raw)):
                     raise ConfigError(p(key), raw, 'must be a single line (it goes into a '
                                                    'scheduler directive)')
                 if bad:
@@ -497,7 +497,7 @@ class JobSpec:
                 spec.mail_type = ','.join(types)
             elif target == 'array':
                 text = str(raw).strip()
-                if not _ARRAY.fullmatch(text) or _has_line_break(str(raw)):
+                if not _ARRAY.fullmatch(text) or has_line_break(str(raw)):
                     raise ConfigError(p(key), raw, 'must be an index range such as "0-9" or '
                                                    '"1,3,5-7%2"')
                 spec.array = text
