@@ -42,7 +42,6 @@ def main(argv=None):
     import requests
 
     from croupier_plugin.core.exporter import ExporterClient, ExporterConfig, ExporterService
-    from croupier_plugin.core.transport import SshTransport
 
     facts = common.bed()
     log = common.SshdLog()
@@ -55,12 +54,12 @@ def main(argv=None):
         ids = submit_held(raw, workdir, jobs)
         submit_s = time.monotonic() - t0
         config = ExporterConfig.from_mapping({
-            'listen': '127.0.0.1', 'port': 0, 'cache_seconds': 0,
+            'listen': '127.0.0.1', 'port': 0, 'cache_seconds': 0, 'token': 'bench-token-' * 2,
             'hosts': [{'host': facts['host'], 'port': facts['port'], 'user': facts['user'],
                        'private_key_file': facts['keys']['ed25519'],
                        'known_hosts': facts['known_hosts']}]})
         service = ExporterService(config).start()
-        client = ExporterClient(service.address)
+        client = ExporterClient(service.address, token=config.current_token())
         client.register('bench', 'hpc', {'scheduler': 'SLURM', 'host': facts['host'],
                                          'port': facts['port'], 'user': facts['user'],
                                          'hpc_label': 'bed'})
@@ -69,8 +68,9 @@ def main(argv=None):
         register_s = time.monotonic() - t0
         url = service.address + '/metrics'
         requests.get(url, timeout=60)               # opens the SSH connection, not timed
-        ssh = SshTransport(config.credentials_for(facts['host'], facts['port'], facts['user']))
-        port = ssh.connection.client().get_transport().sock.getsockname()[1]
+        # the exporter's own connection to the front-end (not the process-wide pool)
+        [state] = service.collector._states.values()
+        port = state.transport.connection.client().get_transport().sock.getsockname()[1]
 
         def counter(text):
             m = re.search(r'^croupier_exporter_remote_commands_total\{[^}]*\} (\S+)$', text,

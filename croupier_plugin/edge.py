@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from cloudify.exceptions import NonRecoverableError
 
 from .core.data import (DataInfrastructure, DataSource, Publication, Transfer,
-                         endpoint_host, protocol)
+                         endpoint_host, protocol, publish_path_problem)
 from .core.engine import RETRY_STATES, JobPolicy
 from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostKeyError,
                           TransportError)
-from .core.exporter import ExporterClient, exporter_address, registration_payload
+from .core.exporter import client_from_properties, registration_payload
 from .core.infrastructure import InfrastructureSettings
 from .core.model import JobSpec, parse_duration
 from .core.schedulers import get_scheduler
@@ -56,14 +56,9 @@ def vault_settings(node_id, properties):
 def exporter_client(node_id, properties):
     """The client of an HPCExporter node; its bad address names node, property and value."""
     try:
-        address = exporter_address(properties, node_id)
+        return client_from_properties(properties, node_id)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
-    timeout = properties.get('timeout', 10)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise NonRecoverableError(f"node '{node_id}', property 'timeout' = {timeout!r}: must be "
-                                  f"a positive number of seconds")
-    return ExporterClient(address, float(timeout))
 
 
 def exporter_registration(settings):
@@ -402,6 +397,11 @@ def publish_paths(node_id, properties):
         raise NonRecoverableError(f"node '{node_id}', property 'publish' = {paths!r}: must be "
                                   f"a list of file or folder paths (relative to the working "
                                   f"directory, or absolute)")
+    for i, path in enumerate(paths):
+        problem = publish_path_problem(path)
+        if problem:
+            raise NonRecoverableError(f"node '{node_id}', property 'publish[{i}]' = "
+                                      f"{path.strip()!r}: {problem}")
     return [p.strip() for p in paths]
 
 

@@ -194,10 +194,10 @@ def configure_vault(ctx, **kwargs):
 
 @operation
 def configure_exporter(ctx, **kwargs):
-    """Check the HPCExporter's address and that the exporter answers."""
+    """Check the HPCExporter's address, and that the exporter answers and takes its token."""
     client = edge.exporter_client(ctx.node.id, ctx.node.properties)
     try:
-        client.health()
+        client.check()
     except CroupierError as exc:
         raise NonRecoverableError(f"node '{ctx.node.id}': {exc}") from None
     if ctx.node.properties.get('grafana_registry_address'):

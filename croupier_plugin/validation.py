@@ -3,6 +3,7 @@
 from cloudify.exceptions import NonRecoverableError
 
 from . import edge
+from .core.legacy import legacy_problems
 
 
 def _types(node):
@@ -39,6 +40,13 @@ def validate_nodes(node_list):
                 problems.append(str(exc))
                 broken_vaults.add(node_id)
     for node_id, node in nodes.items():
+        legacy = legacy_problems(node_id, _types(node), node.properties,
+                                 [(rel.get('type_hierarchy') or [rel.get('type')],
+                                   rel['target_id']) for rel in node.get('relationships') or []])
+        if legacy:
+            # the original's settings Croupier refuses: said once, not again as unknown
+            problems.extend(legacy)
+            continue
         if edge.INTERFACE_TYPE in _types(node):
             vaults = [rel['target_id'] for rel in node.get('relationships') or []
                       if edge.FROM_VAULT in (rel.get('type_hierarchy') or [rel.get('type')])]

@@ -235,3 +235,22 @@ def run_jobs(ctx, max_parallel_submissions=16, results_dir='', rerun_failed=Fals
             registrar.close()
     ctx.logger.info('run_jobs: all %d jobs completed', len(summary))
     return summary
+
+
+@workflow
+def croupier_install(ctx, **kwargs) -> None:
+    """The original Croupier's install workflow: Cloudify's install of every node
+    instance (Croupier revokes the Vault tokens it used right after use, which the
+    original did here)."""
+    from cloudify.plugins import lifecycle
+    lifecycle.install_node_instances(graph=ctx.graph_mode(),
+                                     node_instances=set(ctx.node_instances))
+
+
+@workflow
+def croupier_configure(ctx, **kwargs) -> None:
+    """The original Croupier's re-configuration of recurring workflows, refused with
+    the reason (Croupier has no recurring workflows)."""
+    raise NonRecoverableError('croupier_configure re-configures the original Croupier\'s '
+                              'recurring workflows, which Croupier does not support: execute '
+                              'run_jobs again instead')

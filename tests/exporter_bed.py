@@ -22,8 +22,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+# the registration API's token of the exporters these tests start
+TOKEN = 'bed-test-token-5b0e7f3a91'
+
+
 def exporter_config(bed, **extra):
-    config = {'listen': '127.0.0.1', 'port': 0, 'cache_seconds': 0,
+    config = {'listen': '127.0.0.1', 'port': 0, 'cache_seconds': 0, 'token': TOKEN,
               'hosts': [{'host': bed['host'], 'port': bed['port'], 'user': bed['user'],
                          'private_key_file': bed['keys']['ed25519'],
                          'known_hosts': bed['known_hosts']}]}
@@ -169,3 +173,65 @@ class RecordingProxy:
     def close(self):
         self._open = False
         self.server.close()
+
+
+class FreezableRelay:
+    """A TCP relay on loopback to ``upstream`` that can stop passing bytes on
+    (``freeze``): a front-end that stops answering, with its connections open."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.server = socket.create_server(('127.0.0.1', 0))
+        self.port = self.server.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self._open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def _accept(self) -> None:
+        while self._open:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                while not self.flowing.wait(0.5):
+                    if not self._open:
+                        return
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._open = False
+        self.flowing.set()
+        self.server.close()
+
+
+def known_hosts_for_port(bed, port: int, folder: str) -> str:
+    """A known_hosts file naming the bed's sshd host keys at ``port`` too (a
+    relay's port), so that host keys are still checked through the relay."""
+    with open(bed['known_hosts']) as fh:
+        lines = [line for line in fh.read().splitlines() if line.strip()]
+    extra = []
+    for line in lines:
+        hosts, _, rest = line.partition(' ')
+        if f'[{bed["host"]}]:{bed["port"]}' in hosts.split(','):
+            extra.append(f'[{bed["host"]}]:{port} {rest}')
+    assert extra, f'no entry for [{bed["host"]}]:{bed["port"]} in {bed["known_hosts"]}'
+    path = os.path.join(folder, 'known_hosts')
+    with open(path, 'w') as fh:
+        fh.write('\n'.join(lines + extra) + '\n')
+    return path

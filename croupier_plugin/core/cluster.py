@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import SchedulerError
+from .errors import CroupierError, SchedulerError
 from .model import scheduler_job_name
 
 log = logging.getLogger('croupier.cluster')
@@ -114,7 +114,28 @@ class Cluster:
                 f'{self.key}: status command failed with exit code {result.exit_code}: '
                 f'{result.stderr.strip()[-500:]}', exit_code=result.exit_code,
                 stderr=result.stderr)
-        return self.scheduler.parse_status_output(result.stdout, job_ids)
+        statuses = self.scheduler.parse_status_output(result.stdout, job_ids)
+        return self._delete_held(statuses)
+
+    def _delete_held(self, statuses: dict) -> dict:
+        """Delete the jobs that ended for Croupier while the scheduler still
+        holds them (system holds: they would wait forever), in one command;
+        their reasons say whether that worked."""
+        scheduler = getattr(self.scheduler, 'monitor', None) or self.scheduler
+        held = [job_id for job_id, status in statuses.items() if scheduler.still_queued(status)]
+        if not held:
+            return statuses
+        try:
+            result = self.cancel(held)
+            outcome = 'deleted' if result.exit_code == 0 else \
+                f'deleting it failed: {(result.stderr or result.stdout).strip()[-200:]}'
+        except CroupierError as exc:
+            outcome = f'deleting it failed: {exc}'
+        log.warning('%s: jobs %s are held by the system: %s', self.key, ', '.join(held), outcome)
+        for job_id in held:
+            status = statuses[job_id]
+            statuses[job_id] = status._replace(reason=f'{status.reason}; {outcome}')
+        return statuses
 
     def cancel(self, job_ids):
         job_ids = list(job_ids)

@@ -42,6 +42,7 @@ import requests
 
 from .errors import ConfigError, CroupierError
 from .transport import LocalTransport, SshSettings, SshTransport
+from .transport.agent import Loan
 
 log = logging.getLogger('croupier.data')
 
@@ -101,6 +102,9 @@ class DataInfrastructure:
                 raise ConfigError(key, props[key], f'is not a property of a data access '
                                                    f'infrastructure ({", ".join(DAI_PROPERTIES)})')
         endpoint = props.get('endpoint')
+        if isinstance(endpoint, str):
+            # before any message that would show the endpoint as given
+            refuse_userinfo('endpoint', endpoint.strip())
         if not isinstance(endpoint, str) or not endpoint.strip() or \
                 any(c.isspace() for c in endpoint.strip()):
             raise ConfigError('endpoint', endpoint, 'is required: an http(s)://host[:port] '
@@ -163,6 +167,20 @@ def endpoint_host(endpoint):
     return endpoint.split('/')[0]
 
 
+def refuse_userinfo(prop: str, value: str) -> None:
+    """ConfigError when the address ``value`` holds a ``user[:password]@``
+    part. Such a password would reach the data host's command line, the job's
+    reason and the logs; the message shows the address with that part hidden."""
+    after_scheme = value.split('://', 1)[1] if '://' in value else value
+    authority = after_scheme.split('/', 1)[0]
+    if '@' not in authority:
+        return
+    hidden = value[:len(value) - len(after_scheme)] + '<hidden>@' + \
+        after_scheme[authority.rindex('@') + 1:]
+    raise ConfigError(prop, hidden, 'must not hold a user or password: give the user in '
+                                    'credentials, and passwords through credentials or Vault')
+
+
 @dataclass
 class DataSource:
     """A file or folder (``kind`` 'file', at ``path`` on the host) or a web
@@ -178,6 +196,11 @@ class DataSource:
         value = props.get(key)
         if not isinstance(value, str) or not value.strip() or '\n' in value or '\0' in value:
             raise ConfigError(key, value, 'is required: a single-line path').for_node(name)
+        if kind == 'web' and '://' in value:
+            try:
+                refuse_userinfo(key, value.strip())
+            except ConfigError as exc:
+                raise exc.for_node(name) from None
         return cls(name=name, kind=kind, path=value.strip(), infra=infra)
 
     def location(self):
@@ -221,6 +244,13 @@ class Transfer:
                                   f"HTTP needs an http(s) endpoint on its infrastructure "
                                   f"'{src.infra.name}' (it is {src.infra.endpoint!r})"
                                   ).for_node(self.name)
+            if dst.path.endswith('/'):
+                try:
+                    web_file_name(src)
+                except ConfigError as exc:
+                    raise ConfigError('from_source', src.name, f'its resource {src.path!r}: '
+                                                               f'{exc.problem}'
+                                      ).for_node(self.name) from None
             hosts = [src.infra]
         else:
             if src.kind != 'file' or src.infra.ssh is None:
@@ -229,7 +259,7 @@ class Transfer:
                                   f'infrastructure with SSH credentials').for_node(self.name)
             hosts = [src.infra, dst.infra]
             if self.protocol == 'RSYNC' and _rsync_runner(self) is not None and \
-                    src.infra.ssh.pool_key != dst.infra.ssh.pool_key and \
+                    src.infra.ssh.login != dst.infra.ssh.login and \
                     not _peer(self).secrets_pending and _peer(self).ssh.pkey() is None:
                 peer = _peer(self)
                 raise ConfigError('transfer_protocol', self.protocol,
@@ -318,6 +348,19 @@ def shell_path(path):
     return '"$HOME"' if rel == '.' else '"$HOME"/' + shlex.quote(rel)
 
 
+# rsync -a keeps modes: without this, it would carry the bits copies never carry
+RSYNC_NO_SPECIAL_BITS = '--chmod=a-st'
+
+
+def rsync_local_path(path: str) -> str:
+    """``path`` quoted for rsync's own side: a relative one starts with './',
+    since rsync takes a ':' before the first '/' (``run_12:30.log``) for a
+    remote host."""
+    if not path.startswith('/') and home_relative(path) == path:
+        path = './' + path
+    return shell_path(path)
+
+
 def _target_file(target_path, source_name):
     """A target ending in '/' is a folder that receives the file under its name."""
     if target_path.endswith('/'):
@@ -330,8 +373,16 @@ def _target_file(target_path, source_name):
 
 # -- files on either side (SFTP sessions or this machine) --------------------
 
+# setuid, setgid and sticky: a copy never carries them (a job's setuid output
+# published by an orchestrator running as root would become a root setuid file)
+SPECIAL_BITS = 0o7000
+
+
 class RemoteFiles:
     """File operations over one SFTP session of its own."""
+
+    # permission bits a written file may keep
+    file_bits = 0o777 & ~SPECIAL_BITS
 
     def __init__(self, transport):
         self.where = f'{transport.settings.user}@{transport.settings.host}'
@@ -343,6 +394,14 @@ class RemoteFiles:
     def mode(self, path):
         """st_mode of ``path`` (links followed)."""
         return self.sftp.stat(home_relative(path)).st_mode
+
+    def link_mode(self, path: str) -> int:
+        """st_mode of ``path`` itself (a link is not followed)."""
+        return self.sftp.lstat(home_relative(path)).st_mode
+
+    def real(self, path: str) -> str:
+        """The absolute path of ``path`` with every link resolved (by the server)."""
+        return self.sftp.normalize(home_relative(path))
 
     def entries(self, path):
         """[(name, st_mode)] of a folder, from one request (links not followed)."""
@@ -373,14 +432,16 @@ class RemoteFiles:
             except FileNotFoundError:
                 self.sftp.mkdir(current)
 
-    def write(self, path, reader, mode):
+    def write(self, path: str, reader, mode: int) -> int:
+        """``reader``'s bytes into ``path`` (replaced whole, never half
+        written) with ``mode``'s permission bits that this side allows."""
         path = home_relative(path)
         tmp = posixpath.join(posixpath.dirname(path), f'.croupier-{secrets.token_hex(6)}.part')
         try:
             with self.sftp.open(tmp, 'wb') as out:
                 out.set_pipelined(True)
                 size = _pump(reader, out)
-            self.sftp.chmod(tmp, mode)
+            self.sftp.chmod(tmp, stat.S_IMODE(mode) & self.file_bits)
             self.sftp.posix_rename(tmp, path)
         except BaseException:
             try:
@@ -391,9 +452,36 @@ class RemoteFiles:
         return size
 
 
+def private_folder(path: str) -> None:
+    """``path`` as a folder only its owner may enter (0700), with any missing
+    parent made the same way. Existing parents keep their mode: the results
+    folder may sit in a shared one such as /tmp."""
+    missing = []
+    current = os.path.abspath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise TransferError(f'{folder} exists and is not a folder') from None
+    os.chmod(path, 0o700)
+
+
 class LocalFiles:
-    """The same operations on this machine's file system."""
+    """The same operations on this machine's file system. ``private``: what
+    is written is for the orchestrator's user only (folders 0700, files never
+    group or world writable), as a results folder must be."""
     where = 'the orchestrator'
+
+    def __init__(self, private: bool = False):
+        self.private = private
+        self.file_bits = (0o755 if private else 0o777) & ~SPECIAL_BITS
 
     def close(self):
         pass
@@ -405,29 +493,44 @@ class LocalFiles:
     def mode(self, path):
         return os.stat(self._p(path)).st_mode
 
+    def link_mode(self, path: str) -> int:
+        """st_mode of ``path`` itself (a link is not followed)."""
+        return os.lstat(self._p(path)).st_mode
+
+    def real(self, path: str) -> str:
+        """The absolute path of ``path`` with every link resolved."""
+        return os.path.realpath(self._p(path))
+
     def entries(self, path):
         with os.scandir(self._p(path)) as found:
             return sorted((e.name, e.stat(follow_symlinks=False).st_mode) for e in found)
 
-    def mkdir(self, path):
-        os.makedirs(self._p(path), exist_ok=True)
+    def mkdir(self, path: str) -> None:
+        """A folder (and its missing parents); an existing one is kept."""
+        if self.private:
+            private_folder(self._p(path))
+        else:
+            os.makedirs(self._p(path), exist_ok=True)
 
     def open_read(self, path):
         return open(self._p(path), 'rb')
 
-    def makedirs(self, path):
-        os.makedirs(self._p(path), exist_ok=True)
+    makedirs = mkdir
 
-    def write(self, path, reader, mode):
+    def write(self, path: str, reader, mode: int) -> int:
+        """``reader``'s bytes into ``path`` (replaced whole, never half
+        written) with ``mode``'s permission bits that this side allows."""
         path = self._p(path)
         tmp = os.path.join(os.path.dirname(path) or '.', f'.croupier-{secrets.token_hex(6)}.part')
         try:
-            with open(tmp, 'wb') as out:
+            # a fresh file of our own, readable by no one else until complete
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, 'wb') as out:
                 size = _pump(reader, out)
-            os.chmod(tmp, mode)
+            os.chmod(tmp, stat.S_IMODE(mode) & self.file_bits)
             os.replace(tmp, path)
         except BaseException:
-            if os.path.exists(tmp):
+            if os.path.lexists(tmp):
                 os.unlink(tmp)
             raise
         return size
@@ -443,44 +546,78 @@ def _pump(reader, out):
         size += len(chunk)
 
 
-def copy_tree(src, src_path, dst, dst_path):
+def copy_tree(src, src_path: str, dst, dst_path: str, follow_links: bool = True,
+              skipped: Optional[list] = None) -> tuple:
     """Copy a file or a folder (recursively) from one side to the other; a
-    folder's contents land in ``dst_path``. Returns (files, bytes)."""
+    folder's contents land in ``dst_path``. Returns (files, bytes).
+
+    ``follow_links``: links are copied as what they point at, except a link
+    to a folder the copy is inside (a loop), which fails the copy. Otherwise
+    no link is followed: ``src_path`` being one fails the copy, and links in
+    folders are left out, listed in ``skipped``."""
+    copy = _TreeCopy(src, dst, follow_links)
     try:
-        mode = src.mode(src_path)
+        mode = src.mode(src_path) if follow_links else src.link_mode(src_path)
     except FileNotFoundError:
         raise TransferError(f'{src_path} does not exist on {src.where}') from None
+    if stat.S_ISLNK(mode):
+        raise TransferError(f'{src_path} on {src.where} is a symbolic link, and links are '
+                            f'not followed here')
     if stat.S_ISDIR(mode):
         dst.makedirs(dst_path)
-        return _copy_folder(src, src_path, dst, dst_path.rstrip('/') or '/')
-    dst_file = _target_file(dst_path, posixpath.basename(src_path.rstrip('/')))
-    parent = posixpath.dirname(dst_file)
-    if parent:
-        dst.makedirs(parent)
-    return 1, _copy_file(src, src_path, dst, dst_file, mode)
+        real = src.real(src_path) if follow_links else src_path
+        copy.folder(src_path, dst_path.rstrip('/') or '/', real, frozenset([real]))
+    else:
+        dst_file = _target_file(dst_path, posixpath.basename(src_path.rstrip('/')))
+        parent = posixpath.dirname(dst_file)
+        if parent:
+            dst.makedirs(parent)
+        copy.file(src_path, dst_file, mode)
+    if skipped is not None:
+        skipped.extend(copy.skipped)
+    return copy.files, copy.size
 
 
-def _copy_folder(src, src_path, dst, dst_path):
-    """The contents of a folder into an existing one: one listing per folder,
-    no request per file beyond the copy itself."""
-    files = total = 0
-    for name, mode in src.entries(src_path):
-        source, target = posixpath.join(src_path, name), posixpath.join(dst_path, name)
-        if stat.S_ISLNK(mode):
-            mode = src.mode(source)         # what the link points at
-        if stat.S_ISDIR(mode):
-            dst.mkdir(target)
-            n, size = _copy_folder(src, source, dst, target)
-        else:
-            n, size = 1, _copy_file(src, source, dst, target, mode)
-        files += n
-        total += size
-    return files, total
+class _TreeCopy:
+    """One copy_tree: its counts and the links it left out."""
 
+    def __init__(self, src, dst, follow_links: bool):
+        self.src, self.dst, self.follow_links = src, dst, follow_links
+        self.files = self.size = 0
+        self.skipped = []
 
-def _copy_file(src, src_path, dst, dst_path, mode):
-    with src.open_read(src_path) as reader:
-        return dst.write(dst_path, reader, stat.S_IMODE(mode))
+    def folder(self, src_path: str, dst_path: str, real: str, ancestors: frozenset) -> None:
+        """The contents of a folder into an existing one: one listing per
+        folder, no request per file beyond the copy itself. ``real``: the
+        folder's resolved path; ``ancestors``: those of the folders above it."""
+        for name, mode in self.src.entries(src_path):
+            source, target = posixpath.join(src_path, name), posixpath.join(dst_path, name)
+            child_real = posixpath.join(real, name)
+            if stat.S_ISLNK(mode):
+                if not self.follow_links:
+                    log.warning('%s on %s is a symbolic link: not followed, left out',
+                                source, self.src.where)
+                    self.skipped.append(source)
+                    continue
+                mode = self.src.mode(source)         # what the link points at
+                if stat.S_ISDIR(mode):
+                    # resolved only for links, so a folder without any costs nothing
+                    child_real = self.src.real(source)
+                    if child_real in ancestors:
+                        raise TransferError(f'{source} on {self.src.where} links to '
+                                            f'{child_real}, a folder it is in: a loop, not '
+                                            f'followed')
+            if stat.S_ISDIR(mode):
+                self.dst.mkdir(target)
+                self.folder(source, target, child_real, ancestors | {child_real})
+            else:
+                self.file(source, target, mode)
+
+    def file(self, src_path: str, dst_path: str, mode: int) -> None:
+        """One file, with its permission bits less those never copied."""
+        with self.src.open_read(src_path) as reader:
+            self.size += self.dst.write(dst_path, reader, stat.S_IMODE(mode) & ~SPECIAL_BITS)
+        self.files += 1
 
 
 # -- movers -------------------------------------------------------------------
@@ -502,7 +639,7 @@ def _sftp_relay(transfer):
 
 
 def _run_remote(transfer, transport, command, what, lend=None):
-    """Run a transfer's command on a host (lending ``lend`` keys); TransferError
+    """Run a transfer's command on a host (lending keys: ``lend`` is a Loan); TransferError
     with the command's exit code and stderr when it fails."""
     if lend:
         result = transport.run_lending_keys(command, lend, timeout=transfer.timeout)
@@ -517,8 +654,9 @@ def _run_remote(transfer, transport, command, what, lend=None):
 def _http(transfer):
     url = transfer.source.url()
     target = transfer.target
-    name = posixpath.basename(urllib.parse.urlsplit(url).path.rstrip('/'))
-    dest = _target_file(target.location(), urllib.parse.unquote(name))
+    dest = target.location()
+    if dest.endswith('/'):
+        dest += web_file_name(transfer.source)
     transport = target.infra.transport()
     if target.infra.internet_access:
         part = f'{dest}.croupier-part'
@@ -553,10 +691,24 @@ def _http(transfer):
     return f'GET {url} here, {size} bytes sent to {target.infra.host} over SFTP'
 
 
+def web_file_name(source: DataSource) -> str:
+    """The name a web resource takes in a target folder: the last segment of
+    its URL, decoded. ConfigError when, decoded, it is no plain file name: a
+    ``%2F`` or ``..`` there would put the file outside the folder."""
+    segment = posixpath.basename(urllib.parse.urlsplit(source.url()).path.rstrip('/'))
+    name = urllib.parse.unquote(segment)
+    if name in ('', '.', '..') or '/' in name or '\0' in name:
+        raise ConfigError('resource', source.path,
+                          f'its last part decodes to {name!r}, which is not a file name to '
+                          f'save into a folder (no "/", NUL, "." or "..")'
+                          ).for_node(source.name)
+    return name
+
+
 def _rsync_runner(transfer):
     """'source' or 'target': the host rsync runs on; None: relay through here."""
     src, dst = transfer.source.infra, transfer.target.infra
-    if src.ssh.pool_key == dst.ssh.pool_key or src.internet_access:
+    if src.ssh.login == dst.ssh.login or src.internet_access:
         return 'source'
     if dst.internet_access:
         return 'target'
@@ -577,10 +729,11 @@ def _rsync(transfer):
     src_path, dst_path = src.location(), dst.location()
     here = src.infra if runner == 'source' else dst.infra
     transport = here.transport()
-    if src.infra.ssh.pool_key == dst.infra.ssh.pool_key:
+    if src.infra.ssh.login == dst.infra.ssh.login:
         parent = posixpath.dirname(dst_path.rstrip('/'))
         command = (f'mkdir -p -- {shell_path(parent or ".")} && '
-                   f'rsync -a -- {shell_path(src_path)} {shell_path(dst_path)}')
+                   f'rsync -a {RSYNC_NO_SPECIAL_BITS} -- {rsync_local_path(src_path)} '
+                   f'{rsync_local_path(dst_path)}')
         _run_remote(transfer, transport, command, f'rsync on {here.host}')
         return f'rsync on {here.host}'
     peer = _peer(transfer)
@@ -597,19 +750,23 @@ def _rsync(transfer):
     if runner == 'source':
         parent = posixpath.dirname(home_relative(dst_path).rstrip('/'))
         mkdir = f'mkdir -p -- {shlex.quote(parent)} && rsync' if parent else 'rsync'
-        paths = f'{shell_path(src_path)} {shlex.quote(peer_spec + home_relative(dst_path))}'
+        paths = f'{rsync_local_path(src_path)} ' \
+                f'{shlex.quote(peer_spec + home_relative(dst_path))}'
         extra = f'--rsync-path={shlex.quote(mkdir)} '
         prepare = ''
     else:
         parent = posixpath.dirname(dst_path.rstrip('/'))
-        paths = f'{shlex.quote(peer_spec + home_relative(src_path))} {shell_path(dst_path)}'
+        paths = f'{shlex.quote(peer_spec + home_relative(src_path))} ' \
+                f'{rsync_local_path(dst_path)}'
         extra = ''
         prepare = f'mkdir -p -- {shell_path(parent)} && ' if parent else ''
     command = (f"trap 'rm -f -- {known_file}' EXIT; cd && {prepare}"
-               f'rsync -a --protect-args -e {shlex.quote(remote_shell)} {extra}-- {paths}')
+               f'rsync -a {RSYNC_NO_SPECIAL_BITS} --protect-args -e {shlex.quote(remote_shell)} '
+               f'{extra}-- {paths}')
     try:
         transport.write_file(known_file, known, mode=0o600)
-        _run_remote(transfer, transport, command, f'rsync on {here.host}', lend=[peer_key])
+        _run_remote(transfer, transport, command, f'rsync on {here.host}',
+                    lend=Loan((peer_key,), host_key, peer.ssh.user))
     finally:
         transport.run(f'rm -f -- {known_file}')
     side = 'pushed from' if runner == 'source' else 'pulled by'
@@ -622,36 +779,90 @@ MOVERS = {'HTTP': _http, 'SFTP': _sftp_relay, 'RSYNC': _rsync}
 
 # -- a job's outputs into a local folder -------------------------------------
 
+def publish_path_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be a ``publish`` entry, or None: it must name a
+    file or folder whose copy lands inside the job's results folder (no '..',
+    and not ending in '.')."""
+    parts = path.strip().rstrip('/').split('/')
+    if '..' in parts:
+        return "holds '..': a published path stays where it is named"
+    if parts[-1] in ('', '.'):
+        return 'names no file or folder to publish'
+    return None
+
+
 @dataclass
 class Publication:
     """A completed job's files (relative to its working directory, or
     absolute), copied into ``folder`` on the orchestrator. ``locate()`` gives
-    the (transport, working directory) where the job ran."""
+    the (transport, working directory) where the job ran.
+
+    No link is followed: a published path that is a link, or that passes
+    through one below the working directory, fails the publication; links
+    inside a published folder are left out with a warning. The folder is
+    private to the orchestrator's user, and no file keeps setuid, setgid or
+    sticky bits, nor group or world write permission."""
     job: str
     locate: object
     paths: list
     folder: str
 
-    def run(self):
-        transport, workdir = self.locate()
-        os.makedirs(self.folder, exist_ok=True)
-        local = LocalFiles()
-        if isinstance(transport, LocalTransport):
-            remote = local
-        else:
-            remote = RemoteFiles(transport)
+    def run(self) -> str:
+        """Copy the paths; what was done. TransferError naming the job and
+        why, also for a local failure (a full disk, a results folder that is
+        a file), so that it fails the job and not the run."""
         try:
-            files = size = 0
-            for path in self.paths:
-                full = path if path.startswith('/') or home_relative(path) != path \
-                    else posixpath.join(workdir, path)
-                dest = os.path.join(self.folder, posixpath.basename(path.rstrip('/')))
-                n, s = copy_tree(remote, full, local, dest)
-                files += n
-                size += s
+            return self._publish()
         except TransferError as exc:
             raise TransferError(f"publishing the outputs of job '{self.job}' failed: "
                                 f"{exc}") from None
+        except OSError as exc:
+            raise TransferError(f"publishing the outputs of job '{self.job}' into "
+                                f"{self.folder} failed: {exc}") from None
+
+    def _publish(self) -> str:
+        transport, workdir = self.locate()
+        for path in self.paths:
+            problem = publish_path_problem(path)
+            if problem:
+                raise TransferError(f'publish path {path!r} {problem}')
+        private_folder(self.folder)
+        local = LocalFiles(private=True)
+        remote = LocalFiles() if isinstance(transport, LocalTransport) \
+            else RemoteFiles(transport)
+        files = size = 0
+        skipped = []
+        try:
+            for path in self.paths:
+                if path.startswith('/') or home_relative(path) != path:
+                    full = path
+                else:
+                    full = posixpath.join(workdir, path)
+                    _refuse_links_below(remote, workdir, path)
+                dest = os.path.join(self.folder, posixpath.basename(path.rstrip('/')))
+                n, s = copy_tree(remote, full, local, dest, follow_links=False,
+                                 skipped=skipped)
+                files += n
+                size += s
         finally:
             remote.close()
-        return f'{files} file(s), {size} bytes published to {self.folder}'
+        done = f'{files} file(s), {size} bytes published to {self.folder}'
+        if skipped:
+            done += f'; {len(skipped)} symbolic link(s) left out: {", ".join(skipped[:5])}' + \
+                (' ...' if len(skipped) > 5 else '')
+        return done
+
+
+def _refuse_links_below(files, workdir: str, path: str) -> None:
+    """TransferError when a folder on the way from ``workdir`` to its
+    relative ``path`` is a link (it could lead anywhere on the host)."""
+    current = workdir
+    for part in [p for p in path.rstrip('/').split('/') if p not in ('', '.')][:-1]:
+        current = posixpath.join(current, part)
+        try:
+            mode = files.link_mode(current)
+        except FileNotFoundError:
+            return          # copy_tree names what is missing
+        if stat.S_ISLNK(mode):
+            raise TransferError(f'{current} on {files.where} is a symbolic link, and links '
+                                f'are not followed while publishing')

@@ -339,7 +339,9 @@ class Engine:
             job = self.jobs[name]
             try:
                 done = future.result()
-            except CroupierError as exc:
+            except (CroupierError, OSError) as exc:
+                # an OSError (a full local disk, say) is this job's failure too: raised
+                # out of the run, it would leave the other jobs running and records half set
                 status = JobStatus(job.record.get('job_id') or '', JobState.FAILED,
                                    raw_state='OUTPUTS_FAILED',
                                    reason=f'the job completed, but moving its outputs '
@@ -495,8 +497,11 @@ class Engine:
         out = []
         for job in self.jobs.values():
             state = job.state
-            if state in (JobState.FAILED.value, JobState.CANCELLED.value,
-                         JobState.TIMEOUT.value) and not job.record.get('reported'):
+            # a submitted job the scheduler skipped (deleted it when a job it
+            # depends on failed) fails the run as well
+            skipped = state == SKIPPED and job.record.get('job_id')
+            if (state in (JobState.FAILED.value, JobState.CANCELLED.value,
+                          JobState.TIMEOUT.value) or skipped) and not job.record.get('reported'):
                 out.append((job, status_from_record(job.record.get('job_id') or '', job.record),
                             None))
         return out

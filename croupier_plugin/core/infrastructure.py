@@ -24,8 +24,10 @@ _LABEL = re.compile(r'[A-Za-z0-9_.\-:@/ ]{0,100}')
 INTERFACE_PROPERTIES = ('config', 'credentials', 'job_prefix', 'base_dir', 'workdir_prefix',
                         'monitoring_options', 'skip_cleanup', 'internet_access',
                         'supported_protocols', 'simulate')
-CONFIG_KEYS = ('infrastructure_interface', 'modules', 'transport', 'country_tz', 'partition')
-MONITORING_KEYS = ('monitor_period', 'monitor_interface', 'hpc_label', 'unknown_grace')
+CONFIG_KEYS = ('infrastructure_interface', 'modules', 'transport', 'country_tz', 'partition',
+               'reservation_deletion_path')
+MONITORING_KEYS = ('monitor_period', 'monitor_interface', 'hpc_label', 'unknown_grace',
+                   'deployment_label', 'only_jobs')
 
 
 @dataclass

@@ -22,6 +22,9 @@ class JobState(str, enum.Enum):
     CANCELLED = 'CANCELLED'
     TIMEOUT = 'TIMEOUT'
     UNKNOWN = 'UNKNOWN'
+    # never ran because a job it needs did not end as required (the engine does
+    # not submit such jobs; a scheduler that deleted one for it says so too)
+    SKIPPED = 'SKIPPED'
 
     @property
     def terminal(self):
@@ -36,7 +39,8 @@ class JobState(str, enum.Enum):
 
 
 TERMINAL_STATES = frozenset(
-    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT})
+    {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT,
+     JobState.SKIPPED})
 
 
 class JobStatus(NamedTuple):

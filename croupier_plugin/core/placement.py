@@ -4,8 +4,9 @@ A job related to several InfrastructureInterfaces goes to the one where it is
 expected to start soonest, judged from live queue figures of the partition it
 would use there: whether the partition is up, whether enough cores are idle,
 how many jobs wait ahead of it. The figures come from one command per
-infrastructure (sinfo and squeue, or qstat -Q), shared by every placement made
-within a monitor period.
+infrastructure (SLURM: sinfo and squeue; PBS and Torque: qstat -Q -f, pbsnodes
+-a and qstat -B -f, in JSON on PBS Pro), shared by every placement made within a
+monitor period.
 """
 
 import threading

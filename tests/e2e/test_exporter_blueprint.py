@@ -3,6 +3,7 @@ interface and its job are registered (install, run_jobs), their metrics served,
 and forgotten at uninstall; every byte the plugin sent to the exporter is
 recorded on the wire and holds none of the interface's secrets."""
 
+import json
 import os
 import sys
 
@@ -13,7 +14,7 @@ from croupier_plugin import runner
 from croupier_plugin.core.exporter import ExporterClient, ExporterConfig, ExporterService
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from exporter_bed import RecordingProxy, exporter_config  # noqa: E402
+from exporter_bed import TOKEN, RecordingProxy, exporter_config  # noqa: E402
 
 pytestmark = pytest.mark.bed
 
@@ -29,9 +30,11 @@ def exporter(bed):
     service.stop()
 
 
-def test_interface_and_jobs_registered_without_secrets_and_forgotten_at_uninstall(bed,
-                                                                                  exporter):
+def test_interface_and_jobs_registered_without_secrets_and_forgotten_at_uninstall(
+        bed, exporter, monkeypatch):
     service, proxy = exporter
+    # the plugin's token, as a manager's environment gives it
+    monkeypatch.setenv('CROUPIER_EXPORTER_TOKEN', TOKEN)
     with open(bed['keys']['ed25519']) as fh:
         private_key = fh.read()
     inputs = {'exporter_address': f'127.0.0.1:{proxy.port}', 'hpc_host': bed['host'],
@@ -41,12 +44,15 @@ def test_interface_and_jobs_registered_without_secrets_and_forgotten_at_uninstal
     env = runner.init_env(os.path.join(ROOT, 'tests', 'blueprints', 'slurm-exporter.yaml'),
                           inputs, name='monitored')
     runner.execute(env, 'install')
-    client = ExporterClient(service.address)
+    client = ExporterClient(service.address, token=TOKEN)
     [reg] = client.registrations()
     assert (reg['deployment'], reg['interface'], reg['user'], reg['hpc_label']) == \
         ('monitored', 'hpc', bed['user'], 'bed')
     try:
         runner.execute(env, 'run_jobs')
+        # the token is never kept in runtime properties
+        assert not any(TOKEN in json.dumps(i.runtime_properties, default=str)
+                       for i in env.storage.get_node_instances())
         job = next(i for i in env.storage.get_node_instances() if i.node_id == 'job')
         job_id = job.runtime_properties['job_id']
         [reg] = client.registrations()
@@ -68,4 +74,6 @@ def test_interface_and_jobs_registered_without_secrets_and_forgotten_at_uninstal
     key_lines = [line for line in private_key.splitlines()[1:-1] if len(line) > 20]
     assert key_lines and not any(line in wire for line in key_lines)
     assert 'password' not in wire and 'private_key' not in wire
+    # the token travels in the Authorization header only, on each registration call
+    assert wire.count(TOKEN) == wire.count(f'Authorization: Bearer {TOKEN}\r\n') >= 3
     assert bed['password'] not in metrics

@@ -105,3 +105,20 @@ def test_unknown_id_does_not_break_the_poll(torque, workdir):
     assert statuses[sub.job_id].state in (JobState.PENDING, JobState.RUNNING,
                                           JobState.COMPLETED)
     assert statuses['999999'].state is JobState.UNKNOWN
+
+
+def test_queue_figures_through_the_wrappers_match_slurms(torque, slurm):
+    """The wrappers' qstat -Q -f and pbsnodes -a (text forms, as Torque's) in
+    one command: every partition is a queue, with the node's CPUs."""
+    before = len(torque.transport.commands)
+    figures = torque.queue_figures()
+    assert len(torque.transport.commands) == before + 1
+    # the wrappers' qstat -B -f exits 153: the figures stand without the server's part
+    assert '{ qstat -Q -f || :; }' in torque.transport.commands[-1]
+    truth = slurm.queue_figures()
+    assert set(figures) == set(truth) == {'debug', 'second'}
+    for name, queue in figures.items():
+        assert queue.available
+        assert (queue.nodes_total, queue.cores_total) == (truth[name].nodes_total,
+                                                          truth[name].cores_total)
+        assert 0 < queue.cores_idle <= queue.cores_total

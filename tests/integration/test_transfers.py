@@ -261,3 +261,171 @@ def test_outputs_move_before_dependants_start_and_are_resumed(bed, ssh, slurm, w
     assert "SFTP transfer 'broken'" in str(err.value) and 'gone.txt does not exist' in str(err.value)
     assert records3['first']['raw_state'] == 'NOT_SUBMITTED' and not records3['first'].get('job_id')
     assert records3['second']['state'] == 'SKIPPED'
+
+
+# -- what copies may carry, and where they may write (security review) ----------------
+
+def test_an_sftp_relay_drops_setuid_setgid_and_sticky_bits(ssh, peer_ssh, accounts, tag):
+    mine, peers = accounts
+    ssh.run(f'mkdir -p {tag}/bin && for f in suid sgid keep; do echo $f > {tag}/bin/$f; done && '
+            f'chmod 4755 {tag}/bin/suid && chmod 2750 {tag}/bin/sgid && chmod 640 {tag}/bin/keep',
+            check=True)
+    assert ssh.run(f'stat -c %a {tag}/bin/suid').stdout.strip() == '4755'
+    Transfer('relay', 'SFTP', DataSource('s', 'file', f'{tag}/bin', mine()),
+             DataSource('d', 'file', f'{tag}/bin-copy', peers())).run()
+    modes = peer_ssh.run(f'cd {tag}/bin-copy && stat -c "%n %a" keep sgid suid').stdout.split()
+    assert modes == ['keep', '640', 'sgid', '750', 'suid', '755']
+
+
+def test_published_outputs_keep_no_setuid_bit_and_the_results_stay_private(
+        bed, ssh, workdir, tmp_path):
+    from croupier_plugin.core.data import Publication
+    ssh.run(f'cd {workdir} && mkdir -p out/sub && echo tool > out/tool && chmod 4755 out/tool && '
+            f'echo open > out/sub/open && chmod 666 out/sub/open && echo g > out/g && '
+            f'chmod 2775 out/g', check=True)
+    folder = tmp_path / 'results' / 'job1'
+    publication = Publication('job1', lambda: (ssh.inner, workdir), ['out'], str(folder))
+    assert publication.run().startswith('3 file(s)')
+    # this test runs as root, as an orchestrator may: a 4755 copy would be a root setuid file
+    assert os.stat(folder / 'out' / 'tool').st_uid == os.geteuid()
+    modes = {str(p.relative_to(folder)): p.stat().st_mode & 0o7777
+             for p in folder.rglob('*')}
+    assert modes == {'out': 0o700, 'out/sub': 0o700, 'out/tool': 0o755, 'out/sub/open': 0o644,
+                     'out/g': 0o755}
+    assert os.stat(tmp_path / 'results').st_mode & 0o777 == 0o700
+    assert os.stat(folder).st_mode & 0o777 == 0o700
+
+
+def test_publishing_follows_no_link_out_of_the_working_directory(bed, ssh, workdir, tmp_path):
+    from croupier_plugin.core.data import Publication
+    ssh.run(f'cd {workdir} && mkdir -p out && echo r > out/r.txt && '
+            f'ln -s /etc/passwd out/passwd && ln -s . out/loop && ln -s /etc conf && '
+            f'ln -s /etc/hostname name.txt', check=True)
+    folder = tmp_path / 'results' / 'job1'
+    publication = Publication('job1', lambda: (ssh.inner, workdir), ['out'], str(folder))
+    done = publication.run()
+    # links inside a published folder are left out, with a warning in what was done
+    assert done.startswith('1 file(s), 2 bytes published')
+    assert done.endswith(f'2 symbolic link(s) left out: {workdir}/out/loop, {workdir}/out/passwd')
+    assert sorted(os.listdir(folder / 'out')) == ['r.txt']
+    # a published path that is a link, or goes through one, fails the publication
+    for path, link in (('name.txt', 'name.txt'), ('conf/hostname', 'conf')):
+        publication.paths = [path]
+        with pytest.raises(TransferError) as err:
+            publication.run()
+        assert str(err.value) == (f"publishing the outputs of job 'job1' failed: {workdir}/"
+                                  f"{link} on {bed['user']}@{bed['host']} is a symbolic link, "
+                                  f"and links are not followed" +
+                                  (' here' if link == path else ' while publishing'))
+    assert sorted(os.listdir(folder)) == ['out']
+
+
+@pytest.mark.parametrize('fetched_by', ['target', 'orchestrator'])
+def test_http_into_a_folder_keeps_the_file_in_it(bed, ssh, web_server, accounts, tag,
+                                                 fetched_by):
+    mine, _ = accounts
+    escaped = f'{tag}-escaped'
+    # the web server decodes and normalizes the path: it serves <escaped> from its root, and
+    # saved under the decoded name the file would land in the home, outside the folder
+    (web_server.root / escaped).write_text('dropped outside the folder')
+    web = DataInfrastructure('web', web_server.url)
+    transfer = Transfer('get', 'HTTP', DataSource('s', 'web', f'/data/..%2F..%2F{escaped}', web),
+                        DataSource('d', 'file', f'{tag}/in/', mine(fetched_by == 'target')))
+    try:
+        with pytest.raises(TransferError) as err:
+            transfer.run()
+        assert "property 'resource' = " in str(err.value)
+        assert f"its last part decodes to '../../{escaped}'" in str(err.value)
+        assert web_server.requests == []
+        assert not os.path.exists(os.path.join(bed['home'], escaped))
+    finally:
+        ssh.run(f'rm -f -- {shlex.quote(escaped)}')
+
+
+@pytest.mark.parametrize('hosts', ['one host', 'pushed-by-source', 'pulled-by-target'])
+def test_rsync_takes_a_relative_path_with_a_colon_for_a_local_one(ssh, peer_ssh, accounts, tag,
+                                                                  hosts):
+    mine, peers = accounts
+    source = f'{tag}-run_12:30.log'
+    target = f'{tag}-copy_12:30.log'
+    ssh.run(f'echo "started at 12:30" > {shlex.quote(source)}', check=True)
+    if hosts == 'one host':
+        ends, reader = (mine(), mine()), ssh
+    else:
+        pushed = hosts == 'pushed-by-source'
+        ends, reader = (mine(internet=pushed), peers(internet=not pushed)), peer_ssh
+    try:
+        done = Transfer('colon', 'RSYNC', DataSource('s', 'file', source, ends[0]),
+                        DataSource('d', 'file', target, ends[1])).run()
+        assert done.startswith('rsync'), done
+        assert reader.run(f'cat {shlex.quote(target)}').stdout == 'started at 12:30\n'
+    finally:
+        for transport in (ssh, peer_ssh):
+            transport.run(f'rm -f -- {shlex.quote(source)} {shlex.quote(target)}')
+
+
+@pytest.mark.parametrize('trouble', ['results folder is a file', 'a folder in the way'])
+def test_a_publication_failing_here_fails_its_job_and_cancels_the_others(bed, ssh, slurm,
+                                                                        workdir, tmp_path,
+                                                                        trouble):
+    from croupier_plugin.core.data import Publication
+    from croupier_plugin.core.engine import JobFailed, PlannedJob
+    from croupier_plugin.core.model import JobSpec
+    results = tmp_path / 'results'
+    if trouble == 'results folder is a file':
+        results.write_text('a file where the results folder should be')
+        why = f"publishing the outputs of job 'quick' failed: {results} exists and is not a " \
+              f"folder"
+    else:
+        # an OSError from the local file system (as a full disk would give)
+        (results / 'quick' / 'quick.txt' / 'kept').mkdir(parents=True)
+        why = f"publishing the outputs of job 'quick' into {results / 'quick'} failed: " \
+              f"[Errno 21] Is a directory: "
+    publication = Publication('quick', lambda: (ssh.inner, workdir), ['quick.txt'],
+                              str(results / 'quick'))
+    quick = PlannedJob('quick', JobSpec.from_options('quick', {
+        'commands': ['echo done > quick.txt']}), slurm, workdir, stage_out=[publication])
+    slow = PlannedJob('slow', JobSpec.from_options('slow', {'commands': ['sleep 120']}), slurm,
+                      workdir)
+    engine, records, events = _engine_run([quick, slow])
+    try:
+        with pytest.raises(JobFailed) as err:
+            engine.run()
+    finally:
+        # a run that crashed would leave the slow job running
+        left = records.get('slow', {})
+        if left.get('job_id') and left.get('state') != 'CANCELLED':
+            slurm.cancel([left['job_id']])
+    assert records['quick']['state'] == 'FAILED'
+    assert records['quick']['raw_state'] == 'OUTPUTS_FAILED'
+    assert records['quick']['outputs'] == 'FAILED' and records['quick']['reported']
+    assert records['quick']['reason'].startswith(
+        f'the job completed, but moving its outputs failed: {why}'), records['quick']['reason']
+    assert why in str(err.value) and "job 'quick'" in str(err.value)
+    assert records['slow']['state'] == 'CANCELLED' and records['slow']['reported']
+    assert records['slow']['reason'] == 'cancelled: another job failed'
+    assert ('cancelled', 'slow') in events
+    # the scheduler was told: the slow job is no longer queued or running
+    shown = ssh.run(f"squeue -h -j {records['slow']['job_id']} -o %T").stdout.split()
+    assert not set(shown) & {'PENDING', 'RUNNING'}, shown
+    # nothing half written was left in the results
+    if trouble == 'a folder in the way':
+        assert sorted(os.listdir(results / 'quick')) == ['quick.txt']
+
+
+@pytest.mark.parametrize('hosts', ['one host', 'pushed-by-source', 'pulled-by-target'])
+def test_rsync_drops_setuid_setgid_and_sticky_bits(ssh, peer_ssh, accounts, tag, hosts):
+    mine, peers = accounts
+    ssh.run(f'mkdir -p {tag}/bin/shared && echo s > {tag}/bin/suid && echo k > {tag}/bin/keep && '
+            f'chmod 4755 {tag}/bin/suid && chmod 640 {tag}/bin/keep && '
+            f'chmod 3775 {tag}/bin/shared', check=True)
+    if hosts == 'one host':
+        ends, reader = (mine(), mine()), ssh
+    else:
+        pushed = hosts == 'pushed-by-source'
+        ends, reader = (mine(internet=pushed), peers(internet=not pushed)), peer_ssh
+    done = Transfer('modes', 'RSYNC', DataSource('s', 'file', f'{tag}/bin/', ends[0]),
+                    DataSource('d', 'file', f'{tag}/copy', ends[1])).run()
+    assert done.startswith('rsync'), done
+    modes = reader.run(f'cd {tag}/copy && stat -c "%n %a" keep shared suid').stdout.split()
+    assert modes == ['keep', '640', 'shared', '775', 'suid', '755']

@@ -135,6 +135,16 @@ CASES = [
     ('negative timeout', blueprint(
         credentials="{host: h, user: u, password: pw, connect_timeout: -1}"),
      "node 'hpc', property 'credentials.connect_timeout' = -1"),
+    ('fractional max_sessions', blueprint(
+        credentials="{host: h, user: u, password: pw, max_sessions: 0.5}"),
+     "node 'hpc', property 'credentials.max_sessions' = 0.5"),
+    ('reconnect timeout not a number', blueprint(
+        credentials="{host: h, user: u, password: pw, reconnect_timeout: .nan}"),
+     "node 'hpc', property 'credentials.reconnect_timeout' = nan"),
+    ('a key pasted as the key file', blueprint(
+        credentials="{host: h, user: u, private_key_file: \"-----BEGIN OPENSSH PRIVATE KEY-----"
+                    "\\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU\\n-----END OPENSSH PRIVATE KEY-----\"}"),
+     "node 'hpc', property 'credentials.private_key_file' = '<hidden: "),
     ('monitor period zero', blueprint(
         extra_interface='      monitoring_options: {monitor_period: 0}\n'),
      "node 'hpc', property 'monitoring_options.monitor_period' = 0"),
@@ -230,6 +240,10 @@ CASES = [
         extra_interface=MONITORED,
         more=EXPORTER.format(props="{hpc_exporter_address: 'http://u:pw@x:9110'}")),
      "node 'exp', property 'hpc_exporter_address' = 'http://<hidden>@x:9110'"),
+    ('exporter timeout not a number', blueprint(
+        extra_interface=MONITORED,
+        more=EXPORTER.format(props="{address: 'http://127.0.0.1:9110', timeout: .nan}")),
+     "node 'exp', property 'timeout' = nan: must be a finite number"),
     ('monitored by a Vault', blueprint(
         extra_interface=MONITORED.replace('exp', 'vault'),
         more=VAULT.format(props="{jwt: a.b.c, user: alice, address: v.example.org}")),
@@ -284,6 +298,19 @@ CASES = [
                                          "      job_options: {commands: [run]}\n"
                                          "      publish: [{a: b}]\n"),
      "node 'job1', property 'publish' = [{'a': 'b'}]"),
+    ('publish path climbing out with ..', blueprint(
+        job='{commands: [run]}').replace("      job_options: {commands: [run]}\n",
+                                         "      job_options: {commands: [run]}\n"
+                                         "      publish: [out.txt, 'x/..']\n"),
+     "node 'job1', property 'publish[1]' = 'x/..': holds '..'"),
+    ('password in a data endpoint', blueprint(more=dataflow(
+        web_endpoint='https://u:pw@web.example.org/files')),
+     "node 'web', property 'endpoint' = 'https://<hidden>@web.example.org/files': must not "
+     "hold a user or password"),
+    ('web resource that leaves the target folder', blueprint(more=dataflow(
+        source_props="{resource: '/data/..%2F..%2F.bashrc'}", target_props='{filepath: in/}')),
+     "node 'move', property 'from_source' = 'src': its resource '/data/..%2F..%2F.bashrc': "
+     "its last part decodes to '../../.bashrc'"),
     ('job input that is not data', blueprint().replace(
         "      - {type: task_managed_by_interface, target: hpc}\n",
         "      - {type: task_managed_by_interface, target: hpc}\n"
@@ -385,8 +412,9 @@ CASES += [
         "node 'hpc', property 'credentials.port' = 2.5"),
     Row('port a boolean', blueprint(credentials='{host: h, user: u, password: pw, port: true}'),
         "node 'hpc', property 'credentials.port' = True"),
+    # (the transport shows a value with a line break only as <hidden ...>: it may be a key)
     Row('host with a newline', blueprint(credentials='{host: "h\\n", user: u, password: pw}'),
-        "node 'hpc', property 'credentials.host' = 'h\\n'"),
+        "node 'hpc', property 'credentials.host' = "),
     Row('user a list', blueprint(credentials='{host: h, user: [a], password: pw}'),
         "node 'hpc', property 'credentials.user' = ['a']"),
     Row('login_shell not a boolean',

@@ -9,10 +9,12 @@ import paramiko
 import pytest
 
 from croupier_plugin import edge
-from croupier_plugin.core.data import (DataInfrastructure, LocalFiles, TransferError,
-                                       copy_tree, home_relative, protocol, shell_path)
+from croupier_plugin.core.data import (DataInfrastructure, DataSource, LocalFiles,
+                                       Publication, Transfer, TransferError, copy_tree,
+                                       home_relative, protocol, publish_path_problem,
+                                       rsync_local_path, shell_path, web_file_name)
 from croupier_plugin.core.errors import ConfigError
-from croupier_plugin.core.transport import agent
+from croupier_plugin.core.transport import LocalTransport, agent
 from croupier_plugin.workflows import wire_transfers
 
 
@@ -80,6 +82,24 @@ def _string(data):
     return struct.pack('>I', len(data)) + data
 
 
+def _bound_session(host_key, session_id):
+    """An agent connection bound, as OpenSSH's ssh binds it, to ``session_id``
+    of a session with the host holding ``host_key``."""
+    session = agent.AgentSession(None, None)
+    bind = bytes([agent.EXTENSION]) + _string(agent.SESSION_BIND.encode()) + \
+        _string(host_key.asbytes()) + _string(session_id) + \
+        _string(host_key.sign_ssh_data(session_id).asbytes()) + b'\0'
+    assert agent.answer(session, {}, bind) == bytes([agent.SUCCESS])
+    return session
+
+
+def _login(session_id, user, key, algorithm):
+    """The data an SSH client signs to log in with ``key`` (RFC 4252, section 7)."""
+    return _string(session_id) + bytes([50]) + _string(user.encode()) + \
+        _string(b'ssh-connection') + _string(b'publickey') + b'\1' + \
+        _string(algorithm.encode()) + _string(key.asbytes())
+
+
 @pytest.mark.parametrize('key_class, flags, algorithm', [
     (paramiko.Ed25519Key, 0, 'ssh-ed25519'),
     (paramiko.RSAKey, agent.RSA_SHA2_256, 'rsa-sha2-256'),
@@ -92,14 +112,17 @@ def test_the_agent_lists_its_keys_and_signs_with_them(key_class, flags, algorith
         key = paramiko.Ed25519Key.from_private_key_file(str(path))
     else:
         key = key_class.generate(2048) if key_class is paramiko.RSAKey else key_class.generate()
-    keys = {key.asbytes(): key}
-    listing = paramiko.Message(agent.answer(keys, bytes([agent.REQUEST_IDENTITIES])))
+    host_key = paramiko.ECDSAKey.generate()
+    session_id = os.urandom(32)
+    keys = {(key.asbytes(), host_key.asbytes(), 'u'): key}
+    session = _bound_session(host_key, session_id)
+    listing = paramiko.Message(agent.answer(session, keys, bytes([agent.REQUEST_IDENTITIES])))
     assert listing.get_byte()[0] == agent.IDENTITIES_ANSWER
     assert listing.get_int() == 1 and listing.get_binary() == key.asbytes()
-    data = b'session data to sign'
+    data = _login(session_id, 'u', key, algorithm)
     request = bytes([agent.SIGN_REQUEST]) + _string(key.asbytes()) + _string(data) + \
         struct.pack('>I', flags)
-    reply = paramiko.Message(agent.answer(keys, request))
+    reply = paramiko.Message(agent.answer(session, keys, request))
     assert reply.get_byte()[0] == agent.SIGN_RESPONSE
     signature = paramiko.Message(reply.get_binary())
     assert signature.get_text() == algorithm
@@ -111,11 +134,14 @@ def test_the_agent_lists_its_keys_and_signs_with_them(key_class, flags, algorith
 
 def test_the_agent_refuses_unknown_keys_and_other_requests():
     other = paramiko.RSAKey.generate(2048)
-    request = bytes([agent.SIGN_REQUEST]) + _string(other.asbytes()) + _string(b'x') + \
-        struct.pack('>I', 0)
-    assert agent.answer({}, request) == bytes([agent.FAILURE])
+    host_key = paramiko.ECDSAKey.generate()
+    session = _bound_session(host_key, b'session')
+    request = bytes([agent.SIGN_REQUEST]) + _string(other.asbytes()) + \
+        _string(_login(b'session', 'u', other, 'rsa-sha2-256')) + struct.pack('>I', 0)
+    assert agent.answer(session, {}, request) == bytes([agent.FAILURE])
     for kind in (17, 18, 19, 22, 27):      # add, remove, remove all, lock, extension
-        assert agent.answer({}, bytes([kind]) + b'\0\0\0\0') == bytes([agent.FAILURE])
+        assert agent.answer(agent.AgentSession(None, None), {}, bytes([kind]) + b'\0\0\0\0') \
+            == bytes([agent.FAILURE])
 
 
 def test_copy_tree_copies_a_folder_with_modes(tmp_path):
@@ -133,6 +159,185 @@ def test_copy_tree_copies_a_folder_with_modes(tmp_path):
     with pytest.raises(TransferError) as err:
         copy_tree(LocalFiles(), str(tmp_path / 'nope'), LocalFiles(), str(tmp_path / 'x'))
     assert str(err.value) == f"{tmp_path / 'nope'} does not exist on the orchestrator"
+
+
+def test_copies_never_carry_setuid_setgid_or_sticky_bits(tmp_path):
+    src = tmp_path / 'src'
+    src.mkdir()
+    for name, mode in (('suid', 0o4755), ('sgid', 0o2775), ('sticky', 0o1777), ('plain', 0o640)):
+        (src / name).write_text(name)
+        os.chmod(src / name, mode)
+    copy_tree(LocalFiles(), str(src), LocalFiles(), str(tmp_path / 'copy'))
+    modes = {p.name: p.stat().st_mode & 0o7777 for p in (tmp_path / 'copy').iterdir()}
+    assert modes == {'suid': 0o755, 'sgid': 0o775, 'sticky': 0o777, 'plain': 0o640}
+    # a private side (a results folder): folders 0700, no file writable by others
+    copy_tree(LocalFiles(), str(src), LocalFiles(private=True), str(tmp_path / 'res' / 'job'))
+    modes = {p.name: p.stat().st_mode & 0o7777 for p in (tmp_path / 'res' / 'job').iterdir()}
+    assert modes == {'suid': 0o755, 'sgid': 0o755, 'sticky': 0o755, 'plain': 0o640}
+    assert (tmp_path / 'res').stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / 'res' / 'job').stat().st_mode & 0o777 == 0o700
+
+
+def test_a_link_loop_in_a_copied_folder_is_not_followed(tmp_path):
+    src = tmp_path / 'src' / 'a'
+    src.mkdir(parents=True)
+    (src / 'f.txt').write_text('f')
+    os.symlink('..', src / 'up')            # a/up -> src, which holds a
+    (tmp_path / 'elsewhere').mkdir()
+    (tmp_path / 'elsewhere' / 'e.txt').write_text('e')
+    os.symlink(tmp_path / 'elsewhere', tmp_path / 'src' / 'side')
+    with pytest.raises(TransferError) as err:
+        copy_tree(LocalFiles(), str(tmp_path / 'src'), LocalFiles(), str(tmp_path / 'dst'))
+    assert str(err.value) == f"{tmp_path / 'src' / 'a' / 'up'} on the orchestrator links to " \
+                             f"{tmp_path / 'src'}, a folder it is in: a loop, not followed"
+    # a link to a folder outside the copy is no loop: followed
+    os.unlink(src / 'up')
+    assert copy_tree(LocalFiles(), str(tmp_path / 'src'), LocalFiles(),
+                     str(tmp_path / 'dst')) == (2, 2)
+    assert (tmp_path / 'dst' / 'side' / 'e.txt').read_text() == 'e'
+
+
+def test_copies_that_follow_no_link_leave_links_out_or_refuse_one(tmp_path):
+    src = tmp_path / 'src'
+    src.mkdir()
+    (src / 'f.txt').write_text('f')
+    os.symlink('/etc', src / 'etc')
+    os.symlink('.', src / 'loop')
+    skipped = []
+    assert copy_tree(LocalFiles(), str(src), LocalFiles(), str(tmp_path / 'dst'),
+                     follow_links=False, skipped=skipped) == (1, 1)
+    assert skipped == [str(src / 'etc'), str(src / 'loop')]
+    assert sorted(os.listdir(tmp_path / 'dst')) == ['f.txt']
+    with pytest.raises(TransferError) as err:
+        copy_tree(LocalFiles(), str(src / 'etc'), LocalFiles(), str(tmp_path / 'x'),
+                  follow_links=False)
+    assert 'is a symbolic link, and links are not followed here' in str(err.value)
+
+
+def local_publication(tmp_path, paths, folder):
+    workdir = tmp_path / 'work'
+    workdir.mkdir(exist_ok=True)
+    return Publication('job1', lambda: (LocalTransport(), str(workdir)), paths, str(folder)), \
+        workdir
+
+
+@pytest.mark.parametrize('results', ['a file', 'a link loop'])
+def test_a_results_folder_that_cannot_be_made_fails_the_publication_clearly(tmp_path, results):
+    where = tmp_path / 'results'
+    if results == 'a file':
+        where.write_text('not a folder')
+    else:
+        os.symlink(where, where)
+    publication, workdir = local_publication(tmp_path, ['out.txt'], where / 'job1')
+    (workdir / 'out.txt').write_text('x')
+    with pytest.raises(TransferError) as err:
+        publication.run()
+    assert str(err.value) == f"publishing the outputs of job 'job1' failed: {where} exists " \
+                             f"and is not a folder"
+
+
+def test_an_os_error_while_publishing_is_the_publication_s_failure(tmp_path):
+    publication, workdir = local_publication(tmp_path, ['out.txt'], tmp_path / 'res' / 'job1')
+    (workdir / 'out.txt').write_text('x')
+    (tmp_path / 'res' / 'job1' / 'out.txt' / 'kept').mkdir(parents=True)
+    with pytest.raises(TransferError) as err:
+        publication.run()
+    assert str(err.value).startswith(f"publishing the outputs of job 'job1' into "
+                                     f"{tmp_path / 'res' / 'job1'} failed: [Errno 21] Is a "
+                                     f"directory: ")
+    assert os.listdir(tmp_path / 'res' / 'job1') == ['out.txt']
+
+
+def test_publication_refuses_links_on_the_way_and_leaves_links_in_folders_out(tmp_path):
+    publication, workdir = local_publication(tmp_path, ['out'], tmp_path / 'res' / 'job1')
+    (workdir / 'out').mkdir()
+    (workdir / 'out' / 'r.txt').write_text('r')
+    os.symlink('/etc/passwd', workdir / 'out' / 'passwd')
+    done = publication.run()
+    assert done.endswith(f"1 symbolic link(s) left out: {workdir / 'out' / 'passwd'}")
+    assert sorted(os.listdir(tmp_path / 'res' / 'job1' / 'out')) == ['r.txt']
+    os.symlink('/etc', workdir / 'conf')
+    for path in ('conf', 'conf/passwd', './conf/ssh/'):
+        publication.paths = [path]
+        with pytest.raises(TransferError) as err:
+            publication.run()
+        assert f"{workdir / 'conf'} on the orchestrator is a symbolic link" in str(err.value)
+    assert sorted(os.listdir(tmp_path / 'res' / 'job1')) == ['out']
+
+
+@pytest.mark.parametrize('path, problem', [
+    ('x/..', "holds '..'"), ('../secret', "holds '..'"), ('/abs/../etc/', "holds '..'"),
+    ('out/.', 'names no file or folder'), ('/', 'names no file or folder'),
+    ('out/', None), ('./out.txt', None), ('/scratch/run/out', None), ('..data', None),
+])
+def test_publish_paths_stay_inside_the_results_folder(path, problem):
+    assert (publish_path_problem(path) or '').startswith(problem or '')
+    assert (publish_path_problem(path) is None) == (problem is None)
+    if problem:
+        with pytest.raises(edge.NonRecoverableError) as err:
+            edge.publish_paths('job1', {'publish': ['ok.txt', path]})
+        # '/' is refused by the earlier, general check, which names the whole list
+        assert f"node 'job1', property 'publish" in str(err.value)
+        assert repr(path) in str(err.value)
+
+
+@pytest.mark.parametrize('endpoint, shown', [
+    ('https://u:s3cret@data.example.org/files', 'https://<hidden>@data.example.org/files'),
+    ('u:s3cret@files.example.org', '<hidden>@files.example.org'),
+    ('http://u:s3cret@host/a b', 'http://<hidden>@host/a b'),
+    ('http://user@host:8080', 'http://<hidden>@host:8080'),
+])
+def test_a_user_or_password_in_an_endpoint_is_refused_and_not_shown(endpoint, shown):
+    with pytest.raises(ConfigError) as err:
+        DataInfrastructure.from_properties('store', {'endpoint': endpoint})
+    text = str(err.value)
+    assert text.startswith(f"node 'store', property 'endpoint' = {shown!r}: must not hold a "
+                           f"user or password"), text
+    assert 's3cret' not in text and 's3cret' not in repr(err.value.value)
+    if '://' not in endpoint:
+        return          # as a web resource, a path on the web server
+    web = DataInfrastructure.from_properties('web', {'endpoint': 'http://web.example.org'})
+    with pytest.raises(ConfigError) as err:
+        DataSource.from_properties('src', 'web', {'resource': endpoint}, web)
+    assert f"node 'src', property 'resource' = {shown!r}" in str(err.value)
+    assert 's3cret' not in str(err.value)
+    # an '@' in a path is no user
+    assert DataInfrastructure.from_properties('s', {'endpoint': 'http://h/a@b'}).host == 'h'
+
+
+@pytest.mark.parametrize('resource, name', [
+    ('/data/numbers.txt', 'numbers.txt'), ('/data/a%20b.txt', 'a b.txt'),
+    ('/data/..%2F..%2F.bashrc', None), ('/data/%2E%2E', None), ('/data/..', None),
+    ('/data/a%2Fb', None), ('/data/a%00b', None), ('/', None),
+])
+def test_a_web_file_saved_into_a_folder_stays_in_it(resource, name):
+    web = DataInfrastructure('web', 'http://web.example.org')
+    store = DataInfrastructure.from_properties('store', {
+        'endpoint': 'h', 'credentials': {'user': 'u', 'password': 'pw'}})
+    source = DataSource('src', 'web', resource, web)
+    transfer = Transfer('get', 'HTTP', source, DataSource('dst', 'file', 'in/', store))
+    if name:
+        assert web_file_name(source) == name
+        transfer.check()
+        return
+    with pytest.raises(ConfigError) as err:
+        web_file_name(source)
+    assert str(err.value).startswith(f"node 'src', property 'resource' = {resource!r}: its "
+                                     f"last part decodes to ")
+    with pytest.raises(ConfigError) as err:
+        transfer.check()
+    assert str(err.value).startswith(f"node 'get', property 'from_source' = 'src': its "
+                                     f"resource {resource!r}")
+    # into a named file, the URL's name does not matter
+    Transfer('get', 'HTTP', source, DataSource('dst', 'file', 'in/x.txt', store)).check()
+
+
+@pytest.mark.parametrize('path, quoted', [
+    ('run_12:30.log', './run_12:30.log'), ('a b:c/d', "'./a b:c/d'"),
+    ('/scratch/x:y', '/scratch/x:y'), ('~/run_12:30.log', '"$HOME"/run_12:30.log'),
+])
+def test_rsync_reads_no_relative_path_as_a_host(path, quoted):
+    assert rsync_local_path(path) == quoted
 
 
 def view(node_id, type_name, props=None, rels=()):

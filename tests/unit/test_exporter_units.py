@@ -4,6 +4,8 @@ plugin sends (which must hold no secret)."""
 
 import json
 import os
+import re
+import time
 
 import pytest
 
@@ -20,6 +22,8 @@ FIXTURES = os.path.join(ROOT, 'tests', 'fixtures', 'slurm')
 KEY_FILE = os.path.join(ROOT, 'tests', 'fixtures', 'keys', 'ed25519_example')
 # the ids of exporter_mixed.txt, in the order they were asked (see the README there)
 HELD, RUNNING, FAILED, ARRAY, NEVER = '14578', '14579', '14580', '14581', '999999'
+# the registration API's token in these tests
+TOKEN = 'unit-test-token-6f1d2c9e'
 
 
 def recorded():
@@ -182,7 +186,7 @@ def test_bad_exporter_configuration_names_the_setting_and_the_value(data, named)
 
 def test_exporter_configuration_file(tmp_path):
     path = tmp_path / 'exporter.yaml'
-    path.write_text(f'listen: 127.0.0.1\nport: 9999\nhosts:\n'
+    path.write_text(f'listen: 127.0.0.1\nport: 9999\ntoken: {TOKEN}\nhosts:\n'
                     f'  - {{host: h, user: u, port: 2222, private_key_file: {KEY_FILE}}}\n')
     config = ExporterConfig.load(str(path))
     assert (config.listen, config.port) == ('127.0.0.1', 9999)
@@ -225,13 +229,13 @@ def test_croupier_exporter_refuses_a_bad_configuration_by_name(tmp_path, capsys)
 
 def test_listening_beyond_loopback_is_warned_about(caplog):
     from croupier_plugin.core.exporter import ExporterService
-    config = ExporterConfig.from_mapping({'listen': '0.0.0.0', 'port': 0,
+    config = ExporterConfig.from_mapping({'listen': '0.0.0.0', 'port': 0, 'token': TOKEN,
                                           'hosts': [{'host': 'h', 'user': 'u',
                                                      'password': 'pw'}]})
     with caplog.at_level('WARNING', logger='croupier.exporter'):
         service = ExporterService(config)
     service.httpd.server_close()
-    assert 'anyone who reaches it can register jobs' in caplog.text
+    assert 'the token crosses the network in clear' in caplog.text
     caplog.clear()
     config.listen = '127.0.0.1'
     with caplog.at_level('WARNING', logger='croupier.exporter'):
@@ -263,9 +267,326 @@ def test_pbs_scrape_gives_states_and_times_from_qstat(flavour, name, job_id, sta
     from croupier_plugin.core.schedulers import get_scheduler
     scheduler = get_scheduler(flavour)
     command = scheduler.exporter_command([job_id])
-    assert command.count('qstat -') == 1 and 'LC_ALL=C date' in command
+    # one status qstat (PBS Pro: JSON, and the text form only if JSON is refused)
+    assert command.count('"$@" 2>&1') == (2 if flavour == 'PBS' else 1)
+    assert 'LC_ALL=C date' in command and 'pbsnodes -a' in command
     # the queued job: qtime 14:55:55, the server's clock a minute later
     output = pbs_scrape(name, 'Fri Aug 29 14:57:00 2008')
     partitions, statuses, times = scheduler.parse_exporter_output(output, [job_id])
     assert partitions == [] and statuses[job_id].state is state
     assert (times[job_id].queued, times[job_id].walltime) == (queued, walltime)
+
+
+# -- the service on loopback: lengths, idle sockets, connections, token --------------
+
+HOSTS = [{'host': 'h', 'user': 'u', 'password': 'pw'}]
+
+
+def start_service(**extra):
+    """A real ExporterService on a free loopback port (no front-end is asked)."""
+    from croupier_plugin.core.exporter import ExporterService
+    config = dict({'listen': '127.0.0.1', 'port': 0, 'token': TOKEN, 'hosts': HOSTS}, **extra)
+    return ExporterService(ExporterConfig.from_mapping(config)).start()
+
+
+@pytest.fixture
+def service():
+    svc = start_service()
+    yield svc
+    svc.stop()
+
+
+def raw_request(service, head, body=b'', wait=5.0):
+    """Send ``head`` (and ``body``) without closing our side; the status line
+    of the answer, or None when none came within ``wait`` seconds."""
+    import socket
+    port = service.httpd.server_address[1]
+    with socket.create_connection(('127.0.0.1', port), timeout=wait) as sock:
+        sock.sendall(head.encode() + b'\r\n' + body)
+        try:
+            answer = sock.recv(65536)
+        except TimeoutError:
+            return None
+    return answer.split(b'\r\n', 1)[0].decode()
+
+
+def put_head(length_header, token=TOKEN):
+    return (f'PUT /api/v1/registrations/dep/hpc HTTP/1.1\r\nHost: x\r\n'
+            f'Authorization: Bearer {token}\r\nContent-Type: application/json\r\n'
+            f'{length_header}')
+
+
+@pytest.mark.parametrize('length_header,status', [
+    ('Content-Length: -1\r\n', '400'),
+    ('Content-Length: abc\r\n', '400'),
+    ('Content-Length: 1e3\r\n', '400'),
+    (f'Content-Length: {2 << 20}\r\n', '413'),
+    ('', '411'),
+    ('Transfer-Encoding: chunked\r\n', '411'),
+])
+def test_bad_content_lengths_are_refused_at_once(service, length_header, status):
+    # the client keeps its side open: a server reading "to the end" would wait for ever
+    line = raw_request(service, put_head(length_header))
+    assert line is not None and line.split()[1] == status, line
+
+
+def test_a_body_shorter_than_announced_is_refused(service):
+    import socket
+    port = service.httpd.server_address[1]
+    with socket.create_connection(('127.0.0.1', port), timeout=5) as sock:
+        sock.sendall(put_head('Content-Length: 100\r\n').encode() + b'\r\n{"a": 1}')
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(65536).split(b'\r\n', 1)[0].split()[1] == b'400'
+
+
+def test_idle_and_trickling_connections_are_closed(monkeypatch):
+    import socket
+    import time
+    from croupier_plugin.core.exporter import server
+    monkeypatch.setattr(server._Handler, 'timeout', 1.0)
+    monkeypatch.setattr(server, 'REQUEST_READ_SECONDS', 2.5)
+    svc = start_service()
+    try:
+        port = svc.httpd.server_address[1]
+        idle = socket.create_connection(('127.0.0.1', port), timeout=10)
+        start = time.monotonic()
+        assert idle.recv(100) == b''               # closed by the server
+        assert time.monotonic() - start < 3
+        # a byte every 0.5 s never idles 1 s, yet the whole request must come in 2.5 s
+        trickle = socket.create_connection(('127.0.0.1', port), timeout=10)
+        start = time.monotonic()
+        closed = False
+        for char in 'GET /metrics HTTP/1.1\r\nX-Slow: ' + 'a' * 40:
+            try:
+                trickle.sendall(char.encode())
+                time.sleep(0.5)
+                trickle.setblocking(False)
+                try:
+                    if trickle.recv(100) == b'':
+                        closed = True
+                        break
+                except BlockingIOError:
+                    pass
+                finally:
+                    trickle.setblocking(True)
+            except OSError:
+                closed = True
+                break
+        assert closed and time.monotonic() - start < 5
+        idle.close()
+        trickle.close()
+    finally:
+        svc.stop()
+
+
+def test_connections_beyond_the_bound_are_answered_503_without_a_thread(monkeypatch):
+    import socket
+    import threading
+    import requests
+    from croupier_plugin.core.exporter import server
+    monkeypatch.setattr(server, 'MAX_CONNECTIONS', 4)
+    svc = start_service()
+    port = svc.httpd.server_address[1]
+    before = threading.active_count()
+    held = []
+    try:
+        for _ in range(50):
+            held.append(socket.create_connection(('127.0.0.1', port), timeout=5))
+        time.sleep(0.5)
+        # each served connection costs its thread and its request watchdog
+        assert threading.active_count() - before <= 4 * 2
+        answer = requests.get(f'http://127.0.0.1:{port}/healthz', timeout=5)
+        assert answer.status_code == 503
+        assert held[-1].recv(100).startswith(b'HTTP/1.0 503')
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while requests.get(f'http://127.0.0.1:{port}/healthz', timeout=5).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    svc.stop()
+
+
+def test_the_registration_api_asks_for_the_token(service, caplog):
+    import requests
+    from croupier_plugin.core.exporter import ExporterClient, ExporterError
+    body = {'scheduler': 'SLURM', 'host': 'h', 'user': 'u', 'port': 22}
+    owner = ExporterClient(service.address, token=TOKEN)
+    owner.register('dep', 'hpc', body)
+    url = service.address + '/api/v1/registrations'
+    with caplog.at_level('INFO', logger='croupier.exporter'):
+        for headers in ({}, {'Authorization': 'Bearer wrong-token-wrong-token'},
+                        {'Authorization': f'Basic {TOKEN}'}):
+            assert requests.delete(url + '/dep', headers=headers, timeout=5).status_code == 401
+            assert requests.put(url + '/dep/other', json=body, headers=headers,
+                                timeout=5).status_code == 401
+            assert requests.post(url + '/dep/hpc/jobs', headers=headers, timeout=5,
+                                 json={'jobs': [{'name': 'a', 'job_id': '1'}]}).status_code == 401
+            assert requests.get(url, headers=headers, timeout=5).status_code == 401
+    assert [r['interface'] for r in owner.registrations()] == ['hpc']
+    assert [r.jobs for r in service.registry.registrations()] == [{}]
+    assert TOKEN not in caplog.text and 'refused, no valid token' in caplog.text
+    # Prometheus needs no token
+    assert requests.get(service.address + '/metrics', timeout=10).status_code == 200
+    assert requests.get(service.address + '/healthz', timeout=5).status_code == 200
+    with pytest.raises(ExporterError, match=r'\(401\).*the plugin sent no token: give the '
+                                            r'HPCExporter a token or token_file, or set '
+                                            r'CROUPIER_EXPORTER_TOKEN'):
+        ExporterClient(service.address).unregister('dep')
+    with pytest.raises(ExporterError, match="is not the exporter's") as info:
+        ExporterClient(service.address, token='x' * 20).check()
+    assert 'x' * 20 not in str(info.value)
+    assert owner.unregister('dep') == {'unregistered': 1}
+
+
+def test_a_rotated_token_file_is_read_again(tmp_path):
+    from croupier_plugin.core.exporter import ExporterClient, ExporterError
+    path = tmp_path / 'token'
+    path.write_text(TOKEN + '\n')
+    svc = start_service(token=None, token_file=str(path))
+    try:
+        ExporterClient(svc.address, token=TOKEN).registrations()
+        path.write_text('a-new-token-after-rotation\n')
+        with pytest.raises(ExporterError, match=r'\(401\)'):
+            ExporterClient(svc.address, token=TOKEN).registrations()
+        assert ExporterClient(svc.address, token='a-new-token-after-rotation')\
+            .registrations() == []
+        # a token file gone bad refuses every request, and the service goes on
+        path.write_text('short\n')
+        with pytest.raises(ExporterError, match=r'\(401\)'):
+            ExporterClient(svc.address, token='a-new-token-after-rotation').registrations()
+        path.write_text('a-third-token-after-repair\n')
+        assert ExporterClient(svc.address, token='a-third-token-after-repair')\
+            .registrations() == []
+    finally:
+        svc.stop()
+
+
+def test_the_plugin_takes_the_token_from_the_node_its_file_or_the_environment(tmp_path,
+                                                                            monkeypatch):
+    from croupier_plugin.core.exporter import client_from_properties
+    monkeypatch.delenv('CROUPIER_EXPORTER_TOKEN', raising=False)
+    address = {'address': 'http://127.0.0.1:9110'}
+    assert client_from_properties(address)._token is None
+    monkeypatch.setenv('CROUPIER_EXPORTER_TOKEN', 'from-the-environment')
+    assert client_from_properties(address)._token == 'from-the-environment'
+    path = tmp_path / 'token'
+    path.write_text('from-the-file\n')
+    assert client_from_properties(dict(address, token_file=str(path)))._token == 'from-the-file'
+    client = client_from_properties(dict(address, token='from-the-node', token_file=str(path)))
+    assert client._token == 'from-the-node' and 'from-the-node' not in repr(client)
+    with pytest.raises(ConfigError, match=f"node 'exp', property 'token_file' = "
+                                          f"'{tmp_path}/missing': cannot be read"):
+        client_from_properties(dict(address, token_file=str(tmp_path / 'missing')), 'exp')
+
+
+@pytest.mark.parametrize('timeout', [float('nan'), float('inf'), -1, 0, 1e9, '10', True])
+def test_hpc_exporter_timeout_must_be_a_finite_number_of_seconds(timeout):
+    from croupier_plugin.core.exporter import client_from_properties
+    with pytest.raises(ConfigError, match=f"node 'exp', property 'timeout' = "
+                                          f"{re.escape(repr(timeout))}: must be a finite"):
+        client_from_properties({'address': 'http://127.0.0.1:9110', 'timeout': timeout}, 'exp')
+
+
+@pytest.mark.parametrize('data,named', [
+    ({'cache_seconds': float('nan')}, "'cache_seconds' = nan: must be a finite number"),
+    ({'command_timeout': float('inf')}, "'command_timeout' = inf: must be a finite number"),
+    ({'command_timeout': 0}, "'command_timeout' = 0: must be a finite number"),
+    ({'scrape_timeout': float('nan')}, "'scrape_timeout' = nan"),
+    ({'scrape_timeout': 1000}, "'scrape_timeout' = 1000"),
+    ({'hosts': [dict(HOSTS[0], connect_timeout=float('nan'))]},
+     r"'hosts\[0\].connect_timeout' = nan"),
+    ({'hosts': [dict(HOSTS[0], reconnect_timeout=float('inf'))]},
+     r"'hosts\[0\].reconnect_timeout' = inf"),
+    ({'vault': {'address': 'http://v:8200', 'user': 'alice', 'jwt': 'a.b.c',
+                'timeout': float('nan')}}, "'vault.timeout' = nan"),
+    ({'token': None}, "'token' = None: is required"),
+    ({'token': 'short'}, "'token' = '<hidden>': must be at least 16"),
+    ({'token': TOKEN, 'token_file': '/etc/t'}, "'token_file' = '/etc/t': give token or"),
+    ({'token': None, 'token_file': '/nonexistent/t'}, "'token_file' = '/nonexistent/t': "
+                                                      "cannot be read"),
+])
+def test_exporter_numbers_and_token_are_checked_by_name(data, named):
+    config = dict({'hosts': HOSTS, 'token': TOKEN}, **data)
+    with pytest.raises(ConfigError, match=named) as info:
+        ExporterConfig.from_mapping(config)
+    assert TOKEN not in str(info.value) and 'short' not in str(info.value)
+
+
+def test_a_nan_timeout_in_the_configuration_file_is_refused_by_name(tmp_path, capsys):
+    from croupier_plugin.cli import main
+    path = tmp_path / 'exporter.yaml'
+    path.write_text(f'token: {TOKEN}\ncommand_timeout: .nan\nhosts: [{{host: h, user: u, '
+                    f'password: pw}}]\n')
+    assert main(['exporter', '--config', str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "property 'command_timeout' = nan: must be a finite number" in err
+    assert 'Traceback' not in err
+
+
+@pytest.mark.parametrize('content,problem', [
+    ('{"not": "a list"', 'not JSON'),
+    ('{"not": "a list"}', 'not a JSON list'),
+    ('[{"interface": "hpc", "scheduler": "SLURM", "host": "h", "user": "u"}]',
+     "entry 0: field 'deployment' is missing"),
+    ('[{"deployment": "d", "interface": "hpc", "scheduler": "SLURM", "host": "h", '
+     '"user": "u", "jobs": {"a": "1; rm -rf ~"}}]', 'entry 0: not a job id'),
+    ('[7]', 'entry 0: not a JSON object'),
+])
+def test_a_corrupted_state_file_is_refused_by_name(tmp_path, capsys, content, problem):
+    from croupier_plugin.cli import main
+    state = tmp_path / 'registrations.json'
+    state.write_text(content)
+    path = tmp_path / 'exporter.yaml'
+    path.write_text(f'token: {TOKEN}\nport: 0\nstate_file: {state}\n'
+                    f'hosts: [{{host: h, user: u, password: pw}}]\n')
+    assert main(['exporter', '--config', str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"property 'state_file' = '{state}': " in err and problem in err, err
+    assert 'Traceback' not in err
+
+
+def test_a_state_file_that_is_a_folder_is_refused_by_name(tmp_path):
+    with pytest.raises(ConfigError, match=f"'state_file' = '{tmp_path}': is a directory"):
+        ExporterConfig.from_mapping({'token': TOKEN, 'hosts': HOSTS,
+                                     'state_file': str(tmp_path)})
+
+
+def test_listen_on_ipv6_loopback_and_bad_listen_settings_are_named():
+    import requests
+    from croupier_plugin.core.exporter import ExporterService
+    svc = start_service(listen='::1')
+    try:
+        assert svc.address.startswith('http://[::1]:')
+        assert requests.get(svc.address + '/healthz', timeout=5).text == 'ok\n'
+    finally:
+        svc.stop()
+    config = ExporterConfig.from_mapping({'token': TOKEN, 'hosts': HOSTS,
+                                          'listen': 'no-such-host.invalid', 'port': 0})
+    with pytest.raises(ConfigError, match="'listen' = 'no-such-host.invalid': is not an "
+                                          "address of this host"):
+        ExporterService(config)
+    config.listen = '192.0.2.1'          # an address this host does not have
+    with pytest.raises(ConfigError, match="'listen' = '192.0.2.1': cannot be listened on"):
+        ExporterService(config)
+    busy = start_service()
+    try:
+        config.listen, config.port = '127.0.0.1', busy.httpd.server_address[1]
+        with pytest.raises(ConfigError, match=f"'port' = {config.port}: cannot be listened on"):
+            ExporterService(config)
+    finally:
+        busy.stop()
+
+
+def test_a_changed_secret_file_is_read_again_and_a_bad_one_refused(tmp_path):
+    from croupier_plugin.core.exporter.config import SecretFile, _check_jwt
+    path = tmp_path / 'jwt'
+    path.write_text('a.b.c\n')
+    secret = SecretFile('vault.jwt_file', str(path), check=_check_jwt)
+    assert secret.value() == 'a.b.c' and 'a.b.c' not in repr(secret)
+    path.write_text('d.ee.f\n')
+    assert secret.value() == 'd.ee.f'
+    path.write_text('no-jwt-here\n')
+    with pytest.raises(ConfigError, match="'vault.jwt_file' = '<hidden>': must hold a JSON"):
+        secret.value()

@@ -79,7 +79,8 @@ def test_scheduler_job_names_are_plain():
 
 def test_terminal_states():
     assert {s for s in JobState if s.terminal} == {
-        JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT}
+        JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT,
+        JobState.SKIPPED}
 
 
 def test_extra_directives_are_single_lines():

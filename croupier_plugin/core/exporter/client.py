@@ -1,8 +1,19 @@
 """The plugin's side of the registration API: what an interface tells the
-exporter (scheduler, front-end, login user, label; never a secret)."""
+exporter (scheduler, front-end, login user, label; never a secret).
 
+The registration API asks for the exporter's token. The plugin takes it from
+the HPCExporter node's ``token`` (give it as ``{get_secret: NAME}`` so that the
+blueprint does not hold it), else from the file its ``token_file`` names on
+the host running the plugin, else from the environment variable
+``CROUPIER_EXPORTER_TOKEN``. It is sent in the Authorization header only, and
+never logged nor kept in runtime properties.
+"""
+
+import math
+import os
 import re
 import threading
+from typing import Any, Optional
 from urllib.parse import quote
 
 import requests
@@ -11,6 +22,9 @@ from ..errors import ConfigError, CroupierError
 from ..schedulers import MONITORS
 from .registry import API
 
+TOKEN_ENV = 'CROUPIER_EXPORTER_TOKEN'
+# seconds an HPCExporter's timeout may be
+TIMEOUT_RANGE = (0.1, 600.0)
 _ADDRESS = re.compile(r'https?://[A-Za-z0-9_.\-\[\]:]+(/[A-Za-z0-9_.\-/]*)?')
 
 
@@ -64,17 +78,71 @@ def registration_payload(settings):
             'user': settings.ssh.user, 'hpc_label': settings.hpc_label}
 
 
+def exporter_timeout(props: dict, node: str = 'HPCExporter') -> float:
+    """The HPCExporter's ``timeout``: a finite number of seconds within TIMEOUT_RANGE."""
+    value = props.get('timeout', 10)
+    low, high = TIMEOUT_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError('timeout', value, f'must be a finite number of seconds from {low:g} '
+                                            f'to {high:g}').for_node(node)
+    return float(value)
+
+
+def exporter_token(props: dict, node: str = 'HPCExporter') -> Optional[str]:
+    """The token the plugin sends (see the module's docstring), or None."""
+    token = props.get('token')
+    if token:
+        if not isinstance(token, str) or any(c.isspace() for c in token.strip()):
+            raise ConfigError('token', '<hidden>', 'must be a string without spaces')\
+                .for_node(node)
+        return token.strip()
+    path = props.get('token_file')
+    if path:
+        if not isinstance(path, str):
+            raise ConfigError('token_file', path, 'must be a file path').for_node(node)
+        try:
+            with open(os.path.expanduser(path)) as fh:
+                text = fh.read().strip()
+        except OSError as exc:
+            raise ConfigError('token_file', path, f'cannot be read: {exc.strerror}')\
+                .for_node(node) from None
+        if not text or any(c.isspace() for c in text):
+            raise ConfigError('token_file', path, 'must hold the token (one word)')\
+                .for_node(node)
+        return text
+    return os.environ.get(TOKEN_ENV, '').strip() or None
+
+
+def client_from_properties(props: dict, node: str = 'HPCExporter') -> 'ExporterClient':
+    """The client of an HPCExporter node; a bad property names node, property and value."""
+    return ExporterClient(exporter_address(props, node), exporter_timeout(props, node),
+                          token=exporter_token(props, node))
+
+
 class ExporterClient:
-    def __init__(self, address, timeout=10.0):
+    """Calls to the exporter's registration API (``token``: the exporter's
+    token; kept out of ``repr`` and messages)."""
+
+    def __init__(self, address: str, timeout: float = 10.0,
+                 token: Optional[str] = None) -> None:
         self.address = address.rstrip('/')
         self.timeout = timeout
+        self._token = token
+
+    def __repr__(self) -> str:
+        return f'ExporterClient({self.address!r})'
+
+    def _headers(self) -> dict:
+        return {'Authorization': f'Bearer {self._token}'} if self._token else {}
 
     def _url(self, *parts):
         return self.address + API + ''.join('/' + quote(str(p), safe='') for p in parts)
 
-    def _call(self, method, url, body=None, missing_ok=False):
+    def _call(self, method: str, url: str, body: Any = None, missing_ok: bool = False) -> Any:
         try:
-            response = requests.request(method, url, json=body, timeout=self.timeout)
+            response = requests.request(method, url, json=body, timeout=self.timeout,
+                                        headers=self._headers())
         except requests.RequestException as exc:
             raise ExporterError(f'exporter at {self.address} is unreachable: '
                                 f'{type(exc).__name__}') from None
@@ -85,9 +153,14 @@ class ExporterClient:
                 reason = response.json().get('error') or response.text
             except ValueError:
                 reason = response.text
+            hint = ''
+            if response.status_code == 401:
+                hint = (' (the plugin sent no token: give the HPCExporter a token or '
+                        f'token_file, or set {TOKEN_ENV})' if not self._token else
+                        ' (the token the plugin sent is not the exporter\'s)')
             raise ExporterError(f'exporter at {self.address} refused {method} '
                                 f'{url[len(self.address):]} ({response.status_code}): '
-                                f'{str(reason).strip()[:500]}')
+                                f'{str(reason).strip()[:500]}{hint}')
         return response.json() if response.content else None
 
     def health(self):
@@ -99,6 +172,12 @@ class ExporterClient:
         if response.status_code != 200:
             raise ExporterError(f'exporter at {self.address} answered /healthz with '
                                 f'{response.status_code}')
+
+    def check(self) -> None:
+        """The exporter answers and takes the token (a wrong token fails here,
+        at configure, rather than at the first registration)."""
+        self.health()
+        self.registrations()
 
     def register(self, deployment, interface, payload):
         return self._call('PUT', self._url(deployment, interface), payload)

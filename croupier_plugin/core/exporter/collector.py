@@ -3,34 +3,51 @@
 Each target (scheduler, host, port, user) gets ONE remote command per scrape:
 for SLURM, sinfo + squeue counts + the monitor's batched status command (with
 times) of every job not known to have ended. A job's final status is kept and
-never asked again. Targets are asked concurrently; scrapes closer together
-than ``cache_seconds`` (e.g. two Prometheus servers) share one gathering.
+never asked again.
+
+Targets are asked independently, each in a worker thread of its own, and a
+scrape waits for them at most ``scrape_timeout`` seconds: a target that has
+not answered by then is served with what it last told (``croupier_exporter_up``
+0, ``croupier_exporter_data_age_seconds`` saying how old that is) while its
+question goes on in the background; the next scrape takes its answer. A target
+that failed is asked again only after a backoff (1 s, doubling, up to 2
+minutes), so an unreachable front-end costs one worker, not every scrape.
+Scrapes closer together than ``cache_seconds`` (e.g. two Prometheus servers)
+share one answer.
 """
 
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Optional
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..errors import CroupierError, SchedulerError
 from ..schedulers import get_scheduler
 from ..transport import SshTransport
+from ..transport.ssh import SshConnection
 
 log = logging.getLogger('croupier.exporter')
 
 JOB_LABELS = ['deployment', 'interface', 'infrastructure', 'job_name', 'job_id']
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 120.0
+# targets asked at the same time; one more waits for a free worker
+MAX_WORKERS = 32
 
 
 @dataclass
 class TargetView:
-    """What one scrape learnt about one target."""
+    """What one question to one target learnt (or, when ``ok`` is false, what
+    is still known from before). ``gathered_at``: wall-clock time of the
+    answer the data comes from (None: never answered)."""
     ok: bool = False
     error: str = ''
     seconds: float = 0.0
+    gathered_at: Optional[float] = None
     partitions: list = field(default_factory=list)
     statuses: dict = field(default_factory=dict)     # job id -> JobStatus
     times: dict = field(default_factory=dict)        # job id -> JobTimes
@@ -38,64 +55,162 @@ class TargetView:
 
 @dataclass
 class _TargetState:
+    """A target's connection, counters and answers. Only the one question in
+    flight (``running``) changes ``transport``, ``final`` and ``last``."""
     scheduler: object
     transport: Optional[object] = None
+    own_transport: bool = False
     commands: int = 0
     final: dict = field(default_factory=dict)        # job id -> (JobStatus, JobTimes)
-    last: TargetView = field(default_factory=TargetView)
+    last: TargetView = field(default_factory=TargetView)   # last successful answer
+    view: Optional[TargetView] = None                # last finished question
+    finished: float = 0.0                            # monotonic time of ``view``
+    running: Optional[Future] = None
+    late: bool = False                               # a scrape gave up waiting for it
+    failures: int = 0
+    retry_at: float = 0.0
+
+
+class _ExporterSshTransport(SshTransport):
+    """An SSH transport with a connection of the exporter's own, not the
+    process-wide pooled one: the exporter closes it after a failure so that
+    the next attempt logs in with credentials read anew."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.login_shell = settings.login_shell
+        self.connection = SshConnection(settings)
 
 
 class HpcCollector:
     """A prometheus_client collector over a Registry."""
 
-    def __init__(self, registry, config, transport_factory=None):
+    def __init__(self, registry, config, transport_factory: Optional[Callable] = None) -> None:
         self.registry = registry
         self.config = config
-        self.transport_factory = transport_factory or self._ssh_transport
-        self._states = {}
-        self._lock = threading.Lock()          # one gathering at a time
-        self._gathered_at = None
-        self._views = {}
+        self.transport_factory = transport_factory
+        self._states: dict = {}
+        self._lock = threading.Lock()          # guards _states and each state's running
+        self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS,
+                                        thread_name_prefix='croupier-exporter-target')
 
-    def _ssh_transport(self, target):
+    def _new_transport(self, target):
+        """(transport, whether the collector owns it) for ``target``."""
+        if self.transport_factory is not None:
+            return self.transport_factory(target), False
         settings = self.config.credentials_for(target.host, target.port, target.user)
-        return SshTransport(settings)
+        # the exporter retries across scrapes with its own backoff: one question
+        # gives up on a dead front-end after about one scrape's wait
+        settings = replace(settings, reconnect_timeout=min(settings.reconnect_timeout,
+                                                           self.config.scrape_timeout))
+        return _ExporterSshTransport(settings), True
 
-    def _state(self, target):
-        state = self._states.get(target)
-        if state is None:
-            state = self._states[target] = _TargetState(get_scheduler(target.scheduler))
-        return state
+    def close(self) -> None:
+        """Stop asking and close the collector's own connections."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            states, self._states = list(self._states.values()), {}
+        for state in states:
+            self._drop_transport(state)
+
+    @staticmethod
+    def _drop_transport(state: _TargetState) -> None:
+        transport, state.transport = state.transport, None
+        if transport is not None and state.own_transport:
+            transport.connection.close()
 
     # -- gathering ------------------------------------------------------------
 
-    def gather(self):
-        """{target: (registrations, TargetView)}, at most one gathering per
-        ``cache_seconds``."""
+    def gather(self) -> dict:
+        """{target: (registrations, TargetView)}: each target's answer if it came
+        within ``scrape_timeout``, else what it last told (``ok`` false)."""
+        groups = self.registry.by_target()
+        now = time.monotonic()
+        waiting = {}
         with self._lock:
-            groups = self.registry.by_target()
-            now = time.monotonic()
-            fresh = self._gathered_at is not None and \
-                now - self._gathered_at < self.config.cache_seconds
-            if not fresh or any(t not in self._views for t in groups):
-                targets = list(groups)
-                if len(targets) == 1:
-                    views = [self._ask(targets[0], groups[targets[0]])]
-                elif targets:
-                    with ThreadPoolExecutor(max_workers=min(len(targets), 16)) as pool:
-                        views = list(pool.map(lambda t: self._ask(t, groups[t]), targets))
-                else:
-                    views = []
-                self._views = dict(zip(targets, views))
-                self._gathered_at = time.monotonic()
-                # forget what no registration refers to any more
-                for target in list(self._states):
-                    if target not in groups:
-                        del self._states[target]
-            return {t: (regs, self._views[t]) for t, regs in groups.items()}
+            for target in list(self._states):
+                if target not in groups:
+                    # no registration refers to it any more
+                    state = self._states.pop(target)
+                    if state.running is None:
+                        self._drop_transport(state)
+            for target, regs in groups.items():
+                state = self._states.get(target)
+                if state is None:
+                    state = self._states[target] = _TargetState(get_scheduler(target.scheduler))
+                if state.running is None:
+                    fresh = state.view is not None and \
+                        now - state.finished < self.config.cache_seconds
+                    if fresh or now < state.retry_at:
+                        continue
+                    state.running = self._pool.submit(self._ask_safely, target, state, regs)
+                # a target that failed or already kept a scrape waiting is not
+                # waited for: its answer is taken by the scrape after it comes
+                if state.failures == 0 and not state.late:
+                    waiting[target] = state.running
+        if waiting:
+            wait(list(waiting.values()), timeout=self.config.scrape_timeout)
+        gathered = {}
+        with self._lock:
+            for target, regs in groups.items():
+                state = self._states.get(target)
+                if state is None:
+                    continue
+                view = state.view
+                if target in waiting and not waiting[target].done():
+                    state.late = True
+                if state.running is not None and (state.late or state.failures):
+                    view = replace(view or TargetView(), ok=False, seconds=0.0,
+                                   error=f'no answer within scrape_timeout '
+                                         f'({self.config.scrape_timeout:g} s)')
+                elif view is None:
+                    view = TargetView(error='not asked yet')
+                elif not view.ok and now < state.retry_at:
+                    view = replace(view, seconds=0.0)
+                gathered[target] = (regs, view)
+        return gathered
 
-    def _ask(self, target, registrations):
-        state = self._state(target)
+    def _ask_safely(self, target, state: _TargetState, registrations) -> None:
+        """Ask ``target`` and publish the answer; a failure is logged, counted and
+        backed off, and the connection is dropped (credentials are read anew
+        at the next attempt)."""
+        try:
+            view = self._ask(target, state, registrations)
+        except Exception as exc:    # noqa: BLE001 - a worker must always publish
+            log.exception('%s: scrape failed', target)
+            view = self._failed(state, f'{type(exc).__name__}: {exc}', 0.0)
+        if not view.ok:
+            self._drop_transport(state)
+        with self._lock:
+            now = time.monotonic()
+            if view.ok:
+                state.failures, state.retry_at = 0, 0.0
+            else:
+                state.failures += 1
+                state.retry_at = now + min(BACKOFF_FIRST * 2 ** (state.failures - 1),
+                                           BACKOFF_MAX)
+            state.view, state.finished = view, now
+            state.late, state.running = False, None
+            forgotten = self._states.get(target) is not state
+        if forgotten:
+            # unregistered while it was being asked
+            self._drop_transport(state)
+
+    @staticmethod
+    def _failed(state: _TargetState, error: str, seconds: float) -> TargetView:
+        # what is known is kept, so that dashboards do not blink on a failed scrape
+        last = state.last
+        view = TargetView(ok=False, error=error, seconds=seconds,
+                          gathered_at=last.gathered_at, partitions=list(last.partitions),
+                          statuses=dict(last.statuses), times=dict(last.times))
+        for job_id, (status, times) in state.final.items():
+            view.statuses.setdefault(job_id, status)
+            if times is not None:
+                view.times.setdefault(job_id, times)
+        return view
+
+    def _ask(self, target, state: _TargetState, registrations) -> TargetView:
+        """One remote command to ``target`` about its wanted jobs (and partitions)."""
         wanted = {job_id for reg in registrations for job_id in reg.jobs.values()}
         for job_id in list(state.final):
             if job_id not in wanted:
@@ -109,11 +224,9 @@ class HpcCollector:
         view = TargetView()
         start = time.perf_counter()
         try:
-            if not ask and not partitions:
-                view.ok = True
-            else:
+            if ask or partitions:
                 if state.transport is None:
-                    state.transport = self.transport_factory(target)
+                    state.transport, state.own_transport = self._new_transport(target)
                 command = scrape(ask) if scrape else scheduler.status_command(ask)
                 state.commands += 1
                 result = state.transport.run(command, timeout=self.config.command_timeout)
@@ -125,23 +238,20 @@ class HpcCollector:
                         scheduler.parse_exporter_output(result.stdout, ask)
                 else:
                     view.statuses = scheduler.parse_status_output(result.stdout, ask)
-                view.ok = True
+            view.ok = True
+            view.gathered_at = time.time()
         except CroupierError as exc:
-            view.error = str(exc)
             log.warning('%s: scrape failed: %s', target, exc)
-            # keep what is known, so that dashboards do not blink on a failed scrape
-            view.statuses, view.times = dict(state.last.statuses), dict(state.last.times)
-            view.partitions = list(state.last.partitions)
+            return self._failed(state, str(exc), time.perf_counter() - start)
         view.seconds = time.perf_counter() - start
-        if view.ok:
-            for job_id, status in view.statuses.items():
-                if status.terminal:
-                    state.final[job_id] = (status, view.times.get(job_id))
-            state.last = view
+        for job_id, status in view.statuses.items():
+            if status.terminal:
+                state.final[job_id] = (status, view.times.get(job_id))
         for job_id, (status, times) in state.final.items():
             view.statuses.setdefault(job_id, status)
             if times is not None:
                 view.times.setdefault(job_id, times)
+        state.last = view
         return view
 
     def commands(self, target):
@@ -166,6 +276,10 @@ class HpcCollector:
         commands = CounterMetricFamily('croupier_exporter_remote_commands',
                                        'Remote commands sent to the infrastructure',
                                        labels=['infrastructure', 'scheduler'])
+        age = GaugeMetricFamily('croupier_exporter_data_age_seconds',
+                                'Seconds since the infrastructure last answered (the age of '
+                                'the figures served for it)',
+                                labels=['infrastructure', 'scheduler'])
         registered = GaugeMetricFamily('croupier_exporter_registered_jobs',
                                        'Jobs registered on the infrastructure',
                                        labels=['infrastructure', 'scheduler'])
@@ -198,6 +312,8 @@ class HpcCollector:
             head = [infra, target.scheduler]
             up.add_metric(head, 1 if view.ok else 0)
             seconds.add_metric(head, view.seconds)
+            if view.gathered_at is not None:
+                age.add_metric(head, max(0.0, time.time() - view.gathered_at))
             commands.add_metric(head, self.commands(target))
             registered.add_metric(head, sum(len(r.jobs) for r in regs))
             for p in view.partitions:
@@ -224,5 +340,5 @@ class HpcCollector:
                             walltime.add_metric(labels, times.walltime)
                         if times.queued is not None:
                             queued.add_metric(labels, times.queued)
-        return [up, seconds, commands, registered, nodes, cores, queue, avail, state,
+        return [up, seconds, age, commands, registered, nodes, cores, queue, avail, state,
                 walltime, queued, exit_code]

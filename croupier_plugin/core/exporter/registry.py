@@ -15,7 +15,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 
-from ..errors import CroupierError
+from ..errors import ConfigError, CroupierError
 from ..schedulers import SCHEDULERS
 from ..schedulers.base import check_job_ids
 
@@ -207,12 +207,38 @@ class Registry:
             json.dump(data, fh, indent=1)
         os.replace(tmp, self.state_file)
 
-    def _load(self):
-        with open(self.state_file) as fh:
-            data = json.load(fh)
-        for item in data:
-            jobs = item.pop('jobs', {})
-            reg = parse_registration(item.pop('deployment'), item.pop('interface'), item)
-            reg.jobs = dict(jobs)
+    def _load(self) -> None:
+        """Read the registrations the state file holds; ConfigError names
+        ``state_file`` when it is not a file this exporter wrote."""
+        def bad(problem: str) -> ConfigError:
+            return ConfigError('state_file', self.state_file, problem + ' (move it away to '
+                               'start with no registrations)')
+        try:
+            with open(self.state_file) as fh:
+                data = json.load(fh)
+        except OSError as exc:
+            raise bad(f'cannot be read: {exc.strerror}') from None
+        except ValueError as exc:
+            raise bad(f'is not a registrations file (not JSON: {exc})') from None
+        if not isinstance(data, list):
+            raise bad('is not a registrations file (not a JSON list)')
+        for i, item in enumerate(data):
+            try:
+                if not isinstance(item, dict):
+                    raise RegistrationError('not a JSON object')
+                item = dict(item)
+                jobs = item.pop('jobs', {})
+                if not isinstance(jobs, dict):
+                    raise RegistrationError("field 'jobs' is not a mapping")
+                for name, job_id in jobs.items():
+                    check_name('job name', name)
+                    check_job_ids([str(job_id)])
+                missing = [k for k in ('deployment', 'interface') if k not in item]
+                if missing:
+                    raise RegistrationError(f"field '{missing[0]}' is missing")
+                reg = parse_registration(item.pop('deployment'), item.pop('interface'), item)
+            except (RegistrationError, ValueError) as exc:
+                raise bad(f'is not a registrations file (entry {i}: {exc})') from None
+            reg.jobs = {name: str(job_id) for name, job_id in jobs.items()}
             self._regs[(reg.deployment, reg.interface)] = reg
         log.info('%d registrations read from %s', len(self._regs), self.state_file)

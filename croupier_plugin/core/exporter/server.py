@@ -11,12 +11,22 @@ registration API for the plugin, on one port (loopback by default).
 
 A registration names the front-end and the user; the exporter must hold
 credentials for them (its configuration or Vault) or it answers 422.
+
+Every ``/api/v1`` route asks for the configuration's token
+(``Authorization: Bearer TOKEN``); ``/metrics`` and ``/healthz`` do not. A
+request must arrive within ``REQUEST_READ_SECONDS`` with a body of at most
+``MAX_BODY`` bytes announced by ``Content-Length``; at most
+``MAX_CONNECTIONS`` connections are served at once (more are answered 503).
 """
 
+import errno
+import hmac
 import ipaddress
 import json
 import logging
+import socket
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -24,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from ..errors import ConfigError
 from .collector import HpcCollector
 from .config import CredentialsNotFound
 from .registry import API, Registry, RegistrationError, parse_jobs, parse_registration
@@ -31,6 +42,11 @@ from .registry import API, Registry, RegistrationError, parse_jobs, parse_regist
 log = logging.getLogger('croupier.exporter')
 
 MAX_BODY = 1 << 20
+# a connection that sends nothing for this long is closed
+IDLE_SECONDS = 10.0
+# the whole request (line, headers, body) must have arrived by then
+REQUEST_READ_SECONDS = 30.0
+MAX_CONNECTIONS = 32
 
 
 class ExporterService:
@@ -42,18 +58,34 @@ class ExporterService:
         self.collector = HpcCollector(self.registry, config, transport_factory)
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(self.collector)
-        self.httpd = _Server((config.listen, config.port), _Handler)
+        self.httpd = _bind(config.listen, config.port)
         self.httpd.service = self
         self._thread = None
         if not _loopback(config.listen):
-            log.warning('listening on %s: anyone who reaches it can register jobs to be '
-                        'watched with this exporter\'s credentials (the API takes none); '
-                        'prefer 127.0.0.1 behind a proxy of your own', config.listen)
+            log.warning('listening on %s: anyone who reaches it can read the metrics, and '
+                        'the token crosses the network in clear (plain HTTP); prefer '
+                        '127.0.0.1 behind a TLS proxy of your own', config.listen)
 
     @property
-    def address(self):
+    def address(self) -> str:
+        """The service's base URL (an IPv6 address in brackets)."""
         host, port = self.httpd.server_address[:2]
+        if ':' in host:
+            host = f'[{host}]'
         return f'http://{host}:{port}'
+
+    def authorized(self, header: str) -> bool:
+        """Whether an Authorization header carries the configured token."""
+        scheme, _, given = (header or '').strip().partition(' ')
+        try:
+            expected = self.config.current_token()
+        except ConfigError as exc:
+            # the token file went missing or bad while running: refuse everyone
+            log.error('the registration API refuses every request: %s', exc)
+            return False
+        if scheme.lower() != 'bearer' or not given or not expected:
+            return False
+        return hmac.compare_digest(given.strip().encode(), expected.encode())
 
     def register(self, deployment, interface, body):
         reg = parse_registration(deployment, interface, body)
@@ -79,9 +111,11 @@ class ExporterService:
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
+        """Stop serving and asking; close the exporter's connections."""
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.collector.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -93,13 +127,108 @@ def _loopback(address):
         return address == 'localhost'
 
 
+def _bind(listen: str, port: int) -> '_Server':
+    """The HTTP server bound to ``listen``:``port`` (IPv4 or IPv6, as the
+    address says); ConfigError names the setting that cannot be used."""
+    host = listen.strip('[]')
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError('listen', listen, f'is not an address of this host: '
+                                            f'{exc.strerror}') from None
+    family, _, _, _, sockaddr = infos[0]
+    try:
+        return _Server(sockaddr, family)
+    except OSError as exc:
+        prop, value = ('port', port) if exc.errno in (errno.EADDRINUSE, errno.EACCES) \
+            else ('listen', listen)
+        raise ConfigError(prop, value, f'cannot be listened on ({listen} port {port}): '
+                                       f'{exc.strerror}') from None
+
+
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most MAX_CONNECTIONS of them."""
     daemon_threads = True
     allow_reuse_address = True
+    # connections waiting to be accepted (socketserver's 5 makes a burst wait
+    # for SYN retransmissions, a second or more each)
+    request_queue_size = 128
+
+    def __init__(self, address: tuple, family: int) -> None:
+        # the family must be known before the socket is made
+        self.address_family = family
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._refused_logged = 0.0
+        super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address) -> None:
+        """Serve the connection in a thread of its own when a slot is free,
+        else answer 503 at once (without a thread) and close it."""
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request, client_address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request, client_address) -> None:
+        body = b'{"error": "too many connections"}'
+        try:
+            request.settimeout(1.0)
+            request.sendall(b'HTTP/1.0 503 Service Unavailable\r\n'
+                            b'Content-Type: application/json\r\nConnection: close\r\n'
+                            b'Retry-After: 1\r\nContent-Length: ' + str(len(body)).encode() +
+                            b'\r\n\r\n' + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+        now = time.monotonic()
+        if now - self._refused_logged > 60:
+            # at most one line a minute: a flood must not flood the log too
+            self._refused_logged = now
+            log.warning('%d connections open: refused one from %s', MAX_CONNECTIONS,
+                        client_address[0])
+
+
+class _BadRequest(Exception):
+    """A request refused before routing; ``status`` is the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = 'croupier-exporter'
+    # socketserver applies it to the connection: an idle client is dropped
+    timeout = IDLE_SECONDS
+
+    def setup(self) -> None:
+        super().setup()
+        # the idle timeout alone lets a client trickle a byte at a time for ever
+        self._watchdog = threading.Timer(REQUEST_READ_SECONDS, self._cut)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def finish(self) -> None:
+        self._watchdog.cancel()
+        super().finish()
+
+    def _cut(self) -> None:
+        """The request took too long to arrive: end the connection."""
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def log_message(self, fmt, *args):
         log.debug('%s %s', self.address_string(), fmt % args)
@@ -124,11 +253,34 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status, message):
         self._reply(status, {'error': message})
 
-    def _body(self):
-        length = int(self.headers.get('Content-Length') or 0)
+    def _length(self, method: str) -> int:
+        """The announced body length: required for PUT and POST, a plain
+        decimal number, at most MAX_BODY."""
+        if self.headers.get('Transfer-Encoding'):
+            raise _BadRequest(411, 'a body must be sent with Content-Length, not '
+                                   'Transfer-Encoding')
+        given = self.headers.get_all('Content-Length') or []
+        if not given:
+            if method in ('PUT', 'POST'):
+                raise _BadRequest(411, 'Content-Length is required')
+            return 0
+        value = given[0].strip()
+        if len(given) > 1 or not value.isascii() or not value.isdigit():
+            raise _BadRequest(400, f'Content-Length {", ".join(given)[:40]!r} is not a '
+                                   f'length in bytes')
+        length = int(value)
         if length > MAX_BODY:
-            raise RegistrationError('request body too large', status=413)
+            raise _BadRequest(413, f'the body ({length} bytes) is over {MAX_BODY} bytes')
+        return length
+
+    def _read_body(self, length: int) -> bytes:
         raw = self.rfile.read(length) if length else b''
+        if len(raw) != length:
+            raise _BadRequest(400, f'the body ended after {len(raw)} of {length} bytes')
+        return raw
+
+    @staticmethod
+    def _json(raw: bytes):
         try:
             return json.loads(raw or b'{}')
         except ValueError:
@@ -141,9 +293,33 @@ class _Handler(BaseHTTPRequestHandler):
         rest = path[len(API):].strip('/')
         return [unquote(p) for p in rest.split('/')] if rest else []
 
-    def _route(self, method):
+    def _route(self, method: str) -> None:
+        """Check, read and answer one request."""
         try:
-            path = urlsplit(self.path).path
+            self._answer(method)
+        except _BadRequest as exc:
+            self.close_connection = True
+            self._watchdog.cancel()
+            try:
+                self._error(exc.status, str(exc))
+            except OSError:
+                pass        # the client left first
+        except TimeoutError:
+            # the client stopped sending: nobody is left to read an answer
+            self.close_connection = True
+
+    def _answer(self, method: str) -> None:
+        length = self._length(method)
+        path = urlsplit(self.path).path
+        if path.startswith(API) and not self.service.authorized(
+                self.headers.get('Authorization', '')):
+            log.warning('%s %s from %s: refused, no valid token', method, path,
+                        self.client_address[0])
+            raise _BadRequest(401, 'the registration API needs the exporter\'s token '
+                                   '(Authorization: Bearer TOKEN)')
+        raw = self._read_body(length) if method in ('PUT', 'POST') else b''
+        self._watchdog.cancel()
+        try:
             if method == 'GET' and path == '/metrics':
                 return self._reply(200, generate_latest(self.service.metrics),
                                    CONTENT_TYPE_LATEST)
@@ -156,10 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
                 regs = [r.as_dict() for r in self.service.registry.registrations()]
                 return self._reply(200, {'registrations': regs})
             if method == 'PUT' and len(parts) == 2:
-                created = self.service.register(parts[0], parts[1], self._body())
+                created = self.service.register(parts[0], parts[1], self._json(raw))
                 return self._reply(201 if created else 200, {'registered': parts})
             if method == 'POST' and len(parts) == 3 and parts[2] == 'jobs':
-                jobs = parse_jobs(self._body())
+                jobs = parse_jobs(self._json(raw))
                 self.service.registry.add_jobs(parts[0], parts[1], jobs)
                 return self._reply(200, {'jobs': len(jobs)})
             if method == 'DELETE' and len(parts) in (1, 2):

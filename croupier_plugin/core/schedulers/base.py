@@ -252,6 +252,15 @@ class Scheduler(abc.ABC):
             return JobState.UNKNOWN
         return state
 
+    def still_queued(self, status: JobStatus) -> bool:
+        """Whether ``status`` ended the job for Croupier while the scheduler
+        still holds it in its queue (a job the system held, which would never
+        start): such a job must be deleted."""
+        if not status.terminal:
+            return False
+        key = (status.raw_state or '').strip().split(' ')[0].rstrip('+').upper()
+        return self.STATES.get(key) in (JobState.PENDING, JobState.RUNNING)
+
     @staticmethod
     def missing(job_id, source):
         return JobStatus(job_id, JobState.UNKNOWN, raw_state='', source=source,

@@ -13,16 +13,25 @@ script records its own exit code in ``$HOME/.croupier/pbs/<job id>.rc``, and
 ``qdel`` through Croupier leaves ``<job id>.cancelled`` there; the status
 command reads both for the ids it asks about. qstat wins whenever it reports
 an exit status.
+
+PBS Pro is asked with ``qstat -x -f -F json`` (no folded lines to undo); when
+that qstat fails for a reason other than single ids (a qstat without ``-F``
+prints its usage), the same command asks in the text form, and later polls
+ask in text at once. A job held by the system (it would never start) is
+FAILED here, and the cluster deletes it; see ``system_hold``.
 """
 
 import abc
+import json
 import math
 import re
 import shlex
 import time
+from typing import Optional
 
-from ..errors import ConfigError
-from ..model import JobState, JobStatus, JobTimes, format_hms, scheduler_job_name
+from ..errors import ConfigError, SchedulerError
+from ..model import (JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
+                     scheduler_job_name)
 from .base import Scheduler, check_job_ids, render_body, shebang
 
 P, R = JobState.PENDING, JobState.RUNNING
@@ -33,17 +42,28 @@ NOW_MARK = '@@croupier-now='
 # compared with each other only, so no time zone is guessed
 QSTAT_TIME = '%a %b %d %H:%M:%S %Y'
 FILES_MARK = '@@croupier-files@@'
+# which form the qstat output after it has: json (PBS Pro's -F json) or text
+FORM_MARK = '@@croupier-qstat-form='
+# the queue figures' sections: queues, nodes, the server (its default queue)
+QUEUES_MARK = '@@croupier-queues@@'
+NODES_MARK = '@@croupier-nodes@@'
+SERVER_MARK = '@@croupier-server@@'
+JOBS_MARK = '@@croupier-jobs@@'
 
 _JOB_ID_LINE = re.compile(r'Job Id:\s*(\S+)\s*')
 _ATTRIBUTE = re.compile(r'\s+([A-Za-z_][A-Za-z0-9_.]*) = ?(.*)')
 # Torque: "qstat: Unknown Job Id Error 9.srv"; PBS Pro: "qstat: Unknown Job Id 9.srv";
 # PBS Pro without -x: "qstat: 9.srv Job has finished, use -x or -H ..."
-_UNKNOWN = re.compile(r'Unknown Job Id(?: Error)?\s+(\S+)|(\S+)\s+Job has finished')
+_UNKNOWN_LINE = re.compile(r'^(?![ \t]).*?(?:Unknown Job Id(?: Error)?\s+(\S+)|'
+                           r'(\S+)\s+Job has finished)', re.M)
 # lines qstat writes to stderr about single ids, which must not fail the whole poll
 _PER_ID_ERRORS = ('Unknown Job Id', 'Job has finished')
 _SIZE = re.compile(r'([0-9]+)([KMGT]?)')
 # Torque/PBS MoM: "walltime 152 exceeded limit 120"; OpenPBS comment of a
 # JOB_EXEC_KILL_WALLTIME job: "Job run at ... and exceeded resource walltime"
+# OpenPBS comment of a running job deleted with qdel: "Job run at ... and
+# terminated by USER@HOST" (recorded on OpenPBS 23.06)
+_DELETED = re.compile(r'\band terminated\b')
 _WALLTIME_KILL = re.compile(r'walltime \d+ exceeded limit|exceeded resource walltime',
                             re.IGNORECASE)
 
@@ -112,6 +132,150 @@ def parse_qstat_full(text):
         for name, value in values.items():
             values[name] = value.strip()
     return blocks
+
+
+def parse_qstat_json(text: str) -> list:
+    """[(job id, {attribute (lower case): value as text})] from PBS Pro's
+    ``qstat -f -F json``, in parse_qstat_full's shape: nested attributes are
+    named as the text form names them (``Resource_List.walltime`` ->
+    ``resource_list.walltime``). Empty output (every id unknown) has no jobs;
+    several objects one after the other are read in turn (one object holds
+    every id on the server recorded, but a qstat asking several servers may
+    print one each); ValueError when the output is not JSON."""
+    decoder, blocks, at = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while at < len(text):
+        data, at = decoder.raw_decode(text, at)
+        if not isinstance(data, dict):
+            raise ValueError('not a JSON object')
+        blocks += [(job_id, _flattened(attrs))
+                   for job_id, attrs in (data.get('Jobs') or {}).items()]
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return blocks
+
+
+def _flattened(values: dict, prefix: str = '') -> dict:
+    """A JSON object's values as text, nested names joined with '.', lower case."""
+    out = {}
+    for name, value in values.items():
+        key = prefix + str(name).lower()
+        if isinstance(value, dict):
+            out.update(_flattened(value, key + '.'))
+        elif isinstance(value, list):
+            out[key] = ','.join(str(v) for v in value)
+        else:
+            out[key] = str(value).strip()
+    return out
+
+
+def system_hold(attrs: dict) -> bool:
+    """Whether a held job (state H) waits for something only an administrator
+    can give: a system hold (Hold_Types ``s``) that is not a dependency's
+    (PBS holds a job whose dependency is not met yet with ``s`` too, and then
+    ``depend`` is set), or a hold the server put on a job that failed to start."""
+    if 'failed to start' in attrs.get('comment', '').lower():
+        return True
+    return 's' in attrs.get('hold_types', '') and not attrs.get('depend')
+
+
+_RECORD_HEAD = re.compile(r'(?:Queue|Server):\s*(\S+)\s*')
+# node states in which a node starts no job (pbsnodes(8B); Torque's pbsnodes)
+_NODE_UNUSABLE = {'down', 'offline', 'unknown', 'state-unknown', 'stale', 'unresolvable',
+                  'provisioning', 'wait-provisioning', 'maintenance', 'sleep'}
+_TRUE = ('true', 'yes', '1')
+
+
+def _records(text: str, key: str) -> dict:
+    """{name: {attribute (lower case): value}} of ``qstat -Q -f``, ``qstat -B
+    -f`` or ``pbsnodes -a`` output, in either form: JSON (PBS Pro's ``-F
+    json``, its objects under ``key``) or text (a record's name at the start
+    of a line, ``Queue: name`` or ``Server: name`` for qstat, then indented
+    ``name = value`` lines)."""
+    stripped = text.strip()
+    if stripped.startswith('{'):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            return {}
+        return {name: _flattened(attrs) for name, attrs in (data.get(key) or {}).items()
+                if isinstance(attrs, dict)}
+    records, attrs, last = {}, None, None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line[0] not in ' \t':
+            m = _RECORD_HEAD.fullmatch(line)
+            attrs, last = {}, None
+            records[m[1] if m else line.strip()] = attrs
+            continue
+        m = _ATTRIBUTE.fullmatch(line)
+        if m and attrs is not None:
+            last = m[1].lower()
+            attrs[last] = m[2].strip()
+        elif attrs is not None and last is not None:
+            attrs[last] += line.strip()
+    return records
+
+
+def _state_counts(text: str) -> dict:
+    """'Transit:0 Queued:1 Held:0 Running:2' -> {'transit': 0, 'queued': 1, ...}."""
+    counts = {}
+    for part in (text or '').split():
+        name, _, value = part.partition(':')
+        if value.isdigit():
+            counts[name.lower()] = int(value)
+    return counts
+
+
+def _number(text) -> int:
+    """An integer attribute ('8'), 0 when absent or unreadable."""
+    text = str(text or '').strip()
+    return int(text) if text.isdigit() else 0
+
+
+def _torque_busy_cpus(jobs: str) -> int:
+    """CPUs in use from Torque's ``jobs`` node attribute ('0/20.srv, 1-3/21.srv')."""
+    busy = 0
+    for item in (jobs or '').split(','):
+        cpus = item.strip().split('/', 1)[0]
+        low, _, high = cpus.partition('-')
+        if low.isdigit():
+            busy += int(high) - int(low) + 1 if high.isdigit() else 1
+    return busy
+
+
+def _queue_figures(name: str, attrs: dict, nodes: dict, default: bool) -> PartitionFigures:
+    """A queue's figures: its jobs from ``state_count``; its cores and nodes
+    from the nodes that serve it (those whose ``queue`` names it, else every
+    node tied to no queue)."""
+    counts = _state_counts(attrs.get('state_count'))
+    mine = [n for n in nodes.values() if n.get('queue') == name] or \
+        [n for n in nodes.values() if not n.get('queue')]
+    cores_total = cores_allocated = cores_idle = nodes_allocated = nodes_idle = 0
+    for node in mine:
+        cpus = _number(node.get('resources_available.ncpus') or node.get('np'))
+        if 'resources_assigned.ncpus' in node:
+            used = _number(node['resources_assigned.ncpus'])
+        else:
+            used = _torque_busy_cpus(node.get('jobs'))
+        used = min(used, cpus) if cpus else used
+        usable = not {s.strip() for s in node.get('state', '').split(',')} & _NODE_UNUSABLE
+        cores_total += cpus
+        cores_allocated += used
+        if used:
+            nodes_allocated += 1
+        if usable:
+            cores_idle += max(0, cpus - used)
+            if not used:
+                nodes_idle += 1
+    available = all(attrs.get(flag, 'true').lower() in _TRUE for flag in ('enabled', 'started'))
+    return PartitionFigures(
+        name, available, len(mine), nodes_allocated, nodes_idle, cores_total,
+        cores_allocated, cores_idle,
+        jobs_pending=sum(counts.get(k, 0) for k in ('queued', 'held', 'waiting', 'transit')),
+        jobs_running=sum(counts.get(k, 0) for k in ('running', 'exiting', 'begun')),
+        default=default)
 
 
 class PbsFamily(Scheduler):
@@ -267,12 +431,24 @@ class PbsFamily(Scheduler):
     def qstat_command(self, arrays):
         """qstat with its options, to be followed by the ids."""
 
+    def json_qstat_command(self, arrays: bool) -> Optional[str]:
+        """qstat printing JSON, to be followed by the ids; None for a flavour
+        without a JSON form."""
+        return None
+
+    #: set once the server's qstat refused the JSON form: later polls ask in text
+    json_refused = False
+
     def status_command(self, job_ids):
         """qstat for every id, then the exit-code and cancel files of each.
 
         qstat's stderr is kept apart (after QSTAT_RC_MARK) so that one
         unknown id cannot break a block of the others; the command fails
         only when qstat failed for another reason (no server, no qstat).
+        Where the flavour has a JSON form it is asked first; when that qstat
+        fails for a reason other than single ids (a qstat without ``-F json``
+        prints its usage), the text form is asked in the same command, after
+        a FORM_MARK line that says which form follows.
         """
         ids = check_job_ids(job_ids)
         quoted = ' '.join(shlex.quote(i) for i in ids)
@@ -280,10 +456,24 @@ class PbsFamily(Scheduler):
         # shell builtins only: a poll must fail when qstat fails, even where
         # other tools are missing from PATH
         per_id = '|'.join(f'*{shlex.quote(p)}*' for p in _PER_ID_ERRORS)
+
+        def ask(qstat):
+            return (f'{{ croupier_err=$({qstat} -- "$@" 2>&1 >&3); '
+                    'croupier_rc=$?; } 3>&1; ')
+
+        text = self.qstat_command(arrays)
+        as_json = None if self.json_refused else self.json_qstat_command(arrays)
+        if as_json is None:
+            query = ask(text)
+        else:
+            query = (f'echo {shlex.quote(FORM_MARK + "json")}; ' + ask(as_json)
+                     + 'if [ "$croupier_rc" -ne 0 ] && [ -n "$(croupier_others)" ]; then '
+                     f'echo {shlex.quote(FORM_MARK + "text")}; ' + ask(text) + 'fi; ')
         return (
             f'set -- {quoted}; '
-            f'{{ croupier_err=$({self.qstat_command(arrays)} -- "$@" 2>&1 >&3); '
-            'croupier_rc=$?; } 3>&1; '
+            'croupier_others() { printf "%s\\n" "$croupier_err" | while IFS= read -r l; do '
+            f'case "$l" in ""|{per_id}) ;; *) echo "$l" ;; esac; done; }}; '
+            + query +
             f'printf "%s\\n" "{QSTAT_RC_MARK}$croupier_rc" "$croupier_err" '
             f'{shlex.quote(FILES_MARK)}; '
             f'd={RC_DIR}; '
@@ -292,30 +482,58 @@ class PbsFamily(Scheduler):
             'printf "rc %s %s\\n" "$i" "$v"; fi; '
             'if [ -f "$d/$i.cancelled" ]; then printf "cancelled %s\\n" "$i"; fi; '
             'done; '
-            'if [ "$croupier_rc" -ne 0 ]; then '
-            'croupier_other=$(printf "%s\\n" "$croupier_err" | while IFS= read -r l; do '
-            f'case "$l" in ""|{per_id}) ;; *) echo "$l" ;; esac; done); '
-            'if [ -n "$croupier_other" ]; then '
-            'printf "%s\\n" "$croupier_err" >&2; exit "$croupier_rc"; fi; fi'
+            # exit codes 35 (finished, no -x) and 153 (unknown id) come with
+            # per-id messages only: the other ids' answers stand
+            'if [ "$croupier_rc" -ne 0 ] && [ -n "$(croupier_others)" ]; then '
+            'printf "%s\\n" "$croupier_err" >&2; exit "$croupier_rc"; fi'
         )
 
+    @staticmethod
+    def _split_output(stdout: str) -> tuple:
+        """(qstat's output, its form, qstat's stderr, the files' lines) of
+        status_command's output; the form is 'json', 'text' (after a JSON
+        attempt failed) or None (text asked at once). After a fallback, the
+        text form's output replaces what the JSON attempt printed. Cut at the
+        marks, not line by line: a thousand jobs are some 70,000 lines."""
+        qstat, _, tail = stdout.partition(QSTAT_RC_MARK)
+        errors, _, files = tail.partition(FILES_MARK)
+        errors = errors.partition('\n')[2]         # the rest of the line is the rc
+        form = None
+        at = qstat.rfind(FORM_MARK)
+        if at >= 0:
+            end = qstat.find('\n', at)
+            end = len(qstat) if end < 0 else end
+            form = qstat[at + len(FORM_MARK):end].strip()
+            qstat = qstat[end + 1:]
+        return qstat, form, errors, files.splitlines()
+
+    def _blocks(self, qstat_text: str, form: Optional[str]) -> list:
+        """The job blocks of qstat's output in either form. A fallback to the
+        text form is remembered, so that later polls ask in text at once."""
+        if form != 'json':
+            if form == 'text':
+                self.json_refused = True
+            return parse_qstat_full(qstat_text)
+        try:
+            return parse_qstat_json(qstat_text)
+        except ValueError as exc:
+            # some servers print JSON that does not parse (a value with a
+            # character they do not escape): the text form from now on
+            self.json_refused = True
+            raise SchedulerError(f'{self.name}: qstat -F json printed no valid JSON ({exc}); '
+                                 f'the next poll asks in the text form') from None
+
     def parse_status_output(self, stdout, job_ids):
-        qstat_text, errors, files = [], [], []
-        section = qstat_text
-        for line in stdout.splitlines():
-            if line.startswith(QSTAT_RC_MARK):
-                section = errors
-            elif line.strip() == FILES_MARK:
-                section = files
-            else:
-                section.append(line)
-        blocks = parse_qstat_full('\n'.join(qstat_text))
-        unknown = set()
-        for line in qstat_text + errors:
-            # attribute lines are indented; qstat's messages are not
-            m = _UNKNOWN.search(line) if line[:1] not in ('\t', ' ') else None
-            if m:
-                unknown.add(_sequence(m[1] or m[2]))
+        return self._statuses(stdout, job_ids)[0]
+
+    def _statuses(self, stdout: str, job_ids) -> tuple:
+        """({id: JobStatus}, the blocks' _index) from status_command's output."""
+        qstat_text, form, errors, files = self._split_output(stdout)
+        blocks = self._blocks(qstat_text, form)
+        index = self._index(blocks)
+        # qstat's messages about single ids (attribute lines are indented)
+        unknown = {_sequence(m[1] or m[2])
+                   for m in _UNKNOWN_LINE.finditer(qstat_text + '\n' + errors)}
         exit_files, cancelled = {}, set()
         for line in files:
             parts = line.split()
@@ -334,41 +552,88 @@ class PbsFamily(Scheduler):
             if _array_base(key) is not None and '[]' in key:
                 status = self._array_status(key, blocks, marks)
             else:
-                attrs = self._find(key, blocks)
+                attrs = self._find(key, index)
                 status = self._block_status(key, attrs, marks) if attrs is not None else None
             if status is None:
                 status = self._without_qstat(key, marks, _sequence(key) in unknown)
             result[job_id] = status
-        return result
+        return result, index
+
+    # -- queue figures ------------------------------------------------------
+
+    def figures_commands(self) -> list:
+        """The shell parts printing the queues, the nodes and the server (for
+        its default queue), each after its mark: the text forms here."""
+        return self._figures_parts('qstat -Q -f', 'pbsnodes -a', 'qstat -B -f')
+
+    @staticmethod
+    def _figures_parts(queues: str, nodes: str, server: str) -> list:
+        """Each command after its mark; a command that fails leaves its section
+        empty rather than failing the others or the command (as sinfo's does
+        for SLURM): the wrappers' qstat exits 153 for -B, and a server that
+        cannot tell its nodes still has queues to compare."""
+        return [f'echo {shlex.quote(QUEUES_MARK)}', f'{{ {queues} || :; }} 2>/dev/null',
+                f'echo {shlex.quote(NODES_MARK)}', f'{{ {nodes} || :; }} 2>/dev/null',
+                f'echo {shlex.quote(SERVER_MARK)}', f'{{ {server} || :; }} 2>/dev/null']
+
+    def queue_command(self):
+        """ONE command for every queue's figures (placement)."""
+        return '; '.join(self.figures_commands())
+
+    def parse_queue_output(self, stdout):
+        """{queue: PartitionFigures} from queue_command's output."""
+        sections = {QUEUES_MARK: [], NODES_MARK: [], SERVER_MARK: []}
+        section = None
+        for line in stdout.splitlines():
+            if line.strip() in sections:
+                section = sections[line.strip()]
+            elif line.strip() == JOBS_MARK:
+                break
+            elif section is not None:
+                section.append(line)
+        queues = _records('\n'.join(sections[QUEUES_MARK]), 'Queue')
+        nodes = _records('\n'.join(sections[NODES_MARK]), 'nodes')
+        servers = _records('\n'.join(sections[SERVER_MARK]), 'Server')
+        defaults = {attrs.get('default_queue') for attrs in servers.values()}
+        return {name: _queue_figures(name, attrs, nodes, name in defaults)
+                for name, attrs in queues.items()}
 
     # -- exporter -------------------------------------------------------------
 
-    reports_partitions = False
+    reports_partitions = True
 
     def exporter_command(self, job_ids):
-        """ONE command for a metrics scrape: the server's clock, then the
-        status command (qstat -f holds qtime, stime and resources_used)."""
-        return (f'echo "{NOW_MARK}$(LC_ALL=C date {shlex.quote("+" + QSTAT_TIME)})"; '
-                + self.status_command(job_ids))
+        """ONE command for a metrics scrape: the server's clock, the queue
+        figures, then the status command of ``job_ids`` (qstat -f holds
+        qtime, stime and resources_used)."""
+        parts = [f'echo "{NOW_MARK}$(LC_ALL=C date {shlex.quote("+" + QSTAT_TIME)})"',
+                 *self.figures_commands(), f'echo {shlex.quote(JOBS_MARK)}']
+        if job_ids:
+            parts.append(self.status_command(job_ids))
+        return '; '.join(parts)
 
     def parse_exporter_output(self, stdout, job_ids):
-        """([], {id: JobStatus}, {id: JobTimes}): PBS has no partitions here."""
-        now, rest = None, []
+        """(queues, {id: JobStatus}, {id: JobTimes}) from exporter_command's output."""
+        now, head, rest = None, [], None
         for line in stdout.splitlines():
             if line.startswith(NOW_MARK) and now is None:
                 now = _qstat_time(line[len(NOW_MARK):])
+            elif rest is None and line.strip() == JOBS_MARK:
+                rest = []
+            elif rest is None:
+                head.append(line)
             else:
                 rest.append(line)
-        statuses = self.parse_status_output('\n'.join(rest), job_ids)
-        qstat_text = []
-        for line in rest:
-            if line.startswith(QSTAT_RC_MARK):
-                break
-            qstat_text.append(line)
-        blocks = parse_qstat_full('\n'.join(qstat_text))
+        if rest is None:        # no figures part: all of it is the status command's
+            head, rest = [], head
+        partitions = list(self.parse_queue_output('\n'.join(head)).values())
+        if not job_ids:
+            return partitions, {}, {}
+        text = '\n'.join(rest or [])
+        statuses, index = self._statuses(text, job_ids)
         times = {}
         for job_id in job_ids:
-            attrs = self._find(str(job_id), blocks)
+            attrs = self._find(str(job_id), index)
             if attrs is None:
                 continue
             submit = _qstat_time(attrs.get('qtime'))
@@ -382,20 +647,29 @@ class PbsFamily(Scheduler):
                     queued = max(0.0, now - submit)
             times[job_id] = JobTimes(str(job_id), queued,
                                      seconds(attrs.get('resources_used.walltime')))
-        return [], statuses, times
+        return partitions, statuses, times
 
     @staticmethod
-    def _find(key, blocks):
-        """The block of ``key``: the same id, else the same sequence number
-        (qsub may print a shorter server name than qstat)."""
-        same_seq = []
+    def _index(blocks: list) -> tuple:
+        """({id: block}, {sequence number: [blocks]}) of one qstat output, so
+        that finding each job's block costs the same for 1 or 1,000 jobs."""
+        by_id, by_seq = {}, {}
         for block_id, attrs in blocks:
-            if block_id == key:
-                return attrs
-            if _sequence(block_id) == _sequence(key):
-                same_seq.append(attrs)
+            by_id.setdefault(block_id, attrs)
+            by_seq.setdefault(_sequence(block_id), []).append(attrs)
+        return by_id, by_seq
+
+    @staticmethod
+    def _find(key: str, index: tuple):
+        """The block of ``key`` in ``_index``'s result: the same id, else the
+        same sequence number (qsub may print a shorter server name than qstat)."""
+        by_id, by_seq = index
+        attrs = by_id.get(key)
+        if attrs is not None:
+            return attrs
         # a job moved to another server also has an M record here
-        same_seq.sort(key=lambda a: a.get('job_state', '') == 'M')
+        same_seq = sorted(by_seq.get(_sequence(key), ()),
+                          key=lambda a: a.get('job_state', '') == 'M')
         return same_seq[0] if same_seq else None
 
     def _without_qstat(self, job_id, marks, said_unknown):
@@ -426,10 +700,23 @@ class PbsFamily(Scheduler):
                     source = 'qstat+exit-code file'
             return self._ended(job_id, raw, code, attrs, cancelled, source)
         state = self.normalize(raw)
-        reason = comment
-        if not reason and raw.upper() == 'H':
-            reason = f'held ({attrs.get("hold_types", "?")})'
-        return JobStatus(job_id, state, raw_state=raw, reason=reason, source='qstat')
+        if raw.upper() == 'H':
+            return self._held(job_id, raw, attrs)
+        return JobStatus(job_id, state, raw_state=raw, reason=comment, source='qstat')
+
+    @staticmethod
+    def _held(job_id: str, raw: str, attrs: dict) -> JobStatus:
+        """A held job: FAILED when the system holds it (nothing but an
+        administrator can start it: the cluster deletes it), else PENDING
+        (a user or operator hold, bounded by the job's max_time_in_queue)."""
+        holds = attrs.get('hold_types', '') or '?'
+        comment = attrs.get('comment', '')
+        if system_hold(attrs):
+            return JobStatus(job_id, JobState.FAILED, raw_state=raw, source='qstat',
+                             reason=f'held by the system (Hold_Types {holds}), so it would '
+                                    f'never start: {comment or "the server gave no comment"}')
+        return JobStatus(job_id, P, raw_state=raw, source='qstat',
+                         reason=f'held ({holds})' + (f': {comment}' if comment else ''))
 
     def _ended(self, job_id, raw, code, attrs, cancelled, source):
         comment = attrs.get('comment', '')
@@ -437,9 +724,7 @@ class PbsFamily(Scheduler):
             if cancelled:
                 return JobStatus(job_id, JobState.CANCELLED, raw_state=raw, source=source,
                                  reason='cancelled by Croupier')
-            return JobStatus(job_id, JobState.FAILED, raw_state=raw, source=source,
-                             reason='ended without an exit status'
-                                    + (f'; {comment}' if comment else ''))
+            return self._ended_without_status(job_id, raw, attrs, source)
         state, signal, meaning = self.outcome(code, attrs)
         if cancelled and state is not JobState.COMPLETED:
             state, meaning = JobState.CANCELLED, 'cancelled by Croupier' + (
@@ -447,6 +732,15 @@ class PbsFamily(Scheduler):
         reason = '; '.join(r for r in (meaning, comment) if r)
         return JobStatus(job_id, state, raw_state=raw, reason=reason, exit_code=code,
                          signal=signal, source=source)
+
+    def _ended_without_status(self, job_id: str, raw: str, attrs: dict,
+                              source: str) -> JobStatus:
+        """An ended job without an exit status, and no exit-code file: only
+        that it ended is known (Debian's wrappers, a server that forgot)."""
+        comment = attrs.get('comment', '')
+        return JobStatus(job_id, JobState.FAILED, raw_state=raw, source=source,
+                         reason='ended without an exit status'
+                                + (f'; {comment}' if comment else ''))
 
     def outcome(self, code, attrs):
         """(state, signal, meaning) of an exit status."""
@@ -660,3 +954,37 @@ class PbsScheduler(PbsFamily):
         # -x: finished jobs too (while the server keeps job history);
         # -t: the subjobs of arrays, one block each
         return 'qstat -x -f -t' if arrays else 'qstat -x -f'
+
+    def json_qstat_command(self, arrays: bool) -> Optional[str]:
+        """The same qstat printing JSON (-F json, PBS Pro 13 and later)."""
+        return self.qstat_command(arrays).replace(' -f', ' -f -F json')
+
+    def figures_commands(self) -> list:
+        """The queue figures in JSON, unless this server's qstat refused it."""
+        if self.json_refused:
+            return super().figures_commands()
+        return self._figures_parts('qstat -Q -f -F json', 'pbsnodes -a -F json',
+                                   'qstat -B -f -F json')
+
+    def outcome(self, code, attrs):
+        """As the family's, and a job killed by a signal whose comment says the
+        server terminated it (``... and terminated by USER@HOST``, qdel of a
+        running job) is CANCELLED."""
+        state, signal, meaning = super().outcome(code, attrs)
+        if state is JobState.FAILED and signal and _DELETED.search(attrs.get('comment', '')):
+            return JobState.CANCELLED, signal, f'deleted while it ran (signal {signal})'
+        return state, signal, meaning
+
+    def _ended_without_status(self, job_id, raw, attrs, source):
+        """PBS Pro gives every job that ran an Exit_status; one that ended
+        without it was deleted before it ran: by someone (CANCELLED), or by
+        the server because a job it depends on did not end as its dependency
+        requires (SKIPPED; PBS held it on that dependency with Hold_Types s)."""
+        comment = attrs.get('comment', '')
+        depend = attrs.get('depend', '')
+        if depend and 's' in attrs.get('hold_types', ''):
+            return JobStatus(job_id, JobState.SKIPPED, raw_state=raw, source=source,
+                             reason=f'deleted by the server without running: a job it '
+                                    f'depends on did not end as required ({depend})')
+        return JobStatus(job_id, JobState.CANCELLED, raw_state=raw, source=source,
+                         reason='deleted before it ran' + (f'; {comment}' if comment else ''))

@@ -115,6 +115,12 @@ class SlurmScheduler(Scheduler):
         'DEADLINE': JobState.TIMEOUT, 'DL': JobState.TIMEOUT,
     }
 
+    # squeue reasons of a pending job that only an administrator can release
+    # (a user's own hold, JobHeldUser, stays pending); the second one is
+    # written either way by slurmctld. Exact strings: the check runs per row
+    SYSTEM_HOLDS = frozenset({'JobHeldAdmin', 'launch failed requeued held',
+                              'launch_failed_requeued_held'})
+
     def __init__(self):
         self._decoded = {}      # (raw state, exit text, source) -> (state, exit, signal)
 
@@ -348,6 +354,11 @@ class SlurmScheduler(Scheduler):
             if len(self._decoded) < 10000:
                 self._decoded[(raw, exit_text, source)] = decoded
         state, exit_code, signal = decoded
+        if state is P and reason in self.SYSTEM_HOLDS:
+            # held where only an administrator can release it: it would never start
+            return JobStatus(job_id, JobState.FAILED, raw,
+                             f'held by the system, so it would never start: {reason}',
+                             exit_code, signal, source)
         return JobStatus(job_id, state, raw, reason, exit_code, signal, source)
 
     def _aggregate(self, job_id, statuses):

@@ -1,15 +1,20 @@
-"""SSH transport (paramiko) with one shared connection per (host, port, user).
+"""SSH transport (paramiko) with one shared connection per login and settings.
 
-Every SshTransport for the same (host, port, user) in a process uses the
-same connection: one TCP connection and one authentication, however many jobs
-are submitted or polled. A broken connection is re-opened with exponential
-backoff, up to ``reconnect_timeout`` seconds. Host keys are always verified
+Every SshTransport for the same login (host, port, user) with the same
+connection settings (host-key checking, credentials, timeouts; see
+``SshSettings.pool_key``) in a process uses the same connection: one TCP
+connection and one authentication, however many jobs are submitted or polled.
+A broken connection is re-opened with exponential backoff, up to
+``reconnect_timeout`` seconds. Host keys are always verified
 (known_hosts, or a key pinned in the credentials) unless the blueprint opts
 out explicitly with ``host_key_check: false``, which is logged as a warning.
 """
 
+import hashlib
+import hmac
 import io
 import logging
+import math
 import os
 import posixpath
 import secrets
@@ -24,11 +29,13 @@ import paramiko
 
 from ..errors import (AuthenticationError, CommandInterrupted, ConfigError, HostKeyError,
                       TransportError)
-from .agent import LentKeys
+from .agent import LentKeys, Loan
 from .base import CommandResult, Transport
 
 log = logging.getLogger('croupier.ssh')
 
+# keys the digest of the secrets in SshSettings.pool_key; never leaves the process
+_POOL_SALT = secrets.token_bytes(32)
 _KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 _CONNECTION_ERRORS = (paramiko.SSHException, OSError, EOFError, socket.timeout)
 
@@ -94,31 +101,34 @@ class SshSettings:
                 if values[target] != default:
                     raise ConfigError(f'{prefix}.{key}', _hide_if_secret(key, raw),
                                       f'conflicts with another spelling of {target} '
-                                      f'({values[target]!r})')
+                                      f'({_hide_if_secret(target, values[target])!r})')
             values[target] = raw
         for required in ('host', 'user'):
             if required not in values:
                 raise ConfigError(f'{prefix}.{required}', None, 'is required')
             if not isinstance(values[required], str) or not values[required].strip() or \
-                    any(c.isspace() for c in values[required]):
-                raise ConfigError(f'{prefix}.{required}', values[required],
-                                  'must be a non-empty word')
+                    any(c.isspace() for c in values[required]) or \
+                    _looks_like_a_key(values[required]):
+                # a key-like value would otherwise reach logs that name the login
+                raise ConfigError(f'{prefix}.{required}', _shown(values[required]),
+                                  'must be a non-empty word (at most 200 characters)')
         port = values.get('port', 22)
         if isinstance(port, str) and port.isdigit():
             port = int(port)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            raise ConfigError(f'{prefix}.port', port, 'must be a TCP port number (1-65535)')
+            raise ConfigError(f'{prefix}.port', _shown(port),
+                              'must be a TCP port number (1-65535)')
         values['port'] = port
         for flag in ('host_key_check', 'login_shell'):
             if flag in values and not isinstance(values[flag], bool):
-                raise ConfigError(f'{prefix}.{flag}', values[flag], 'must be true or false')
-        for num in ('connect_timeout', 'reconnect_timeout', 'max_sessions'):
+                raise ConfigError(f'{prefix}.{flag}', _shown(values[flag]),
+                                  'must be true or false')
+        for num in ('connect_timeout', 'reconnect_timeout'):
             if num in values:
-                v = values[num]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                    raise ConfigError(f'{prefix}.{num}', v, 'must be a positive number')
+                values[num] = _seconds(f'{prefix}.{num}', values[num])
         if 'max_sessions' in values:
-            values['max_sessions'] = int(values['max_sessions'])
+            values['max_sessions'] = _session_count(f'{prefix}.max_sessions',
+                                                    values['max_sessions'])
         if 'password' not in values and 'private_key' not in values and \
                 'private_key_file' not in values:
             raise ConfigError(f'{prefix}', _hide(credentials),
@@ -130,8 +140,27 @@ class SshSettings:
         return settings
 
     @property
-    def pool_key(self):
+    def login(self) -> tuple:
+        """(host, port, user): the account these settings log in to."""
         return (self.host, self.port, self.user)
+
+    @property
+    def pool_key(self) -> tuple:
+        """What a shared connection must agree on to be reused: the login and
+        every setting that decides how the server is trusted or how we
+        authenticate (host-key checking, credentials, timeouts, sessions).
+
+        ``login_shell`` is left out: it changes the command, not the
+        connection. The secrets enter as one keyed digest (HMAC with a key
+        made per process), so the pool key is safe to show and a weak
+        password cannot be guessed from it offline.
+        """
+        secrets_digest = hmac.new(_POOL_SALT, repr(
+            (self.password, self.private_key, self.private_key_password)).encode('utf-8'),
+            hashlib.sha256).hexdigest()[:32]
+        return (self.host, self.port, self.user, self.private_key_file, self.known_hosts,
+                self.host_key, self.host_key_check, self.connect_timeout,
+                self.reconnect_timeout, self.max_sessions, self.keepalive, secrets_digest)
 
     @property
     def known_hosts_name(self):
@@ -143,6 +172,10 @@ class SshSettings:
         source = 'credentials.private_key'
         if text is None and self.private_key_file:
             source = 'credentials.private_key_file'
+            if _looks_like_a_key(self.private_key_file):
+                raise ConfigError(source, _shown(self.private_key_file),
+                                  'is the path of a key file; this looks like the key itself '
+                                  '(give a key\'s text in credentials.private_key)')
             try:
                 with open(os.path.expanduser(self.private_key_file)) as fh:
                     text = fh.read()
@@ -154,12 +187,69 @@ class SshSettings:
         return load_private_key(text, self.private_key_password, source)
 
 
+# a timeout longer than this is a typo, not a wish (a day)
+MAX_TIMEOUT = 86400.0
+# far above any sshd's MaxSessions (OpenSSH's default is 10)
+MAX_SESSIONS = 1024
+
+
+def _seconds(prop: str, value: object) -> float:
+    """A timeout in seconds: a finite number in (0, MAX_TIMEOUT].
+
+    NaN compares false with everything, so it would pass a plain ``<= 0``
+    check and then make every deadline unreachable.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
+        raise ConfigError(prop, _shown(value),
+                          f'must be a number of seconds above 0 and at most '
+                          f'{MAX_TIMEOUT:g} (a day)')
+    return float(value)
+
+
+def _session_count(prop: str, value: object) -> int:
+    """A number of concurrent sessions: a whole number in [1, MAX_SESSIONS].
+
+    A fraction is refused rather than rounded: 0.5 would round to no
+    session at all and every command would wait for one forever.
+    """
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 1 <= value <= MAX_SESSIONS:
+        raise ConfigError(prop, _shown(value),
+                          f'must be a whole number from 1 to {MAX_SESSIONS}')
+    return value
+
+
+def _looks_like_a_key(value: object) -> bool:
+    """True for a value that may be key material pasted into the wrong field:
+    a PEM or OpenSSH armour, several lines, or a long unbroken string."""
+    if not isinstance(value, str):
+        return False
+    return ('PRIVATE KEY' in value or '-----BEGIN' in value or '\n' in value or
+            'b3BlbnNzaC1rZXktdjE' in value        # base64 of "openssh-key-v1"
+            or len(value) > 200)
+
+
+def _shown(value: object) -> object:
+    """``value`` as an error may show it: key-like text is replaced by a
+    description that says what it looks like, never by (part of) itself."""
+    if _looks_like_a_key(value):
+        return f'<hidden: {len(value)} characters that look like key material>'
+    return value
+
+
 def _hide(value):
     return '<hidden>' if value else value
 
 
-def _hide_if_secret(key, value):
-    return '<hidden>' if key in ('password', 'private_key', 'private_key_password') else value
+def _hide_if_secret(key: str, value: object) -> object:
+    """``value`` as an error may show it: always hidden for a secret field,
+    hidden when it looks like key material for any other."""
+    if key in ('password', 'private_key', 'private_key_password'):
+        return '<hidden>'
+    return _shown(value)
 
 
 def load_private_key(text, passphrase=None, source='credentials.private_key'):
@@ -188,7 +278,7 @@ def _pinned_key(host, port, line, prefix='credentials'):
     except Exception:   # paramiko raises several types for bad base64 or key data
         entry = None
     if entry is None or entry.key is None:
-        raise ConfigError(f'{prefix}.host_key', line,
+        raise ConfigError(f'{prefix}.host_key', _shown(line),
                           'must be a public key line such as "ssh-ed25519 AAAA..."')
     return name, entry.key
 
@@ -198,6 +288,105 @@ def fingerprint(key):
     import hashlib
     digest = hashlib.sha256(key.asbytes()).digest()
     return 'SHA256:' + base64.b64encode(digest).decode().rstrip('=')
+
+
+class KnownHosts:
+    """The entries of OpenSSH known_hosts files, read without failing on what
+    paramiko cannot parse.
+
+    paramiko's own loader stops at the first ``@cert-authority`` or
+    ``@revoked`` line with a raw ``InvalidHostKey``, and paramiko cannot
+    verify host certificates against a CA at all. So CA lines are skipped
+    with a warning (a host that only a CA vouches for stays unknown and is
+    refused); ``@revoked`` keys are kept apart and refused for every host,
+    even where a plain line lists them (OpenSSH scopes them by host pattern;
+    a revoked key is never one to trust, so Croupier does not). Lines that
+    cannot be read are skipped with a warning naming file and line.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list = []          # paramiko HostKeyEntry
+        self.revoked: set = set()        # key blobs
+
+    def load(self, path: str) -> None:
+        """Add the entries of the known_hosts file at ``path``."""
+        try:
+            with open(path, encoding='utf-8', errors='replace') as fh:
+                lines = fh.readlines()
+        except OSError as exc:
+            raise ConfigError('credentials.known_hosts', _shown(path),
+                              f'cannot be read: {exc.strerror}') from None
+        for number, line in enumerate(lines, 1):
+            line = line.strip()
+            if not line or line.startswith('#'):
+                continue
+            marker = None
+            if line.startswith('@'):
+                marker, _, line = line.partition(' ')
+                line = line.strip()
+                if marker == '@cert-authority':
+                    log.warning('%s:%d: @cert-authority line skipped: Croupier cannot verify '
+                                'host certificates; list the host key itself or pin it in '
+                                'credentials.host_key', path, number)
+                    continue
+                if marker != '@revoked':
+                    log.warning('%s:%d: unknown marker %s: line skipped', path, number,
+                                _shown(marker))
+                    continue
+            entry = self._entry(line)
+            if entry is None:
+                log.warning('%s:%d: not a known_hosts line Croupier can read (or a key type '
+                            'it does not support): skipped', path, number)
+            elif marker == '@revoked':
+                self.revoked.add(entry.key.asbytes())
+            else:
+                self.entries.append(entry)
+
+    @staticmethod
+    def _entry(line: str):
+        """The paramiko HostKeyEntry of one line, or None if unreadable."""
+        try:
+            entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+        except Exception:   # paramiko raises several types for bad base64 or key data
+            return None
+        return entry if entry is not None and entry.key is not None else None
+
+    def is_revoked(self, key: paramiko.PKey) -> bool:
+        """True if ``key`` is listed in an ``@revoked`` line."""
+        return key.asbytes() in self.revoked
+
+    def fill(self, host_keys: paramiko.HostKeys) -> None:
+        """Put every entry whose key is not revoked into paramiko's table."""
+        for entry in self.entries:
+            if self.is_revoked(entry.key):
+                continue
+            for name in entry.hostnames:
+                host_keys.add(name, entry.key.get_name(), entry.key)
+
+
+def _revoked_message(settings: 'SshSettings', key: paramiko.PKey) -> str:
+    """The refusal of a server that shows a revoked host key."""
+    return (f'host key of {settings.known_hosts_name} ({key.get_name()} {fingerprint(key)}) '
+            f'is marked @revoked in known_hosts. Refusing to connect')
+
+
+class _RejectUnknown(paramiko.MissingHostKeyPolicy):
+    """Refuses a server whose host key is not known, with Croupier's own
+    error (and a clearer one for a revoked key)."""
+
+    def __init__(self, settings: 'SshSettings', known: KnownHosts) -> None:
+        self.settings = settings
+        self.known = known
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        """Called by paramiko for a key in no known_hosts entry: always refuse."""
+        if self.known.is_revoked(key):
+            raise HostKeyError(_revoked_message(self.settings, key))
+        raise HostKeyError(
+            f'host key of {self.settings.known_hosts_name} ({key.get_name()} '
+            f'{fingerprint(key)}) is unknown: add it to known_hosts '
+            f'(credentials.known_hosts) or pin it in credentials.host_key; '
+            f'host_key_check: false skips the check')
 
 
 class _AcceptUnverified(paramiko.MissingHostKeyPolicy):
@@ -229,20 +418,22 @@ class SshConnection:
     def _new_client(self):
         s = self.settings
         client = paramiko.SSHClient()
+        known = KnownHosts()      # stays empty with a pinned key or no check
         if s.host_key:
             name, key = _pinned_key(s.host, s.port, s.host_key)
             client.get_host_keys().add(name, key.get_name(), key)
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            client.set_missing_host_key_policy(_RejectUnknown(s, known))
         elif s.host_key_check:
             files = [os.path.expanduser(s.known_hosts)] if s.known_hosts else [
                 os.path.expanduser('~/.ssh/known_hosts'), '/etc/ssh/ssh_known_hosts']
             for path in files:
                 if os.path.exists(path):
-                    client.get_host_keys().load(path)
+                    known.load(path)
                 elif s.known_hosts:
-                    raise ConfigError('credentials.known_hosts', s.known_hosts,
+                    raise ConfigError('credentials.known_hosts', _shown(s.known_hosts),
                                       'file does not exist')
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            known.fill(client.get_host_keys())
+            client.set_missing_host_key_policy(_RejectUnknown(s, known))
         else:
             log.warning('host key check disabled for %s@%s:%s (credentials.host_key_check: '
                         'false)', s.user, s.host, s.port)
@@ -253,8 +444,13 @@ class SshConnection:
                            banner_timeout=s.connect_timeout, auth_timeout=s.connect_timeout,
                            channel_timeout=s.connect_timeout,
                            allow_agent=False, look_for_keys=False)
+        except HostKeyError:
+            client.close()
+            raise
         except paramiko.BadHostKeyException as exc:
             client.close()
+            if known.is_revoked(exc.key):
+                raise HostKeyError(_revoked_message(s, exc.key)) from None
             raise HostKeyError(
                 f'host key of {s.known_hosts_name} does not match the known key: server '
                 f'sent {exc.key.get_name()} {fingerprint(exc.key)}, expected '
@@ -266,11 +462,6 @@ class SshConnection:
                                       f'(authentication failed)') from None
         except paramiko.SSHException as exc:
             client.close()
-            if 'not found in known_hosts' in str(exc):
-                raise HostKeyError(
-                    f'host key of {s.known_hosts_name} is unknown: add it to known_hosts '
-                    f'(credentials.known_hosts) or pin it in credentials.host_key; '
-                    f'host_key_check: false skips the check') from None
             raise TransportError(f'SSH to {s.user}@{s.host}:{s.port} failed: {exc}') from None
         except (OSError, EOFError, socket.timeout) as exc:
             client.close()
@@ -333,7 +524,7 @@ class SshConnection:
 
     # -- commands -----------------------------------------------------------
 
-    def run(self, command, timeout, idempotent, lend_keys=()):
+    def run(self, command, timeout, idempotent, loan: Optional[Loan] = None):
         deadline = time.monotonic() + self.settings.reconnect_timeout
         refusals = 0
         with self._sessions:
@@ -359,8 +550,8 @@ class SshConnection:
                         self.broken(client)
                     continue
                 try:
-                    with LentKeys(client.get_transport(), lend_keys) as lent:
-                        if lend_keys:
+                    with LentKeys(client.get_transport(), loan) as lent:
+                        if loan is not None:
                             lent.forward(channel)
                         channel.exec_command(command)
                         return self._collect(channel, timeout, command)
@@ -459,7 +650,9 @@ _POOL_LOCK = threading.Lock()
 
 
 def shared_connection(settings):
-    """The process-wide connection for settings.pool_key, created on first use."""
+    """The process-wide connection for ``settings.pool_key``, created on first
+    use: settings that differ in anything that matters to trust or
+    authentication never share a connection, even for the same login."""
     with _POOL_LOCK:
         conn = _POOL.get(settings.pool_key)
         if conn is None:
@@ -512,10 +705,13 @@ class SshTransport(Transport):
         result = self.connection.run(self.wrap(command), timeout, idempotent)
         return self.checked(command, result) if check else result
 
-    def run_lending_keys(self, command, keys, timeout=None):
+    def run_lending_keys(self, command: str, loan: Loan,
+                         timeout: Optional[float] = None) -> CommandResult:
         """Run ``command`` with SSH agent forwarding, answering its agent
-        requests with ``keys`` from memory (they never reach the host's disk)."""
-        return self.connection.run(self.wrap(command), timeout, True, lend_keys=tuple(keys))
+        requests from memory with the keys of ``loan`` (they never reach the
+        host's disk), for logins to the loan's host key and user only, until
+        the command ends."""
+        return self.connection.run(self.wrap(command), timeout, True, loan=loan)
 
     def write_file(self, path, data, mode=0o600):
         if isinstance(data, str):
