@@ -46,6 +46,7 @@ def validate_nodes(node_list):
         if legacy:
             # the original's settings Croupier refuses: said once, not again as unknown
             problems.extend(legacy)
+            broken.add(node_id)         # (its jobs are not blamed for it)
             continue
         if edge.INTERFACE_TYPE in _types(node):
             vaults = [rel['target_id'] for rel in node.get('relationships') or []

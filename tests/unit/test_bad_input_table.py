@@ -422,6 +422,20 @@ CASES += [
         "node 'hpc', property 'credentials.login_shell' = 'maybe'"),
     Row('zero sessions', blueprint(credentials='{host: h, user: u, password: pw, max_sessions: 0}'),
         "node 'hpc', property 'credentials.max_sessions' = 0"),
+    Row('sessions fractional',
+        blueprint(credentials='{host: h, user: u, password: pw, max_sessions: 2.5}'),
+        "node 'hpc', property 'credentials.max_sessions' = 2.5"),
+    Row('sessions NaN', blueprint(credentials='{host: h, user: u, password: pw, max_sessions: .nan}'),
+        "node 'hpc', property 'credentials.max_sessions' = nan"),
+    Row('connect timeout NaN',
+        blueprint(credentials='{host: h, user: u, password: pw, connect_timeout: .nan}'),
+        "node 'hpc', property 'credentials.connect_timeout' = nan"),
+    Row('connect timeout inf',
+        blueprint(credentials='{host: h, user: u, password: pw, connect_timeout: .inf}'),
+        "node 'hpc', property 'credentials.connect_timeout' = inf"),
+    Row('reconnect timeout NaN',
+        blueprint(credentials='{host: h, user: u, password: pw, reconnect_timeout: .nan}'),
+        "node 'hpc', property 'credentials.reconnect_timeout' = nan"),
     Row('credentials not a mapping', blueprint(credentials='[a]'),
         "Property type validation failed in 'hpc': property 'credentials' type is"),
     # job_prefix, base_dir, workdir_prefix, skip_cleanup
@@ -438,6 +452,24 @@ CASES += [
           "'w\\n'"),
     iface('workdir prefix very long', f'      workdir_prefix: {LONG}\n', 'workdir_prefix',
           "'xxxxx"),
+    iface('interface simulate', '      simulate: true\n', 'simulate', 'True'),
+    iface('interface recurring workflow', '      recurring_workflow: true\n',
+          'recurring_workflow', 'True'),
+    Row('interface internet_access not a boolean',
+        blueprint(extra_interface='      internet_access: maybe\n'),
+        "Property type validation failed in 'hpc': property 'internet_access' type is"),
+    iface('interface supported_prtocols a number', '      supported_prtocols: 5\n',
+          'supported_prtocols', '5'),
+    iface('interface accounting user a list',
+          '      accounting_options: {reporting_user: [a]}\n',
+          'accounting_options.reporting_user', "['a']"),
+    iface('interface agent installed', '      agent_config: {install_method: remote}\n',
+          'agent_config.install_method', "'remote'"),
+    Row('reservation deletion path', blueprint(
+        config='{infrastructure_interface: SLURM, reservation_deletion_path: /x}'),
+        "node 'hpc', property 'config.reservation_deletion_path' = '/x'"),
+    monitoring('deployment label', '{deployment_label: x}', 'deployment_label', "'x'"),
+    monitoring('only_jobs true', '{only_jobs: true}', 'only_jobs', 'True'),
     Row('interface skip_cleanup not a boolean',
         blueprint(extra_interface='      skip_cleanup: maybe\n'),
         "Property type validation failed in 'hpc': property 'skip_cleanup' type is"),
@@ -551,6 +583,15 @@ CASES += [
              'a long command is uploaded in the job script by SFTP, never on a command line'),
     opt('script with a newline', '{script: "run.sh\\n"}', 'script', "'run.sh\\n'"),
     opt('script a number', '{script: 5}', 'script', '5'),
+    opt('remote_script with a newline', '{remote_script: "r.sh\\n"}', 'remote_script',
+        "'r.sh\\n'"),
+    opt('time NaN', '{commands: [run], time: .nan}', 'time', 'nan'),
+    opt('mem_per_cpu huge', '{commands: [run], mem_per_cpu: 99999999999999999T}',
+        'mem_per_cpu', "'99999999999999999T'"),
+    opt('environment a list of numbers', '{commands: [run], environment: [1]}',
+        'environment[0]', '1'),
+    opt('args with a mapping', '{script: run.sh, args: [{a: b}]}', 'args[0]', "{'a': 'b'}"),
+    opt('post a mapping', '{commands: [run], post: {a: b}}', 'post', "{'a': 'b'}"),
     opt('local_script with a newline', '{local_script: "a\\nb.sh"}', 'local_script',
         "'a\\nb.sh'"),
     opt('argument a mapping', '{script: run.sh, arguments: [{a: b}]}', 'arguments[0]',
@@ -753,6 +794,31 @@ def test_every_row_either_names_an_error_or_says_why_it_is_accepted():
     assert len({row.case for row in ROWS}) == len(ROWS), 'case names must be unique'
 
 
+def test_every_property_of_the_interface_and_job_types_has_a_row():
+    """Each property of plugin.yaml's InfrastructureInterface, Job, SingularityJob
+    and PyCOMPSsJob, each config and monitoring field and each job option
+    spelling is refused by name in some row, or accepted on purpose in one."""
+    import os
+    import yaml
+    from croupier_plugin.core.infrastructure import CONFIG_KEYS, MONITORING_KEYS
+    from croupier_plugin.core.model import JobSpec
+    from croupier_plugin.core.schedulers.pycompss import PycompssJob
+    import croupier_plugin
+    path = os.path.join(os.path.dirname(croupier_plugin.__file__), 'resources', 'plugin.yaml')
+    with open(path) as fh:
+        types = yaml.safe_load(fh)['node_types']
+    names = [prop for name in ('InfrastructureInterface', 'Job', 'SingularityJob', 'PyCOMPSsJob')
+             for prop in types[f'croupier.nodes.{name}'].get('properties') or {}]
+    names += [f'config.{key}' for key in CONFIG_KEYS]
+    names += [f'monitoring_options.{key}' for key in MONITORING_KEYS]
+    names += [f'job_options.{key}' for key in (*JobSpec.OPTION_ALIASES, *PycompssJob.OPTION_KEYS)]
+
+    def covered(name):
+        return any(f"property '{name}" in row.expected or
+                   (row.accepted and f"{name.split('.')[-1]}:" in row.text) for row in ROWS)
+    assert [name for name in names if not covered(name)] == []
+
+
 @pytest.mark.parametrize('row', ROWS, ids=[row.case for row in ROWS])
 def test_bad_input_is_refused_naming_node_property_and_value(tmp_path, capsys, row):
     path = tmp_path / 'blueprint.yaml'
@@ -773,6 +839,8 @@ def test_bad_input_is_refused_naming_node_property_and_value(tmp_path, capsys, r
     # 1: refused by Croupier's checks; 2: by Cloudify's blueprint parser
     assert status in (1, 2)
     assert row.expected in err
+    # every row's jobs point at a real interface: a bad interface is its own problem
+    assert 'is not a croupier.nodes.InfrastructureInterface' not in err
 
 
 def test_the_table_is_long_enough():
