@@ -133,7 +133,7 @@ def has_line_break(text: str) -> bool:
     return any(c in text for c in '\n\r\0')
 
 
-def parse_duration(prop, value):
+def parse_duration(prop: str, value: object) -> int:
     """Seconds from a SLURM-style time ('30', '10:00', '1:00:00', '2-00:00:00').
 
     A bare integer means minutes, as in SLURM's --time.
@@ -182,7 +182,9 @@ def positive_int(prop: str, value: object, minimum: int = 1,
     return value
 
 
-def directive_word(prop, value):
+def directive_word(prop: str, value: object) -> str:
+    """A value for a scheduler directive line: plain characters, one line, at most
+    MAX_WORD characters (directives cannot be quoted)."""
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise ConfigError(prop, value, 'must be a string')
     text = str(value)

@@ -63,6 +63,7 @@ class Monitor:
     _clusters: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Refuse bounds that are not finite numbers >= 0."""
         # a NaN grace compares false with every wait: an unknown job would fail at once
         for name in ('unknown_grace', 'outage_limit', 'max_backoff'):
             value = getattr(self, name)

@@ -345,6 +345,7 @@ def iface(case, lines, prop, shown, **kw):
 
 
 def monitoring(case, options, prop, shown):
+    """An interface row whose monitoring_options are ``options``."""
     return iface(case, f"      monitoring_options: {options}\n",
                  f'monitoring_options.{prop}', shown)
 
@@ -425,7 +426,8 @@ CASES += [
     Row('sessions fractional',
         blueprint(credentials='{host: h, user: u, password: pw, max_sessions: 2.5}'),
         "node 'hpc', property 'credentials.max_sessions' = 2.5"),
-    Row('sessions NaN', blueprint(credentials='{host: h, user: u, password: pw, max_sessions: .nan}'),
+    Row('sessions NaN',
+        blueprint(credentials='{host: h, user: u, password: pw, max_sessions: .nan}'),
         "node 'hpc', property 'credentials.max_sessions' = nan"),
     Row('connect timeout NaN',
         blueprint(credentials='{host: h, user: u, password: pw, connect_timeout: .nan}'),
