@@ -2,9 +2,12 @@
 
 import argparse
 import logging
+import os
+import re
 import signal
 import sys
 import time
+from typing import Optional
 
 from . import runner
 from .validation import validate_plan
@@ -94,8 +97,15 @@ def job_rows(env):
                                        r['name']))
 
 
+def _inputs(args: argparse.Namespace) -> dict:
+    """The command's inputs, kept on ``args`` so that an error message about them
+    can be cleaned of their values."""
+    args.loaded_inputs = runner.load_inputs(args.inputs)
+    return args.loaded_inputs
+
+
 def cmd_validate(args):
-    env = runner.init_env(args.blueprint, runner.load_inputs(args.inputs))
+    env = runner.init_env(args.blueprint, _inputs(args))
     problems = validate_plan(env.storage)
     if problems:
         for problem in problems:
@@ -107,7 +117,7 @@ def cmd_validate(args):
 
 def cmd_run(args):
     console = Console(verbose=args.verbose)
-    env = runner.init_env(args.blueprint, runner.load_inputs(args.inputs), name=args.name)
+    env = runner.init_env(args.blueprint, _inputs(args), name=args.name)
     problems = validate_plan(env.storage)
     if problems:
         for problem in problems:
@@ -127,7 +137,6 @@ def cmd_run(args):
 
 def _run_workflow(console, env, workflow, name=None, parameters=None):
     """Execute ``workflow``; SIGINT/SIGTERM (and `croupier cancel NAME`) cancel it."""
-    import os
     from cloudify.workflows import workflow_api
 
     def on_signal(signum, frame):
@@ -135,8 +144,7 @@ def _run_workflow(console, env, workflow, name=None, parameters=None):
         workflow_api.set_cancel_request()
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     if name:
-        with open(runner.pid_file(name), 'w') as fh:
-            fh.write(str(os.getpid()))
+        runner.write_pid_file(name)
     try:
         console.line(workflow)
         if runner.execute(env, workflow, parameters) == workflow_api.EXECUTION_CANCELLED_RESULT:
@@ -150,31 +158,67 @@ def _run_workflow(console, env, workflow, name=None, parameters=None):
         for s, handler in previous.items():
             signal.signal(s, handler)
         if name:
-            try:
-                os.unlink(runner.pid_file(name))
-            except OSError:
-                pass
+            runner.remove_pid_file(name, only_pid=os.getpid())
 
 
-def cmd_install(args):
-    if runner.load_named(args.name) is not None:
-        print(f'error: deployment {args.name!r} exists; uninstall it first', file=sys.stderr)
-        return 1
-    env = runner.init_env(args.blueprint, runner.load_inputs(args.inputs), name=args.name,
-                          storage=runner.file_storage())
-    problems = validate_plan(env.storage)
-    if problems:
-        runner.remove_named(args.name)
-        for problem in problems:
-            print(f'error: {problem}', file=sys.stderr)
-        return 1
+# A deployment name becomes a folder name in the store: nothing that could climb out
+# of it or hide there.
+NAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,99}')
+
+
+def _check_name(name: str) -> None:
+    """Refuse a deployment name that is not a plain folder name."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f'deployment name {name!r}: use letters, digits, "_", "." and "-" '
+                         f'(starting with a letter or digit, at most 100)')
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    """Create the named deployment and run install on it.
+
+    The store's entries for the name are removed again when the deployment cannot be
+    created (bad blueprint or inputs, refused properties), so that the name stays free.
+    """
+    _check_name(args.name)
+    inputs = _inputs(args)
+    with runner.store_lock():
+        if _load(args.name) is not None:
+            print(f'error: deployment {args.name!r} exists; uninstall it first',
+                  file=sys.stderr)
+            return 1
+        if runner.remove_named(args.name):
+            print(f'removed what an earlier failed install of {args.name!r} left',
+                  file=sys.stderr)
+        try:
+            env = runner.init_env(args.blueprint, inputs, name=args.name,
+                                  storage=runner.file_storage())
+            problems = validate_plan(env.storage)
+        except BaseException:
+            runner.remove_named(args.name)
+            raise
+        if problems:
+            runner.remove_named(args.name)
+            for problem in problems:
+                print(f'error: {problem}', file=sys.stderr)
+            return 1
     console = Console(verbose=args.verbose)
     console.install()
     return _run_workflow(console, env, 'install', args.name)
 
 
-def _named(name):
-    env = runner.load_named(name)
+def _load(name: str) -> Optional[object]:
+    """The stored deployment ``name`` (None when there is none), its name checked."""
+    _check_name(name)
+    try:
+        return runner.load_named(name)
+    except ValueError:          # json: a deployment.json cut short
+        raise ValueError(f'deployment {name!r}: its stored state cannot be read; '
+                         f'`croupier uninstall {name}` forgets it') from None
+
+
+def _named(name: str):
+    """The stored deployment ``name``; a ValueError naming it when there is none."""
+    env = _load(name)
     if env is None:
         raise ValueError(f'no deployment named {name!r}')
     return env
@@ -211,22 +255,72 @@ def cmd_status(args):
     return 0
 
 
-def cmd_cancel(args):
-    import os
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Ask the process running a workflow on the deployment to cancel it.
+
+    The pid file's process is signalled only when it still is that runner (same
+    start time and command line): a pid the system has since given to another
+    process is never signalled, and the stale file is removed.
+    """
     _named(args.name)
-    try:
-        with open(runner.pid_file(args.name)) as fh:
-            pid = int(fh.read().strip())
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError):
+    record = runner.read_pid_file(args.name)
+    if record is None:
         print(f'no execution of {args.name!r} is running', file=sys.stderr)
         return 1
+    pid = record.get('pid')
+    # a pidfd pins the process: once it is checked, no other one can get the signal
+    pidfd = None
+    if isinstance(pid, int) and pid > 0 and hasattr(os, 'pidfd_open'):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = None
+    try:
+        current = runner.process_identity(pid) if isinstance(pid, int) and pid > 0 else None
+        if not record:
+            why = 'it does not record a Croupier process (pid, start time, command line)'
+        elif current is None:
+            why = f'process {pid} has ended'
+        elif any(current[key] != record[key] for key in ('start_time', 'cmdline')):
+            why = f'process {pid} is another process now'
+        else:
+            why = None
+        if why:
+            runner.remove_pid_file(args.name)
+            print(f'no execution of {args.name!r} is running: its pid file was stale '
+                  f'({why}) and is removed; nothing was signalled', file=sys.stderr)
+            return 1
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        runner.remove_pid_file(args.name)
+        print(f'no execution of {args.name!r} is running (process {pid} just ended)',
+              file=sys.stderr)
+        return 1
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     print(f'cancel requested (process {pid})')
     return 0
 
 
-def cmd_uninstall(args):
-    env = _named(args.name)
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    """Uninstall the deployment and forget it; a name an install left half-created
+    (stored, but never a complete deployment) is simply forgotten."""
+    _check_name(args.name)
+    with runner.store_lock():
+        try:
+            env = runner.load_named(args.name)
+        except ValueError:          # its deployment.json was cut short
+            env = None
+        if env is None:
+            if runner.remove_named(args.name):
+                print(f'removed {args.name!r}: it was never completely created (or its '
+                      f'stored state cannot be read), so no uninstall workflow ran')
+                return 0
+            raise ValueError(f'no deployment named {args.name!r}')
     console = Console(verbose=args.verbose)
     console.install()
     status = _run_workflow(console, env, 'uninstall', args.name)
@@ -237,7 +331,6 @@ def cmd_uninstall(args):
 
 def cmd_keys_generate(args):
     """An ed25519 key pair: the private key goes to Vault, the public line to stdout."""
-    import os
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -311,6 +404,23 @@ def cmd_exporter(args):
     return 0
 
 
+def cmd_config(args) -> int:
+    """Print the site configuration in effect and where each value comes from."""
+    from .core import site
+    try:
+        config = site.load()
+    except site.SiteConfigError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    print(f'site configuration file: {config.file or "none"} (looked at: '
+          f'{", ".join(config.searched)})')
+    rows = [(key, config.get(key) or '-', config.describe(key)) for key in site.SETTINGS]
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    for key, value, source in rows:
+        print(f'{key.ljust(width[0])}  {value.ljust(width[1])}  {source}')
+    return 0
+
+
 def _cause(exc):
     text = str(exc)
     return text if text else type(exc).__name__
@@ -381,8 +491,10 @@ def main(argv=None):
     p.add_argument('--listen', help='address to listen on (default: the file\'s, or 127.0.0.1)')
     p.add_argument('--port', type=int, help='port (default: the file\'s, or 9110; 0 picks one)')
     p.set_defaults(func=cmd_exporter)
+    p = sub.add_parser('config', help='show the site configuration in effect (Vault and '
+                       'exporter addresses, known_hosts) and where each value comes from')
+    p.set_defaults(func=cmd_config)
     args = parser.parse_args(argv)
-    import os
     # the exporter is a service: its registrations are worth a log line
     default = 'INFO' if args.command == 'exporter' else 'WARNING'
     level = os.environ.get('CROUPIER_LOG_LEVEL', default).upper()
@@ -391,31 +503,90 @@ def main(argv=None):
     try:
         return args.func(args)
     except Exception as exc:
-        from dsl_parser.exceptions import DSLParsingException
-        if isinstance(exc, DSLParsingException):
-            # the parser quotes the whole offending value, credentials included
-            lines = [line for line in str(exc).splitlines()
-                     if not line.strip().startswith('value:')]
-            print('error: ' + '\n'.join(lines), file=sys.stderr)
+        if isinstance(exc, _dsl_errors()):
+            print('error: ' + dsl_message(exc, getattr(args, 'loaded_inputs', None)),
+                  file=sys.stderr)
             return 2
         if isinstance(exc, (ValueError, OSError)):
             print(f'error: {exc}', file=sys.stderr)
             return 2
-        import yaml
-        from dsl_parser import exceptions as dsl_errors
-        if isinstance(exc, yaml.YAMLError):
-            # the problem and where, without the quoted snippet (it may hold a secret)
-            mark = getattr(exc, 'problem_mark', None)
-            where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
-            problem = getattr(exc, 'problem', None) or str(exc).splitlines()[0]
-            print(f'error: not valid YAML: {problem}{where}', file=sys.stderr)
-            return 2
-        if isinstance(exc, (dsl_errors.UnknownInputError, dsl_errors.MissingRequiredInputError,
-                            dsl_errors.InputEvaluationError,
-                            dsl_errors.FunctionEvaluationError)):
-            print(f'error: inputs: {exc}', file=sys.stderr)
-            return 2
         raise
+
+
+def _dsl_errors() -> tuple:
+    """The exceptions Cloudify's DSL parser raises about a blueprint or its inputs."""
+    from dsl_parser import exceptions
+    return (exceptions.DSLParsingException, exceptions.MissingRequiredInputError,
+            exceptions.UnknownInputError, exceptions.InputEvaluationError,
+            exceptions.ConstraintException, exceptions.FunctionEvaluationError,
+            exceptions.FunctionValidationError, exceptions.UnknownSecretError,
+            exceptions.UnsupportedGetSecretError,
+            exceptions.EvaluationRecursionLimitReached)
+
+
+HIDDEN = '<hidden>'
+# Every message of the DSL parser (cloudify-common 7.0.5) that quotes a value, as
+# (text before the value, text after it); the value is whatever lies between, which
+# may span lines (a private key). Greedy: a value holding the text after is still
+# hidden whole.
+_DSL_VALUE_SHAPES = [re.compile(f'({before})(.*)({after})', re.S) for before, after in (
+    # utils.parse_value and constraints._validate_type_match (property and input types)
+    (r"yet it was assigned with the value '", r"'$"),
+    # functions.GetInput with a return type
+    (r"Value '", r"' of input '[^']*' does not match data type declared for "),
+    # constraints._validate_input_value: object-based types and constraints
+    (r"Value '", r"' of '[^']*' is not a valid value for data type "),
+    (r"Value '", r"' of input '[^']*' does not match any relevant entity"),
+    (r"^Value ", r" of input \S+ (?:is invalid\.|violates constraint )"),
+    (r"Input value ", r", of input \S+, cannot contain an intrinsic function"),
+    # functions: unresolved arguments and argument type checks
+    (r"found an unresolved argument: ", r"$"),
+    (r"should not be a function \(", r"\)$"),
+    (r"should be of type .*? but is .*? \(", r"\)$"),
+)]
+
+
+def _strings(value: object) -> list[str]:
+    """Every string value inside ``value`` (in mappings, lists; keys are names, not
+    values, and are left out)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+def dsl_message(exc: Exception, inputs: Optional[dict] = None) -> str:
+    """The DSL parser's message for ``exc`` with every value it quotes hidden.
+
+    The parser appends the offending YAML element (file, line, path and its whole
+    value): the element is described here without its value. Besides the known
+    message shapes, any string given as an input (four characters or more) is hidden
+    wherever it still appears, also as Python would quote it inside a list.
+    """
+    from dsl_parser.exceptions import DSLParsingException
+    if isinstance(exc, DSLParsingException):
+        text = ' '.join(str(arg) for arg in exc.args)
+    else:
+        text = str(exc)
+    for shape in _DSL_VALUE_SHAPES:
+        text = shape.sub(lambda m: m.group(1) + HIDDEN + m.group(3), text)
+    secrets = {s for s in _strings(inputs or {}) if len(s) >= 4}
+    secrets |= {repr(s)[1:-1] for s in secrets}
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, HIDDEN)
+    element = getattr(exc, 'element', None)
+    if element is not None:
+        if element.filename:
+            text += f'\n  in: {element.filename}'
+        line = element.name_start_line if element.name_start_line is not None \
+            and element.name_start_line >= 0 else element.start_line
+        if line is not None and line >= 0:
+            text += f'\n  in line: {line + 1}'
+        text += f'\n  path: {element.path}'
+    return text
 
 
 if __name__ == '__main__':

@@ -1,65 +1,277 @@
 """The embedded runner: blueprints on Cloudify's local workflow engine.
 
-Maps ``plugin:croupier`` to the installed plugin.yaml and the Cloudify types
-URL to Croupier's own minimal types.yaml, so blueprints written for a Cloudify
-Manager run unchanged on one machine.
+Imports are resolved as a Cloudify Manager 7.0.5 resolves them, so blueprints
+written for a manager run unchanged on one machine: ``plugin:croupier`` is the
+installed plugin.yaml; the Cloudify types, under any of the eight spellings a
+manager maps (http or https, with or without www., cloudify.co or
+getcloudify.org, ``/spec/cloudify/<version>/types.yaml``) or as
+``cloudify/types/types.yaml``, are Croupier's own minimal types.yaml, chosen by
+the blueprint's DSL version.
+
+With ``CROUPIER_CLOUDIFY_TYPES`` naming a directory laid out like a manager's
+``/opt/manager/resources`` (``spec/cloudify/<version>/types.yaml`` and
+``cloudify/types/types[_1_x].yaml``), those files are read instead, exactly as
+the manager picks them: the URL's version for a URL, the blueprint's DSL
+version for ``cloudify/types/types.yaml``.
 """
 
+import contextlib
 import os
+import re
+import shutil
+import stat
+import threading
+from typing import Iterator, Optional
 
 import yaml
+from cloudify.workflows.local import FileStorage
 
 RESOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'resources')
 PLUGIN_YAML = os.path.realpath(os.path.join(RESOURCES, 'plugin.yaml'))
 TYPES_YAML = os.path.join(RESOURCES, 'types.yaml')
-TYPES_URLS = (
-    'http://cloudify.co/spec/cloudify/7.0.5/types.yaml',
-    'https://cloudify.co/spec/cloudify/7.0.5/types.yaml',
-    'http://www.getcloudify.org/spec/cloudify/7.0.5/types.yaml',
-    'cloudify/types/types.yaml',
-)
+PLUGIN_IMPORT = 'plugin:croupier'
+# the prefixes a 7.0.5 manager maps to its resources/spec folder
+SPEC_URL = re.compile(r'^https?://(?:www\.)?(?:cloudify\.co|getcloudify\.org)/spec/')
+CLOUDIFY_TYPES_PATH = re.compile(r'^cloudify/[^/]+/types\.yaml$')
+# dsl_parser tries a relative import as "resource:<name>" last, first with the
+# blueprint's DSL version in the file name (types_1_3.yaml), then as written
+LOCAL_TYPES_IMPORT = re.compile(r'^resource:cloudify/types/types(?:_\d+_\d+)?\.yaml$')
+CLOUDIFY_TYPES_ENV = 'CROUPIER_CLOUDIFY_TYPES'
 # task retries of the local engine default to "forever": never use that
 TASK_RETRIES = 0
 TASK_RETRY_INTERVAL = 0
 
 
-def import_rules():
-    rules = [{'plugin:croupier': 'file://' + PLUGIN_YAML}]
-    rules += [{url: 'file://' + TYPES_YAML} for url in TYPES_URLS]
+def types_for_version(folder: str, dsl_version: Optional[str]) -> str:
+    """The types file of ``folder`` for a blueprint of ``dsl_version`` ('1_3'):
+    ``types_1_3.yaml`` when there is one, else ``types.yaml``."""
+    if dsl_version:
+        versioned = os.path.join(folder, f'types_{dsl_version}.yaml')
+        if os.path.exists(versioned):
+            return versioned
+    return os.path.join(folder, 'types.yaml')
+
+
+def _resolver_class():
+    # dsl_parser is imported only when a blueprint is parsed
+    from dsl_parser.exceptions import DSLParsingLogicException
+    from dsl_parser.import_resolver.abstract_import_resolver import (AbstractImportResolver,
+                                                                     read_import)
+
+    class CroupierImportResolver(AbstractImportResolver):
+        """Resolves ``plugin:croupier`` and the Cloudify types as a manager does
+        (see the module's docstring); anything else is read as written."""
+
+        def __init__(self, types_root: Optional[str] = None) -> None:
+            self.types_root = types_root
+
+        def types_file(self, import_url: str, dsl_version: Optional[str]) -> Optional[str]:
+            """The file a Cloudify types import stands for, or None when
+            ``import_url`` is not one."""
+            spec = SPEC_URL.match(import_url)
+            if spec:
+                rest = import_url[spec.end():]
+                if self.types_root:
+                    return os.path.join(self.types_root, 'spec', rest)
+                if not CLOUDIFY_TYPES_PATH.match(rest):
+                    raise DSLParsingLogicException(
+                        13, f'import {import_url!r}: the embedded runner maps only the Cloudify '
+                            f'types (.../spec/cloudify/<version>/types.yaml) under that address')
+                return types_for_version(RESOURCES, dsl_version)
+            local = LOCAL_TYPES_IMPORT.match(import_url)
+            if local:
+                if self.types_root:
+                    return os.path.join(self.types_root, import_url[len('resource:'):])
+                return types_for_version(RESOURCES, dsl_version)
+            return None
+
+        def fetch_import(self, import_url: str, **kwargs) -> str:
+            """The text of ``import_url`` for a blueprint of ``kwargs['dsl_version']``."""
+            if import_url == PLUGIN_IMPORT:
+                return read_import('file:' + PLUGIN_YAML)
+            path = self.types_file(import_url, kwargs.get('dsl_version'))
+            if path is not None:
+                return read_import('file:' + path)
+            return super().fetch_import(import_url, **kwargs)
+
+        def resolve(self, import_url: str) -> str:
+            """Any other remote import, read as written."""
+            return read_import(import_url)
+
+        def retrieve_plugin(self, import_url: str, **kwargs) -> None:
+            """No plugin catalogue: plugin.yaml is imported as a file."""
+            return None
+
+    return CroupierImportResolver
+
+
+SPEC_PREFIXES = tuple(f'{scheme}://{www}{host}/spec/' for scheme in ('http', 'https')
+                      for www in ('', 'www.') for host in ('cloudify.co', 'getcloudify.org'))
+CLOUDIFY_VERSION = '7.0.5'
+
+
+def import_rules() -> list:
+    """Prefix rules for dsl_parser's DefaultImportResolver (what ``cfy`` can be
+    configured with): ``plugin:croupier`` and the eight spellings of the
+    Cloudify 7.0.5 types URL to Croupier's files. The embedded runner itself
+    maps every version (see ``resolver``)."""
+    rules = [{PLUGIN_IMPORT: 'file://' + PLUGIN_YAML}]
+    rules += [{f'{prefix}cloudify/{CLOUDIFY_VERSION}/types.yaml': 'file://' + TYPES_YAML}
+              for prefix in SPEC_PREFIXES]
     return rules
 
 
-def resolver():
-    from dsl_parser.import_resolver.default_import_resolver import DefaultImportResolver
-    return DefaultImportResolver(rules=import_rules(), fallback=False)
+def resolver(types_root: Optional[str] = None):
+    """The import resolver of the embedded runner; ``types_root`` (default:
+    ``$CROUPIER_CLOUDIFY_TYPES``) reads a manager's own types files instead of
+    Croupier's."""
+    root = types_root or os.environ.get(CLOUDIFY_TYPES_ENV) or None
+    if root and not os.path.isdir(os.path.join(root, 'spec')):
+        raise ValueError(f'{CLOUDIFY_TYPES_ENV}={root}: not a folder laid out like a Cloudify '
+                         f"Manager's resources (no spec/ in it)")
+    return _resolver_class()(types_root=root)
 
 
-def load_inputs(paths_or_pairs):
+# Limits checked before a YAML document is built: a blueprint or inputs file larger
+# than this, or whose anchors and aliases would expand to more nodes than this (a
+# "billion laughs" tree of a few lines expands to 10^9), is refused unread.
+MAX_YAML_BYTES = 4 * 1024 * 1024
+MAX_YAML_NODES = 1_000_000
+
+
+# libyaml's safe loader when PyYAML was built with it (the same nodes, several times
+# faster), else PyYAML's own
+_SAFE_LOADER = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+
+
+class InputError(ValueError):
+    """A blueprint, an inputs file or a NAME=VALUE input that cannot be read; the
+    message names the file (or the input) and the line, never a value."""
+
+
+def _expanded_size(root: yaml.Node, where: str) -> int:
+    """How many nodes ``root`` stands for once every alias is expanded.
+
+    Aliases share their anchor's node object, so the count is computed once per
+    node (no expansion happens here); an alias inside its own anchor is refused.
+    """
+    sizes: dict = {}
+    open_nodes: set = set()
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] > MAX_YAML_NODES:
+                raise InputError(f'{where}: its anchors and aliases expand to more than '
+                                 f'{MAX_YAML_NODES} nodes (line {node.start_mark.line + 1})')
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise InputError(f'{where}: line {node.start_mark.line + 1}: an alias refers to '
+                             f'the node it is part of')
+        open_nodes.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in open_nodes:
+                raise InputError(f'{where}: line {child.start_mark.line + 1}: an alias '
+                                 f'refers to the node it is part of')
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list:
+    """The nodes directly under ``node`` (mapping keys and values, sequence items)."""
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _yaml_error(where: str, exc: yaml.YAMLError) -> InputError:
+    """``exc`` as file, line, column and problem, without PyYAML's excerpt of the
+    offending line (which may hold a password)."""
+    mark = getattr(exc, 'problem_mark', None) or getattr(exc, 'context_mark', None)
+    problem = getattr(exc, 'problem', None) or getattr(exc, 'context', None) or 'not YAML'
+    at = f': line {mark.line + 1}, column {mark.column + 1}' if mark else ''
+    return InputError(f'{where}{at}: {problem}')
+
+
+def parse_yaml(text: str, where: str, construct: bool = True):
+    """The document in ``text`` (``where`` names it in errors), built with PyYAML's
+    safe loader only after the size and alias-expansion limits were checked.
+
+    With ``construct`` false the document is only checked (the blueprint, which
+    Cloudify's parser reads itself).
+    """
+    if len(text.encode('utf-8', errors='replace')) > MAX_YAML_BYTES:
+        raise InputError(f'{where}: larger than {MAX_YAML_BYTES} bytes')
+    loader = _SAFE_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, where)
+        return loader.construct_document(node) if construct else None
+    except yaml.YAMLError as exc:
+        raise _yaml_error(where, exc) from None
+    except RecursionError:
+        raise InputError(f'{where}: nested too deeply') from None
+    finally:
+        loader.dispose()
+
+
+def read_yaml_file(path: str, what: str, construct: bool = True):
+    """The YAML document in the file ``path`` (a ``what``: 'inputs file', 'blueprint'),
+    refused unread when larger than MAX_YAML_BYTES."""
+    where = f'{what} {path}'
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_YAML_BYTES:
+            raise InputError(f'{where}: {size} bytes, larger than {MAX_YAML_BYTES}')
+        with open(path, encoding='utf-8') as fh:
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        raise InputError(f'{where}: not UTF-8 text (byte {exc.start})') from None
+    except OSError as exc:
+        raise InputError(f'{where}: {exc.strerror}') from None
+    return parse_yaml(text, where, construct)
+
+
+def load_inputs(paths_or_pairs: Optional[list]) -> dict:
     """Inputs from YAML files and NAME=VALUE pairs, later ones winning."""
     inputs = {}
     for item in paths_or_pairs or []:
         if os.path.exists(item):
-            with open(item) as fh:
-                data = yaml.safe_load(fh) or {}
+            data = read_yaml_file(item, 'inputs file') or {}
             if not isinstance(data, dict):
-                raise ValueError(f'inputs file {item} must hold a mapping')
+                raise InputError(f'inputs file {item} must hold a mapping of input names '
+                                 f'to values')
             inputs.update(data)
         elif '=' in item:
             key, value = item.split('=', 1)
-            try:
-                inputs[key] = yaml.safe_load(value)
-            except yaml.YAMLError as exc:
-                # the value is not repeated: it may be a secret
-                raise ValueError(f'inputs: {key}: not valid YAML '
-                                 f'({getattr(exc, "problem", None) or "unreadable"})') from None
+            inputs[key] = parse_yaml(value, f'input {key}')
         else:
-            raise ValueError(f'inputs: {item!r} is neither a file nor NAME=VALUE')
+            raise InputError(f'inputs: {item!r} is neither a file nor NAME=VALUE')
     return inputs
+
+
+def check_blueprint(path: str) -> None:
+    """Refuse a blueprint file that is too large, not YAML, or whose aliases expand
+    too far, before Cloudify's parser reads it."""
+    read_yaml_file(path, 'blueprint', construct=False)
 
 
 def init_env(blueprint, inputs=None, name='croupier', storage=None):
     """A local Cloudify environment for ``blueprint`` (parsed and checked)."""
     from cloudify.workflows import local
+    check_blueprint(blueprint)
     blueprint = os.path.abspath(blueprint)
     # relative imports are looked up in the current directory first
     cwd = os.getcwd()
@@ -71,33 +283,224 @@ def init_env(blueprint, inputs=None, name='croupier', storage=None):
         os.chdir(cwd)
 
 
-def home():
+def home() -> str:
     """Where named local deployments live (CROUPIER_HOME, default ~/.croupier)."""
     return os.environ.get('CROUPIER_HOME') or os.path.expanduser('~/.croupier')
 
 
-def file_storage():
-    from cloudify.workflows.local import FileStorage
-    root = os.path.join(home(), 'deployments')
-    os.makedirs(root, exist_ok=True)
-    return FileStorage(root)
+def store_root() -> str:
+    """The folder holding every named deployment's blueprint, deployment and pid file."""
+    return os.path.join(home(), 'deployments')
 
 
-def load_named(name):
+# os.umask is process-wide: one lock so that two writers never restore each other's
+# umask while one of them is still writing (an RLock: storage writes nest).
+_UMASK_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and folders created inside are for their owner only (umask 077).
+
+    Held only around the store's own writes: the umask is shared with every thread
+    of the process, and while it is held other threads can only create files more
+    private than they asked for, never less.
+    """
+    with _UMASK_LOCK:
+        previous = os.umask(0o077)
+        try:
+            yield
+        finally:
+            os.umask(previous)
+
+
+def make_private(path: str) -> None:
+    """Take group and other permissions off ``path`` and everything under it.
+
+    Symbolic links are neither followed nor changed (their own mode means nothing).
+    """
+    def tighten(target: str) -> None:
+        mode = os.lstat(target).st_mode
+        if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+            os.chmod(target, stat.S_IMODE(mode) & 0o700)
+    if not os.path.lexists(path):
+        return
+    tighten(path)
+    if os.path.isdir(path) and not os.path.islink(path):
+        for folder, dirs, files in os.walk(path):
+            for name in dirs + files:
+                tighten(os.path.join(folder, name))
+
+
+class PrivateFileStorage(FileStorage):
+    """Cloudify's file storage, written for its owner only.
+
+    A named deployment's storage holds its inputs and properties, inline passwords,
+    private keys and the Vault JWT among them: every write runs under umask 077, and
+    the blueprint's copied resources (copied with their own modes) are tightened.
+    """
+
+    def store_blueprint(self, name: str, blueprint: dict) -> None:
+        """Cloudify's copy of the blueprint folder and plan, then made private."""
+        with private_umask():
+            super().store_blueprint(name, blueprint)
+        make_private(os.path.join(self._root_storage_dir, 'blueprints', name))
+
+    def store_deployment(self, name: str, deployment: dict) -> None:
+        """Cloudify's, under umask 077."""
+        with private_umask():
+            super().store_deployment(name, deployment)
+
+    def set_deployment_attributes(self, name: str, **attrs) -> None:
+        """Cloudify's, under umask 077."""
+        with private_umask():
+            super().set_deployment_attributes(name, **attrs)
+
+    def store_instance(self, deployment_id: str, instance: dict):
+        """Cloudify's, under umask 077."""
+        with private_umask():
+            return super().store_instance(deployment_id, instance)
+
+    def store_executions(self, deployment_id: str, executions: list) -> None:
+        """Cloudify's, under umask 077."""
+        with private_umask():
+            super().store_executions(deployment_id, executions)
+
+    def store_deployment_update(self, deployment_id: str, update_id: str,
+                                update: dict) -> None:
+        """Cloudify's, under umask 077."""
+        with private_umask():
+            super().store_deployment_update(deployment_id, update_id, update)
+
+    def set_deployment_update_attributes(self, deployment_id: str, update_id: str,
+                                         **attrs) -> None:
+        """Cloudify's, under umask 077."""
+        with private_umask():
+            super().set_deployment_update_attributes(deployment_id, update_id, **attrs)
+
+    @contextlib.contextmanager
+    def payload(self) -> Iterator[dict]:
+        """Cloudify's, its file written under umask 077."""
+        parent = super().payload()
+        data = parent.__enter__()
+        yield data
+        # the parent writes the payload file on leaving its block: under the umask
+        with private_umask():
+            parent.__exit__(None, None, None)
+
+
+def file_storage() -> PrivateFileStorage:
+    """The store of named deployments, made private.
+
+    A store written by an earlier Croupier (files 0644, folders 0755) is tightened
+    here, each time it is opened. The home folder is created private but an existing
+    one is left as it is: CROUPIER_HOME may name a folder that is not Croupier's.
+    """
+    os.makedirs(home(), mode=0o700, exist_ok=True)
+    os.makedirs(store_root(), mode=0o700, exist_ok=True)
+    make_private(store_root())
+    return PrivateFileStorage(store_root())
+
+
+@contextlib.contextmanager
+def store_lock() -> Iterator[None]:
+    """Held while a name is being created or forgotten, so that two `croupier`
+    processes never take each other's half-made entries for leftovers."""
+    import fcntl
+    file_storage()
+    fd = os.open(os.path.join(store_root(), '.lock'), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def load_named(name: str) -> Optional[object]:
     """The stored environment of the named deployment, or None."""
     from cloudify.workflows import local
     return local.load_env(name, storage=file_storage(), resolver=resolver())
 
 
-def pid_file(name):
-    return os.path.join(home(), 'deployments', f'{name}.pid')
+def pid_file(name: str) -> str:
+    """Where the process running a workflow on ``name`` records who it is."""
+    return os.path.join(store_root(), f'{name}.pid')
 
 
-def remove_named(name):
-    import shutil
-    root = os.path.join(home(), 'deployments')
-    for sub in ('deployments', 'blueprints'):
-        shutil.rmtree(os.path.join(root, sub, name), ignore_errors=True)
+def process_identity(pid: int) -> Optional[dict]:
+    """What tells process ``pid`` apart from a later one given the same number: its
+    start time (clock ticks after boot, field 22 of /proc/PID/stat) and its command
+    line. None when no process has that number."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as fh:
+            stat_line = fh.read().decode('utf-8', errors='replace')
+        with open(f'/proc/{pid}/cmdline', 'rb') as fh:
+            cmdline = fh.read().decode('utf-8', errors='replace').rstrip('\0').split('\0')
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # field 2, the command name, is in parentheses and may itself hold ") "
+    fields_from_3 = stat_line[stat_line.rindex(')') + 2:].split()
+    return {'pid': pid, 'start_time': int(fields_from_3[22 - 3]), 'cmdline': cmdline}
+
+
+def write_pid_file(name: str) -> None:
+    """Record this process as the one running a workflow on ``name`` (pid, start
+    time and command line, so that a later process given the same pid is not taken
+    for it)."""
+    import json
+    path = pid_file(name)
+    temporary = f'{path}.{os.getpid()}.tmp'
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as fh:
+        json.dump(process_identity(os.getpid()), fh)
+    os.replace(temporary, path)
+
+
+def read_pid_file(name: str) -> Optional[dict]:
+    """The runner recorded for ``name``; None when there is no pid file. A file that
+    is not such a record (a bare number from an older Croupier, garbage) gives {}."""
+    import json
+    try:
+        with open(pid_file(name)) as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    if not (isinstance(record, dict) and isinstance(record.get('pid'), int)
+            and isinstance(record.get('start_time'), int)
+            and isinstance(record.get('cmdline'), list)):
+        return {}
+    return record
+
+
+def remove_pid_file(name: str, only_pid: Optional[int] = None) -> None:
+    """Remove ``name``'s pid file (when ``only_pid`` is given: only if it names that
+    process, so that a runner never removes another runner's record)."""
+    if only_pid is not None and (read_pid_file(name) or {}).get('pid') != only_pid:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(pid_file(name))
+
+
+def named_paths(name: str) -> list[str]:
+    """The folders the store keeps for ``name`` (its blueprint and its deployment)."""
+    return [os.path.join(store_root(), sub, name) for sub in ('deployments', 'blueprints')]
+
+
+def remove_named(name: str) -> bool:
+    """Forget ``name``: its stored blueprint, deployment and pid file. True when
+    anything was there."""
+    found = False
+    for path in named_paths(name):
+        if os.path.lexists(path):
+            found = True
+            shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(pid_file(name))
+    return found
 
 
 def execute(env, workflow, parameters=None):
