@@ -356,7 +356,7 @@ def assign_workdirs(flow, interfaces):
         infra.workdir = chosen
 
 
-_LABEL_KEY = re.compile(r'^[A-Za-z0-9_.\-/]+$')
+_LABEL_KEY = re.compile(r'[A-Za-z0-9_.\-/]+')
 
 
 def job_labels(node_id, properties):
@@ -376,7 +376,7 @@ def job_labels(node_id, properties):
                                   f"mapping (key: value) or a list of 'key=value'")
     labels = {}
     for key, value in items.items():
-        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+        if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key):
             raise NonRecoverableError(f"node '{node_id}', property 'labels.{key}' = {value!r}: "
                                       f"a label key holds letters, digits and . _ - / only")
         if isinstance(value, (dict, list)) or value is None or '\n' in str(value):
@@ -386,15 +386,20 @@ def job_labels(node_id, properties):
     return labels
 
 
+# each retry is a new submission: more than this is a loop, not a policy
+MAX_RETRIES = 100
+
+
 def job_policy(node_id, properties):
     """The job's retry and queue-time policy from ``max_retries``, ``retry_on``
     and ``max_time_in_queue``."""
     retries = properties.get('max_retries', 0)
-    if retries in (None, ''):
+    if retries is None or retries == '':
         retries = 0
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+    if isinstance(retries, bool) or not isinstance(retries, int) or \
+            not 0 <= retries <= MAX_RETRIES:
         raise NonRecoverableError(f"node '{node_id}', property 'max_retries' = {retries!r}: "
-                                  f"must be an integer >= 0")
+                                  f"must be an integer from 0 to {MAX_RETRIES}")
     retry_on = properties.get('retry_on') or []
     if isinstance(retry_on, str):
         retry_on = [retry_on]
@@ -404,7 +409,8 @@ def job_policy(node_id, properties):
                                   f"must be a list of states among {', '.join(RETRY_STATES)}")
     limit = properties.get('max_time_in_queue')
     seconds = None
-    if limit not in (None, '', 0):
+    # (False == 0 in Python: a boolean goes on to be refused by parse_duration)
+    if not (limit is None or limit == '' or (limit == 0 and not isinstance(limit, bool))):
         try:
             seconds = float(parse_duration('max_time_in_queue', limit))
         except ConfigError as exc:
@@ -436,3 +442,38 @@ def publication(job_name, paths, results_dir, locate):
     """Copies ``paths`` of the job into results_dir/<job>; ``locate()`` gives the
     (transport, working directory) the job ran with."""
     return Publication(job_name, locate, paths, os.path.join(results_dir, job_name))
+
+
+DEPLOYMENT_KEYS = ('bootstrap', 'revert', 'inputs', 'hpc_execution')
+
+
+def deployment_options(node_id: str, properties: dict) -> dict:
+    """A job's ``deployment`` property (bootstrap and revert scripts, their
+    inputs, where they run), checked; bad values name node, property and value."""
+    def refuse(prop: str, value: object, why: str) -> NonRecoverableError:
+        return NonRecoverableError(f"node '{node_id}', property '{prop}' = {value!r}: {why}")
+
+    raw = properties.get('deployment') or {}
+    if not isinstance(raw, dict):
+        raise refuse('deployment', raw, f'must be a mapping with {", ".join(DEPLOYMENT_KEYS)}')
+    options = dict(raw)
+    for key, value in options.items():
+        if key not in DEPLOYMENT_KEYS:
+            raise refuse(f'deployment.{key}', value, f'is not one of {DEPLOYMENT_KEYS}')
+    for key in ('bootstrap', 'revert'):
+        value = options.get(key)
+        if value in (None, ''):
+            continue
+        if not isinstance(value, str) or any(c in value for c in '\n\r\0'):
+            raise refuse(f'deployment.{key}', value, 'must be the path of a script in the '
+                                                     'blueprint')
+    inputs = options.get('inputs') or []
+    if not isinstance(inputs, list) or any(isinstance(i, (dict, list)) or i is None
+                                           for i in inputs):
+        raise refuse('deployment.inputs', inputs, 'must be a list of strings')
+    options['inputs'] = [str(i).lower() if isinstance(i, bool) else str(i) for i in inputs]
+    hpc = options.get('hpc_execution', True)
+    if not isinstance(hpc, bool):
+        raise refuse('deployment.hpc_execution', hpc, 'must be true or false')
+    options['hpc_execution'] = hpc
+    return options

@@ -10,6 +10,7 @@ monitor gives up on that infrastructure with ``InfrastructureUnreachable``.
 """
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,15 @@ class Monitor:
     clock: object = time.monotonic
     _jobs: dict = field(default_factory=dict)
     _clusters: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse bounds that are not finite numbers >= 0."""
+        # a NaN grace compares false with every wait: an unknown job would fail at once
+        for name in ('unknown_grace', 'outage_limit', 'max_backoff'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not 0 <= value < math.inf:
+                raise ValueError(f'Monitor.{name} must be a finite number >= 0, not {value!r}')
 
     def track(self, cluster, job_id, name, status=None):
         job = TrackedJob(name, cluster, str(job_id), status)

@@ -66,7 +66,7 @@ class VaultSettings:
         if not re.match(r'^https?://', address):
             address = 'https://' + address
         user = props.get('user') or ''
-        if not isinstance(user, str) or not re.match(r'^[A-Za-z0-9_.@\-]+$', user):
+        if not isinstance(user, str) or not re.fullmatch(r'[A-Za-z0-9_.@\-]+', user):
             raise ConfigError(f'{prefix}user', user, 'must be the Vault user name '
                                                      '(letters, digits, . _ - @)')
         jwt = props.get('jwt') or ''
