@@ -17,6 +17,11 @@ from croupier_plugin.core.legacy import UNSUPPORTED_TYPES, legacy_problems
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DOC = ROOT.parent / 'shared' / 'research' / 'original-schema.md'
 PLUGIN = yaml.safe_load((ROOT / 'plugin.yaml').read_text())
+HEAD = '''tosca_definitions_version: cloudify_dsl_1_5
+imports:
+  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
+  - plugin:croupier
+'''
 
 
 def original_schema() -> dict[str, dict]:
@@ -128,11 +133,7 @@ def test_a_blueprint_using_the_originals_names_is_valid(tmp_path, capsys):
     """Inputs typed with the original's data types, the interface's original settings at
     values Croupier honours, and a Vault node as the documentation writes it."""
     blueprint = tmp_path / 'blueprint.yaml'
-    blueprint.write_text("""tosca_definitions_version: cloudify_dsl_1_5
-imports:
-  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
-  - plugin:croupier
-inputs:
+    blueprint.write_text(HEAD + """inputs:
   hpc_credentials:
     type: croupier.datatypes.Credentials
   options:
@@ -246,11 +247,7 @@ def test_a_refused_setting_stops_validate_naming_it(tmp_path, capsys):
     """Through `croupier validate`: the refusal is said once, not again as an unknown
     field, and the node type refusal names its node."""
     blueprint = tmp_path / 'blueprint.yaml'
-    blueprint.write_text("""tosca_definitions_version: cloudify_dsl_1_5
-imports:
-  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
-  - plugin:croupier
-node_templates:
+    blueprint.write_text(HEAD + """node_templates:
   hpc:
     type: croupier.nodes.InfrastructureInterface
     properties:
