@@ -8,10 +8,16 @@ the secret was read. Nothing here logs or raises a secret.
 """
 
 import contextlib
+import ipaddress
 import logging
+import math
+import os
 import re
+import string
 import threading
 from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Union
+from urllib.parse import urlsplit
 
 import hvac
 import requests
@@ -30,6 +36,8 @@ class VaultError(CroupierError):
 
 @dataclass(frozen=True)
 class VaultSettings:
+    """A Vault node's properties, checked: every value here is safe to hand to hvac."""
+
     address: str
     user: str
     jwt: str = field(default='', repr=False)
@@ -39,11 +47,22 @@ class VaultSettings:
     path_template: str = 'croupier/{user}/{host}'
     kv_version: int = 2
     timeout: float = 10.0
-    verify: bool = True
+    verify: Union[bool, str] = True
 
     @classmethod
-    def from_properties(cls, props, prefix=''):
-        props = dict(props or {})
+    def from_properties(cls, props: Optional[Mapping[str, Any]], prefix: str = '',
+                        node: Optional[str] = None) -> 'VaultSettings':
+        """Check a Vault node's properties (or the exporter's ``vault`` settings, named
+        with ``prefix``). ``croupier validate`` and the install both come here, so a
+        value refused at install was refused by validate first. Errors name ``node``
+        (when given), the property and the value, never a secret."""
+        try:
+            return cls._parse(dict(props or {}), prefix, node)
+        except ConfigError as exc:
+            raise exc.for_node(node) if node else exc from None
+
+    @classmethod
+    def _parse(cls, props: dict, prefix: str, node: Optional[str]) -> 'VaultSettings':
         for key in props:
             if key not in VAULT_PROPERTIES:
                 raise ConfigError(f'{prefix}{key}', props[key],
@@ -51,12 +70,7 @@ class VaultSettings:
         if props.get('token') or props.get('cubbyhole'):
             raise ConfigError(f'{prefix}token', '<hidden>', 'a raw Vault token is not accepted; '
                                                            'give the user\'s jwt')
-        address = props.get('address') or ''
-        if not isinstance(address, str) or not address.strip():
-            raise ConfigError(f'{prefix}address', address, 'is required (e.g. https://vault:8200)')
-        address = address.strip()
-        if not re.match(r'^https?://', address):
-            address = 'https://' + address
+        address = _address(props.get('address'), f'{prefix}address', node)
         user = props.get('user') or ''
         if not isinstance(user, str) or not re.match(r'^[A-Za-z0-9_.@\-]+$', user):
             raise ConfigError(f'{prefix}user', user, 'must be the Vault user name '
@@ -66,17 +80,21 @@ class VaultSettings:
             raise ConfigError(f'{prefix}jwt', '<hidden>', 'must be a JSON Web Token '
                                                           '(header.payload.signature)')
         kv_version = props.get('kv_version', 2)
-        if kv_version not in (1, 2):
+        # True == 1 in Python: a boolean would silently pick KV version 1
+        if type(kv_version) is not int or kv_version not in (1, 2):
             raise ConfigError(f'{prefix}kv_version', kv_version, 'must be 1 or 2')
         template = props.get('path_template') or cls.path_template
-        if '{host}' not in template:
-            raise ConfigError(f'{prefix}path_template', template, 'must contain {host}')
+        _check_template(template, f'{prefix}path_template')
+        verify = _verify(props.get('verify', True), f'{prefix}verify', node)
+        for name in ('auth_mount', 'role', 'kv_mount'):
+            if not isinstance(props.get(name) or '', str):
+                raise ConfigError(f'{prefix}{name}', props[name], 'must be text')
         return cls(address=address, user=user, jwt=jwt,
                    auth_mount=props.get('auth_mount') or 'jwt',
                    role=props.get('role') or '', kv_mount=props.get('kv_mount') or 'secret',
                    path_template=template, kv_version=kv_version,
-                   timeout=float(props.get('timeout') or 10),
-                   verify=bool(props.get('verify', True)))
+                   timeout=_timeout(props.get('timeout', 10), f'{prefix}timeout'),
+                   verify=verify)
 
     def secret_path(self, host):
         # the host as a path element: no scheme, port separator or slashes
@@ -156,6 +174,112 @@ class VaultSettings:
                 client.secrets.kv.v1.create_or_update_secret(path=path, secret=data,
                                                              mount_point=self.kv_mount)
         return where
+
+
+def _where(node: Optional[str], prop: str, value: Any) -> str:
+    """The way errors name a property, for the warnings too."""
+    return (f"node '{node}', " if node else '') + f"property '{prop}' = {value!r}"
+
+
+_WARNED: set = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def _warn_once(message: str) -> None:
+    # settings are parsed at validate and again by every operation of the install:
+    # one warning per process is enough to be seen
+    with _WARNED_LOCK:
+        if message in _WARNED:
+            return
+        _WARNED.add(message)
+    log.warning('%s', message)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (plain http then never leaves it)."""
+    if host == 'localhost' or host.endswith('.localhost'):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _address(raw: Any, prop: str, node: Optional[str]) -> str:
+    """Vault's base URL: http(s), a host, a port that is a port, no user name or
+    password (they would be shown wherever the address is), no query."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(prop, raw, 'is required (e.g. https://vault:8200)')
+    address = raw.strip()
+    if '://' not in address:
+        address = 'https://' + address
+    scheme, _, rest = address.partition('://')
+    # anything before the last @ may be a password, even one holding / ? or #
+    if '@' in rest:
+        shown = f'{scheme}://<hidden>@{rest.rpartition("@")[2]}'
+        raise ConfigError(prop, shown, 'must not hold a user name or password (Vault is '
+                                       'logged in to with the jwt)')
+    if scheme.lower() not in ('http', 'https'):
+        raise ConfigError(prop, raw, 'must be an http:// or https:// address')
+    if any(c.isspace() for c in address):
+        raise ConfigError(prop, raw, 'must not contain spaces')
+    try:
+        parts = urlsplit(address)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(prop, raw, 'the port must be a number from 1 to 65535') from None
+    if port == 0:
+        raise ConfigError(prop, raw, 'the port must be a number from 1 to 65535')
+    if not parts.hostname:
+        raise ConfigError(prop, raw, 'names no host')
+    if parts.query or parts.fragment or address.endswith(('?', '#')):
+        raise ConfigError(prop, raw, 'must not have a query or fragment')
+    if parts.scheme.lower() == 'http' and not _is_loopback(parts.hostname):
+        _warn_once(f'{_where(node, prop, address)}: plain http: the JWT and the credentials '
+                   f'cross the network unencrypted; use https://')
+    return address
+
+
+def _check_template(template: Any, prop: str) -> None:
+    """A secret path template uses only {user} and {host}, as plain replacements."""
+    if not isinstance(template, str):
+        raise ConfigError(prop, template, 'must be text with {host} (and optionally {user})')
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(prop, template, f'is not a valid template ({exc})') from None
+    names = set()
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name not in ('user', 'host') or spec or conversion:
+            raise ConfigError(prop, template, 'may use only {user} and {host} (without '
+                                              'index, attribute, conversion or format)')
+        names.add(name)
+    if 'host' not in names:
+        raise ConfigError(prop, template, 'must contain {host}')
+
+
+def _timeout(value: Any, prop: str) -> float:
+    """Seconds to wait for Vault: a real number, finite, above 0 (not a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value) or value <= 0:
+        raise ConfigError(prop, value, 'must be a finite number of seconds above 0')
+    return float(value)
+
+
+def _verify(value: Any, prop: str, node: Optional[str]) -> Union[bool, str]:
+    """TLS verification: true, false (warned about) or the path of a CA bundle (a file
+    or a folder of certificates, as requests takes it)."""
+    if isinstance(value, bool):
+        if not value:
+            _warn_once(f'{_where(node, prop, value)}: Vault\'s TLS certificate is not '
+                       f'verified')
+        return value
+    if isinstance(value, str) and value.strip() and os.path.exists(os.path.expanduser(value)):
+        return os.path.expanduser(value)
+    raise ConfigError(prop, value, 'must be true, false or the path of a CA bundle '
+                                   '(an existing file or folder)')
 
 
 def _reason(exc):
