@@ -307,6 +307,8 @@ def fetch_credentials(settings, host):
         data = settings.read(client, host)
     finally:
         settings.logout(client)
+    data = _without_check_off(data, f'Vault secret {settings.kv_mount}/'
+                                    f'{settings.secret_path(host)}')
     with _CACHE_LOCK:
         _CACHE[key] = data
     log.info('credentials for %s read from Vault at %s (%s)', host, settings.address,
@@ -319,12 +321,46 @@ def clear_cache():
         _CACHE.clear()
 
 
-def merge_credentials(blueprint, from_vault, defaults=None):
+# the settings that decide whose host key is believed: a secret is there to give the
+# way in, and whoever can write it must not also choose which server is trusted
+TRUST_ANCHORS = ('known_hosts', 'host_key')
+
+
+def _without_check_off(data: dict, source: str) -> dict:
+    """``data`` without a ``host_key_check`` that is not true: a secret never turns
+    host-key checking off, whatever the blueprint says (its default true cannot be
+    told from an explicit one); only the blueprint itself may opt out."""
+    if 'host_key_check' not in data or data['host_key_check'] is True:
+        return data
+    log.warning('%s: host_key_check = %r is ignored: only the blueprint may turn host-key '
+                'checking off', source, data['host_key_check'])
+    return {k: v for k, v in data.items() if k != 'host_key_check'}
+
+
+def merge_credentials(blueprint: Optional[Mapping[str, Any]], from_vault: Mapping[str, Any],
+                      defaults: Optional[Mapping[str, Any]] = None) -> dict:
     """Vault's values under the blueprint's: what the blueprint gives wins. A
-    blueprint value equal to its plugin.yaml default counts as not given."""
+    blueprint value equal to its plugin.yaml default counts as not given.
+
+    Vault may supply the way in, never weaker host-key checking: its
+    ``host_key_check`` other than true is ignored, and so are its ``known_hosts``
+    and ``host_key`` when the blueprint names a trust anchor of its own (both with a
+    warning). When the blueprint names none, Vault's pinned key or known_hosts file
+    is used: it still verifies the host."""
     defaults = defaults or {}
+    blueprint = blueprint or {}
+    host = blueprint.get('host')
+    source = f'Vault secret for {host}' if host else 'Vault secret'
+    from_vault = _without_check_off(dict(from_vault), source)
+    own = [key for key in TRUST_ANCHORS if blueprint.get(key) not in (None, '')]
+    if own:
+        for key in TRUST_ANCHORS:
+            if key in from_vault and from_vault[key] != blueprint.get(key):
+                log.warning('%s: %s is ignored: the blueprint names its own %s', source, key,
+                            own[0])
+                del from_vault[key]
     merged = dict(from_vault)
-    for key, value in (blueprint or {}).items():
+    for key, value in blueprint.items():
         given = value not in (None, '') and not (key in defaults and value == defaults[key]
                                                  and key in from_vault)
         if given or key not in merged:
