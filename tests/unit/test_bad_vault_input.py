@@ -184,3 +184,36 @@ def test_plain_http_is_warned_about_unless_loopback(tmp_path, capsys, caplog):
         code, err = validate(tmp_path, capsys, vault_blueprint(address=f"'{loopback}'"))
         assert code == 0, err
         assert not [r for r in caplog.records if 'plain http' in r.getMessage()], loopback
+
+
+def test_install_refuses_an_unused_vault_node_by_the_same_check(tmp_path, capsys,
+                                                               monkeypatch):
+    # no interface uses this Vault node, so validate leaves it to the install's
+    # configure operation, which parses the same settings
+    monkeypatch.setenv('CROUPIER_HOME', str(tmp_path / 'home'))
+    path = tmp_path / 'blueprint.yaml'
+    path.write_text("""tosca_definitions_version: cloudify_dsl_1_4
+imports:
+  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
+  - plugin:croupier
+node_templates:
+  vault:
+    type: croupier.nodes.Vault
+    properties: {jwt: a.b.c, user: alice, address: 'https://vault.example.org', timeout: abc}
+""")
+    code = main(['install', str(path), 'unusedvault'])
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert "node 'vault', property 'timeout' = 'abc': must be a finite number of seconds " \
+           "above 0" in out + err
+    assert 'Traceback' not in out + err
+    assert main(['uninstall', 'unusedvault']) == 0
+
+
+def test_exporter_vault_address_with_a_password_is_refused_hidden():
+    from croupier_plugin.core.exporter.config import ExporterConfig
+    with pytest.raises(ConfigError) as err:
+        ExporterConfig.from_mapping({'vault': {'address': 'https://exp:S3cret-pw@v.example.org',
+                                               'user': 'exporter', 'jwt': 'a.b.c'}})
+    assert "property 'vault.address' = 'https://<hidden>@v.example.org'" in str(err.value)
+    assert 'S3cret' not in str(err.value)
