@@ -50,20 +50,11 @@ class VaultBed:
         self.root = hvac.Client(url=address, token=root_token)
         self.private_pem = _shared_signing_key(self.root)
         key = serialization.load_pem_private_key(self.private_pem, password=None)
-        public_pem = key.public_key().public_bytes(
+        self.public_pem = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
         if 'jwt/' not in self.root.sys.list_auth_methods():
             self.root.sys.enable_auth_method('jwt', path='jwt')
-        try:
-            trusted = self.root.auth.jwt.read_config(path='jwt')['data'].get(
-                'jwt_validation_pubkeys') or []
-        except hvac.exceptions.VaultError:      # not configured yet
-            trusted = []
-        # keys other test runs trust stay trusted: replacing them would make their
-        # tokens fail while they run
-        if public_pem.strip() not in [k.strip() for k in trusted]:
-            self.root.auth.jwt.configure(jwt_validation_pubkeys=[*trusted, public_pem],
-                                         bound_issuer=ISSUER, path='jwt')
+        self._trust_signing_key()
         self.root.sys.create_or_update_policy('croupier-alice', (
             'path "secret/data/croupier/alice/*" '
             '{ capabilities = ["create", "read", "update"] }'))
@@ -72,7 +63,21 @@ class VaultBed:
                                        token_policies=['croupier-alice'], token_ttl='10m',
                                        allowed_redirect_uris=[], path='jwt')
 
+    def _trust_signing_key(self) -> None:
+        """Make the JWT auth method trust the shared signing key, keeping the keys it
+        already trusts (other test runs' tokens must keep working while they run)."""
+        try:
+            trusted = self.root.auth.jwt.read_config(path='jwt')['data'].get(
+                'jwt_validation_pubkeys') or []
+        except hvac.exceptions.VaultError:      # not configured yet
+            trusted = []
+        if self.public_pem.strip() not in [k.strip() for k in trusted]:
+            self.root.auth.jwt.configure(jwt_validation_pubkeys=[*trusted, self.public_pem],
+                                         bound_issuer=ISSUER, path='jwt')
+
     def token(self, sub=USER, aud=AUDIENCE, lifetime=600, issued_ago=0):
+        # a test run from before the shared key may have replaced the trusted keys
+        self._trust_signing_key()
         now = int(time.time()) - issued_ago
         return pyjwt.encode({'sub': sub, 'aud': aud, 'iss': ISSUER, 'iat': now, 'nbf': now,
                              'exp': now + lifetime}, self.private_pem, algorithm='RS256')
