@@ -53,9 +53,9 @@ class VaultSettings:
     def from_properties(cls, props: Optional[Mapping[str, Any]], prefix: str = '',
                         node: Optional[str] = None) -> 'VaultSettings':
         """Check a Vault node's properties (or the exporter's ``vault`` settings, named
-        with ``prefix``). ``croupier validate`` and the install both come here, so a
-        value refused at install was refused by validate first. Errors name ``node``
-        (when given), the property and the value, never a secret."""
+        with ``prefix``). ``croupier validate`` and the install both come here, so they
+        refuse the same values. Errors name ``node`` (when given), the property and
+        the value, never a secret."""
         try:
             return cls._parse(dict(props or {}), prefix, node)
         except ConfigError as exc:
