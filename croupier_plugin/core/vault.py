@@ -1,10 +1,13 @@
-"""Credentials from HashiCorp Vault (or OpenBao), fetched with the user's JWT.
+"""Credentials from HashiCorp Vault (or OpenBao), fetched with the user's JWT or
+with a Vault token the user gives.
 
 Convention (each part configurable on the Vault node): JWT login at the auth
 mount ``jwt`` with role = the ``user`` property; the SSH credentials of a host
 are the KV v2 secret ``secret/croupier/<user>/<host>``, whose keys are named
-like the ``credentials`` properties. The Vault token is revoked as soon as
-the secret was read. Nothing here logs or raises a secret.
+like the ``credentials`` properties. The token of a JWT login is revoked as soon
+as the secret was read; a token the user gave is used as it is and left alive
+(it is theirs). With ``cubbyhole`` the secret is ``cubbyhole/<host>`` of that
+token. Nothing here logs or raises a secret.
 """
 
 import contextlib
@@ -41,6 +44,8 @@ class VaultSettings:
     address: str
     user: str
     jwt: str = field(default='', repr=False)
+    token: str = field(default='', repr=False)
+    cubbyhole: bool = False
     auth_mount: str = 'jwt'
     role: str = ''
     kv_mount: str = 'secret'
@@ -67,18 +72,13 @@ class VaultSettings:
             if key not in VAULT_PROPERTIES:
                 raise ConfigError(f'{prefix}{key}', props[key],
                                   f'is not a known Vault property ({", ".join(VAULT_PROPERTIES)})')
-        if props.get('token') or props.get('cubbyhole'):
-            raise ConfigError(f'{prefix}token', '<hidden>', 'a raw Vault token is not accepted; '
-                                                           'give the user\'s jwt')
         address = _address(props.get('address'), f'{prefix}address', node)
+        jwt, token, cubbyhole = _login_means(props, prefix)
         user = props.get('user') or ''
-        if not isinstance(user, str) or not re.match(r'^[A-Za-z0-9_.@\-]+$', user):
+        if (user or not cubbyhole) and (not isinstance(user, str)
+                                        or not re.fullmatch(r'[A-Za-z0-9_.@\-]+', user)):
             raise ConfigError(f'{prefix}user', user, 'must be the Vault user name '
                                                      '(letters, digits, . _ - @)')
-        jwt = props.get('jwt') or ''
-        if not isinstance(jwt, str) or jwt.count('.') != 2:
-            raise ConfigError(f'{prefix}jwt', '<hidden>', 'must be a JSON Web Token '
-                                                          '(header.payload.signature)')
         kv_version = props.get('kv_version', 2)
         # True == 1 in Python: a boolean would silently pick KV version 1
         if type(kv_version) is not int or kv_version not in (1, 2):
@@ -89,22 +89,29 @@ class VaultSettings:
         for name in ('auth_mount', 'role', 'kv_mount'):
             if not isinstance(props.get(name) or '', str):
                 raise ConfigError(f'{prefix}{name}', props[name], 'must be text')
-        return cls(address=address, user=user, jwt=jwt,
+        return cls(address=address, user=user, jwt=jwt, token=token, cubbyhole=cubbyhole,
                    auth_mount=props.get('auth_mount') or 'jwt',
                    role=props.get('role') or '', kv_mount=props.get('kv_mount') or 'secret',
                    path_template=template, kv_version=kv_version,
                    timeout=_timeout(props.get('timeout', 10), f'{prefix}timeout'),
                    verify=verify)
 
-    def secret_path(self, host):
+    def secret_path(self, host: str) -> str:
+        """Where the secret of ``host`` is: under the KV mount, or in the token's
+        cubbyhole (``cubbyhole/<host>``)."""
         # the host as a path element: no scheme, port separator or slashes
         clean = re.sub(r'^[a-z]+://', '', host).replace('/', '_').replace(':', '_')
+        if self.cubbyhole:
+            return f'cubbyhole/{clean}'
         return self.path_template.format(user=self.user, host=clean)
 
-    def _scrub(self, text):
+    def _scrub(self, text: Any) -> str:
+        """``text`` with the JWT and the token replaced."""
         text = str(text)
         if self.jwt:
             text = text.replace(self.jwt, '<jwt>')
+        if self.token:
+            text = text.replace(self.token, '<token>')
         return text
 
     @contextlib.contextmanager
@@ -127,8 +134,18 @@ class VaultSettings:
             raise VaultError(f'Vault at {self.address}: {what} failed: '
                              f'{self._scrub(_reason(exc))}') from None
 
-    def login(self):
-        """An authenticated hvac client (its token revoked by ``logout``)."""
+    def login(self) -> hvac.Client:
+        """An authenticated hvac client: the user's token, checked, or a JWT login
+        (whose token ``logout`` revokes)."""
+        if self.token:
+            client = hvac.Client(url=self.address, token=self.token, timeout=self.timeout,
+                                 verify=self.verify)
+            with self._call('token lookup', missing='has no token auth method',
+                            refused='refused the token',
+                            refusals=(hvac.exceptions.Forbidden,
+                                      hvac.exceptions.Unauthorized)):
+                client.auth.token.lookup_self()
+            return client
         client = hvac.Client(url=self.address, timeout=self.timeout, verify=self.verify)
         role = self.role or self.user
         with self._call('login', missing=f'has no JWT auth method at {self.auth_mount!r}',
@@ -139,19 +156,27 @@ class VaultSettings:
             client.auth.jwt.jwt_login(role=role, jwt=self.jwt, path=self.auth_mount)
         return client
 
-    @staticmethod
-    def logout(client):
+    def logout(self, client: hvac.Client) -> None:
+        """Revoke the token of a JWT login; a token the user gave stays theirs."""
+        if self.token:
+            return
         try:
             client.auth.token.revoke_self()
         except (hvac.exceptions.VaultError, requests.RequestException) as exc:
             log.warning('could not revoke the Vault token: %s', type(exc).__name__)
 
-    def read(self, client, host):
+    def read(self, client: hvac.Client, host: str) -> dict:
+        """The secret of ``host`` (VaultError when it is missing or denied)."""
         path = self.secret_path(host)
-        where = f'{self.kv_mount}/{path}'
+        where = path if self.cubbyhole else f'{self.kv_mount}/{path}'
         with self._call(f'reading {where}', missing=f'has no secret at {where}',
                         refused=f'denied reading {where}'):
-            if self.kv_version == 2:
+            if self.cubbyhole:
+                answer = client.read(path)
+                if answer is None:
+                    raise hvac.exceptions.InvalidPath()
+                data = answer.get('data')
+            elif self.kv_version == 2:
                 data = client.secrets.kv.v2.read_secret_version(
                     path=path, mount_point=self.kv_mount,
                     raise_on_deleted_version=True)['data']['data']
@@ -162,18 +187,48 @@ class VaultSettings:
             raise VaultError(f'Vault secret {where} is not a mapping')
         return dict(data)
 
-    def write(self, client, host, data):
+    def write(self, client: hvac.Client, host: str, data: dict) -> str:
+        """Store ``data`` as the secret of ``host``; where it went."""
         path = self.secret_path(host)
-        where = f'{self.kv_mount}/{path}'
+        where = path if self.cubbyhole else f'{self.kv_mount}/{path}'
         with self._call(f'writing {where}', missing=f'has no KV engine at {self.kv_mount!r}',
                         refused=f'denied writing {where}'):
-            if self.kv_version == 2:
+            if self.cubbyhole:
+                client.write_data(path, data=data)
+            elif self.kv_version == 2:
                 client.secrets.kv.v2.create_or_update_secret(path=path, secret=data,
                                                              mount_point=self.kv_mount)
             else:
                 client.secrets.kv.v1.create_or_update_secret(path=path, secret=data,
                                                              mount_point=self.kv_mount)
         return where
+
+
+def _login_means(props: Mapping[str, Any], prefix: str) -> tuple[str, str, bool]:
+    """(jwt, token, cubbyhole) of a Vault node: exactly one of a JWT (logged in with)
+    and a Vault token (used as it is); the cubbyhole only with a token, since a JWT
+    login's fresh token has an empty one. Values are never shown."""
+    jwt = props.get('jwt') or ''
+    token = props.get('token') or ''
+    cubbyhole = props.get('cubbyhole', False)
+    if cubbyhole is None:
+        cubbyhole = False
+    if not isinstance(cubbyhole, bool):
+        raise ConfigError(f'{prefix}cubbyhole', cubbyhole, 'must be true or false')
+    if not isinstance(token, str) or any(c.isspace() for c in token):
+        raise ConfigError(f'{prefix}token', '<hidden>', 'must be a Vault token (one word)')
+    if jwt and token:
+        raise ConfigError(f'{prefix}token', '<hidden>', 'give jwt or token, not both')
+    if not jwt and not token:
+        raise ConfigError(f'{prefix}jwt', '<hidden>', 'a Vault node needs jwt (a JWT login) '
+                                                      'or token (a Vault token used as it is)')
+    if jwt and (not isinstance(jwt, str) or jwt.count('.') != 2):
+        raise ConfigError(f'{prefix}jwt', '<hidden>', 'must be a JSON Web Token '
+                                                      '(header.payload.signature)')
+    if cubbyhole and not token:
+        raise ConfigError(f'{prefix}cubbyhole', cubbyhole, 'needs token: the secret is in the '
+                                                          'cubbyhole of the token given')
+    return jwt, token, cubbyhole
 
 
 def _where(node: Optional[str], prop: str, value: Any) -> str:
@@ -298,7 +353,7 @@ def fetch_credentials(settings, host):
     """The credentials Vault holds for ``host`` (kept in memory for the life of
     the process, so one run logs in once per host)."""
     key = (settings.address, settings.auth_mount, settings.role or settings.user,
-           settings.kv_mount, settings.secret_path(host), settings.jwt)
+           settings.kv_mount, settings.secret_path(host), settings.jwt, settings.token)
     with _CACHE_LOCK:
         if key in _CACHE:
             return dict(_CACHE[key])
@@ -307,8 +362,9 @@ def fetch_credentials(settings, host):
         data = settings.read(client, host)
     finally:
         settings.logout(client)
-    data = _without_check_off(data, f'Vault secret {settings.kv_mount}/'
-                                    f'{settings.secret_path(host)}')
+    where = settings.secret_path(host)
+    data = _without_check_off(data, f'Vault secret {where}' if settings.cubbyhole
+                              else f'Vault secret {settings.kv_mount}/{where}')
     with _CACHE_LOCK:
         _CACHE[key] = data
     log.info('credentials for %s read from Vault at %s (%s)', host, settings.address,

@@ -179,3 +179,46 @@ def test_fetched_credentials_never_carry_host_key_check_off(bed, vault_bed, capl
         found = fetch_credentials(settings(vault_bed), bed['host'])
     assert 'host_key_check' not in sorted(found) and found['user'] == bed['user']
     assert any('host_key_check = False is ignored' in r.getMessage() for r in caplog.records)
+
+
+def user_token(vault_bed, policies=('croupier-alice',)) -> str:
+    """A Vault token of the kind a user would paste into a blueprint."""
+    return vault_bed.root.auth.token.create(policies=list(policies), ttl='10m')['auth'][
+        'client_token']
+
+
+def test_a_token_is_used_as_it_is_and_left_alive(vault_bed):
+    vault_bed.put('hpc-token.example.org', {'user': 'carol', 'password': 'pw-token'})
+    token = user_token(vault_bed)
+    s = VaultSettings.from_properties({'address': vault_bed.address, 'user': 'alice',
+                                       'token': token})
+    assert fetch_credentials(s, 'hpc-token.example.org') == {'user': 'carol',
+                                                             'password': 'pw-token'}
+    # the user's token is theirs: still valid after Croupier used it
+    assert hvac.Client(url=vault_bed.address, token=token).auth.token.lookup_self()
+
+
+def test_the_secret_is_read_from_the_tokens_cubbyhole(vault_bed):
+    token = user_token(vault_bed, policies=('default',))      # no KV access at all
+    owner = hvac.Client(url=vault_bed.address, token=token)
+    owner.write_data('cubbyhole/hpc-cubby.example.org_2222',
+                     data={'user': 'dave', 'password': 'pw-cubby'})
+    s = VaultSettings.from_properties({'address': vault_bed.address, 'token': token,
+                                       'cubbyhole': True})
+    assert s.secret_path('hpc-cubby.example.org:2222') == 'cubbyhole/hpc-cubby.example.org_2222'
+    assert fetch_credentials(s, 'hpc-cubby.example.org:2222') == {'user': 'dave',
+                                                                  'password': 'pw-cubby'}
+    with pytest.raises(VaultError) as err:
+        fetch_credentials(s, 'elsewhere.example.org')
+    assert 'has no secret at cubbyhole/elsewhere.example.org' in str(err.value)
+    assert token not in str(err.value)
+
+
+def test_a_bad_token_is_refused_clearly_without_showing_it(vault_bed):
+    token = 'hvs.not-a-real-token-0123456789'
+    s = VaultSettings.from_properties({'address': vault_bed.address, 'user': 'alice',
+                                       'token': token})
+    with pytest.raises(VaultError) as err:
+        fetch_credentials(s, 'h')
+    assert 'refused the token' in str(err.value)
+    assert token not in str(err.value)
