@@ -276,3 +276,32 @@ def test_croupier_configure_is_refused_with_the_reason():
     from croupier_plugin.workflows import croupier_configure
     with pytest.raises(NonRecoverableError, match='recurring workflows'):
         croupier_configure(ctx=None)
+
+
+def test_a_master_branch_vault_node_with_a_token_and_its_cubbyhole_is_valid(tmp_path, capsys):
+    """The original's master branch gives a Vault token (and may read its cubbyhole)
+    instead of a JWT: accepted, and the token is not shown."""
+    blueprint = tmp_path / 'blueprint.yaml'
+    blueprint.write_text(HEAD + """node_templates:
+  vault:
+    type: croupier.nodes.Vault
+    properties: {token: hvs.master-branch-token, cubbyhole: true,
+                 address: 'https://127.0.0.1:8200'}
+  hpc:
+    type: croupier.nodes.InfrastructureInterface
+    properties:
+      config: {infrastructure_interface: SLURM}
+      credentials: {host: h.example.org}
+    relationships:
+      - {type: retrieve_credentials_from_vault, target: vault}
+  job1:
+    type: croupier.nodes.Job
+    properties:
+      job_options: {commands: [run]}
+    relationships:
+      - {type: task_managed_by_interface, target: hpc}
+""")
+    assert main(['validate', str(blueprint)]) == 0
+    out = capsys.readouterr()
+    assert 'valid' in out.out
+    assert 'master-branch-token' not in out.out + out.err
