@@ -59,7 +59,7 @@ def is_type(node, type_name):
 
 def vault_settings(node_id, properties):
     try:
-        return VaultSettings.from_properties(own_properties(properties))
+        return VaultSettings.from_properties(own_properties(properties), node=node_id)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
 
