@@ -876,4 +876,6 @@ def test_a_broken_vault_is_named_once_and_its_interfaces_jobs_are_not_blamed(tmp
     err = capsys.readouterr().err
     problems = [line for line in err.splitlines() if line.startswith('error: ')]
     assert problems == ["error: node 'vault', property 'address' = '': is required "
-                        "(e.g. https://vault:8200)"], err
+                        "(e.g. https://vault:8200): give it on the node, or set VAULT_ADDR or "
+                        "vault_address in the site configuration file ($CROUPIER_CONFIG, "
+                        "~/.croupier/config.yaml, /etc/croupier/config.yaml)"], err
