@@ -61,7 +61,9 @@ class TransferError(CroupierError):
 def protocol(prop, value, declared=False):
     """The protocol's canonical name. ``declared``: a name listed in
     supported_protocols, where the unsupported ones may appear."""
-    name = str(value or '').strip().upper().replace('-', '').replace('_', '')
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        raise ConfigError(prop, value, f'must be one of {", ".join(PROTOCOLS)}')
+    name = value.upper().replace('-', '').replace('_', '')
     if name in PROTOCOLS or (declared and name in UNSUPPORTED_PROTOCOLS):
         return name
     if name in UNSUPPORTED_PROTOCOLS:
@@ -105,8 +107,9 @@ class DataInfrastructure:
         if isinstance(endpoint, str):
             # before any message that would show the endpoint as given
             refuse_userinfo('endpoint', endpoint.strip())
+        # any white space, a line break at the end too, would reach a command line
         if not isinstance(endpoint, str) or not endpoint.strip() or \
-                any(c.isspace() for c in endpoint.strip()):
+                any(c.isspace() for c in endpoint):
             raise ConfigError('endpoint', endpoint, 'is required: an http(s)://host[:port] '
                                                     'address or a host name')
         endpoint = endpoint.strip()

@@ -787,6 +787,81 @@ CASES += [
         "inputs: 'justaword' is neither a file nor NAME=VALUE", inputs=('justaword',)),
 ]
 
+# -- the HPCExporter and the data nodes, bad in every way --------------------------
+
+def exporter_row(case, props, prop, shown):
+    """An HPCExporter row: node exp with ``props`` refused naming ``prop`` = ``shown``."""
+    return Row(case, blueprint(extra_interface=MONITORED, more=EXPORTER.format(props=props)),
+               f"node 'exp', property '{prop}' = {shown}")
+
+
+EXP = "address: 'http://127.0.0.1:9110'"
+
+CASES += [
+    exporter_row('exporter address a list', '{address: [a]}', 'address', "['a']"),
+    exporter_row('exporter address with a newline', '{address: "http://127.0.0.1:9110\\n"}',
+                 'address', "'http://127.0.0.1:9110\\n'"),
+    exporter_row('exporter address not http', "{address: 'ftp://127.0.0.1:9110'}", 'address',
+                 "'ftp://127.0.0.1:9110'"),
+    exporter_row('exporter address port not a number',
+                 "{hpc_exporter_address: 'http://127.0.0.1:notaport'}", 'hpc_exporter_address',
+                 "'http://127.0.0.1:notaport'"),
+    exporter_row('exporter addresses that differ',
+                 "{address: 'http://127.0.0.1:9110', hpc_exporter_address: 'http://127.0.0.2:9110'}",
+                 'hpc_exporter_address', "'http://127.0.0.2:9110'"),
+    exporter_row('exporter timeout zero', f'{{{EXP}, timeout: 0}}', 'timeout', '0'),
+    exporter_row('exporter timeout negative', f'{{{EXP}, timeout: -1}}', 'timeout', '-1'),
+    exporter_row('exporter timeout inf', f'{{{EXP}, timeout: .inf}}', 'timeout', 'inf'),
+    exporter_row('exporter timeout a boolean', f'{{{EXP}, timeout: true}}', 'timeout', 'True'),
+    exporter_row('exporter timeout huge', f'{{{EXP}, timeout: 1e9}}', 'timeout', "'1e9'"),
+    exporter_row('exporter token with a space', f"{{{EXP}, token: 'a b'}}", 'token', "'<hidden>'"),
+    exporter_row('exporter token a list', f'{{{EXP}, token: [1]}}', 'token', "'<hidden>'"),
+    exporter_row('exporter token file missing', f'{{{EXP}, token_file: /nonexistent/tok}}',
+                 'token_file', "'/nonexistent/tok'"),
+    accepted('exporter grafana registry address',
+             blueprint(extra_interface=MONITORED, more=EXPORTER.format(
+                 props=f"{{{EXP}, grafana_registry_address: 'http://g:3000'}}")),
+             'the original Croupier registered Grafana dashboards there; Croupier registers '
+             'none (Grafana reads Prometheus) and says so in plugin.yaml and the README'),
+    Row('data endpoint a list', blueprint(more=dataflow(web_endpoint="[a]").replace(
+        "endpoint: '[a]'", 'endpoint: [a]')), "node 'web', property 'endpoint' = ['a']"),
+    Row('data endpoint with a newline', blueprint(more=dataflow().replace(
+        "endpoint: 'http://web.example.org'", 'endpoint: "http://web.example.org\\n"')),
+        "node 'web', property 'endpoint' = 'http://web.example.org\\n'"),
+    parser('data internet_access not a boolean',
+           blueprint(more=dataflow(store_extra="      internet_access: 'yes'\n")),
+           'store', 'internet_access', "'yes'"),
+    parser('data credentials not a mapping', blueprint(more=dataflow(store_credentials='[a]')),
+           'store', 'credentials', '[a]'),
+    accepted('data supported_protocols one name',
+             blueprint(more=dataflow(store_extra="      supported_protocols: SFTP\n")),
+             'one protocol written without a list is taken as a list of one'),
+    Row('data supported_protocols a mapping',
+        blueprint(more=dataflow(store_extra="      supported_protocols: {a: b}\n")),
+        "node 'store', property 'supported_protocols' = {'a': 'b'}"),
+    Row('filepath a list', blueprint(more=dataflow(target_props='{filepath: [a]}')),
+        "node 'dst', property 'filepath' = ['a']"),
+    Row('filepath with a newline', blueprint(more=dataflow(target_props='{filepath: "d\\n.txt"}')),
+        "node 'dst', property 'filepath' = 'd\\n.txt'"),
+    Row('web resource empty', blueprint(more=dataflow(source_props="{resource: ''}")),
+        "node 'src', property 'resource' = ''"),
+    Row('web resource with a newline',
+        blueprint(more=dataflow(source_props='{resource: "/d\\n.txt"}')),
+        "node 'src', property 'resource' = '/d\\n.txt'"),
+    Row('web resource a list', blueprint(more=dataflow(source_props='{resource: [a]}')),
+        "node 'src', property 'resource' = ['a']"),
+    Row('transfer protocol empty', blueprint(more=dataflow(protocol="''")),
+        "node 'move', property 'transfer_protocol' = ''"),
+    Row('transfer protocol a list', blueprint(more=dataflow(protocol='[HTTP]')),
+        "node 'move', property 'transfer_protocol' = ['HTTP']"),
+    Row('transfer protocol with a newline', blueprint(more=dataflow(protocol='"HTTP\\n"')),
+        "node 'move', property 'transfer_protocol' = 'HTTP\\n'"),
+    accepted('transfer protocol in lower case', blueprint(more=dataflow(protocol='http')),
+             'protocol names are read in any case, as the README says'),
+]
+
+
+
 ROWS = [Row(*case) for case in CASES]
 
 
@@ -820,6 +895,28 @@ def test_every_property_of_the_interface_and_job_types_has_a_row():
                    (row.accepted and f"{name.split('.')[-1]}:" in row.text) for row in ROWS)
     assert [name for name in names if not covered(name)] == []
 
+
+
+def test_every_property_of_the_exporter_and_data_types_has_a_row():
+    """Each property of plugin.yaml's HPCExporter, DataAccessInfrastructure,
+    FileDataSource, WebDataSource and DataTransfer is refused by name in some row, or
+    accepted on purpose in one (the Vault node's rows are in test_bad_vault_input.py,
+    the original Croupier's own node types in test_original_schema.py)."""
+    import os
+    import yaml
+    import croupier_plugin
+    path = os.path.join(os.path.dirname(croupier_plugin.__file__), 'resources', 'plugin.yaml')
+    with open(path) as fh:
+        types = yaml.safe_load(fh)['node_types']
+    names = [prop for name in ('HPCExporter', 'DataAccessInfrastructure', 'FileDataSource',
+                               'WebDataSource', 'DataTransfer')
+             for prop in types[f'croupier.nodes.{name}'].get('properties') or {}]
+    assert len(names) >= 12
+
+    def covered(name):
+        return any(f"property '{name}" in row.expected or
+                   (row.accepted and f"{name}:" in row.text) for row in ROWS)
+    assert [name for name in names if not covered(name)] == []
 
 @pytest.mark.parametrize('row', ROWS, ids=[row.case for row in ROWS])
 def test_bad_input_is_refused_naming_node_property_and_value(tmp_path, capsys, row):

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from typing import Any, Optional
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -46,7 +46,9 @@ def exporter_address(props, node='HPCExporter'):
     if not isinstance(value, str):
         raise ConfigError(prop, value, 'must be a URL such as http://127.0.0.1:9110')\
             .for_node(node)
-    value = value.strip()
+    if any(c.isspace() for c in value):
+        raise ConfigError(prop, value, 'must be a URL such as http://127.0.0.1:9110, '
+                                       'without spaces or line breaks').for_node(node)
     if '://' not in value:
         value = 'http://' + value
     if '@' in value:
@@ -54,10 +56,19 @@ def exporter_address(props, node='HPCExporter'):
         shown = re.sub(r'//[^/]*@', '//<hidden>@', value)
         raise ConfigError(prop, shown, 'must not hold a user or password (the exporter '
                                        'takes no credentials)').for_node(node)
-    if not _ADDRESS.fullmatch(value):
+    if not _ADDRESS.fullmatch(value) or not _has_valid_port(value):
         raise ConfigError(prop, props[prop], 'must be a URL such as http://127.0.0.1:9110')\
             .for_node(node)
     return value.rstrip('/')
+
+
+def _has_valid_port(url: str) -> bool:
+    """Whether ``url``'s port, if it gives one, is a number from 1 to 65535."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        return False
+    return port != 0
 
 
 def registration_payload(settings):
