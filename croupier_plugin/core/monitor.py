@@ -7,6 +7,11 @@ knows (or reports in a state Croupier does not know) is UNKNOWN for at most
 ``unknown_grace`` seconds, then FAILED with the reason. Transport errors back
 off exponentially; after ``outage_limit`` seconds without an answer the
 monitor gives up on that infrastructure with ``InfrastructureUnreachable``.
+
+Between two status commands, the jobs whose scripts leave an exit-code marker
+are looked for every ``marker_period`` seconds with one file check per
+infrastructure (no scheduler daemon asked): the end of such a job is seen
+within about that time, whatever the infrastructure's period.
 """
 
 import logging
@@ -33,6 +38,7 @@ class TrackedJob:
     job_id: str
     status: Optional[JobStatus] = None
     unknown_since: Optional[float] = None
+    marker: bool = False        # its script leaves an exit-code marker
 
 
 @dataclass
@@ -50,6 +56,12 @@ class _ClusterState:
     failing_since: Optional[float] = None
     last_error: str = ''
     polls: int = 0
+    next_marker: float = 0.0
+    marker_checks: int = 0
+    # jobs whose marker is to be removed at the next check (read, or the job
+    # ended as the scheduler told)
+    spent_markers: set = field(default_factory=set)
+    cluster: object = None
 
 
 @dataclass
@@ -58,17 +70,23 @@ class Monitor:
     outage_limit: float = 900.0
     max_backoff: float = 60.0
     clock: object = time.monotonic
+    marker_period: float = 0.5
     _jobs: dict = field(default_factory=dict)
     _clusters: dict = field(default_factory=dict)
 
-    def track(self, cluster, job_id, name, status=None):
-        job = TrackedJob(name, cluster, str(job_id), status)
+    def track(self, cluster, job_id, name, status=None, marker: bool = False) -> TrackedJob:
+        """Follow ``job_id`` on ``cluster``; ``marker``: its script leaves an
+        exit-code marker to look for between status commands."""
+        job = TrackedJob(name, cluster, str(job_id), status, marker=marker)
         self._jobs[(cluster.key, str(job_id))] = job
-        self._clusters.setdefault(cluster.key, _ClusterState())
+        self._clusters.setdefault(cluster.key, _ClusterState()).cluster = cluster
         return job
 
     def untrack(self, cluster_key, job_id):
-        self._jobs.pop((cluster_key, str(job_id)), None)
+        """Stop following a job (cancelled: a marker it leaves is spent)."""
+        job = self._jobs.pop((cluster_key, str(job_id)), None)
+        if job is not None and job.marker:
+            self._clusters[cluster_key].spent_markers.add(job.job_id)
 
     def jobs(self):
         return list(self._jobs.values())
@@ -81,6 +99,11 @@ class Monitor:
         state = self._clusters.get(cluster_key)
         return state.polls if state else 0
 
+    def marker_checks(self, cluster_key: str) -> int:
+        """How many exit-code marker checks were sent to ``cluster_key``."""
+        state = self._clusters.get(cluster_key)
+        return state.marker_checks if state else 0
+
     # -- one cycle ------------------------------------------------------------
 
     def due(self, now=None):
@@ -91,8 +114,21 @@ class Monitor:
             by_cluster.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
         return {k: v for k, v in by_cluster.items() if self._clusters[k].next_poll <= now}
 
+    def markers_due(self, now: float, exclude=()) -> dict:
+        """Clusters (not in ``exclude``, not failing) with unfinished jobs
+        that leave markers, whose next marker check has come."""
+        by_cluster: dict = {}
+        for job in self.active():
+            key = job.cluster.key
+            if job.marker and key not in exclude:
+                by_cluster.setdefault(key, (job.cluster, []))[1].append(job)
+        return {k: v for k, v in by_cluster.items()
+                if self._clusters[k].next_marker <= now and not self._clusters[k].failures}
+
     def poll(self, force=False):
-        """Ask every due infrastructure once (all when ``force``); return changes."""
+        """Ask every due infrastructure once (all when ``force``) for its jobs'
+        statuses, and look for the markers of the others whose check is due;
+        return changes."""
         now = self.clock()
         if force:
             groups = {}
@@ -100,16 +136,51 @@ class Monitor:
                 groups.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
         else:
             groups = self.due(now)
-        if not groups:
+        looks = {} if force else self.markers_due(now, exclude=groups)
+        tasks = [(self._ask, self._apply, group) for group in groups.values()] + \
+            [(self._look, self._apply_markers, group) for group in looks.values()]
+        if not tasks:
             return []
-        if len(groups) == 1:
-            answers = [self._ask(*next(iter(groups.values())))]
+        if len(tasks) == 1:
+            answers = [tasks[0][0](*tasks[0][2])]
         else:
-            with ThreadPoolExecutor(max_workers=min(len(groups), 16)) as pool:
-                answers = list(pool.map(lambda g: self._ask(*g), groups.values()))
+            with ThreadPoolExecutor(max_workers=min(len(tasks), 16)) as pool:
+                answers = list(pool.map(lambda t: t[0](*t[2]), tasks))
         changes = []
-        for (cluster, jobs), answer in zip(groups.values(), answers):
-            changes.extend(self._apply(cluster, jobs, answer))
+        for (_, apply, (cluster, jobs)), answer in zip(tasks, answers):
+            changes.extend(apply(cluster, jobs, answer))
+        return changes
+
+    def _look(self, cluster, jobs: list):
+        """One marker check for ``jobs`` (the answer, or the error)."""
+        state = self._clusters[cluster.key]
+        state.marker_checks += 1
+        spent = sorted(state.spent_markers)
+        try:
+            answer = cluster.ended_by_markers([j.job_id for j in jobs if j.marker],
+                                              remove=spent)
+        except (TransportError, SchedulerError) as exc:
+            return exc
+        state.spent_markers.difference_update(spent)
+        return answer
+
+    def _apply_markers(self, cluster, jobs: list, answer) -> list:
+        """The changes a marker check shows: the jobs it says ended. A failed
+        check changes nothing: the next status command tells."""
+        state = self._clusters[cluster.key]
+        state.next_marker = self.clock() + self.marker_period
+        if isinstance(answer, Exception):
+            log.info('%s: exit-code marker check failed (%s)', cluster.key, answer)
+            return []
+        changes = []
+        for job in jobs:
+            new = answer.get(job.job_id)
+            if new is None:
+                continue
+            job.unknown_since = None
+            changes.append(JobChange(job, job.status, new))
+            job.status = new
+            state.spent_markers.add(job.job_id)
         return changes
 
     def _ask(self, cluster, jobs):
@@ -141,6 +212,7 @@ class Monitor:
         state.failures = 0
         state.failing_since = None
         state.next_poll = now + cluster.monitor_period
+        state.next_marker = now + self.marker_period
         changes = []
         for job in jobs:
             new = answer.get(job.job_id) or cluster.scheduler.missing(job.job_id, 'monitor')
@@ -149,6 +221,8 @@ class Monitor:
                     (job.status.state, job.status.raw_state, job.status.exit_code):
                 changes.append(JobChange(job, job.status, new))
             job.status = new
+            if job.marker and new.terminal:
+                state.spent_markers.add(job.job_id)     # left, if its script wrote one
         return changes
 
     def _bounded_unknown(self, job, status, now):
@@ -167,13 +241,35 @@ class Monitor:
                                 f'(grace period {self.unknown_grace:g} s)',
                          source=status.source)
 
+    def remove_spent_markers(self) -> None:
+        """Remove the markers read or no longer needed (one command per
+        infrastructure that has some), e.g. when the run ends; a failure is
+        only logged: a leftover marker is never read as another job's."""
+        for key, state in self._clusters.items():
+            if not state.spent_markers:
+                continue
+            spent = sorted(state.spent_markers)
+            try:
+                state.cluster.ended_by_markers([], remove=spent)
+                state.spent_markers.difference_update(spent)
+            except (TransportError, SchedulerError) as exc:
+                log.info('%s: removing exit-code markers failed (%s)', key, exc)
+
     # -- until the end ----------------------------------------------------------
 
     def next_wakeup(self):
-        keys = {j.cluster.key for j in self.active()}
-        if not keys:
+        """When the next status command or marker check is due (None: no
+        unfinished job)."""
+        active = self.active()
+        if not active:
             return None
-        return min(self._clusters[k].next_poll for k in keys)
+        keys = {j.cluster.key for j in active}
+        wake = min(self._clusters[k].next_poll for k in keys)
+        for key in {j.cluster.key for j in active if j.marker}:
+            state = self._clusters[key]
+            if not state.failures:
+                wake = min(wake, state.next_marker)
+        return wake
 
     def run(self, on_change=None, stop=None, until=None):
         """Poll until every job ended, ``stop`` (a threading.Event) is set, or

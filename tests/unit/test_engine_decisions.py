@@ -16,7 +16,9 @@ from croupier_plugin.core.engine import (Engine, JobFailed, JobPolicy, JobRecord
 from croupier_plugin.core.engine import decisions
 from croupier_plugin.core.model import JobState, JobStatus
 from croupier_plugin.core.monitor import Monitor
-from croupier_plugin.core.schedulers import SlurmScheduler
+from croupier_plugin.core.model import JobSpec
+from croupier_plugin.core.schedulers import PbsScheduler, SlurmScheduler
+from croupier_plugin.core.schedulers.shell import ShellScheduler
 
 
 class Clock:
@@ -29,7 +31,9 @@ class Clock:
 
 class ScriptedCluster:
     """Takes submissions and answers status requests from a script: each job
-    ends in the state ``ends[name]`` (COMPLETED by default) at its first poll."""
+    runs for ``runs[name]`` status requests (none by default), then ends in the
+    state ``ends[name]`` (COMPLETED by default). A job submitted to wait for
+    others (``after``) is dropped, as SLURM does, when one of them failed."""
 
     def __init__(self, key='hpc', period=0.01):
         self.key = key
@@ -37,25 +41,48 @@ class ScriptedCluster:
         self.scheduler = SlurmScheduler()
         self.ids = itertools.count(100)
         self.submitted = []         # (name, job_id)
+        self.after = {}             # name -> the ids it was submitted to wait for
         self.cancelled = []
         self.ends = {}
+        self.runs = {}
         self.polls = 0
 
-    def submit(self, spec, workdir):
+    def submit(self, spec, workdir, after=()):
         job_id = str(next(self.ids))
         self.submitted.append((spec.name, job_id))
+        self.after[spec.name] = tuple(after)
         return SubmittedJob(spec.name, job_id, self.key, f'{workdir}/{spec.name}.sh',
                             f'{workdir}/{job_id}.out', f'{workdir}/{job_id}.err', 1.0)
+
+    def _state(self, job_id, names):
+        name = names.get(job_id)
+        if job_id in self.cancelled:
+            return JobState.CANCELLED
+        for parent in self.after.get(name, ()):
+            parent_state = self._state(parent, names)
+            if parent_state.terminal and parent_state is not JobState.COMPLETED:
+                return JobState.CANCELLED       # DependencyNeverSatisfied
+            if parent_state is not JobState.COMPLETED:
+                return JobState.PENDING
+        if self.runs.get(name, 0) > 0:
+            return JobState.RUNNING
+        return self.ends.get(name, JobState.COMPLETED)
 
     def statuses(self, job_ids):
         self.polls += 1
         names = {i: n for n, i in self.submitted}
         out = {}
         for job_id in job_ids:
-            state = self.ends.get(names.get(job_id), JobState.COMPLETED)
+            state = self._state(job_id, names)
             out[job_id] = JobStatus(job_id, state, raw_state=state.value,
                                     exit_code=0 if state is JobState.COMPLETED else 1)
+        for job_id, status in out.items():
+            if status.state is JobState.RUNNING:
+                self.runs[names[job_id]] -= 1       # one request's time of running
         return out
+
+    def ended_by_markers(self, job_ids, remove=()):
+        return {}           # no marker: the status requests tell
 
     def cancel(self, job_ids):
         self.cancelled.extend(job_ids)
@@ -64,14 +91,9 @@ class ScriptedCluster:
         return ''
 
 
-class Spec:
-    def __init__(self, name):
-        self.name = name
-
-
 def job(name, parents=(), record=None, cluster=None, **kw):
-    return PlannedJob(name, Spec(name), cluster or ScriptedCluster(), '/w', list(parents),
-                      record or {}, **kw)
+    return PlannedJob(name, JobSpec.from_options(name, {'commands': ['true']}),
+                      cluster or ScriptedCluster(), '/w', list(parents), record or {}, **kw)
 
 
 def jobs_of(*jobs):
@@ -139,7 +161,7 @@ def test_an_ended_run_starts_afresh_or_reruns_only_what_did_not_complete():
 def test_a_job_is_ready_when_every_parent_completed_and_moved_its_outputs():
     a = job('a', record={'state': 'COMPLETED', 'job_id': '1', 'outputs': 'PENDING'},
             stage_out=['t'])
-    b = job('b', record={'state': 'RUNNING', 'job_id': '2'})
+    b = job('b', record={'state': 'RUNNING', 'job_id': '2'}, cluster=ScriptedCluster('other'))
     c = job('c', ['a'])
     d = job('d', ['b'])
     e = job('e')
@@ -247,3 +269,107 @@ def test_the_loop_retries_then_fails_and_skips_the_dependants():
     assert ('retrying', 'bad') in events
     assert records['after'] == {'state': 'SKIPPED', 'reason': 'a job it depends on failed'}
     assert records['bad']['reported'] and len(records['bad']['attempts']) == 1
+
+
+# -- the scheduler runs the DAG (issue 17) ------------------------------------------------
+
+def test_a_child_waits_in_the_scheduler_for_parents_it_can_carry():
+    hpc = ScriptedCluster('hpc')
+    running = {'state': 'RUNNING', 'job_id': '2'}
+
+    def decide(child_kw=None, parent_kw=None, parent_record=None, parent_cluster=hpc):
+        parent = job('p', record=dict(parent_record or running), cluster=parent_cluster,
+                     **(parent_kw or {}))
+        done = job('d', record={'state': 'COMPLETED', 'job_id': '1'}, cluster=hpc)
+        child = job('c', ['p', 'd'], **dict({'cluster': hpc}, **(child_kw or {})))
+        return [(s.job.name, s.after) for s in
+                decisions.ready(jobs_of(parent, done, child), busy={'p'})]
+
+    # the completed parent needs no dependency, the running one is the scheduler's
+    assert decide() == [('c', ('2',))]
+    # a pending parent: the child is not queued yet (one level beyond what runs)
+    assert decide(parent_record={'state': 'PENDING', 'job_id': '2'}) == []
+    # where the scheduler cannot carry the edge, the engine waits as before
+    assert decide(parent_cluster=ScriptedCluster('other')) == []
+    assert decide(parent_record={'state': 'SUBMITTING'}) == []
+    assert decide(parent_kw={'stage_out': ['a transfer']}) == []
+    assert decide(parent_kw={'policy': JobPolicy(max_retries=1)}) == []
+    assert decide(parent_kw={'placements': ['x', 'y']}) == []
+    assert decide(child_kw={'placements': ['x', 'y']}) == []
+    assert decide(child_kw={'policy': JobPolicy(max_time_in_queue=60)}) == []
+    shell = ScriptedCluster('hpc')
+    shell.scheduler = ShellScheduler()
+    assert decide(parent_cluster=shell, child_kw={'cluster': shell}) == []
+
+
+def test_pbs_carries_plain_parents_but_not_arrays():
+    pbs = PbsScheduler()
+    assert pbs.holds_for(JobSpec.from_options('p', {'commands': ['true']}))
+    assert not pbs.holds_for(JobSpec.from_options('p', {'commands': ['true'], 'array': '1-3'}))
+    assert SlurmScheduler().holds_for(JobSpec.from_options('p', {'commands': ['true'],
+                                                                  'array': '1-3'}))
+    command = pbs.submit_command(JobSpec.from_options('c', {'commands': ['true']}), '/w/c.pbs',
+                                 '/w', after=['7.host', '8.host'])
+    assert "-W depend=afterok:7.host:8.host" in command
+    command = SlurmScheduler().submit_command(JobSpec.from_options('c', {'commands': ['x']}),
+                                              '/w/c.sbatch', '/w', after=['7', '8'])
+    assert '--dependency=afterok:7:8 --kill-on-invalid-dep=yes' in command
+    with pytest.raises(ValueError):
+        SlurmScheduler().submit_command(JobSpec.from_options('c', {'commands': ['x']}),
+                                        '/w/c.sbatch', '/w', after=['7;rm -rf ~'])
+
+
+def test_a_held_child_is_not_a_failure_while_its_parent_decides_its_fate():
+    hpc = ScriptedCluster('hpc')
+    parent = job('p', record={'state': 'RUNNING', 'job_id': '1'}, cluster=hpc)
+    child = job('c', ['p'], record={'state': 'CANCELLED', 'job_id': '2'}, cluster=hpc)
+    jobs = jobs_of(parent, child)
+    assert [j.name for j in decisions.held(jobs)] == ['c']
+    assert decisions.failed(jobs) == []
+    parent.record.state = JobState.FAILED
+    assert [f.job.name for f in decisions.failed(jobs)] == ['p']
+    parent.record.state = JobState.COMPLETED
+    # its parent completed: a cancelled child is a failure of its own
+    assert [f.job.name for f in decisions.failed(jobs)] == ['c']
+    # a child seen running started: whatever the records say of its parent
+    parent.record.state = JobState.RUNNING
+    child.record.state = JobState.RUNNING
+    assert decisions.held(jobs) == []
+
+
+def test_the_loop_submits_children_to_wait_for_running_parents():
+    cluster = ScriptedCluster()
+    cluster.runs = {'first': 3, 'left': 2, 'right': 2}
+    jobs = [job('first', cluster=cluster), job('left', ['first'], cluster=cluster),
+            job('right', ['first'], cluster=cluster),
+            job('last', ['left', 'right'], cluster=cluster)]
+    engine, records, _ = run(jobs)
+    engine.run()
+    ids = dict(cluster.submitted)
+    assert sorted(ids) == ['first', 'last', 'left', 'right']     # each once
+    assert cluster.after['left'] == cluster.after['right'] == (ids['first'],)
+    assert sorted(cluster.after['last']) == sorted((ids['left'], ids['right']))
+    assert {r['state'] for r in records.values()} == {'COMPLETED'}
+
+
+def test_a_failed_parent_skips_its_waiting_children_and_alone_fails_the_run():
+    cluster = ScriptedCluster()
+    cluster.runs = {'first': 3}
+    cluster.ends = {'first': JobState.FAILED}
+    jobs = [job('first', cluster=cluster), job('child', ['first'], cluster=cluster),
+            job('grandchild', ['child'], cluster=cluster)]
+    engine, records, _ = run(jobs)
+    with pytest.raises(JobFailed) as failed:
+        engine.run()
+    assert [j.name for j, _, _ in failed.value.failures] == ['first']
+    ids = dict(cluster.submitted)
+    # the child waited in the scheduler for its running parent, and was dropped
+    assert cluster.after['child'] == (ids['first'],)
+    assert records['child']['state'] == 'SKIPPED' and 'job_id' not in records['child']
+    assert records['child']['reason'] == \
+        f"a job it depends on failed (first): its hpc job {ids['child']}, waiting for it, " \
+        f"was cancelled before it started"
+    assert ids['child'] in cluster.cancelled
+    # its own child was never submitted: its parent never ran
+    assert 'grandchild' not in ids
+    assert records['grandchild'] == {'state': 'SKIPPED', 'reason': 'a job it depends on failed'}

@@ -120,17 +120,52 @@ def resume(jobs: Iterable[PlannedJob], rerun_failed: bool) -> list:
     return out
 
 
+def scheduler_carries(job: PlannedJob, parent: PlannedJob) -> bool:
+    """Whether ``job`` can be submitted now to wait, in the scheduler, for
+    ``parent``: the parent runs (so the queue holds one level of waiting
+    dependants beyond what runs, not the whole DAG, and a parent still pending
+    can still be moved or timed out), on the same infrastructure, whose
+    scheduler can hold a job for it; nothing the engine must do between them
+    (an output transfer, a placement still to decide) and nothing that could
+    run the parent again (retries). A job with a max_time_in_queue waits for
+    its parents in the engine: its time in the queue counts from a submission
+    its parents allow to start."""
+    return (parent.state is JobState.RUNNING
+            and bool(parent.record.job_id)
+            and parent.cluster.key == job.cluster.key
+            and not parent.stage_out and not parent.placements
+            and parent.policy.max_retries == 0
+            and not job.placements and not job.policy.max_time_in_queue
+            and job.cluster.scheduler.holds_for(parent.spec))
+
+
 def ready(jobs: Mapping[str, PlannedJob], busy: Iterable[str]) -> list:
     """The jobs to submit now (Submit actions): not submitted yet, not ``busy``
-    (being submitted or followed), and every parent completed."""
+    (being submitted or followed), and every parent either completed or one
+    the scheduler can make it wait for (scheduler_carries: then ``after``
+    lists those parents' scheduler job ids)."""
     busy = set(busy)
     out = []
     for job in jobs.values():
         if job.name in busy or job.record.job_id or job.state is not None:
             continue
-        if all(completed(jobs[p]) for p in job.parents):
-            out.append(Submit(job))
+        waiting = [jobs[p] for p in job.parents if not completed(jobs[p])]
+        if all(scheduler_carries(job, parent) for parent in waiting):
+            out.append(Submit(job, tuple(p.record.job_id for p in waiting)))
     return out
+
+
+# what the scheduler says of a job waiting for its parents, or dropped for them
+_HELD_STATES = frozenset({JobState.PENDING, JobState.CANCELLED, JobState.SKIPPED})
+
+
+def held(jobs: Mapping[str, PlannedJob]) -> list:
+    """The submitted jobs whose parents have not all completed (as far as the
+    records know) and that did not start: they wait in the scheduler for
+    them, or were dropped by it because a parent failed."""
+    return [job for job in jobs.values()
+            if job.record.job_id and job.state in _HELD_STATES
+            and any(jobs[p].state is not JobState.COMPLETED for p in job.parents)]
 
 
 def outputs_ready(jobs: Mapping[str, PlannedJob], finishing: Iterable[str]) -> list:
@@ -159,9 +194,14 @@ def queue_timeouts(jobs: Mapping[str, PlannedJob], now: float) -> list:
 def failed(jobs: Mapping[str, PlannedJob]) -> list:
     """The jobs whose records say they failed and that were not reported yet."""
     out = []
+    waiting = {job.name for job in held(jobs)}
     for job in jobs.values():
+        if job.name in waiting:
+            # its fate is its parents': dropped by the scheduler when one
+            # failed (that parent is the failure), or still to start
+            continue
         # a submitted job the scheduler skipped (deleted it when a job it
-        # depends on failed) fails the run as well
+        # depends on failed: a dependency the engine did not set) fails the run
         skipped = job.state is JobState.SKIPPED and job.record.job_id
         if (job.state in FAILED_STATES or skipped) and not job.record.reported:
             out.append(Failure(job, job.record.status()))

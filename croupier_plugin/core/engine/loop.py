@@ -97,10 +97,12 @@ class Engine:
             while True:
                 if self.stop.is_set():
                     self._wait_submissions(submitting, finishing)
+                    self._skip_held('the execution was cancelled')
                     self._cancel_live('the execution was cancelled')
                     for job in decisions.never_submitted(self.jobs):
                         self._save(job, state=JobState.SKIPPED,
                                    reason='the execution was cancelled')
+                    self.monitor.remove_spent_markers()
                     raise RunCancelled('run cancelled: every running job was cancelled')
                 failures = self._collect_submissions(submitting)
                 for change in self.monitor.poll():
@@ -121,6 +123,7 @@ class Engine:
                     unfinished = [n for n, j in self.jobs.items() if not decisions.completed(j)]
                     if unfinished:      # cannot happen with a checked graph
                         raise CroupierError(f'jobs left unfinished: {unfinished}')
+                    self.monitor.remove_spent_markers()
                     return self.summary()
                 wake = self.monitor.next_wakeup()
                 timeout = 1.0 if wake is None else max(0.0, min(wake - self.clock(), 5.0))
@@ -147,7 +150,8 @@ class Engine:
                 self._save(job)
                 self.events('rerun', job, reason='did not complete in the earlier run')
             elif action.how == 'reattach':
-                self.monitor.track(job.cluster, job.record.job_id, job.name)
+                self.monitor.track(job.cluster, job.record.job_id, job.name,
+                                   marker=self._leaves_marker(job))
                 self.events('reattached', job, job_id=job.record.job_id)
             elif action.how == 'recover':
                 if not self._recover_submission(job, 'an earlier run stopped while '
@@ -171,10 +175,11 @@ class Engine:
         if job.placements:
             changes.update(self._place(job))
         self._save(job, **changes)
-        return pool.submit(self._submit, job)
+        return pool.submit(self._submit, job, submit.after)
 
-    def _submit(self, job: PlannedJob) -> Any:
-        """Run the job's input transfers, then submit it (in a pool thread)."""
+    def _submit(self, job: PlannedJob, after: tuple = ()) -> Any:
+        """Run the job's input transfers, then submit it (in a pool thread),
+        to wait in the scheduler for the jobs ``after`` when given."""
         spec = job.spec
         if hasattr(spec, 'submit_token'):
             spec = dataclasses.replace(spec, submit_token=job.record.submit_token)
@@ -185,7 +190,10 @@ class Engine:
                 except TransferError as exc:
                     raise InputsFailed(str(exc)) from None
                 self.events('inputs', job, reason='; '.join(done))
-            submitted = job.cluster.submit(spec, job.workdir)
+            if after:
+                submitted = job.cluster.submit(spec, job.workdir, after=after)
+            else:
+                submitted = job.cluster.submit(spec, job.workdir)
         finally:
             self._wake.set()
         return submitted
@@ -232,7 +240,13 @@ class Engine:
                    stderr=stderr, script=script, submitted_at=submitted_at,
                    cluster=job.cluster.key)
         self.monitor.track(job.cluster, job_id, job.name,
-                           JobStatus(job_id, JobState.PENDING, raw_state='SUBMITTED'))
+                           JobStatus(job_id, JobState.PENDING, raw_state='SUBMITTED'),
+                           marker=self._leaves_marker(job))
+
+    @staticmethod
+    def _leaves_marker(job: PlannedJob) -> bool:
+        """Whether the job's script leaves an exit-code marker to look for."""
+        return job.cluster.scheduler.leaves_marker(job.spec)
 
     def _collect_submissions(self, submitting: dict) -> list:
         """Record the submissions that ended; the failed ones as Failures."""
@@ -373,7 +387,10 @@ class Engine:
         self.events('cancelled', job, reason='waited too long in the queue')
 
     def _fail(self, failures: list) -> None:
-        """End the run: cancel live jobs, skip the others, raise JobFailed."""
+        """End the run: skip the jobs waiting for their parents in the
+        scheduler, cancel live jobs, skip the others, raise JobFailed."""
+        failed = [f.job.name for f in failures]
+        self._skip_held('a job it depends on failed', failed)
         self._cancel_live('another job failed')
         for job in decisions.never_submitted(self.jobs):
             self._save(job, state=JobState.SKIPPED, reason='a job it depends on failed')
@@ -387,7 +404,34 @@ class Engine:
             tail = self._stderr_tail(job) if failure.tail is None else failure.tail
             self._save(job, reported=True)
             detailed.append((job, failure.status, tail))
+        self.monitor.remove_spent_markers()
         raise JobFailed(detailed)
+
+    def _skip_held(self, why: str, failed: Iterable[str] = ()) -> None:
+        """Cancel the jobs waiting in the scheduler for parents (one command
+        per infrastructure) and record them as never run: SKIPPED with the
+        reason, without a job id (they never started)."""
+        jobs = decisions.held(self.jobs)
+        by_cluster: dict = {}
+        for job in jobs:
+            by_cluster.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
+        for cluster, waiting in by_cluster.values():
+            try:
+                cluster.cancel([j.record.job_id for j in waiting])
+            except CroupierError as exc:
+                log.warning('%s: cancelling jobs waiting for their parents failed: %s',
+                            cluster.key, exc)
+        failed = set(failed)
+        for job in jobs:
+            job_id = job.record.job_id
+            self.monitor.untrack(job.cluster.key, job_id)
+            names = [p for p in job.parents if p in failed] or \
+                [p for p in job.parents if self.jobs[p].state is not JobState.COMPLETED]
+            job.record.reset()
+            self._save(job, state=JobState.SKIPPED,
+                       reason=f"{why} ({', '.join(names)}): its {job.cluster.key} job "
+                              f"{job_id}, waiting for it, was cancelled before it started")
+            self.events('skipped', job, reason=why)
 
     def _stderr_tail(self, job: PlannedJob) -> str:
         """The end of the job's stderr ('' when it cannot be read)."""

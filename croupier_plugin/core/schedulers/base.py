@@ -236,6 +236,48 @@ class Scheduler(abc.ABC):
         """(stdout, stderr) paths of a submitted job, for runtime properties."""
         return None, None
 
+    # -- the scheduler runs the DAG ---------------------------------------------
+
+    def holds_for(self, parent_spec) -> bool:
+        """Whether a job can be submitted to wait, in this scheduler, for the
+        successful end of a job of ``parent_spec`` submitted here (then the
+        scheduler starts it, and drops it when that job fails)."""
+        return False
+
+    # -- exit-code markers --------------------------------------------------------
+
+    def leaves_marker(self, spec) -> bool:
+        """Whether the batch script of ``spec`` leaves an exit-code marker that
+        marker_command can read."""
+        return False
+
+    def marker_command(self, remove=()) -> str:
+        """ONE command printing '<job id> <exit code>' for every marker present
+        (a look at one directory: no scheduler daemon is asked), after removing
+        the markers of the jobs ``remove`` (read already, or ended as the
+        scheduler told)."""
+        raise NotImplementedError(f'{self.name} leaves no exit-code markers')
+
+    def parse_markers(self, stdout: str, job_ids) -> dict:
+        """{job_id: JobStatus} for the jobs whose marker tells how they ended:
+        exit code 0 is COMPLETED, 1-127 FAILED; a marker of a job ended by a
+        signal (128 and up) is left to the scheduler, which knows why."""
+        wanted = {str(j) for j in job_ids}
+        out = {}
+        for line in stdout.splitlines():
+            job_id, _, text = line.strip().partition(' ')
+            if job_id not in wanted or not text.strip().isdigit():
+                continue
+            code = int(text)
+            if code == 0:
+                out[job_id] = JobStatus(job_id, JobState.COMPLETED, raw_state='COMPLETED',
+                                        exit_code=0, source='exit-code marker')
+            elif code < 128:
+                out[job_id] = JobStatus(job_id, JobState.FAILED, raw_state='FAILED',
+                                        exit_code=code, reason='NonZeroExitCode',
+                                        source='exit-code marker')
+        return out
+
     def normalize(self, raw):
         """The JobState of a raw scheduler state; UNKNOWN (logged) when new."""
         key = (raw or '').strip().split(' ')[0].rstrip('+').upper()
