@@ -123,15 +123,16 @@ class Cluster:
         statuses = self.scheduler.parse_status_output(result.stdout, job_ids)
         return self._delete_held(statuses)
 
-    def ended_by_markers(self, job_ids, remove=()) -> dict:
-        """{job_id: JobStatus} of the ``job_ids`` whose exit-code marker says
-        they ended, from ONE look at the marker directory on the login node (no
+    def markers(self, job_ids, spent=(), started=()) -> dict:
+        """{job_id: JobStatus} of the ``job_ids`` whose markers say they run or
+        ended, from ONE look at the marker directory on the login node (no
         scheduler daemon is asked), which first removes the markers of the jobs
-        ``remove``. Raises TransportError like any command."""
+        ``spent`` and the start markers of the jobs ``started``. Raises
+        TransportError like any command."""
         job_ids = list(job_ids)
-        if not job_ids and not remove:
+        if not job_ids and not spent and not started:
             return {}
-        result = self.transport.run(self.scheduler.marker_command(list(remove)))
+        result = self.transport.run(self.scheduler.marker_command(list(spent), list(started)))
         if result.exit_code != 0:
             log.warning('%s: reading exit-code markers failed with exit code %s: %s',
                         self.key, result.exit_code, result.stderr.strip()[-300:])

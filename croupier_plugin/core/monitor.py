@@ -8,10 +8,11 @@ knows (or reports in a state Croupier does not know) is UNKNOWN for at most
 off exponentially; after ``outage_limit`` seconds without an answer the
 monitor gives up on that infrastructure with ``InfrastructureUnreachable``.
 
-Between two status commands, the jobs whose scripts leave an exit-code marker
-are looked for every ``marker_period`` seconds with one file check per
-infrastructure (no scheduler daemon asked): the end of such a job is seen
-within about that time, whatever the infrastructure's period.
+Between two status commands, the jobs whose scripts leave markers (one when
+they start, one with their exit code when they end) are looked for every
+``marker_period`` seconds with one look at a directory per infrastructure (no
+scheduler daemon asked): the start and the end of such a job are seen within
+about that time, whatever the infrastructure's period.
 """
 
 import logging
@@ -58,9 +59,10 @@ class _ClusterState:
     polls: int = 0
     next_marker: float = 0.0
     marker_checks: int = 0
-    # jobs whose marker is to be removed at the next check (read, or the job
-    # ended as the scheduler told)
+    # jobs whose markers are to be removed at the next check (ended, as a
+    # marker or the scheduler told), and jobs whose start marker was read
     spent_markers: set = field(default_factory=set)
+    started_markers: set = field(default_factory=set)
     cluster: object = None
 
 
@@ -155,18 +157,19 @@ class Monitor:
         """One marker check for ``jobs`` (the answer, or the error)."""
         state = self._clusters[cluster.key]
         state.marker_checks += 1
-        spent = sorted(state.spent_markers)
+        spent, started = sorted(state.spent_markers), sorted(state.started_markers)
         try:
-            answer = cluster.ended_by_markers([j.job_id for j in jobs if j.marker],
-                                              remove=spent)
+            answer = cluster.markers([j.job_id for j in jobs if j.marker], spent=spent,
+                                     started=started)
         except (TransportError, SchedulerError) as exc:
             return exc
         state.spent_markers.difference_update(spent)
+        state.started_markers.difference_update(started)
         return answer
 
     def _apply_markers(self, cluster, jobs: list, answer) -> list:
-        """The changes a marker check shows: the jobs it says ended. A failed
-        check changes nothing: the next status command tells."""
+        """The changes a marker check shows: the jobs it says started or
+        ended. A failed check changes nothing: the next status command tells."""
         state = self._clusters[cluster.key]
         state.next_marker = self.clock() + self.marker_period
         if isinstance(answer, Exception):
@@ -178,9 +181,14 @@ class Monitor:
             if new is None:
                 continue
             job.unknown_since = None
+            if new.terminal:
+                state.spent_markers.add(job.job_id)
+            else:
+                state.started_markers.add(job.job_id)
+                if job.status is not None and job.status.state is new.state:
+                    continue        # known already (from the scheduler)
             changes.append(JobChange(job, job.status, new))
             job.status = new
-            state.spent_markers.add(job.job_id)
         return changes
 
     def _ask(self, cluster, jobs):
@@ -246,12 +254,13 @@ class Monitor:
         infrastructure that has some), e.g. when the run ends; a failure is
         only logged: a leftover marker is never read as another job's."""
         for key, state in self._clusters.items():
-            if not state.spent_markers:
+            if not state.spent_markers and not state.started_markers:
                 continue
-            spent = sorted(state.spent_markers)
+            spent, started = sorted(state.spent_markers), sorted(state.started_markers)
             try:
-                state.cluster.ended_by_markers([], remove=spent)
+                state.cluster.markers([], spent=spent, started=started)
                 state.spent_markers.difference_update(spent)
+                state.started_markers.difference_update(started)
             except (TransportError, SchedulerError) as exc:
                 log.info('%s: removing exit-code markers failed (%s)', key, exc)
 

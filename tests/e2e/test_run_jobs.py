@@ -269,17 +269,17 @@ def test_at_a_long_period_ends_are_seen_from_exit_code_markers(bed_inputs, ssh, 
     # job's marker, and asks squeue/sacct at most once per period
     from croupier_plugin.core.cluster import Cluster
     asked = {'statuses': 0, 'markers': 0}
-    statuses, markers = Cluster.statuses, Cluster.ended_by_markers
+    statuses, markers = Cluster.statuses, Cluster.markers
 
     def counted_statuses(cluster, job_ids):
         asked['statuses'] += 1
         return statuses(cluster, job_ids)
 
-    def counted_markers(cluster, job_ids, remove=()):
+    def counted_markers(cluster, job_ids, spent=(), started=()):
         asked['markers'] += 1
-        return markers(cluster, job_ids, remove)
+        return markers(cluster, job_ids, spent, started)
     monkeypatch.setattr(Cluster, 'statuses', counted_statuses)
-    monkeypatch.setattr(Cluster, 'ended_by_markers', counted_markers)
+    monkeypatch.setattr(Cluster, 'markers', counted_markers)
     env = runner.init_env(blueprint('blueprints', 'slurm-dag', 'blueprint.yaml'),
                           dict(bed_inputs, monitor_period=15, work_seconds=1),
                           name='dag-markers')

@@ -247,28 +247,38 @@ class Scheduler(abc.ABC):
     # -- exit-code markers --------------------------------------------------------
 
     def leaves_marker(self, spec) -> bool:
-        """Whether the batch script of ``spec`` leaves an exit-code marker that
-        marker_command can read."""
+        """Whether the batch script of ``spec`` leaves a start marker and an
+        exit-code marker that marker_command can read."""
         return False
 
-    def marker_command(self, remove=()) -> str:
-        """ONE command printing '<job id> <exit code>' for every marker present
-        (a look at one directory: no scheduler daemon is asked), after removing
-        the markers of the jobs ``remove`` (read already, or ended as the
-        scheduler told)."""
-        raise NotImplementedError(f'{self.name} leaves no exit-code markers')
+    def marker_command(self, spent=(), started=()) -> str:
+        """ONE command printing '<job id> run' for every start marker and
+        '<job id> <exit code>' for every exit-code marker present (a look at
+        one directory: no scheduler daemon is asked), after removing every
+        marker of the jobs ``spent`` (ended) and the start markers of the jobs
+        ``started`` (read already)."""
+        raise NotImplementedError(f'{self.name} leaves no markers')
 
     def parse_markers(self, stdout: str, job_ids) -> dict:
-        """{job_id: JobStatus} for the jobs whose marker tells how they ended:
-        exit code 0 is COMPLETED, 1-127 FAILED; a marker of a job ended by a
-        signal (128 and up) is left to the scheduler, which knows why."""
+        """{job_id: JobStatus} for the jobs whose markers say something: a
+        start marker RUNNING; an exit code 0 COMPLETED, 1-127 FAILED (it wins
+        over the start marker); a job ended by a signal (128 and up) is left to
+        the scheduler, which knows why."""
         wanted = {str(j) for j in job_ids}
-        out = {}
+        started, codes = set(), {}
         for line in stdout.splitlines():
             job_id, _, text = line.strip().partition(' ')
-            if job_id not in wanted or not text.strip().isdigit():
+            if job_id not in wanted:
                 continue
-            code = int(text)
+            if text == 'run':
+                started.add(job_id)
+            elif text.isdigit():
+                codes[job_id] = int(text)
+        out = {}
+        for job_id in started - set(codes):
+            out[job_id] = JobStatus(job_id, JobState.RUNNING, raw_state='RUNNING',
+                                    source='start marker')
+        for job_id, code in codes.items():
             if code == 0:
                 out[job_id] = JobStatus(job_id, JobState.COMPLETED, raw_state='COMPLETED',
                                         exit_code=0, source='exit-code marker')

@@ -173,6 +173,9 @@ class SlurmScheduler(Scheduler):
             f'  croupier_marks={MARKER_DIR}',
             # a marker of an earlier job with the same id (ids wrap around)
             '  rm -f "$croupier_marks/$SLURM_JOB_ID.rc"',
+            # started: its waiting dependants can be queued behind it
+            '  { mkdir -p "$croupier_marks" && echo run > "$croupier_marks/$SLURM_JOB_ID.run"; } '
+            '|| :',
             '  trap \'croupier_exit=$?; { mkdir -p "$croupier_marks" && '
             'printf "%s\\n" "$croupier_exit" > "$croupier_marks/$SLURM_JOB_ID.rc.tmp" && '
             'mv -f "$croupier_marks/$SLURM_JOB_ID.rc.tmp" "$croupier_marks/$SLURM_JOB_ID.rc"; } '
@@ -187,16 +190,17 @@ class SlurmScheduler(Scheduler):
         """Every job but an array (its elements end one by one)."""
         return not spec.array
 
-    def marker_command(self, remove=()) -> str:
-        """List the markers present (see Scheduler): the directory holds the
-        markers of jobs that ended and were not read yet, so the command stays
-        short whatever the number of jobs followed, and forks nothing but
-        ``rm`` (only when there are markers to remove)."""
-        files = ' '.join(f'{j}.rc' for j in check_job_ids(remove))
-        clean = f'rm -f -- {files}; ' if files else ''
+    def marker_command(self, spent=(), started=()) -> str:
+        """List the markers present (see Scheduler): the directory holds only
+        the markers not read yet (each is removed once read), so the command
+        stays short whatever the number of jobs followed, and forks nothing
+        but ``rm`` (only when there are markers to remove)."""
+        files = [f'{j}.rc {j}.run' for j in check_job_ids(spent)]
+        files += [f'{j}.run' for j in check_job_ids(started)]
+        clean = f'rm -f -- {" ".join(files)}; ' if files else ''
         return (f'cd {MARKER_DIR} 2>/dev/null || exit 0; {clean}'
-                'for f in *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
-                'printf "%s %s\\n" "${f%.rc}" "$c"; fi; done; exit 0')
+                'for f in *.run *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
+                'printf "%s %s\\n" "${f%.*}" "$c"; fi; done; exit 0')
 
     def holds_for(self, parent_spec) -> bool:
         """SLURM waits for any job, arrays included (for all their elements)."""
