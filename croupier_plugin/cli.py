@@ -404,6 +404,23 @@ def cmd_exporter(args):
     return 0
 
 
+def cmd_config(args) -> int:
+    """Print the site configuration in effect and where each value comes from."""
+    from .core import site
+    try:
+        config = site.load()
+    except site.SiteConfigError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    print(f'site configuration file: {config.file or "none"} (looked at: '
+          f'{", ".join(config.searched)})')
+    rows = [(key, config.get(key) or '-', config.describe(key)) for key in site.SETTINGS]
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    for key, value, source in rows:
+        print(f'{key.ljust(width[0])}  {value.ljust(width[1])}  {source}')
+    return 0
+
+
 def _cause(exc):
     text = str(exc)
     return text if text else type(exc).__name__
@@ -474,6 +491,9 @@ def main(argv=None):
     p.add_argument('--listen', help='address to listen on (default: the file\'s, or 127.0.0.1)')
     p.add_argument('--port', type=int, help='port (default: the file\'s, or 9110; 0 picks one)')
     p.set_defaults(func=cmd_exporter)
+    p = sub.add_parser('config', help='show the site configuration in effect (Vault and '
+                       'exporter addresses, known_hosts) and where each value comes from')
+    p.set_defaults(func=cmd_config)
     args = parser.parse_args(argv)
     # the exporter is a service: its registrations are worth a log line
     default = 'INFO' if args.command == 'exporter' else 'WARNING'

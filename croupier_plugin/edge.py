@@ -4,10 +4,11 @@ operations.py and workflows.py that knows Cloudify's names."""
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cloudify.exceptions import NonRecoverableError
 
+from .core import site
 from .core.data import (DataInfrastructure, DataSource, Publication, Transfer,
                          endpoint_host, protocol, publish_path_problem)
 from .core.engine import RETRY_STATES, JobPolicy
@@ -42,20 +43,41 @@ INPUT = 'input'
 OUTPUT = 'output'
 
 
+# what the manager's cloudify.nodes.Root adds to every node; no Croupier node uses them
+ROOT_PROPERTIES = ('use_external_resource', 'resource_id')
+
+
+def own_properties(properties: dict) -> dict:
+    """A node's properties without those its Cloudify base type adds, for the
+    checks that refuse unknown property names."""
+    return {k: v for k, v in (properties or {}).items() if k not in ROOT_PROPERTIES}
+
+
 def is_type(node, type_name):
     return type_name in (getattr(node, 'type_hierarchy', None) or [node.type])
 
 
 def vault_settings(node_id, properties):
     try:
-        return VaultSettings.from_properties(properties)
+        return VaultSettings.from_properties(own_properties(properties), node=node_id)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
 
 
 def exporter_client(node_id, properties):
-    """The client of an HPCExporter node; its bad address names node, property and value."""
+    """The client of an HPCExporter node; its bad address names node, property and value.
+    A node that gives no address takes the site's (CROUPIER_EXPORTER_ADDRESS or the site
+    configuration file)."""
+    properties = dict(properties)
     try:
+        if not properties.get('address') and not properties.get('hpc_exporter_address'):
+            properties['address'] = site.load().get('exporter_address')
+            if not properties['address']:
+                raise ConfigError('address', '', f'is required (e.g. http://127.0.0.1:9110): '
+                                                 f'give it (or hpc_exporter_address) on the '
+                                                 f'node, or '
+                                                 f'{site.where_to_set("exporter_address")}'
+                                  ).for_node(node_id)
         return client_from_properties(properties, node_id)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
@@ -104,9 +126,19 @@ def interface_settings(node_id, properties, vault=None, fetch=True):
         properties['credentials'] = _credentials_from_vault(
             node_id, properties.get('credentials'), vault, fetch)
     try:
-        return InfrastructureSettings.from_properties(node_id, properties)
+        settings = InfrastructureSettings.from_properties(node_id, properties)
+        settings.ssh = with_site_known_hosts(settings.ssh)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
+    return settings
+
+
+def with_site_known_hosts(ssh):
+    """``ssh`` (SshSettings or None) also trusting the host keys of the site's
+    known_hosts file, when the site configuration names one."""
+    if ssh is None:
+        return None
+    return replace(ssh, site_known_hosts=site.load().get('known_hosts'))
 
 
 def _options(value):
@@ -229,6 +261,7 @@ def data_infrastructure(view, views, fetch=True):
             host=endpoint_host(str(props.get('endpoint') or '')))
     try:
         infra = DataInfrastructure.from_properties(view.id, props)
+        infra.ssh = with_site_known_hosts(infra.ssh)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
     infra.secrets_pending = vault is not None and not fetch
@@ -323,7 +356,7 @@ def assign_workdirs(flow, interfaces):
         infra.workdir = chosen
 
 
-_LABEL_KEY = re.compile(r'^[A-Za-z0-9_.\-/]+$')
+_LABEL_KEY = re.compile(r'[A-Za-z0-9_.\-/]+')
 
 
 def job_labels(node_id, properties):
@@ -343,7 +376,7 @@ def job_labels(node_id, properties):
                                   f"mapping (key: value) or a list of 'key=value'")
     labels = {}
     for key, value in items.items():
-        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+        if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key):
             raise NonRecoverableError(f"node '{node_id}', property 'labels.{key}' = {value!r}: "
                                       f"a label key holds letters, digits and . _ - / only")
         if isinstance(value, (dict, list)) or value is None or '\n' in str(value):
@@ -353,15 +386,20 @@ def job_labels(node_id, properties):
     return labels
 
 
+# each retry is a new submission: more than this is a loop, not a policy
+MAX_RETRIES = 100
+
+
 def job_policy(node_id, properties):
     """The job's retry and queue-time policy from ``max_retries``, ``retry_on``
     and ``max_time_in_queue``."""
     retries = properties.get('max_retries', 0)
-    if retries in (None, ''):
+    if retries is None or retries == '':
         retries = 0
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+    if isinstance(retries, bool) or not isinstance(retries, int) or \
+            not 0 <= retries <= MAX_RETRIES:
         raise NonRecoverableError(f"node '{node_id}', property 'max_retries' = {retries!r}: "
-                                  f"must be an integer >= 0")
+                                  f"must be an integer from 0 to {MAX_RETRIES}")
     retry_on = properties.get('retry_on') or []
     if isinstance(retry_on, str):
         retry_on = [retry_on]
@@ -371,7 +409,8 @@ def job_policy(node_id, properties):
                                   f"must be a list of states among {', '.join(RETRY_STATES)}")
     limit = properties.get('max_time_in_queue')
     seconds = None
-    if limit not in (None, '', 0):
+    # (False == 0 in Python: a boolean goes on to be refused by parse_duration)
+    if not (limit is None or limit == '' or (limit == 0 and not isinstance(limit, bool))):
         try:
             seconds = float(parse_duration('max_time_in_queue', limit))
         except ConfigError as exc:
@@ -403,3 +442,38 @@ def publication(job_name, paths, results_dir, locate):
     """Copies ``paths`` of the job into results_dir/<job>; ``locate()`` gives the
     (transport, working directory) the job ran with."""
     return Publication(job_name, locate, paths, os.path.join(results_dir, job_name))
+
+
+DEPLOYMENT_KEYS = ('bootstrap', 'revert', 'inputs', 'hpc_execution')
+
+
+def deployment_options(node_id: str, properties: dict) -> dict:
+    """A job's ``deployment`` property (bootstrap and revert scripts, their
+    inputs, where they run), checked; bad values name node, property and value."""
+    def refuse(prop: str, value: object, why: str) -> NonRecoverableError:
+        return NonRecoverableError(f"node '{node_id}', property '{prop}' = {value!r}: {why}")
+
+    raw = properties.get('deployment') or {}
+    if not isinstance(raw, dict):
+        raise refuse('deployment', raw, f'must be a mapping with {", ".join(DEPLOYMENT_KEYS)}')
+    options = dict(raw)
+    for key, value in options.items():
+        if key not in DEPLOYMENT_KEYS:
+            raise refuse(f'deployment.{key}', value, f'is not one of {DEPLOYMENT_KEYS}')
+    for key in ('bootstrap', 'revert'):
+        value = options.get(key)
+        if value in (None, ''):
+            continue
+        if not isinstance(value, str) or any(c in value for c in '\n\r\0'):
+            raise refuse(f'deployment.{key}', value, 'must be the path of a script in the '
+                                                     'blueprint')
+    inputs = options.get('inputs') or []
+    if not isinstance(inputs, list) or any(isinstance(i, (dict, list)) or i is None
+                                           for i in inputs):
+        raise refuse('deployment.inputs', inputs, 'must be a list of strings')
+    options['inputs'] = [str(i).lower() if isinstance(i, bool) else str(i) for i in inputs]
+    hpc = options.get('hpc_execution', True)
+    if not isinstance(hpc, bool):
+        raise refuse('deployment.hpc_execution', hpc, 'must be true or false')
+    options['hpc_execution'] = hpc
+    return options

@@ -107,26 +107,8 @@ def revert_job(ctx, **kwargs):
         _run_deployment_script(ctx, 'revert', deployment)
 
 
-DEPLOYMENT_KEYS = ('bootstrap', 'revert', 'inputs', 'hpc_execution')
-
-
 def _deployment_options(ctx):
-    options = dict(ctx.node.properties.get('deployment') or {})
-    for key, value in options.items():
-        if key not in DEPLOYMENT_KEYS:
-            raise NonRecoverableError(f"node '{ctx.node.id}', property 'deployment.{key}' = "
-                                      f"{value!r}: is not one of {DEPLOYMENT_KEYS}")
-    inputs = options.get('inputs') or []
-    if not isinstance(inputs, list) or any(isinstance(i, (dict, list)) for i in inputs):
-        raise NonRecoverableError(f"node '{ctx.node.id}', property 'deployment.inputs' = "
-                                  f"{inputs!r}: must be a list of strings")
-    options['inputs'] = [str(i) for i in inputs]
-    hpc = options.get('hpc_execution', True)
-    if not isinstance(hpc, bool):
-        raise NonRecoverableError(f"node '{ctx.node.id}', property 'deployment.hpc_execution' "
-                                  f"= {hpc!r}: must be true or false")
-    options['hpc_execution'] = hpc
-    return options
+    return edge.deployment_options(ctx.node.id, ctx.node.properties)
 
 
 def _interfaces_of(ctx):

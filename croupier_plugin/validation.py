@@ -28,6 +28,17 @@ def validate_nodes(node_list):
     problems = []
     nodes = {n.id: n for n in node_list}
     interfaces, jobs = {}, {}
+    # interfaces found invalid: their jobs are not blamed for it
+    broken = set()
+    # each Vault node is checked once: its error is its own, not its users'
+    broken_vaults = set()
+    for node_id, node in nodes.items():
+        if edge.VAULT_TYPE in _types(node):
+            try:
+                edge.vault_settings(node_id, node.properties)
+            except NonRecoverableError as exc:
+                problems.append(str(exc))
+                broken_vaults.add(node_id)
     for node_id, node in nodes.items():
         legacy = legacy_problems(node_id, _types(node), node.properties,
                                  [(rel.get('type_hierarchy') or [rel.get('type')],
@@ -35,6 +46,7 @@ def validate_nodes(node_list):
         if legacy:
             # the original's settings Croupier refuses: said once, not again as unknown
             problems.extend(legacy)
+            broken.add(node_id)         # (its jobs are not blamed for it)
             continue
         if edge.INTERFACE_TYPE in _types(node):
             vaults = [rel['target_id'] for rel in node.get('relationships') or []
@@ -45,6 +57,10 @@ def validate_nodes(node_list):
                 if edge.VAULT_TYPE not in _types(target):
                     problems.append(f"node '{node_id}': {edge.FROM_VAULT} target "
                                     f"'{vaults[0]}' is not a {edge.VAULT_TYPE}")
+                    broken.add(node_id)
+                    continue
+                if target.id in broken_vaults:
+                    broken.add(node_id)
                     continue
                 vault = (target.id, target.properties)
             try:
@@ -52,6 +68,7 @@ def validate_nodes(node_list):
                                                               fetch=False)
             except NonRecoverableError as exc:
                 problems.append(str(exc))
+                broken.add(node_id)
             problems.extend(_monitoring_problems(node_id, node, nodes, interfaces.get(node_id)))
         elif edge.EXPORTER_TYPE in _types(node):
             try:
@@ -65,6 +82,7 @@ def validate_nodes(node_list):
                 edge.publish_paths(node_id, node.properties)
                 edge.job_labels(node_id, node.properties)
                 edge.job_policy(node_id, node.properties)
+                edge.deployment_options(node_id, node.properties)
             except NonRecoverableError as exc:
                 problems.append(str(exc))
     for node_id, node in jobs.items():
@@ -79,8 +97,9 @@ def validate_nodes(node_list):
             problems.append(f"node '{node_id}': a job needs a {edge.MANAGED_BY} "
                             f"relationship (several let Croupier place it)")
         for target in managers:
-            if target not in interfaces and not any(p.startswith(f"node '{target}'")
-                                                    for p in problems):
+            if target in broken:
+                continue                # the interface's own problem is reported
+            if target not in interfaces:
                 problems.append(f"node '{node_id}': {edge.MANAGED_BY} target '{target}' is "
                                 f"not a croupier.nodes.InfrastructureInterface")
             elif target in interfaces:
@@ -101,7 +120,8 @@ def validate_nodes(node_list):
                                 f"not a croupier.nodes.Job")
     views = {node_id: node_view(node) for node_id, node in nodes.items()}
     problems += edge.build_dataflow(views, fetch=False).problems
-    return problems
+    # a Vault shared with data infrastructures reports its error there too: once is enough
+    return list(dict.fromkeys(problems))
 
 
 def _monitoring_problems(node_id, node, nodes, settings):

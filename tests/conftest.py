@@ -236,3 +236,14 @@ def peer_ssh(bed):
                                     user=bed['peer']['user'],
                                     private_key_file=bed['peer']['key'],
                                     known_hosts=bed['known_hosts'], reconnect_timeout=20))
+
+
+# Every blueprint a test parses is resolved as a Cloudify Manager 7.0.5 resolves it,
+# against the types files that manager serves (../shared beside the project; in CI a
+# copy of shared/ sits beside the clone). Set before any test runs, so the `croupier`
+# processes tests start inherit it.
+MANAGER_TYPES = os.path.join(os.path.dirname(ROOT), 'shared', 'cloudify-manager-types')
+if not os.path.isdir(os.path.join(MANAGER_TYPES, 'spec')):
+    raise RuntimeError(f'{MANAGER_TYPES} is missing: the tests parse blueprints against the '
+                       f"types files a Cloudify Manager 7.0.5 serves")
+os.environ['CROUPIER_CLOUDIFY_TYPES'] = MANAGER_TYPES

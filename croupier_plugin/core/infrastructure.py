@@ -1,5 +1,7 @@
 """An InfrastructureInterface's settings, validated from blueprint properties."""
 
+import math
+import posixpath
 import re
 import secrets
 import shlex
@@ -9,13 +11,14 @@ from typing import Optional
 
 from .cluster import Cluster
 from .errors import ConfigError
-from .model import directive_word, string_list
+from .model import has_line_break, directive_word, string_list
 from .schedulers import SCHEDULERS, get_scheduler
 from .transport import LocalTransport, SshSettings, SshTransport
 
 TRANSPORTS = ('ssh', 'local')
-_PREFIX = re.compile(r'^[A-Za-z0-9_.\-]*$')
-_LABEL = re.compile(r'^[A-Za-z0-9_.\-:@/ ]{0,100}$')
+# (100: a job name or a directory name stays well within the schedulers' and NAME_MAX)
+_PREFIX = re.compile(r'[A-Za-z0-9_.\-]{0,100}')
+_LABEL = re.compile(r'[A-Za-z0-9_.\-:@/ ]{0,100}')
 
 # property names accepted on the node, with their meaning
 INTERFACE_PROPERTIES = ('config', 'credentials', 'job_prefix', 'base_dir', 'workdir_prefix',
@@ -70,6 +73,15 @@ class InfrastructureSettings:
             raise ConfigError('config.transport', config.get('transport'),
                               f'must be one of {TRANSPORTS}')
         modules = string_list('config.modules', config.get('modules'))
+        for i, module in enumerate(modules):
+            if has_line_break(module) or not module.strip():
+                raise ConfigError(f'config.modules[{i}]', module, 'must be a module name or '
+                                                                   'a one-line module command')
+        country_tz = config.get('country_tz')
+        if country_tz is not None and (not isinstance(country_tz, str) or
+                                       has_line_break(country_tz)):
+            # accepted for the original Croupier's blueprints and not used, but typed
+            raise ConfigError('config.country_tz', country_tz, 'must be a time zone name')
         partition = config.get('partition') or None
         if partition is not None:
             partition = directive_word('config.partition', partition)
@@ -94,20 +106,24 @@ class InfrastructureSettings:
         monitor_interface = monitoring.get('monitor_interface') or None
         # refuse a monitor a PYCOMPSS interface cannot use now, not at run time
         get_scheduler(scheduler, monitor=monitor_interface)
-        period = _positive_number('monitoring_options.monitor_period',
-                                  monitoring.get('monitor_period', 15))
-        grace = _positive_number('monitoring_options.unknown_grace',
-                                 monitoring.get('unknown_grace', 180))
+        period = seconds_within('monitoring_options.monitor_period',
+                                monitoring.get('monitor_period', 15),
+                                *(LOCAL_MONITOR_PERIOD_BOUNDS if transport == 'local'
+                                  else MONITOR_PERIOD_BOUNDS))
+        grace = seconds_within('monitoring_options.unknown_grace',
+                               monitoring.get('unknown_grace', 180), *UNKNOWN_GRACE_BOUNDS)
         hpc_label = monitoring.get('hpc_label') or ''
-        if not isinstance(hpc_label, str) or not _LABEL.match(hpc_label):
+        if not isinstance(hpc_label, str) or not _LABEL.fullmatch(hpc_label):
             raise ConfigError('monitoring_options.hpc_label', hpc_label,
                               'may hold only letters, digits, spaces and . _ - : @ /')
         prefix = props.get('job_prefix', '') or ''
-        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
-            raise ConfigError('job_prefix', prefix, 'may hold only letters, digits, . _ -')
+        if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+            raise ConfigError('job_prefix', prefix, 'may hold only letters, digits, . _ - '
+                                                    '(at most 100)')
         wprefix = props.get('workdir_prefix', '') or ''
-        if not isinstance(wprefix, str) or not _PREFIX.match(wprefix):
-            raise ConfigError('workdir_prefix', wprefix, 'may hold only letters, digits, . _ -')
+        if not isinstance(wprefix, str) or not _PREFIX.fullmatch(wprefix):
+            raise ConfigError('workdir_prefix', wprefix, 'may hold only letters, digits, . _ - '
+                                                         '(at most 100)')
         base_dir = props.get('base_dir') or '$HOME'
         if not isinstance(base_dir, str) or '\n' in base_dir or '\0' in base_dir:
             raise ConfigError('base_dir', base_dir, 'must be a single-line path')
@@ -151,15 +167,59 @@ class InfrastructureSettings:
                       check=True)
         return path
 
-    @staticmethod
-    def remove_workdir(transport, path):
-        if not path or path in ('/', '~') or '/' not in path.strip('/') and \
-                not path.startswith('/'):
-            raise ConfigError('workdir', path, 'refusing to remove this path')
+    def remove_workdir(self, transport, path: str) -> None:
+        """Remove a working directory this interface's create_workdir made, and
+        nothing else (see check_removable_workdir)."""
+        check_removable_workdir(path, self.resolve_base_dir(transport),
+                                self.workdir_prefix or None)
         transport.run(f'rm -rf -- {shlex.quote(path)}', check=True)
 
 
-def _positive_number(prop, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(prop, value, 'must be a positive number of seconds')
+# the name create_workdir gives: <label>_<UTC stamp>_<6 hex digits>
+_WORKDIR_SUFFIX = r'_[0-9]{8}T[0-9]{6}_[0-9a-f]{6}'
+_WORKDIR_LABEL = r'[A-Za-z0-9_.\-]+'
+
+
+def check_removable_workdir(path: object, base: str, label: Optional[str]) -> str:
+    """``path`` when it has the exact shape create_workdir gives a working
+    directory: directly under the (resolved) ``base``, named ``label`` (the
+    interface's workdir_prefix; any cleaned-up deployment id when None), a UTC
+    stamp and a random suffix, absolute and normalised (no ``//``, ``.``,
+    ``..`` or trailing ``/``). Anything else raises ConfigError: the path comes
+    from runtime properties, which a bug or a hand edit may have changed, and
+    it goes to ``rm -rf``."""
+    refused = ConfigError('workdir', path, 'refusing to remove a path Croupier did not create '
+                                           f'(a directory directly under {base!r} named '
+                                           f'<prefix>_<time>_<suffix>)')
+    if not isinstance(path, str) or not isinstance(base, str) or not base.startswith('/'):
+        raise refused
+    if not path.startswith('/') or posixpath.normpath(path) != path or \
+            '..' in path.split('/') or any(c in path for c in '\n\r\0'):
+        raise refused
+    parent, name = posixpath.split(path)
+    if parent != posixpath.normpath(base).replace('//', '/'):
+        raise refused
+    shape = (re.escape(label) if label else _WORKDIR_LABEL) + _WORKDIR_SUFFIX
+    if not re.fullmatch(shape, name):
+        raise refused
+    return path
+
+
+# a period under a second floods the login node with status commands; over a
+# day, a job's end goes unseen for longer than anyone waits
+MONITOR_PERIOD_BOUNDS = (1.0, 86400.0)
+# the orchestrator's own processes (transport: local) have no login node to spare
+LOCAL_MONITOR_PERIOD_BOUNDS = (0.1, 86400.0)
+# 0 fails an unknown job at once; beyond a day a lost job is waited on for nothing
+UNKNOWN_GRACE_BOUNDS = (0.0, 86400.0)
+
+
+def seconds_within(prop: str, value: object, minimum: float, maximum: float) -> float:
+    """A number of seconds from ``minimum`` to ``maximum``: finite (NaN
+    compares false with everything, so it is refused first), not a boolean."""
+    # (bounds first: math.isfinite cannot take an int beyond a float's range)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not minimum <= value <= maximum or not math.isfinite(value):
+        raise ConfigError(prop, value, f'must be a number of seconds from {minimum:g} to '
+                                       f'{maximum:g}')
     return float(value)

@@ -6,6 +6,7 @@ refuses bad values with a ``ConfigError`` naming the property and the value.
 """
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
@@ -101,30 +102,43 @@ class PartitionFigures(NamedTuple):
 # --------------------------------------------------------------------------
 # value checks shared by the job spec and the infrastructure settings
 
-_ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+_ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 # Values that end up in scheduler directives (#SBATCH/#PBS lines) are parsed
 # by the scheduler, not by a shell, so they cannot be quoted: keep them plain.
-_DIRECTIVE_WORD = re.compile(r'^[A-Za-z0-9_.+\-@%:,=/]+$')
-_MEMORY = re.compile(r'^[0-9]+[KMGT]?B?$', re.IGNORECASE)
+_DIRECTIVE_WORD = re.compile(r'[A-Za-z0-9_.+\-@%:,=/]+')
+# 15 digits hold any real memory size in any unit and keep the number sane
+_MEMORY = re.compile(r'[0-9]{1,15}[KMGT]?B?', re.IGNORECASE)
 _MAIL_TYPES = {'NONE', 'BEGIN', 'END', 'FAIL', 'REQUEUE', 'ALL', 'INVALID_DEPEND',
                'STAGE_OUT', 'TIME_LIMIT', 'TIME_LIMIT_90', 'TIME_LIMIT_80',
                'TIME_LIMIT_50', 'ARRAY_TASKS'}
-_ARRAY = re.compile(r'^[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?$')
+_ARRAY = re.compile(r'[0-9]+(-[0-9]+(:[0-9]+)?)?(,[0-9]+(-[0-9]+(:[0-9]+)?)?)*(%[0-9]+)?')
+# counts (nodes, tasks, array elements...) are 32-bit fields in SLURM and PBS
+MAX_COUNT = 2 ** 31 - 1
+# no site runs a job (or queues one) for longer than a year; beyond it a value is a typo
+MAX_DURATION = 365 * 86400
+# a directive word longer than this is a mistake, and may exceed a scheduler's line limit
+MAX_WORD = 1024
 _TIME_FORMS = [
     # SLURM's accepted time formats, in seconds
-    (re.compile(r'^(\d+)$'), lambda m: int(m[1]) * 60),
-    (re.compile(r'^(\d+):(\d{1,2})$'), lambda m: int(m[1]) * 60 + int(m[2])),
-    (re.compile(r'^(\d+):(\d{1,2}):(\d{1,2})$'),
+    (re.compile(r'([0-9]+)'), lambda m: int(m[1]) * 60),
+    (re.compile(r'([0-9]+):([0-9]{1,2})'), lambda m: int(m[1]) * 60 + int(m[2])),
+    (re.compile(r'([0-9]+):([0-9]{1,2}):([0-9]{1,2})'),
      lambda m: int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])),
-    (re.compile(r'^(\d+)-(\d+)$'), lambda m: int(m[1]) * 86400 + int(m[2]) * 3600),
-    (re.compile(r'^(\d+)-(\d+):(\d{1,2})$'),
+    (re.compile(r'([0-9]+)-([0-9]+)'), lambda m: int(m[1]) * 86400 + int(m[2]) * 3600),
+    (re.compile(r'([0-9]+)-([0-9]+):([0-9]{1,2})'),
      lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60),
-    (re.compile(r'^(\d+)-(\d+):(\d{1,2}):(\d{1,2})$'),
+    (re.compile(r'([0-9]+)-([0-9]+):([0-9]{1,2}):([0-9]{1,2})'),
      lambda m: int(m[1]) * 86400 + int(m[2]) * 3600 + int(m[3]) * 60 + int(m[4])),
 ]
 
 
-def parse_duration(prop, value):
+def has_line_break(text: str) -> bool:
+    """Whether ``text`` holds a character that ends a line (or a NUL): such a
+    value would break the directive or command line it goes into."""
+    return any(c in text for c in '\n\r\0')
+
+
+def parse_duration(prop: str, value: object) -> int:
     """Seconds from a SLURM-style time ('30', '10:00', '1:00:00', '2-00:00:00').
 
     A bare integer means minutes, as in SLURM's --time.
@@ -135,15 +149,20 @@ def parse_duration(prop, value):
     if isinstance(value, int):
         if value <= 0:
             raise ConfigError(prop, value, 'must be a positive number of minutes')
+        if value * 60 > MAX_DURATION:
+            raise ConfigError(prop, value, f'must be at most {MAX_DURATION // 60} minutes '
+                                           f'(365 days)')
         return value * 60
-    if isinstance(value, str):
+    if isinstance(value, str) and not has_line_break(value):
         text = value.strip()
         for pattern, seconds in _TIME_FORMS:
-            m = pattern.match(text)
+            m = pattern.fullmatch(text)
             if m:
                 total = seconds(m)
                 if total <= 0:
                     raise ConfigError(prop, value, 'must be longer than zero')
+                if total > MAX_DURATION:
+                    raise ConfigError(prop, value, 'must be at most 365 days')
                 return total
     raise ConfigError(prop, value, 'must be a time such as "30" (minutes), '
                                    '"01:30:00" or "1-12:00:00"')
@@ -156,21 +175,28 @@ def format_hms(seconds):
     return f'{h:02d}:{m:02d}:{s:02d}'
 
 
-def positive_int(prop, value, minimum=1):
-    if isinstance(value, bool) or value is None:
-        raise ConfigError(prop, value, f'must be an integer >= {minimum}')
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int) or value < minimum:
-        raise ConfigError(prop, value, f'must be an integer >= {minimum}')
+def positive_int(prop: str, value: object, minimum: int = 1,
+                 maximum: int = MAX_COUNT) -> int:
+    """A count: an integer (or a string of digits) from ``minimum`` to
+    ``maximum``; booleans and floats (2.0, NaN, inf) are refused."""
+    if isinstance(value, str) and re.fullmatch(r' *[0-9]+ *', value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not minimum <= value <= maximum:
+        raise ConfigError(prop, value, f'must be an integer >= {minimum} and <= {maximum}')
     return value
 
 
-def directive_word(prop, value):
+def directive_word(prop: str, value: object) -> str:
+    """A value for a scheduler directive line: plain characters, one line, at most
+    MAX_WORD characters (directives cannot be quoted)."""
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise ConfigError(prop, value, 'must be a string')
     text = str(value)
-    if not _DIRECTIVE_WORD.match(text):
+    if len(text) > MAX_WORD:
+        raise ConfigError(prop, f'{text[:40]}... ({len(text)} characters)',
+                          f'must be at most {MAX_WORD} characters')
+    if not _DIRECTIVE_WORD.fullmatch(text):
         raise ConfigError(prop, value, 'may hold only letters, digits and . _ - + @ % : , = /'
                                        ' (it goes into a scheduler directive)')
     return text
@@ -211,7 +237,7 @@ def env_mapping(prop, value):
         raise ConfigError(prop, value, 'must be a mapping of variable names to values')
     out = {}
     for k, v in value.items():
-        if not isinstance(k, str) or not _ENV_NAME.match(k):
+        if not isinstance(k, str) or not _ENV_NAME.fullmatch(k):
             raise ConfigError(f'{prop}.{k}', k, 'is not a valid environment variable name')
         if isinstance(v, (dict, list)):
             raise ConfigError(f'{prop}.{k}', v, 'must be a string or a number')
@@ -235,9 +261,17 @@ MAX_FACTORY_ELEMENTS = 1000     # SLURM's default MaxArraySize allows indices 0-
 _PARAMETER_KEYS = {'parameter_sweep': ('name', 'start', 'end', 'step'), 'zip': ('name', 'values')}
 
 
-def _number(prop, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(prop, value, 'must be a number')
+# sweep values are written out in full: keep them to what a float holds exactly
+MAX_SWEEP_VALUE = 10 ** 15
+
+
+def _number(prop: str, value: object) -> float:
+    """A sweep's start, end or step: a finite number of sane size."""
+    # (math.isfinite cannot take an int beyond a float's range: compare its size first)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not abs(value) <= MAX_SWEEP_VALUE or not math.isfinite(value):
+        raise ConfigError(prop, value, f'must be a finite number between -{MAX_SWEEP_VALUE} '
+                                       f'and {MAX_SWEEP_VALUE}')
     return value
 
 
@@ -248,7 +282,9 @@ def _sweep_values(prop, item):
     if step == 0 or (end - start) * step < 0:
         raise ConfigError(f'{prop}.step', step, f'must go from start ({start}) towards end '
                                                 f'({end})')
-    count = int((end - start) / step + 1e-9) + 1
+    steps = (end - start) / step
+    # a step too small for its range gives inf, or a count no job can hold
+    count = int(steps + 1e-9) + 1 if steps < MAX_FACTORY_ELEMENTS else MAX_FACTORY_ELEMENTS + 1
     if count > MAX_FACTORY_ELEMENTS:
         raise ConfigError(prop, item, f'gives {count} values; at most '
                                       f'{MAX_FACTORY_ELEMENTS} elements per job')
@@ -282,7 +318,7 @@ def factory_rows(prop, kind, raw):
                 raise ConfigError(f'{at}.{key}', item[key],
                                   f'is not one of {", ".join(_PARAMETER_KEYS[kind])}')
         name = item.get('name')
-        if not isinstance(name, str) or not _ENV_NAME.match(name):
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
             raise ConfigError(f'{at}.name', name, 'must be a variable name (letters, digits, _)')
         if name in _RESERVED_NAMES or name.startswith(('CROUPIER_', 'SLURM_', 'PBS_')):
             raise ConfigError(f'{at}.name', name, 'is a variable the job or its scheduler '
@@ -420,9 +456,9 @@ class JobSpec:
         for target, (key, raw) in values.items():
             if target in ('commands', 'arguments', 'modules', 'pre', 'post', 'extra_directives'):
                 setattr(spec, target, string_list(p(key), raw))
-                if target == 'extra_directives':
-                    for i, item in enumerate(spec.extra_directives):
-                        if '\n' in item or '\r' in item:
+                if target in ('extra_directives', 'modules'):
+                    for i, item in enumerate(getattr(spec, target)):
+                        if has_line_break(item) or not item.strip():
                             raise ConfigError(f'{p(key)}[{i}]', item, 'must be a single line')
             elif target in ('script', 'local_script'):
                 if not isinstance(raw, str):
@@ -453,7 +489,8 @@ class JobSpec:
                 spec.max_time = parse_duration(p(key), raw)
             elif target in ('memory', 'mem_per_cpu'):
                 text = str(raw).strip() if not isinstance(raw, bool) else ''
-                if not _MEMORY.match(text):
+                text = '' if has_line_break(str(raw)) else text
+                if not _MEMORY.fullmatch(text):
                     raise ConfigError(p(key), raw, 'must be a size such as 500M, 4G or 1024 (MB)')
                 setattr(spec, target, text.upper().rstrip('B') if text[-1:].isalpha() else text)
             elif target in ('partition', 'account', 'qos', 'reservation', 'mail_user',
@@ -462,13 +499,16 @@ class JobSpec:
             elif target == 'mail_type':
                 types = [t.strip().upper() for t in str(raw).split(',')]
                 bad = [t for t in types if t not in _MAIL_TYPES]
+                if has_line_break(str(raw)):
+                    raise ConfigError(p(key), raw, 'must be a single line (it goes into a '
+                                                   'scheduler directive)')
                 if bad:
                     raise ConfigError(p(key), raw, f'unknown mail type(s) {bad}; '
                                                    f'use {sorted(_MAIL_TYPES)}')
                 spec.mail_type = ','.join(types)
             elif target == 'array':
                 text = str(raw).strip()
-                if not _ARRAY.match(text):
+                if not _ARRAY.fullmatch(text) or has_line_break(str(raw)):
                     raise ConfigError(p(key), raw, 'must be an index range such as "0-9" or '
                                                    '"1,3,5-7%2"')
                 spec.array = text

@@ -16,6 +16,7 @@ about that time, whatever the infrastructure's period.
 """
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,15 @@ class Monitor:
     marker_period: float = 0.5
     _jobs: dict = field(default_factory=dict)
     _clusters: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse bounds that are not finite numbers >= 0."""
+        # a NaN grace compares false with every wait: an unknown job would fail at once
+        for name in ('unknown_grace', 'outage_limit', 'max_backoff', 'marker_period'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not 0 <= value < math.inf:
+                raise ValueError(f'Monitor.{name} must be a finite number >= 0, not {value!r}')
 
     def track(self, cluster, job_id, name, status=None, marker: bool = False) -> TrackedJob:
         """Follow ``job_id`` on ``cluster``; ``marker``: its script leaves an

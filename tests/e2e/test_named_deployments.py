@@ -49,7 +49,7 @@ def test_cancel_from_another_process(tmp_path):
 
 # A deployment whose inputs hold a password: what `croupier install` stores of it must
 # be readable by its owner only.
-SECRET_BLUEPRINT = """tosca_definitions_version: cloudify_dsl_1_4
+SECRET_BLUEPRINT = """tosca_definitions_version: cloudify_dsl_1_5
 imports:
   - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
   - plugin:croupier

@@ -14,7 +14,7 @@ def test_the_originals_workflows_on_a_named_deployment(tmp_path):
     env = dict(os.environ, CROUPIER_HOME=str(tmp_path / 'home'))
     work = tmp_path / 'work'
     blueprint = tmp_path / 'blueprint.yaml'
-    blueprint.write_text(f"""tosca_definitions_version: cloudify_dsl_1_4
+    blueprint.write_text(f"""tosca_definitions_version: cloudify_dsl_1_5
 imports:
   - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
   - plugin:croupier

@@ -135,7 +135,7 @@ def test_retries_and_rerun_of_what_failed(bed, ssh, cli_env):
         assert croupier(cli_env, 'uninstall', 'policies').returncode == 0
 
 
-ONE_JOB = """tosca_definitions_version: cloudify_dsl_1_4
+ONE_JOB = """tosca_definitions_version: cloudify_dsl_1_5
 imports:
   - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
   - plugin:croupier

@@ -58,7 +58,7 @@ def test_completed_and_failed_jobs_through_qsub(torque, workdir, follow):
     assert JobState.RUNNING in seen[ok.job_id]
     # one status command per poll for both jobs
     status_commands = torque.transport.commands[before:]
-    assert len(status_commands) == polls and all('qstat -f -1 "$@"' in c
+    assert len(status_commands) == polls and all('qstat -f -1 -- "$@"' in c
                                                  for c in status_commands)
 
     # the job ran in its submission directory ($PBS_O_WORKDIR, or where qsub ran)

@@ -61,7 +61,7 @@ def write(tmp_path, text):
     return str(path)
 
 
-HEAD = """tosca_definitions_version: cloudify_dsl_1_4
+HEAD = """tosca_definitions_version: cloudify_dsl_1_5
 imports:
   - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
   - plugin:croupier
@@ -153,3 +153,169 @@ def test_install_refuses_a_bad_job_before_creating_anything(tmp_path, capsys):
     # the local engine reports a task's error in its events, not in the exception
     assert "node 'job1', property 'job_options.max_time' = 'soon'" in capsys.readouterr().out
     assert not base.exists()
+
+
+# -- imports resolved as a Cloudify Manager 7.0.5 resolves them ---------------
+
+SHARED_TYPES = os.path.join(os.path.dirname(ROOT), 'shared', 'cloudify-manager-types')
+SPELLINGS = [f'{scheme}://{www}{host}/spec/cloudify/{{version}}/types.yaml'
+             for scheme in ('http', 'https') for www in ('', 'www.')
+             for host in ('cloudify.co', 'getcloudify.org')]
+VAULT_NODE = """  vault:
+    type: croupier.nodes.Vault
+    properties: {jwt: header.payload.signature, user: alice,
+                 address: 'https://vault.example.org:8200'}
+"""
+
+
+def every_blueprint():
+    """Every blueprint file under blueprints/ and tests/ (a YAML file that
+    declares a tosca_definitions_version)."""
+    found = []
+    for pattern in ('blueprints/**/*.yaml', 'tests/**/*.yaml'):
+        for path in glob.glob(os.path.join(ROOT, pattern), recursive=True):
+            with open(path) as fh:
+                if fh.read().lstrip().startswith('tosca_definitions_version'):
+                    found.append(os.path.relpath(path, ROOT))
+    return sorted(found)
+
+
+def parse(path, types_root=None):
+    from dsl_parser.parser import parse_from_path
+    return parse_from_path(path, resolver=runner.resolver(types_root))
+
+
+def blueprint_with(tmp_path, dsl, types_import):
+    return write(tmp_path, f'tosca_definitions_version: cloudify_dsl_{dsl}\nimports:\n'
+                           f'  - {types_import}\n  - plugin:croupier\nnode_templates:\n'
+                 + VAULT_NODE)
+
+
+def test_the_managers_types_files_are_beside_the_project():
+    assert os.path.isfile(os.path.join(SHARED_TYPES, 'spec', 'cloudify', '7.0.5', 'types.yaml'))
+    assert os.environ.get(runner.CLOUDIFY_TYPES_ENV) == SHARED_TYPES, \
+        'tests/conftest.py makes every test resolve imports as a manager does'
+
+
+def test_there_are_blueprints_to_check():
+    names = every_blueprint()
+    assert 'blueprints/hello/blueprint.yaml' in names
+    assert 'tests/blueprints/slurm-vault.yaml' in names
+
+
+@pytest.mark.parametrize('path', every_blueprint())
+def test_every_blueprint_parses_as_a_manager_parses_it(path):
+    plan = parse(os.path.join(ROOT, path), SHARED_TYPES)
+    for node in plan['nodes']:
+        if 'cloudify.nodes.Root' in node['type_hierarchy']:
+            # the manager's Root adds these to every node
+            assert node['properties']['use_external_resource'] is False, node['id']
+
+
+@pytest.mark.parametrize('spelling, version, dsl',
+                         [(s, '7.0.5', '1_3') for s in SPELLINGS] +
+                         [(SPELLINGS[0], v, d) for v in ('7.0.5', '6.3.0', '4.5.5')
+                          for d in ('1_3', '1_4', '1_5')])
+def test_the_embedded_runner_maps_every_spelling_and_version(tmp_path, monkeypatch, spelling,
+                                                            version, dsl):
+    monkeypatch.delenv(runner.CLOUDIFY_TYPES_ENV, raising=False)
+    plan = parse(blueprint_with(tmp_path, dsl, spelling.format(version=version)))
+    vault = next(n for n in plan['nodes'] if n['id'] == 'vault')
+    assert vault['properties']['use_external_resource'] is False
+
+
+@pytest.mark.parametrize('dsl', ['1_3', '1_4', '1_5'])
+def test_the_embedded_runner_maps_the_managers_local_types_import(tmp_path, monkeypatch, dsl):
+    monkeypatch.delenv(runner.CLOUDIFY_TYPES_ENV, raising=False)
+    plan = parse(blueprint_with(tmp_path, dsl, 'cloudify/types/types.yaml'))
+    assert 'install' in plan['workflows']
+
+
+@pytest.mark.parametrize('dsl, expected', [('1_3', 'types_1_3.yaml'), ('1_4', 'types_1_4.yaml'),
+                                           ('1_5', 'types.yaml')])
+def test_manager_resolution_picks_the_local_types_by_dsl_version(tmp_path, dsl, expected):
+    resolver = runner.resolver(SHARED_TYPES)
+    tried = [f'resource:cloudify/types/types_{dsl}.yaml', 'resource:cloudify/types/types.yaml']
+    found = [resolver.types_file(url, dsl) for url in tried]
+    chosen = next(p for p in found if os.path.exists(p))
+    assert chosen == os.path.join(SHARED_TYPES, 'cloudify', 'types', expected)
+    assert 'install' in parse(blueprint_with(tmp_path, dsl, 'cloudify/types/types.yaml'),
+                              SHARED_TYPES)['workflows']
+
+
+@pytest.mark.parametrize('dsl', ['1_3', '1_4'])
+def test_manager_resolution_refuses_the_705_url_below_dsl_1_5(tmp_path, dsl):
+    """As the real manager does at upload: its 7.0.5 types need cloudify_dsl_1_5."""
+    from dsl_parser.exceptions import DSLParsingException
+    path = blueprint_with(tmp_path, dsl, 'http://cloudify.co/spec/cloudify/7.0.5/types.yaml')
+    with pytest.raises(DSLParsingException, match='cloudify_dsl_1_5|different '
+                                                  'tosca_definitions_version'):
+        parse(path, SHARED_TYPES)
+
+
+def test_an_original_style_blueprint_runs_on_the_embedded_runner(tmp_path, monkeypatch):
+    """cloudify_dsl_1_3 and the 7.0.5 types URL, as the original Croupier's
+    blueprints are written: parsed, validated and installed by `croupier`."""
+    monkeypatch.delenv(runner.CLOUDIFY_TYPES_ENV, raising=False)
+    text = ('tosca_definitions_version: cloudify_dsl_1_3\nimports:\n'
+            '  - http://www.getcloudify.org/spec/cloudify/7.0.5/types.yaml\n'
+            '  - plugin:croupier\nnode_templates:\n' + VAULT_NODE + """  here:
+    type: croupier.nodes.InfrastructureInterface
+    properties:
+      config: {infrastructure_interface: SHELL, transport: local}
+      base_dir: %s
+  job1:
+    type: croupier.nodes.Job
+    properties:
+      job_options: {commands: ["true"]}
+    relationships:
+      - {type: task_managed_by_interface, target: here}
+""" % (tmp_path / 'base'))
+    path = write(tmp_path, text)
+    assert main(['validate', path]) == 0
+    env = runner.init_env(path, name='original-style')
+    runner.execute(env, 'install')
+    assert (tmp_path / 'base').is_dir()
+    runner.execute(env, 'uninstall')
+
+
+@pytest.mark.parametrize('own_types', [True, False])
+def test_roots_properties_are_declared_and_accepted_by_validation(tmp_path, monkeypatch,
+                                                                  own_types):
+    """use_external_resource and resource_id, which the manager's Root declares,
+    given on every kind of Croupier node: parsed and found valid."""
+    if own_types:
+        monkeypatch.delenv(runner.CLOUDIFY_TYPES_ENV, raising=False)
+    root = '      use_external_resource: false\n      resource_id: existing-one\n'
+    text = HEAD + f"""  vault:
+    type: croupier.nodes.Vault
+    properties:
+{root}      jwt: header.payload.signature
+      user: alice
+      address: https://vault.example.org
+  exporter:
+    type: croupier.nodes.HPCExporter
+    properties:
+{root}      address: http://127.0.0.1:9110
+  hpc:
+    type: croupier.nodes.InfrastructureInterface
+    properties:
+{root}      config: {{infrastructure_interface: SLURM}}
+      credentials: {{host: h.example.org}}
+    relationships:
+      - {{type: retrieve_credentials_from_vault, target: vault}}
+      - {{type: interface_monitored_by, target: exporter}}
+  job1:
+    type: croupier.nodes.Job
+    properties:
+{root}      job_options: {{commands: ["true"]}}
+    relationships:
+      - {{type: task_managed_by_interface, target: hpc}}
+"""
+    env = runner.init_env(write(tmp_path, text), name='root-properties')
+    assert validate_plan(env.storage) == []
+
+
+def test_the_resolver_refuses_a_folder_that_is_not_a_managers_resources(tmp_path):
+    with pytest.raises(ValueError, match='not a folder laid out like'):
+        runner.resolver(str(tmp_path))

@@ -14,7 +14,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-HEAD = """tosca_definitions_version: cloudify_dsl_1_4
+HEAD = """tosca_definitions_version: cloudify_dsl_1_5
 imports:
   - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
   - plugin:croupier
@@ -172,7 +172,7 @@ def test_credentials_in_an_inputs_file_mapping_of_the_wrong_type_are_hidden(tmp_
 
 
 def test_a_wrong_value_written_in_the_blueprint_is_hidden(tmp_path):
-    bp = write(tmp_path, 'bp.yaml', """tosca_definitions_version: cloudify_dsl_1_4
+    bp = write(tmp_path, 'bp.yaml', """tosca_definitions_version: cloudify_dsl_1_5
 imports:
   - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
 node_types:

@@ -326,7 +326,7 @@ def test_output_files_are_named_as_croupier_expects():
 
 def test_qdel_of_a_running_job_then_reads_as_cancelled():
     assert command_outputs('del_qdel.txt') == {'qdel 3.pbshost': 'rc=0\n'}
-    assert PbsScheduler().cancel_command(['3.pbshost']).endswith('qdel "$@"')
+    assert PbsScheduler().cancel_command(['3.pbshost']).endswith('qdel -- "$@"')
     status = status_of(output('del_qstat_x_f.txt'), '3.pbshost')
     assert status.state is S.CANCELLED
 
@@ -425,7 +425,7 @@ def test_json_status_is_one_qstat_for_all_ids_and_35_153_do_not_fail_it(fake_ser
     scheduler = PbsScheduler()
     result, statuses = run_status(scheduler, ids, env)
     assert result.returncode == 0, result.stderr
-    assert calls(tmp_path) == ['qstat -x -f -F json 0.pbshost 99999.pbshost 3.pbshost']
+    assert calls(tmp_path) == ['qstat -x -f -F json -- 0.pbshost 99999.pbshost 3.pbshost']
     assert (statuses['0.pbshost'].state, statuses['0.pbshost'].exit_code) == (S.COMPLETED, 0)
     assert statuses['99999.pbshost'].state is S.UNKNOWN
     assert statuses['3.pbshost'].state is S.UNKNOWN
@@ -438,14 +438,14 @@ def test_a_qstat_without_json_falls_back_to_text_in_the_same_command(fake_server
     scheduler = PbsScheduler()
     result, statuses = run_status(scheduler, ['0.pbshost', '99999.pbshost'], env)
     assert result.returncode == 0, result.stderr
-    assert calls(tmp_path) == ['qstat -x -f -F json 0.pbshost 99999.pbshost',
-                               'qstat -x -f 0.pbshost 99999.pbshost']
+    assert calls(tmp_path) == ['qstat -x -f -F json -- 0.pbshost 99999.pbshost',
+                               'qstat -x -f -- 0.pbshost 99999.pbshost']
     assert (statuses['0.pbshost'].state, statuses['0.pbshost'].exit_code) == (S.COMPLETED, 0)
     assert statuses['99999.pbshost'].state is S.UNKNOWN
     # remembered: the next poll asks in text at once
     assert scheduler.json_refused
     result, statuses = run_status(scheduler, ['0.pbshost'], env)
-    assert calls(tmp_path)[2:] == ['qstat -x -f 0.pbshost']
+    assert calls(tmp_path)[2:] == ['qstat -x -f -- 0.pbshost']
     assert statuses['0.pbshost'].exit_code == 0
     assert '-F json' not in scheduler.queue_command()
     assert '{ qstat -Q -f || :; }' in scheduler.queue_command()
@@ -470,7 +470,7 @@ def test_system_held_job_is_deleted_by_the_cluster(fake_server):
     assert held.state is S.FAILED and held.reason.endswith('; deleted')
     assert 'failed to start' in held.reason
     # one qdel, for the held job only, after a cancel file that marks it
-    assert calls(tmp_path)[-1] == 'qdel 14.pbshost'
+    assert calls(tmp_path)[-1] == 'qdel -- 14.pbshost'
     assert (tmp_path / 'home/.croupier/pbs/14.pbshost.cancelled').exists()
     assert status['0.pbshost'].state is S.COMPLETED
 
@@ -517,7 +517,7 @@ def test_user_held_job_waits_until_max_time_in_queue(fake_server):
     # pending (held by its user) until then, and deleted at the limit
     polls = [c for c in calls(tmp_path) if c.startswith('qstat')]
     assert len(polls) >= 3
-    assert calls(tmp_path)[-1] == 'qdel 14.pbshost'
+    assert calls(tmp_path)[-1] == 'qdel -- 14.pbshost'
 
 
 # -- queue figures ------------------------------------------------------------------

@@ -17,6 +17,11 @@ from croupier_plugin.core.legacy import UNSUPPORTED_TYPES, legacy_problems
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DOC = ROOT.parent / 'shared' / 'research' / 'original-schema.md'
 PLUGIN = yaml.safe_load((ROOT / 'plugin.yaml').read_text())
+HEAD = '''tosca_definitions_version: cloudify_dsl_1_5
+imports:
+  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
+  - plugin:croupier
+'''
 
 
 def original_schema() -> dict[str, dict]:
@@ -128,11 +133,7 @@ def test_a_blueprint_using_the_originals_names_is_valid(tmp_path, capsys):
     """Inputs typed with the original's data types, the interface's original settings at
     values Croupier honours, and a Vault node as the documentation writes it."""
     blueprint = tmp_path / 'blueprint.yaml'
-    blueprint.write_text("""tosca_definitions_version: cloudify_dsl_1_4
-imports:
-  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
-  - plugin:croupier
-inputs:
+    blueprint.write_text(HEAD + """inputs:
   hpc_credentials:
     type: croupier.datatypes.Credentials
   options:
@@ -246,11 +247,7 @@ def test_a_refused_setting_stops_validate_naming_it(tmp_path, capsys):
     """Through `croupier validate`: the refusal is said once, not again as an unknown
     field, and the node type refusal names its node."""
     blueprint = tmp_path / 'blueprint.yaml'
-    blueprint.write_text("""tosca_definitions_version: cloudify_dsl_1_4
-imports:
-  - http://cloudify.co/spec/cloudify/7.0.5/types.yaml
-  - plugin:croupier
-node_templates:
+    blueprint.write_text(HEAD + """node_templates:
   hpc:
     type: croupier.nodes.InfrastructureInterface
     properties:
@@ -279,3 +276,32 @@ def test_croupier_configure_is_refused_with_the_reason():
     from croupier_plugin.workflows import croupier_configure
     with pytest.raises(NonRecoverableError, match='recurring workflows'):
         croupier_configure(ctx=None)
+
+
+def test_a_master_branch_vault_node_with_a_token_and_its_cubbyhole_is_valid(tmp_path, capsys):
+    """The original's master branch gives a Vault token (and may read its cubbyhole)
+    instead of a JWT: accepted, and the token is not shown."""
+    blueprint = tmp_path / 'blueprint.yaml'
+    blueprint.write_text(HEAD + """node_templates:
+  vault:
+    type: croupier.nodes.Vault
+    properties: {token: hvs.master-branch-token, cubbyhole: true,
+                 address: 'https://127.0.0.1:8200'}
+  hpc:
+    type: croupier.nodes.InfrastructureInterface
+    properties:
+      config: {infrastructure_interface: SLURM}
+      credentials: {host: h.example.org}
+    relationships:
+      - {type: retrieve_credentials_from_vault, target: vault}
+  job1:
+    type: croupier.nodes.Job
+    properties:
+      job_options: {commands: [run]}
+    relationships:
+      - {type: task_managed_by_interface, target: hpc}
+""")
+    assert main(['validate', str(blueprint)]) == 0
+    out = capsys.readouterr()
+    assert 'valid' in out.out
+    assert 'master-branch-token' not in out.out + out.err

@@ -478,18 +478,19 @@ def test_walltime_comment_means_timeout(comment):
 
 def test_status_command_is_one_qstat_for_any_number_of_ids():
     ids = [f'{i}.srv' for i in range(1, 1001)]
-    for flavour, expected in ((T, 'qstat -f -1 "$@"'), (PB, 'qstat -x -f "$@"')):
+    for flavour, expected in ((T, 'qstat -f -1 -- "$@"'), (PB, 'qstat -x -f -- "$@"')):
         command = flavour().status_command(ids)
         # PBS Pro: qstat -F json, and the text form only when that is refused
         # (test_openpbs.py shows that one qstat runs on a server with JSON)
         assert command.count('qstat ') == (1 if flavour is T else 2) and expected in command
         assert command.startswith('set -- 1.srv 2.srv 3.srv ')
-    assert 'qstat -f -1 -t "$@"' in T().status_command(['1.srv', '7[].srv'])
-    assert 'qstat -x -f -t "$@"' in PB().status_command(['7[].srv'])
+    assert 'qstat -f -1 -t -- "$@"' in T().status_command(['1.srv', '7[].srv'])
+    assert 'qstat -x -f -t -- "$@"' in PB().status_command(['7[].srv'])
     assert "'7[].srv'" in PB().status_command(['7[].srv'])
 
 
-@pytest.mark.parametrize('bad', ['1;rm -rf ~', '$(id)', '1 2', '', '`id`'])
+@pytest.mark.parametrize('bad', ['1;rm -rf ~', '$(id)', '1 2', '', '`id`', '-ualice',
+                                 '--help', '-1.srv', '1.srv\n'])
 def test_status_and_cancel_refuse_non_ids(bad):
     for flavour in FLAVOURS:
         with pytest.raises(ValueError):
@@ -500,8 +501,15 @@ def test_status_and_cancel_refuse_non_ids(bad):
 
 def test_cancel_command_is_one_qdel_after_the_cancel_files():
     command = TorqueScheduler().cancel_command(['1.srv', '2[].srv'])
-    assert command.count('qdel ') == 1 and command.endswith('qdel "$@"')
+    assert command.count('qdel ') == 1 and command.endswith('qdel -- "$@"')
     assert command.index(': > "$d/$i.cancelled"') < command.index('qdel')
+
+
+def test_qdel_and_qstat_end_their_options_before_the_ids():
+    # qdel and qstat (Torque, PBS Pro and Debian's wrappers) take the ids as operands
+    for flavour in FLAVOURS:
+        assert flavour().cancel_command(['1.srv']).endswith('qdel -- "$@"')
+        assert ' -- "$@"' in flavour().status_command(['1.srv'])
 
 
 FAKE_QSTAT = r'''#!/bin/sh

@@ -551,7 +551,7 @@ def test_status_and_cancel_are_the_monitor_schedulers():
     slurm = SlurmScheduler()
     scheduler = PycompssScheduler()
     assert scheduler.status_command(['11', '12']) == slurm.status_command(['11', '12'])
-    assert scheduler.cancel_command(['11', '12']) == 'scancel 11 12'
+    assert scheduler.cancel_command(['11', '12']) == 'scancel -- 11 12'
     text = ('11|COMPLETED|None|0\n12|RUNNING|None|0\n@@croupier-squeue-rc=0\n'
             '@@croupier-sacct@@\n')
     statuses = scheduler.parse_status_output(text, ['11', '12'])

@@ -127,7 +127,8 @@ def test_status_command_is_one_command_for_any_number_of_ids():
     assert "ids=1,2,3," in command
 
 
-@pytest.mark.parametrize('bad', ['1;rm -rf ~', '$(id)', '1 2', ''])
+@pytest.mark.parametrize('bad', ['1;rm -rf ~', '$(id)', '1 2', '', '-ualice', '--help',
+                                 '-1', '123\n', '_1', '.1'])
 def test_status_and_cancel_refuse_non_ids(bad):
     sched = SlurmScheduler()
     with pytest.raises(ValueError):
@@ -162,3 +163,16 @@ def test_refusals_that_mean_nothing_was_submitted():
     assert sched.transient_submit_error(down)
     bad = CommandResult(1, '', fixture('sbatch_bad_partition.stderr.txt'))
     assert not sched.transient_submit_error(bad)
+
+
+def test_cancel_ends_the_options_before_the_ids():
+    """scancel takes the ids as operands: after `--` an id can never be read as an
+    option (squeue and sacct take them as an option's value, where only the id's
+    validation protects)."""
+    assert SlurmScheduler().cancel_command(['12', '13_4']) == 'scancel -- 12 13_4'
+
+
+def test_a_looked_up_id_must_look_like_an_id():
+    sched = SlurmScheduler()
+    assert sched.parse_lookup_output('-ualice|croupier:tok\n', 'tok') is None
+    assert sched.parse_lookup_output('77|croupier:tok\n', 'tok') == '77'

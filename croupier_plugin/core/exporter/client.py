@@ -25,7 +25,7 @@ from .registry import API
 TOKEN_ENV = 'CROUPIER_EXPORTER_TOKEN'
 # seconds an HPCExporter's timeout may be
 TIMEOUT_RANGE = (0.1, 600.0)
-_ADDRESS = re.compile(r'^https?://[A-Za-z0-9_.\-\[\]:]+(/[A-Za-z0-9_.\-/]*)?$')
+_ADDRESS = re.compile(r'https?://[A-Za-z0-9_.\-\[\]:]+(/[A-Za-z0-9_.\-/]*)?')
 
 
 class ExporterError(CroupierError):
@@ -54,7 +54,7 @@ def exporter_address(props, node='HPCExporter'):
         shown = re.sub(r'//[^/]*@', '//<hidden>@', value)
         raise ConfigError(prop, shown, 'must not hold a user or password (the exporter '
                                        'takes no credentials)').for_node(node)
-    if not _ADDRESS.match(value):
+    if not _ADDRESS.fullmatch(value):
         raise ConfigError(prop, props[prop], 'must be a URL such as http://127.0.0.1:9110')\
             .for_node(node)
     return value.rstrip('/')

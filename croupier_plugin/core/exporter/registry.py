@@ -22,10 +22,10 @@ from ..schedulers.base import check_job_ids
 log = logging.getLogger('croupier.exporter')
 
 API = '/api/v1/registrations'
-NAME = re.compile(r'^[A-Za-z0-9_.@\-]{1,200}$')
-_HOST = re.compile(r'^[A-Za-z0-9_.\-:\[\]]{1,255}$')
-_USER = re.compile(r'^[A-Za-z0-9_.@\-]{1,100}$')
-_LABEL = re.compile(r'^[A-Za-z0-9_.\-:@/ ]{0,100}$')
+NAME = re.compile(r'[A-Za-z0-9_.@\-]{1,200}')
+_HOST = re.compile(r'[A-Za-z0-9_.\-:\[\]]{1,255}')
+_USER = re.compile(r'[A-Za-z0-9_.@\-]{1,100}')
+_LABEL = re.compile(r'[A-Za-z0-9_.\-:@/ ]{0,100}')
 REGISTRATION_KEYS = ('scheduler', 'host', 'port', 'user', 'hpc_label')
 # what a registration never carries: the exporter refuses it rather than ignore it
 SECRET_KEYS = ('password', 'private_key', 'private_key_password', 'passphrase',
@@ -79,7 +79,7 @@ class Registration:
 
 
 def check_name(what, value):
-    if not isinstance(value, str) or not NAME.match(value):
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise RegistrationError(f'{what} {value!r} must be 1-200 letters, digits or . _ - @')
     return value
 
@@ -104,16 +104,16 @@ def parse_registration(deployment, interface, body):
         raise RegistrationError(f"field 'scheduler' = {body.get('scheduler')!r}: must be one "
                                 f"of {list(WATCHABLE)}")
     host = body.get('host')
-    if not isinstance(host, str) or not _HOST.match(host):
+    if not isinstance(host, str) or not _HOST.fullmatch(host):
         raise RegistrationError(f"field 'host' = {host!r}: must be a host name or address")
     port = body.get('port', 22)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise RegistrationError(f"field 'port' = {port!r}: must be a TCP port number")
     user = body.get('user')
-    if not isinstance(user, str) or not _USER.match(user):
+    if not isinstance(user, str) or not _USER.fullmatch(user):
         raise RegistrationError(f"field 'user' = {user!r}: must be a login name")
     label = body.get('hpc_label') or ''
-    if not isinstance(label, str) or not _LABEL.match(label):
+    if not isinstance(label, str) or not _LABEL.fullmatch(label):
         raise RegistrationError(f"field 'hpc_label' = {label!r}: may hold only letters, "
                                 f"digits, spaces and . _ - : @ /")
     return Registration(deployment, interface, Target(scheduler, host, port, user), label)

@@ -21,12 +21,14 @@ MONITORS = ('SLURM', 'PBS', 'TORQUE')
 def get_scheduler(name, prop='config.infrastructure_interface', monitor=None):
     """A new scheduler object for ``name`` (case-insensitive); ``monitor`` names
     the scheduler a PYCOMPSS interface is monitored with (SLURM by default)."""
-    key = str(name).strip().upper() if name is not None else ''
+    # a name, not any value that happens to print as one (a list, a line break)
+    key = name.strip().upper() if isinstance(name, str) and '\n' not in name else ''
     cls = SCHEDULERS.get(key)
     if cls is None:
         raise ConfigError(prop, name, f'unknown scheduler; use one of {sorted(SCHEDULERS)}')
     if cls is PycompssScheduler:
-        watch = str(monitor or 'SLURM').strip().upper()
+        watch = monitor or 'SLURM'
+        watch = watch.strip().upper() if isinstance(watch, str) and '\n' not in watch else ''
         if watch not in MONITORS:
             raise ConfigError('monitoring_options.monitor_interface', monitor,
                               f'must be one of {list(MONITORS)} for a PYCOMPSS interface')

@@ -16,7 +16,14 @@ from ..model import JobState, JobStatus
 
 log = logging.getLogger('croupier.scheduler')
 
-_JOB_ID = re.compile(r'^[A-Za-z0-9_.\-+\[\]]+$')
+# an id starts with a letter or digit: one starting with '-' would be read as
+# an option by the commands that take ids (scancel -ualice)
+_JOB_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.\-+\[\]]*')
+
+
+def is_job_id(text: object) -> bool:
+    """Whether ``text`` has the shape of a scheduler job id (see _JOB_ID)."""
+    return isinstance(text, str) and _JOB_ID.fullmatch(text) is not None
 
 
 def check_job_ids(job_ids):
@@ -24,7 +31,7 @@ def check_job_ids(job_ids):
     before it reaches a shell."""
     ids = [str(j) for j in job_ids]
     for job_id in ids:
-        if not _JOB_ID.match(job_id):
+        if not is_job_id(job_id):
             raise ValueError(f'not a job id: {job_id!r}')
     return ids
 

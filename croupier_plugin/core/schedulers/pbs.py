@@ -50,15 +50,15 @@ NODES_MARK = '@@croupier-nodes@@'
 SERVER_MARK = '@@croupier-server@@'
 JOBS_MARK = '@@croupier-jobs@@'
 
-_JOB_ID_LINE = re.compile(r'^Job Id:\s*(\S+)\s*$')
-_ATTRIBUTE = re.compile(r'^\s+([A-Za-z_][A-Za-z0-9_.]*) = ?(.*)$')
+_JOB_ID_LINE = re.compile(r'Job Id:\s*(\S+)\s*')
+_ATTRIBUTE = re.compile(r'\s+([A-Za-z_][A-Za-z0-9_.]*) = ?(.*)')
 # Torque: "qstat: Unknown Job Id Error 9.srv"; PBS Pro: "qstat: Unknown Job Id 9.srv";
 # PBS Pro without -x: "qstat: 9.srv Job has finished, use -x or -H ..."
 _UNKNOWN_LINE = re.compile(r'^(?![ \t]).*?(?:Unknown Job Id(?: Error)?\s+(\S+)|'
                            r'(\S+)\s+Job has finished)', re.M)
 # lines qstat writes to stderr about single ids, which must not fail the whole poll
 _PER_ID_ERRORS = ('Unknown Job Id', 'Job has finished')
-_SIZE = re.compile(r'^([0-9]+)([KMGT]?)$')
+_SIZE = re.compile(r'([0-9]+)([KMGT]?)')
 # Torque/PBS MoM: "walltime 152 exceeded limit 120"; OpenPBS comment of a
 # JOB_EXEC_KILL_WALLTIME job: "Job run at ... and exceeded resource walltime"
 # OpenPBS comment of a running job deleted with qdel: "Job run at ... and
@@ -70,7 +70,7 @@ _WALLTIME_KILL = re.compile(r'walltime \d+ exceeded limit|exceeded resource wall
 
 def pbs_size(text, factor=1):
     """'4G' -> '4gb', '500M' -> '500mb', '1024' (MB, as in SLURM) -> '1024mb'."""
-    m = _SIZE.match(str(text).strip().upper())
+    m = _SIZE.fullmatch(str(text).strip().upper())
     if not m:
         raise ValueError(f'not a size: {text!r}')
     return f'{int(m[1]) * factor}{(m[2] or "M").lower()}b'
@@ -113,14 +113,14 @@ def parse_qstat_full(text):
     blocks = []
     attrs = last = None
     for line in text.splitlines():
-        m = _JOB_ID_LINE.match(line)
+        m = _JOB_ID_LINE.fullmatch(line)
         if m:
             attrs, last = {}, None
             blocks.append((m[1], attrs))
             continue
         if attrs is None or not line.strip():
             continue
-        m = _ATTRIBUTE.match(line)
+        m = _ATTRIBUTE.fullmatch(line)
         if m:
             last = m[1].lower()
             attrs[last] = m[2].rstrip('\r')
@@ -179,7 +179,7 @@ def system_hold(attrs: dict) -> bool:
     return 's' in attrs.get('hold_types', '') and not attrs.get('depend')
 
 
-_RECORD_HEAD = re.compile(r'^(?:Queue|Server):\s*(\S+)\s*$')
+_RECORD_HEAD = re.compile(r'(?:Queue|Server):\s*(\S+)\s*')
 # node states in which a node starts no job (pbsnodes(8B); Torque's pbsnodes)
 _NODE_UNUSABLE = {'down', 'offline', 'unknown', 'state-unknown', 'stale', 'unresolvable',
                   'provisioning', 'wait-provisioning', 'maintenance', 'sleep'}
@@ -205,11 +205,11 @@ def _records(text: str, key: str) -> dict:
         if not line.strip():
             continue
         if line[0] not in ' \t':
-            m = _RECORD_HEAD.match(line)
+            m = _RECORD_HEAD.fullmatch(line)
             attrs, last = {}, None
             records[m[1] if m else line.strip()] = attrs
             continue
-        m = _ATTRIBUTE.match(line)
+        m = _ATTRIBUTE.fullmatch(line)
         if m and attrs is not None:
             last = m[1].lower()
             attrs[last] = m[2].strip()
@@ -429,7 +429,7 @@ class PbsFamily(Scheduler):
         # qdel need the id exactly as printed
         for line in reversed(stdout.strip().splitlines()):
             line = line.strip()
-            if re.match(r'^[0-9]+(\[\])?(\.[A-Za-z0-9_.\-]+)?$', line):
+            if re.fullmatch(r'[0-9]+(\[\])?(\.[A-Za-z0-9_.\-]+)?', line):
                 return line
         raise ValueError(f'no job id in qsub output: {stdout.strip()[-300:]!r}')
 
@@ -466,7 +466,7 @@ class PbsFamily(Scheduler):
         per_id = '|'.join(f'*{shlex.quote(p)}*' for p in _PER_ID_ERRORS)
 
         def ask(qstat):
-            return (f'{{ croupier_err=$({qstat} "$@" 2>&1 >&3); '
+            return (f'{{ croupier_err=$({qstat} -- "$@" 2>&1 >&3); '
                     'croupier_rc=$?; } 3>&1; ')
 
         text = self.qstat_command(arrays)
@@ -822,7 +822,7 @@ class PbsFamily(Scheduler):
         quoted = ' '.join(shlex.quote(i) for i in check_job_ids(job_ids))
         return (f'set -- {quoted}; d={RC_DIR}; mkdir -p "$d" && '
                 'for i in "$@"; do : > "$d/$i.cancelled"; done; '
-                'qdel "$@"')
+                'qdel -- "$@"')
 
 
 class TorqueScheduler(PbsFamily):
@@ -953,7 +953,7 @@ class PbsScheduler(PbsFamily):
             raise ConfigError('job_options.scale_max_in_parallel', int(limit),
                               'PBS Pro\'s qsub -J cannot limit how many subjobs run at once '
                               f'(array {array!r})')
-        if not re.match(r'^[0-9]+-[0-9]+(:[0-9]+)?$', range_part):
+        if not re.fullmatch(r'[0-9]+-[0-9]+(:[0-9]+)?', range_part):
             raise ConfigError('job_options.array', array,
                               'PBS Pro\'s qsub -J takes one range X-Y[:step]')
         return f'-J {range_part}'

@@ -29,7 +29,8 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from ..model import env_mapping, job_options_mapping, scheduler_job_name, string_list
+from ..model import (MAX_COUNT, env_mapping, job_options_mapping, scheduler_job_name,
+                     string_list)
 from .base import Scheduler, check_job_ids
 from .slurm import SlurmScheduler
 
@@ -92,14 +93,15 @@ class Option:
     kind: str
     choices: tuple = ()
     minimum: int = 0
+    maximum: int = MAX_COUNT
     pattern: str | None = None
     bare: bool = False
     repeat: bool = False
     allow_bool: bool = False
 
 
-_WORD = r'^[A-Za-z0-9_.+\-@%:,=/]+$'
-_CONSTRAINTS = r'^[A-Za-z0-9_.+\-@%:,=/&|\[\]*()!]+$'
+_WORD = r'[A-Za-z0-9_.+\-@%:,=/]+'
+_CONSTRAINTS = r'[A-Za-z0-9_.+\-@%:,=/&|\[\]*()!]+'
 _BOOL = ('true', 'false')
 
 
@@ -180,7 +182,7 @@ OPTIONS = {
     'worker_working_dir': _text('worker_working_dir'),
     'worker_in_master_cpus': _int('worker_in_master_cpus', 0),
     'worker_in_master_memory': _int('worker_in_master_memory', 0),
-    'worker_port_range': _word('worker_port_range', r'^[0-9]+,[0-9]+$'),
+    'worker_port_range': _word('worker_port_range', r'[0-9]+,[0-9]+'),
     'jvm_worker_in_master_opts': _text('jvm_worker_in_master_opts'),
     'container_image': _text('container_image'),
     'container_compss_path': _text('container_compss_path'),
@@ -196,7 +198,7 @@ OPTIONS = {
                      'arm-map', 'arm-ddt'),
     'monitoring': _int('monitoring', 0, bare=True),
     'external_debugger': _int('external_debugger', 1, bare=True),
-    'jmx_port': _int('jmx_port', 1),
+    'jmx_port': _int('jmx_port', 1, maximum=65535),
     # runtime configuration
     'task_execution': _enum('task_execution', 'compss', 'storage'),
     'storage_impl': _text('storage_impl'),
@@ -219,7 +221,7 @@ OPTIONS = {
     'conn': _text('conn'),
     'streaming': _enum('streaming', 'FILES', 'OBJECTS', 'PSCOS', 'ALL', 'NONE'),
     'streaming_master_name': _word('streaming_master_name'),
-    'streaming_master_port': _int('streaming_master_port', 1),
+    'streaming_master_port': _int('streaming_master_port', 1, maximum=65535),
     'scheduler': _text('scheduler'),
     'scheduler_config_file': _text('scheduler_config_file'),
     'checkpoint': _text('checkpoint'),
@@ -235,7 +237,7 @@ OPTIONS = {
     'specific_log_dir': _text('specific_log_dir'),
     'uuid': _word('uuid'),
     'master_name': _word('master_name'),
-    'master_port': _int('master_port', 1),
+    'master_port': _int('master_port', 1, maximum=65535),
     'jvm_master_opts': _text('jvm_master_opts'),
     'jvm_workers_opts': _text('jvm_workers_opts'),
     'cpu_affinity': _text('cpu_affinity'),
@@ -290,10 +292,11 @@ def _option_value(prop, option, value):
         text = str(value).strip() if not isinstance(value, bool) else ''
         if text in option.choices:
             return text
-        if re.fullmatch(r'-?[0-9]+', text) and int(text) >= option.minimum:
+        if re.fullmatch(r'-?[0-9]+', text) and option.minimum <= int(text) <= option.maximum:
             return str(int(text))
         also = f' or {" or ".join(repr(c) for c in option.choices)}' if option.choices else ''
-        raise ConfigError(prop, value, f'must be an integer >= {option.minimum}{also}')
+        raise ConfigError(prop, value, f'must be an integer >= {option.minimum} and <= '
+                                       f'{option.maximum}{also}')
     if option.kind in ('bool', 'enum'):
         text = value
         if isinstance(value, bool):
@@ -315,7 +318,7 @@ def _option_value(prop, option, value):
     text = _single_line(prop, value, str(value))
     if not text.strip():
         raise ConfigError(prop, value, 'must not be empty')
-    if option.kind == 'word' and not re.match(option.pattern, text):
+    if option.kind == 'word' and not re.fullmatch(option.pattern, text):
         raise ConfigError(prop, value, 'may not hold spaces or shell characters (it goes '
                                        'into a queue-system directive)')
     return text
@@ -473,7 +476,7 @@ class PycompssJob:
         )
 
 
-_MODULE_NAME = re.compile(r'^[A-Za-z0-9_.+\-/:@%]+$')
+_MODULE_NAME = re.compile(r'[A-Za-z0-9_.+\-/:@%]+')
 
 
 def check_module(prop, item):
@@ -484,7 +487,7 @@ def check_module(prop, item):
     if words and words[0] == 'module':
         if len(words) < 2:
             raise ConfigError(prop, item, 'is a module command without a subcommand')
-    elif not _MODULE_NAME.match(item):
+    elif not _MODULE_NAME.fullmatch(item):
         raise ConfigError(prop, item, 'must be a module name such as COMPSs/3.3, or a '
                                       '"module ..." command')
     return item
@@ -503,7 +506,7 @@ def module_line(item):
 
 _SUBMITTED = (re.compile(r'Submitted batch job\s+([0-9]+)'),         # sbatch
               re.compile(r'Job <([0-9]+)> is submitted'))            # bsub
-_BARE_ID = re.compile(r'^[0-9]+(\.[A-Za-z0-9_.\-]+)?$')                # qsub: 123.server
+_BARE_ID = re.compile(r'[0-9]+(\.[A-Za-z0-9_.\-]+)?')                # qsub: 123.server
 
 
 class PycompssScheduler(Scheduler):
@@ -586,7 +589,7 @@ class PycompssScheduler(Scheduler):
                 m = pattern.search(line)
                 if m:
                     return m.group(1)
-        if lines and _BARE_ID.match(lines[-1]):
+        if lines and _BARE_ID.fullmatch(lines[-1]):
             return lines[-1]
         raise ValueError(f'no job id in {ENQUEUE_COMPSS} output: {stdout.strip()[-300:]!r}')
 

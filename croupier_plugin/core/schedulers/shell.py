@@ -13,7 +13,7 @@ import shlex
 
 from ..errors import ConfigError
 from ..model import JobState, JobStatus, scheduler_job_name
-from .base import Scheduler, check_job_ids, render_body, shebang
+from .base import Scheduler, check_job_ids, is_job_id, render_body, shebang
 
 STATE_DIR = '"$HOME"/.croupier/jobs'
 TIMEOUT_EXIT = 124
@@ -27,7 +27,7 @@ else bash "$3" > "$4" 2> "$5"; fi
 rc=$?
 echo "$rc" > "$d/$id.rc.tmp" && mv "$d/$id.rc.tmp" "$d/$id.rc"'''
 
-_ROW = re.compile(r'^(\S+)\|(\w+)\|(-?\d*)$')
+_ROW = re.compile(r'(\S+)\|(\w+)\|(-?[0-9]*)')
 
 
 class ShellScheduler(Scheduler):
@@ -91,7 +91,7 @@ class ShellScheduler(Scheduler):
 
     def parse_submit_output(self, stdout):
         for line in reversed(stdout.strip().splitlines()):
-            if line.startswith('sh-'):
+            if line.startswith('sh-') and is_job_id(line.strip()):
                 return line.strip()
         raise ValueError(f'no job id in the SHELL submission output: {stdout[-300:]!r}')
 
@@ -111,7 +111,7 @@ class ShellScheduler(Scheduler):
     def parse_status_output(self, stdout, job_ids):
         seen = {}
         for line in stdout.splitlines():
-            m = _ROW.match(line.strip())
+            m = _ROW.fullmatch(line.strip())
             if m:
                 seen[m[1]] = (m[2], m[3])
         result = {}

@@ -4,7 +4,7 @@ import shlex
 
 from ..model import (JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
                      scheduler_job_name)
-from .base import Scheduler, check_job_ids, parse_exit_code, render_body, shebang
+from .base import Scheduler, check_job_ids, is_job_id, parse_exit_code, render_body, shebang
 
 P, R = JobState.PENDING, JobState.RUNNING
 SACCT_MARK = '@@croupier-sacct@@'
@@ -563,10 +563,11 @@ class SlurmScheduler(Scheduler):
         for line in stdout.splitlines():
             job_id, _, comment = line.strip().partition('|')
             if comment.strip() == wanted:
-                return job_id.split('_')[0]
+                job_id = job_id.strip().split('_')[0]
+                return job_id if is_job_id(job_id) else None
         return None
 
     # -- cancel -------------------------------------------------------------
 
     def cancel_command(self, job_ids):
-        return 'scancel ' + ' '.join(shlex.quote(j) for j in check_job_ids(job_ids))
+        return 'scancel -- ' + ' '.join(shlex.quote(j) for j in check_job_ids(job_ids))

@@ -58,6 +58,8 @@ class SshSettings:
     reconnect_timeout: float = 60.0
     max_sessions: int = 8
     keepalive: int = 15
+    # the site-wide known_hosts file (site configuration), read besides the node's own
+    site_known_hosts: Optional[str] = None
 
     # credentials keys understood, with the original Croupier's spellings
     CREDENTIAL_KEYS = {
@@ -426,6 +428,8 @@ class SshConnection:
         elif s.host_key_check:
             files = [os.path.expanduser(s.known_hosts)] if s.known_hosts else [
                 os.path.expanduser('~/.ssh/known_hosts'), '/etc/ssh/ssh_known_hosts']
+            if s.site_known_hosts and os.path.exists(s.site_known_hosts):
+                client.get_host_keys().load(s.site_known_hosts)
             for path in files:
                 if os.path.exists(path):
                     known.load(path)
