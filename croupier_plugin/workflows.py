@@ -8,16 +8,11 @@ from cloudify.workflows import workflow_api
 
 from . import edge
 from .core.data import TransferError, run_all
-from .core.engine import Engine, JobFailed, PlannedJob, RunCancelled
+from .core.engine import Engine, JobFailed, JobRecord, PlannedJob, RunCancelled
 from .core.errors import CroupierError
 from .core.exporter import JobRegistrar
 from .core.monitor import InfrastructureUnreachable, Monitor
 from .core.placement import Candidate
-
-# runtime properties the engine owns on a job's node instance
-RECORD_KEYS = ('job_id', 'state', 'raw_state', 'reason', 'exit_code', 'stdout', 'stderr',
-               'script', 'submitted_at', 'ended_at', 'cluster', 'reported', 'submit_token',
-               'outputs', 'attempts', 'tried', 'placement')
 
 
 def _instances(ctx, type_name):
@@ -92,8 +87,7 @@ def plan_jobs(ctx, results_dir=None):
             cluster, workdir = clusters[manager]
             candidates.append(Candidate(settings_of[manager].name, cluster, workdir, spec))
         first = candidates[0]
-        record = {k: instance.runtime_properties[k] for k in RECORD_KEYS
-                  if k in instance.runtime_properties}
+        record = JobRecord.from_properties(instance.runtime_properties)
         stage_in, stage_out, producers = wiring.get(node.id, ([], [], []))
         for producer in producers:
             parents += [i.id for i in ctx.get_node(producer).instances if i.id not in parents]
@@ -148,13 +142,15 @@ def wire_transfers(flow):
 class RuntimeStore:
     """Persists each job's record in its node instance's runtime properties."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx) -> None:
         self.ctx = ctx
 
-    def __call__(self, instance_id, record):
+    def __call__(self, instance_id: str, record: dict) -> None:
+        """Replace the record's runtime properties of ``instance_id`` by
+        ``record`` (the stored form from JobRecord.to_properties)."""
         instance = self.ctx.get_node_instance(instance_id)
         props = dict(instance.runtime_properties)
-        for key in RECORD_KEYS:
+        for key in JobRecord.property_names():
             props.pop(key, None)
         props.update({k: v for k, v in record.items() if v is not None})
         self.ctx.update_node_instance(instance_id, runtime_properties=props, force=True)
@@ -178,7 +174,7 @@ def _reporter(ctx, registrar=None):
         if kind == 'state':
             status = info['status']
             ctx.logger.info('job %s [%s %s]: %s', job.name, job.cluster.key,
-                            job.record.get('job_id'), status.describe())
+                            job.record.job_id, status.describe())
         elif kind == 'submitted':
             ctx.logger.info('job %s [%s %s]: submitted', job.name, job.cluster.key,
                             info['job_id'])

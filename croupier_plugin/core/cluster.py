@@ -54,8 +54,10 @@ class Cluster:
             name += '-' + hashlib.sha1(spec.name.encode()).hexdigest()[:8]
         return f'{workdir.rstrip("/")}/{name}{self.scheduler.script_suffix}'
 
-    def submit(self, spec, workdir):
+    def submit(self, spec, workdir, after=()):
         """Upload the job's script by SFTP and submit it; returns SubmittedJob.
+        With ``after`` (scheduler job ids on this infrastructure), the scheduler
+        starts the job once they completed, and drops it when one fails.
 
         The submission is never repeated by the transport: if the connection
         breaks during it, CommandInterrupted says the outcome is unknown.
@@ -67,7 +69,11 @@ class Cluster:
             spec = dataclasses.replace(spec, script=uploaded, local_script_data=None)
         script_path = self.script_path(spec, workdir)
         self.transport.write_file(script_path, self.scheduler.render_script(spec), mode=0o700)
-        command = self.scheduler.submit_command(spec, script_path, workdir)
+        if after:
+            command = self.scheduler.submit_command(spec, script_path, workdir,
+                                                    after=list(after))
+        else:
+            command = self.scheduler.submit_command(spec, script_path, workdir)
         delay = 1.0
         for attempt in range(self.SUBMIT_ATTEMPTS):
             result = self.transport.run(command, idempotent=False)
@@ -116,6 +122,22 @@ class Cluster:
                 stderr=result.stderr)
         statuses = self.scheduler.parse_status_output(result.stdout, job_ids)
         return self._delete_held(statuses)
+
+    def markers(self, job_ids, spent=(), started=()) -> dict:
+        """{job_id: JobStatus} of the ``job_ids`` whose markers say they run or
+        ended, from ONE look at the marker directory on the login node (no
+        scheduler daemon is asked), which first removes the markers of the jobs
+        ``spent`` and the start markers of the jobs ``started``. Raises
+        TransportError like any command."""
+        job_ids = list(job_ids)
+        if not job_ids and not spent and not started:
+            return {}
+        result = self.transport.run(self.scheduler.marker_command(list(spent), list(started)))
+        if result.exit_code != 0:
+            log.warning('%s: reading exit-code markers failed with exit code %s: %s',
+                        self.key, result.exit_code, result.stderr.strip()[-300:])
+            return {}
+        return self.scheduler.parse_markers(result.stdout, job_ids)
 
     def _delete_held(self, statuses: dict) -> dict:
         """Delete the jobs that ended for Croupier while the scheduler still

@@ -25,6 +25,11 @@ class JobState(str, enum.Enum):
     # never ran because a job it needs did not end as required (the engine does
     # not submit such jobs; a scheduler that deleted one for it says so too)
     SKIPPED = 'SKIPPED'
+    # states only the engine gives a job's record: being submitted (the answer
+    # has not come back yet), and an attempt cancelled to go to another
+    # infrastructure
+    SUBMITTING = 'SUBMITTING'
+    MOVED = 'MOVED'
 
     @property
     def terminal(self):

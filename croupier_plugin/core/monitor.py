@@ -7,6 +7,12 @@ knows (or reports in a state Croupier does not know) is UNKNOWN for at most
 ``unknown_grace`` seconds, then FAILED with the reason. Transport errors back
 off exponentially; after ``outage_limit`` seconds without an answer the
 monitor gives up on that infrastructure with ``InfrastructureUnreachable``.
+
+Between two status commands, the jobs whose scripts leave markers (one when
+they start, one with their exit code when they end) are looked for every
+``marker_period`` seconds with one look at a directory per infrastructure (no
+scheduler daemon asked): the start and the end of such a job are seen within
+about that time, whatever the infrastructure's period.
 """
 
 import logging
@@ -34,6 +40,7 @@ class TrackedJob:
     job_id: str
     status: Optional[JobStatus] = None
     unknown_since: Optional[float] = None
+    marker: bool = False        # its script leaves an exit-code marker
 
 
 @dataclass
@@ -51,6 +58,13 @@ class _ClusterState:
     failing_since: Optional[float] = None
     last_error: str = ''
     polls: int = 0
+    next_marker: float = 0.0
+    marker_checks: int = 0
+    # jobs whose markers are to be removed at the next check (ended, as a
+    # marker or the scheduler told), and jobs whose start marker was read
+    spent_markers: set = field(default_factory=set)
+    started_markers: set = field(default_factory=set)
+    cluster: object = None
 
 
 @dataclass
@@ -59,26 +73,32 @@ class Monitor:
     outage_limit: float = 900.0
     max_backoff: float = 60.0
     clock: object = time.monotonic
+    marker_period: float = 0.5
     _jobs: dict = field(default_factory=dict)
     _clusters: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse bounds that are not finite numbers >= 0."""
         # a NaN grace compares false with every wait: an unknown job would fail at once
-        for name in ('unknown_grace', 'outage_limit', 'max_backoff'):
+        for name in ('unknown_grace', 'outage_limit', 'max_backoff', 'marker_period'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     not 0 <= value < math.inf:
                 raise ValueError(f'Monitor.{name} must be a finite number >= 0, not {value!r}')
 
-    def track(self, cluster, job_id, name, status=None):
-        job = TrackedJob(name, cluster, str(job_id), status)
+    def track(self, cluster, job_id, name, status=None, marker: bool = False) -> TrackedJob:
+        """Follow ``job_id`` on ``cluster``; ``marker``: its script leaves an
+        exit-code marker to look for between status commands."""
+        job = TrackedJob(name, cluster, str(job_id), status, marker=marker)
         self._jobs[(cluster.key, str(job_id))] = job
-        self._clusters.setdefault(cluster.key, _ClusterState())
+        self._clusters.setdefault(cluster.key, _ClusterState()).cluster = cluster
         return job
 
     def untrack(self, cluster_key, job_id):
-        self._jobs.pop((cluster_key, str(job_id)), None)
+        """Stop following a job (cancelled: a marker it leaves is spent)."""
+        job = self._jobs.pop((cluster_key, str(job_id)), None)
+        if job is not None and job.marker:
+            self._clusters[cluster_key].spent_markers.add(job.job_id)
 
     def jobs(self):
         return list(self._jobs.values())
@@ -91,6 +111,11 @@ class Monitor:
         state = self._clusters.get(cluster_key)
         return state.polls if state else 0
 
+    def marker_checks(self, cluster_key: str) -> int:
+        """How many exit-code marker checks were sent to ``cluster_key``."""
+        state = self._clusters.get(cluster_key)
+        return state.marker_checks if state else 0
+
     # -- one cycle ------------------------------------------------------------
 
     def due(self, now=None):
@@ -101,8 +126,21 @@ class Monitor:
             by_cluster.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
         return {k: v for k, v in by_cluster.items() if self._clusters[k].next_poll <= now}
 
+    def markers_due(self, now: float, exclude=()) -> dict:
+        """Clusters (not in ``exclude``, not failing) with unfinished jobs
+        that leave markers, whose next marker check has come."""
+        by_cluster: dict = {}
+        for job in self.active():
+            key = job.cluster.key
+            if job.marker and key not in exclude:
+                by_cluster.setdefault(key, (job.cluster, []))[1].append(job)
+        return {k: v for k, v in by_cluster.items()
+                if self._clusters[k].next_marker <= now and not self._clusters[k].failures}
+
     def poll(self, force=False):
-        """Ask every due infrastructure once (all when ``force``); return changes."""
+        """Ask every due infrastructure once (all when ``force``) for its jobs'
+        statuses, and look for the markers of the others whose check is due;
+        return changes."""
         now = self.clock()
         if force:
             groups = {}
@@ -110,16 +148,57 @@ class Monitor:
                 groups.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
         else:
             groups = self.due(now)
-        if not groups:
+        looks = {} if force else self.markers_due(now, exclude=groups)
+        tasks = [(self._ask, self._apply, group) for group in groups.values()] + \
+            [(self._look, self._apply_markers, group) for group in looks.values()]
+        if not tasks:
             return []
-        if len(groups) == 1:
-            answers = [self._ask(*next(iter(groups.values())))]
+        if len(tasks) == 1:
+            answers = [tasks[0][0](*tasks[0][2])]
         else:
-            with ThreadPoolExecutor(max_workers=min(len(groups), 16)) as pool:
-                answers = list(pool.map(lambda g: self._ask(*g), groups.values()))
+            with ThreadPoolExecutor(max_workers=min(len(tasks), 16)) as pool:
+                answers = list(pool.map(lambda t: t[0](*t[2]), tasks))
         changes = []
-        for (cluster, jobs), answer in zip(groups.values(), answers):
-            changes.extend(self._apply(cluster, jobs, answer))
+        for (_, apply, (cluster, jobs)), answer in zip(tasks, answers):
+            changes.extend(apply(cluster, jobs, answer))
+        return changes
+
+    def _look(self, cluster, jobs: list):
+        """One marker check for ``jobs`` (the answer, or the error)."""
+        state = self._clusters[cluster.key]
+        state.marker_checks += 1
+        spent, started = sorted(state.spent_markers), sorted(state.started_markers)
+        try:
+            answer = cluster.markers([j.job_id for j in jobs if j.marker], spent=spent,
+                                     started=started)
+        except (TransportError, SchedulerError) as exc:
+            return exc
+        state.spent_markers.difference_update(spent)
+        state.started_markers.difference_update(started)
+        return answer
+
+    def _apply_markers(self, cluster, jobs: list, answer) -> list:
+        """The changes a marker check shows: the jobs it says started or
+        ended. A failed check changes nothing: the next status command tells."""
+        state = self._clusters[cluster.key]
+        state.next_marker = self.clock() + self.marker_period
+        if isinstance(answer, Exception):
+            log.info('%s: exit-code marker check failed (%s)', cluster.key, answer)
+            return []
+        changes = []
+        for job in jobs:
+            new = answer.get(job.job_id)
+            if new is None:
+                continue
+            job.unknown_since = None
+            if new.terminal:
+                state.spent_markers.add(job.job_id)
+            else:
+                state.started_markers.add(job.job_id)
+                if job.status is not None and job.status.state is new.state:
+                    continue        # known already (from the scheduler)
+            changes.append(JobChange(job, job.status, new))
+            job.status = new
         return changes
 
     def _ask(self, cluster, jobs):
@@ -151,6 +230,7 @@ class Monitor:
         state.failures = 0
         state.failing_since = None
         state.next_poll = now + cluster.monitor_period
+        state.next_marker = now + self.marker_period
         changes = []
         for job in jobs:
             new = answer.get(job.job_id) or cluster.scheduler.missing(job.job_id, 'monitor')
@@ -159,6 +239,8 @@ class Monitor:
                     (job.status.state, job.status.raw_state, job.status.exit_code):
                 changes.append(JobChange(job, job.status, new))
             job.status = new
+            if job.marker and new.terminal:
+                state.spent_markers.add(job.job_id)     # left, if its script wrote one
         return changes
 
     def _bounded_unknown(self, job, status, now):
@@ -177,13 +259,36 @@ class Monitor:
                                 f'(grace period {self.unknown_grace:g} s)',
                          source=status.source)
 
+    def remove_spent_markers(self) -> None:
+        """Remove the markers read or no longer needed (one command per
+        infrastructure that has some), e.g. when the run ends; a failure is
+        only logged: a leftover marker is never read as another job's."""
+        for key, state in self._clusters.items():
+            if not state.spent_markers and not state.started_markers:
+                continue
+            spent, started = sorted(state.spent_markers), sorted(state.started_markers)
+            try:
+                state.cluster.markers([], spent=spent, started=started)
+                state.spent_markers.difference_update(spent)
+                state.started_markers.difference_update(started)
+            except (TransportError, SchedulerError) as exc:
+                log.info('%s: removing exit-code markers failed (%s)', key, exc)
+
     # -- until the end ----------------------------------------------------------
 
     def next_wakeup(self):
-        keys = {j.cluster.key for j in self.active()}
-        if not keys:
+        """When the next status command or marker check is due (None: no
+        unfinished job)."""
+        active = self.active()
+        if not active:
             return None
-        return min(self._clusters[k].next_poll for k in keys)
+        keys = {j.cluster.key for j in active}
+        wake = min(self._clusters[k].next_poll for k in keys)
+        for key in {j.cluster.key for j in active if j.marker}:
+            state = self._clusters[key]
+            if not state.failures:
+                wake = min(wake, state.next_marker)
+        return wake
 
     def run(self, on_change=None, stop=None, until=None):
         """Poll until every job ended, ``stop`` (a threading.Event) is set, or

@@ -1,6 +1,7 @@
 """run_jobs end to end: blueprints on the embedded engine against the bed's SLURM."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -224,3 +225,109 @@ def test_skip_cleanup_keeps_the_working_directory(tmp_path):
     runner.execute(env, 'run_jobs')
     runner.execute(env, 'uninstall')
     assert open(f'{workdir}/d.txt').read().startswith('HELLO FROM CROUPIER\n')
+
+
+def test_dependants_wait_in_the_scheduler_for_their_running_parents(bed_inputs, ssh,
+                                                                     accounting):
+    # each dependant is submitted while its parents run, with SLURM's dependency,
+    # and SLURM starts it only after they ended: no poll stands in between
+    env = runner.init_env(blueprint('blueprints', 'slurm-dag', 'blueprint.yaml'),
+                          dict(bed_inputs, monitor_period=2, work_seconds=4),
+                          name='dag-scheduler')
+    runner.execute(env, 'install')
+    try:
+        runner.execute(env, 'run_jobs')
+        props = {n: i.runtime_properties for n, i in instances(env).items() if n != 'hpc'}
+        assert {p['state'] for p in props.values()} == {'COMPLETED'}
+        assert ssh.read_file(props['report']['stdout']).decode() == 'sum=5050 count=100\n'
+        ids = {n: p['job_id'] for n, p in props.items()}
+        out = accounting(ssh, f"-j {','.join(ids.values())} -o JobID,JobName,Submit,Start,End",
+                         lambda text: len(text.split()) >= 4 and 'Unknown' not in text)
+        rows = {line.split('|')[0]: line.split('|')[1:] for line in out.splitlines()}
+        for child, parents in (('simulate', ['prepare']), ('analyse', ['prepare']),
+                               ('report', ['simulate', 'analyse'])):
+            submit, start = rows[ids[child]][1:3]
+            for parent in parents:
+                end = rows[ids[parent]][3]
+                assert submit < end <= start, (child, parent, rows)
+        # each job submitted once: SLURM holds no other job of these names
+        names = {r[0] for r in rows.values()}
+        same = accounting(ssh, f"-S now-10minutes -o JobName,JobID --name={','.join(names)}",
+                          lambda text: len(text.split()) >= len(names)).split()
+        per_name = {}
+        for line in same:
+            name, job_id = line.split('|')
+            per_name.setdefault(name, set()).add(job_id)
+        assert per_name == {rows[i][0]: {i} for i in ids.values()}, per_name
+    finally:
+        runner.execute(env, 'uninstall')
+
+
+def test_at_a_long_period_ends_are_seen_from_exit_code_markers(bed_inputs, ssh, accounting,
+                                                               monkeypatch):
+    # one-second jobs at a 15 s period: the monitor learns each end from the
+    # job's marker, and asks squeue/sacct at most once per period
+    from croupier_plugin.core.cluster import Cluster
+    asked = {'statuses': 0, 'markers': 0}
+    statuses, markers = Cluster.statuses, Cluster.markers
+
+    def counted_statuses(cluster, job_ids):
+        asked['statuses'] += 1
+        return statuses(cluster, job_ids)
+
+    def counted_markers(cluster, job_ids, spent=(), started=()):
+        asked['markers'] += 1
+        return markers(cluster, job_ids, spent, started)
+    monkeypatch.setattr(Cluster, 'statuses', counted_statuses)
+    monkeypatch.setattr(Cluster, 'markers', counted_markers)
+    env = runner.init_env(blueprint('blueprints', 'slurm-dag', 'blueprint.yaml'),
+                          dict(bed_inputs, monitor_period=15, work_seconds=1),
+                          name='dag-markers')
+    runner.execute(env, 'install')
+    try:
+        started = time.monotonic()
+        runner.execute(env, 'run_jobs')
+        took = time.monotonic() - started
+        props = {n: i.runtime_properties for n, i in instances(env).items() if n != 'hpc'}
+        assert {p['state'] for p in props.values()} == {'COMPLETED'}
+        assert {p['exit_code'] for p in props.values()} == {0}
+        assert asked['markers'] > 0
+        assert asked['statuses'] <= 1 + took // 15, (asked, took)
+        ids = {n: p['job_id'] for n, p in props.items()}
+        times = sacct_times(ssh, ids.values(), accounting)
+        for child, parents in (('simulate', ['prepare']), ('analyse', ['prepare']),
+                               ('report', ['simulate', 'analyse'])):
+            for parent in parents:
+                assert times[ids[child]][0] >= times[ids[parent]][1], (child, parent, times)
+    finally:
+        runner.execute(env, 'uninstall')
+
+
+def test_a_failed_parent_drops_its_waiting_dependant_which_never_starts(bed_inputs, ssh,
+                                                                        accounting):
+    env = runner.init_env(blueprint('tests', 'blueprints', 'slurm-failing.yaml'),
+                          dict(bed_inputs, long_seconds=1), name='failing-scheduler')
+    runner.execute(env, 'install')
+    try:
+        with pytest.raises(Exception) as err:
+            runner.execute(env, 'run_jobs')
+        by_node = instances(env)
+        broken_id = by_node['broken'].id
+        assert f"job '{broken_id}'" in str(err.value) and 'exit code 3' in str(err.value)
+        assert f"job '{by_node['after_broken'].id}'" not in str(err.value)
+        after = by_node['after_broken'].runtime_properties
+        assert after['state'] == 'SKIPPED' and 'job_id' not in after
+        # it had been submitted to wait for broken (and long): SLURM never started it
+        reason = after['reason']
+        assert reason.startswith(f'a job it depends on failed ({broken_id}')
+        dropped = re.search(r'its hpc job (\d+), waiting for it, was cancelled', reason)
+        assert dropped, reason
+        dropped = dropped.group(1)
+        out = accounting(ssh, f'-j {dropped} -o JobID,State,NodeList',
+                         lambda text: 'CANCELLED' in text)
+        job_id, state, nodes = out.strip().split('|')
+        assert job_id == dropped and state.startswith('CANCELLED') and \
+            nodes == 'None assigned', out
+        assert squeue_ids(ssh, [dropped]) == []
+    finally:
+        runner.execute(env, 'uninstall')

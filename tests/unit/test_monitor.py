@@ -157,3 +157,155 @@ def test_recovery_after_an_outage_resets_the_backoff():
     clock.now = monitor.next_wakeup()
     monitor.poll()
     assert monitor.next_wakeup() == clock.now + 2
+
+
+class MarkerCluster(ScriptedCluster):
+    """A scripted cluster whose jobs leave exit-code markers (``markers``:
+    job id -> exit code), read through the real SLURM marker parser."""
+
+    def __init__(self, key, period=15.0):
+        super().__init__(key, period)
+        self.exits = {}         # job id -> what its marker holds ('run', or an exit code)
+        self.looks = []
+        self.removed = []
+
+    def markers(self, job_ids, spent=(), started=()):
+        self.looks.append(list(job_ids))
+        self.removed.extend(spent)
+        for job_id in spent:
+            self.exits.pop(job_id, None)
+        text = ''.join(f'{j} {c}\n' for j, c in self.exits.items())
+        return self.scheduler.parse_markers(text, job_ids)
+
+
+def test_markers_are_looked_for_between_status_commands_at_most_one_per_period():
+    clock = Clock()
+    a = MarkerCluster('a', period=15)
+    monitor = Monitor(clock=clock, marker_period=0.5)
+    job = monitor.track(a, '1', 'j', marker=True)
+    other = monitor.track(a, '2', 'array')          # no marker: the scheduler tells
+    a.answers = {'1': status('1', JobState.RUNNING), '2': status('2', JobState.RUNNING)}
+    monitor.poll()
+    assert len(a.calls) == 1 and a.looks == []      # a status command covers the markers
+    for _ in range(10):
+        clock.now = monitor.next_wakeup()
+        assert monitor.poll() == []
+    assert len(a.calls) == 1 and a.looks == [['1']] * 10
+    assert clock.now == 1005.0
+    a.exits['1'] = 0
+    clock.now = monitor.next_wakeup()
+    (change,) = monitor.poll()
+    assert change.new.state is JobState.COMPLETED and change.new.exit_code == 0
+    assert job.status.source == 'exit-code marker'
+    # nothing with a marker left: the next wake-up is the status command's
+    assert monitor.next_wakeup() == 1015.0
+    clock.now = 1015.0
+    monitor.poll()
+    assert a.calls[-1] == ['2'] and len(a.calls) == 2
+    assert monitor.polls('a') == 2 and monitor.marker_checks('a') == 11
+    assert other.status.state is JobState.RUNNING
+    # the marker read is removed once, at the end
+    assert a.removed == []
+    monitor.remove_spent_markers()
+    assert a.removed == ['1'] and a.exits == {}
+    monitor.remove_spent_markers()
+    assert a.removed == ['1']
+
+
+def test_a_marker_of_a_signal_or_a_failed_check_is_left_to_the_scheduler():
+    clock = Clock()
+    a = MarkerCluster('a', period=15)
+    monitor = Monitor(clock=clock, marker_period=1)
+    killed = monitor.track(a, '1', 'killed', marker=True)
+    broken = monitor.track(a, '2', 'broken', marker=True)
+    a.answers = {'1': status('1', JobState.RUNNING), '2': status('2', JobState.RUNNING)}
+    monitor.poll()
+    a.exits = {'1': 143, '2': 3}
+    clock.now += 1
+    (change,) = monitor.poll()
+    assert change.job is broken and change.new.state is JobState.FAILED
+    assert change.new.exit_code == 3
+    assert killed.status.state is JobState.RUNNING
+    a.markers = lambda ids, spent, started: (_ for _ in ()).throw(TransportError('gone'))
+    clock.now += 1
+    assert monitor.poll() == [] and killed.status.state is JobState.RUNNING
+    a.answers['1'] = status('1', JobState.CANCELLED)
+    clock.now = 1015.0
+    (change,) = monitor.poll()
+    assert change.new.state is JobState.CANCELLED
+    # the markers of both are spent: the one read, the one the scheduler explained
+    del a.markers
+    monitor.remove_spent_markers()
+    assert sorted(a.removed) == ['1', '2'] and a.exits == {}
+
+
+def test_no_marker_check_while_the_infrastructure_does_not_answer():
+    clock = Clock()
+    a = MarkerCluster('a', period=2)
+    monitor = Monitor(clock=clock, marker_period=0.5)
+    monitor.track(a, '1', 'j', marker=True)
+    a.error = TransportError('down')
+    monitor.poll()
+    assert monitor.next_wakeup() == clock.now + 2     # the backoff, not the marker period
+    clock.now += 2
+    monitor.poll()
+    assert a.looks == [] and len(a.calls) == 2
+
+
+def test_the_slurm_marker_left_by_a_script_is_read_by_the_marker_command(tmp_path):
+    """The real script and the real command, in bash (the bed runs them in SLURM)."""
+    import os
+    import subprocess
+    from croupier_plugin.core.model import JobSpec
+    scheduler = SlurmScheduler()
+    env = dict(os.environ, HOME=str(tmp_path))
+    for job_id, commands in (('55', ['exit 3']), ('56', ['true']), ('57', ['kill -TERM $$'])):
+        script = tmp_path / f'{job_id}.sbatch'
+        script.write_text(scheduler.render_script(JobSpec.from_options('j', {
+            'commands': commands})))
+        subprocess.run(['bash', str(script)], env=dict(env, SLURM_JOB_ID=job_id))
+    # an array leaves none: its elements end one by one
+    assert 'croupier_marks' not in scheduler.render_script(JobSpec.from_options('a', {
+        'commands': ['true'], 'array': '1-3'}))
+
+    def look(spent=(), started=()):
+        out = subprocess.run(['bash', '-c', scheduler.marker_command(spent, started)],
+                             env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return sorted(out.stdout.splitlines())
+    text = '\n'.join(look())
+    assert text.splitlines() == ['55 3', '55 run', '56 0', '56 run', '57 143', '57 run']
+    ended = scheduler.parse_markers(text, ['55', '56', '57', '58'])
+    assert (ended['55'].state, ended['55'].exit_code) == (JobState.FAILED, 3)
+    assert (ended['56'].state, ended['56'].exit_code) == (JobState.COMPLETED, 0)
+    assert '57' not in ended            # killed by a signal: the scheduler tells why
+    assert look(spent=['55', '56']) == ['57 143', '57 run']
+    assert look(started=['57']) == ['57 143']
+    assert sorted(os.listdir(tmp_path / '.croupier' / 'slurm')) == ['57.rc']
+    assert look(spent=['57']) == []
+    # a job that started and did not end yet
+    running = scheduler.parse_markers('60 run\n', ['60'])['60']
+    assert running.state is JobState.RUNNING and running.source == 'start marker'
+    with pytest.raises(ValueError):
+        scheduler.marker_command(['1; rm -rf ~'])
+    with pytest.raises(ValueError):
+        scheduler.marker_command((), ['1 /'])
+
+
+def test_a_start_marker_says_running_once():
+    clock = Clock()
+    a = MarkerCluster('a', period=15)
+    monitor = Monitor(clock=clock, marker_period=0.5)
+    job = monitor.track(a, '1', 'j', marker=True)
+    a.answers['1'] = status('1', JobState.PENDING)
+    monitor.poll()
+    a.exits['1'] = 'run'
+    clock.now = monitor.next_wakeup()
+    (change,) = monitor.poll()
+    assert change.new.state is JobState.RUNNING and job.status.source == 'start marker'
+    clock.now = monitor.next_wakeup()
+    assert monitor.poll() == []                 # seen once, whatever the marker says
+    a.exits['1'] = 0
+    clock.now = monitor.next_wakeup()
+    (change,) = monitor.poll()
+    assert change.new.state is JobState.COMPLETED

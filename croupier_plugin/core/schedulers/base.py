@@ -243,6 +243,58 @@ class Scheduler(abc.ABC):
         """(stdout, stderr) paths of a submitted job, for runtime properties."""
         return None, None
 
+    # -- the scheduler runs the DAG ---------------------------------------------
+
+    def holds_for(self, parent_spec) -> bool:
+        """Whether a job can be submitted to wait, in this scheduler, for the
+        successful end of a job of ``parent_spec`` submitted here (then the
+        scheduler starts it, and drops it when that job fails)."""
+        return False
+
+    # -- exit-code markers --------------------------------------------------------
+
+    def leaves_marker(self, spec) -> bool:
+        """Whether the batch script of ``spec`` leaves a start marker and an
+        exit-code marker that marker_command can read."""
+        return False
+
+    def marker_command(self, spent=(), started=()) -> str:
+        """ONE command printing '<job id> run' for every start marker and
+        '<job id> <exit code>' for every exit-code marker present (a look at
+        one directory: no scheduler daemon is asked), after removing every
+        marker of the jobs ``spent`` (ended) and the start markers of the jobs
+        ``started`` (read already)."""
+        raise NotImplementedError(f'{self.name} leaves no markers')
+
+    def parse_markers(self, stdout: str, job_ids) -> dict:
+        """{job_id: JobStatus} for the jobs whose markers say something: a
+        start marker RUNNING; an exit code 0 COMPLETED, 1-127 FAILED (it wins
+        over the start marker); a job ended by a signal (128 and up) is left to
+        the scheduler, which knows why."""
+        wanted = {str(j) for j in job_ids}
+        started, codes = set(), {}
+        for line in stdout.splitlines():
+            job_id, _, text = line.strip().partition(' ')
+            if job_id not in wanted:
+                continue
+            if text == 'run':
+                started.add(job_id)
+            elif text.isdigit():
+                codes[job_id] = int(text)
+        out = {}
+        for job_id in started - set(codes):
+            out[job_id] = JobStatus(job_id, JobState.RUNNING, raw_state='RUNNING',
+                                    source='start marker')
+        for job_id, code in codes.items():
+            if code == 0:
+                out[job_id] = JobStatus(job_id, JobState.COMPLETED, raw_state='COMPLETED',
+                                        exit_code=0, source='exit-code marker')
+            elif code < 128:
+                out[job_id] = JobStatus(job_id, JobState.FAILED, raw_state='FAILED',
+                                        exit_code=code, reason='NonZeroExitCode',
+                                        source='exit-code marker')
+        return out
+
     def normalize(self, raw):
         """The JobState of a raw scheduler state; UNKNOWN (logged) when new."""
         key = (raw or '').strip().split(' ')[0].rstrip('+').upper()

@@ -404,12 +404,20 @@ class PbsFamily(Scheduler):
 
     # -- submit -------------------------------------------------------------
 
-    def submit_command(self, spec, script_path, workdir):
+    def holds_for(self, parent_spec) -> bool:
+        """PBS waits for a plain job with afterok (an array needs another
+        dependency type: the engine waits for those)."""
+        return not parent_spec.array
+
+    def submit_command(self, spec, script_path, workdir, after=()):
         # -N, -o and -e also on the command line: Debian's slurm-wlm-torque
         # qsub ignores them in the script and names the output files after
         # the -N it was given (or the script's name)
         q = shlex.quote
         options = [f'-N {q(self.job_name(spec))}']
+        if after:
+            # the server deletes the job when one of these fails
+            options.append(f"-W {q('depend=afterok:' + ':'.join(check_job_ids(after)))}")
         if spec.stdout:
             options.append(f'-o {q(spec.stdout)}')
         if spec.stderr:

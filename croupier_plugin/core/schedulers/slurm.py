@@ -13,6 +13,9 @@ NOW_MARK = '@@croupier-now='
 SINFO_MARK = '@@croupier-sinfo@@'
 QUEUE_MARK = '@@croupier-queue@@'
 JOBS_MARK = '@@croupier-jobs@@'
+# where a job's script leaves its exit code (a file per job id, on the shared
+# home the login node sees too)
+MARKER_DIR = '"$HOME"/.croupier/slurm'
 
 
 def slurm_time(seconds):
@@ -157,7 +160,51 @@ class SlurmScheduler(Scheduler):
 
     def render_script(self, spec):
         head = [shebang(spec)] + [f'#SBATCH {d}' for d in self.directives(spec)]
-        return '\n'.join(head) + '\n' + render_body(spec)
+        return '\n'.join(head + self.prologue(spec)) + '\n' + render_body(spec)
+
+    def prologue(self, spec) -> list:
+        """Shell lines run before the job's body: the exit-code marker, left by
+        an EXIT trap so that the monitor sees the end of the job with a file
+        check instead of a scheduler query (arrays: the scheduler tells)."""
+        if not self.leaves_marker(spec):
+            return []
+        return [
+            'if [ -n "${SLURM_JOB_ID:-}" ]; then',
+            f'  croupier_marks={MARKER_DIR}',
+            # a marker of an earlier job with the same id (ids wrap around)
+            '  rm -f "$croupier_marks/$SLURM_JOB_ID.rc"',
+            # started: its waiting dependants can be queued behind it
+            '  { mkdir -p "$croupier_marks" && echo run > "$croupier_marks/$SLURM_JOB_ID.run"; } '
+            '|| :',
+            '  trap \'croupier_exit=$?; { mkdir -p "$croupier_marks" && '
+            'printf "%s\\n" "$croupier_exit" > "$croupier_marks/$SLURM_JOB_ID.rc.tmp" && '
+            'mv -f "$croupier_marks/$SLURM_JOB_ID.rc.tmp" "$croupier_marks/$SLURM_JOB_ID.rc"; } '
+            '|| :; exit "$croupier_exit"\' EXIT',
+            # killed by a signal: 128+n, which the monitor leaves to the scheduler
+            "  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+            "  trap 'exit 138' USR1; trap 'exit 140' USR2; trap 'exit 152' XCPU",
+            'fi',
+        ]
+
+    def leaves_marker(self, spec) -> bool:
+        """Every job but an array (its elements end one by one)."""
+        return not spec.array
+
+    def marker_command(self, spent=(), started=()) -> str:
+        """List the markers present (see Scheduler): the directory holds only
+        the markers not read yet (each is removed once read), so the command
+        stays short whatever the number of jobs followed, and forks nothing
+        but ``rm`` (only when there are markers to remove)."""
+        files = [f'{j}.rc {j}.run' for j in check_job_ids(spent)]
+        files += [f'{j}.run' for j in check_job_ids(started)]
+        clean = f'rm -f -- {" ".join(files)}; ' if files else ''
+        return (f'cd {MARKER_DIR} 2>/dev/null || exit 0; {clean}'
+                'for f in *.run *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
+                'printf "%s %s\\n" "${f%.*}" "$c"; fi; done; exit 0')
+
+    def holds_for(self, parent_spec) -> bool:
+        """SLURM waits for any job, arrays included (for all their elements)."""
+        return True
 
     def output_paths(self, spec, job_id, workdir):
         out = []
@@ -171,9 +218,15 @@ class SlurmScheduler(Scheduler):
 
     # -- submit -------------------------------------------------------------
 
-    def submit_command(self, spec, script_path, workdir):
+    def submit_command(self, spec, script_path, workdir, after=()):
+        """sbatch from ``workdir``; with ``after`` (job ids), the job waits for
+        their successful end and is dropped by SLURM when one fails."""
+        depend = ''
+        if after:
+            ids = ':'.join(check_job_ids(after))
+            depend = f'--dependency=afterok:{ids} --kill-on-invalid-dep=yes '
         return (f'cd {shlex.quote(workdir)} && '
-                f'sbatch --parsable {shlex.quote(script_path)}')
+                f'sbatch --parsable {depend}{shlex.quote(script_path)}')
 
     def parse_submit_output(self, stdout):
         # --parsable prints "jobid" or "jobid;cluster"; plain sbatch prints
