@@ -16,7 +16,8 @@ from .core.placement import Candidate
 
 # runtime properties the engine owns on a job's node instance
 RECORD_KEYS = ('job_id', 'state', 'raw_state', 'reason', 'exit_code', 'stdout', 'stderr',
-               'script', 'submitted_at', 'ended_at', 'cluster', 'reported', 'submit_token',
+               'script', 'submitted_at', 'started_at', 'ended_at', 'cluster', 'reported',
+               'submit_token',
                'outputs', 'attempts', 'tried', 'placement')
 
 

@@ -45,7 +45,7 @@ RETRY_STATES = ('FAILED', 'TIMEOUT', 'NODE_FAIL', 'BOOT_FAIL', 'PREEMPTED', 'OUT
                 'DEADLINE', 'QUEUE_TIMEOUT', 'NOT_SUBMITTED', 'OUTPUTS_FAILED')
 # what an earlier attempt leaves in the record's history
 ATTEMPT_KEYS = ('job_id', 'cluster', 'state', 'raw_state', 'reason', 'exit_code',
-                'submitted_at', 'ended_at')
+                'submitted_at', 'started_at', 'ended_at')
 # states of a job whose run is over (the run they belong to ended)
 ENDED_STATES = {'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'UNKNOWN', SKIPPED}
 
@@ -437,6 +437,9 @@ class Engine:
                        exit_code=new.exit_code)
         if new.terminal:
             changes['ended_at'] = time.time()
+        elif new.state is JobState.RUNNING and not job.record.get('started_at'):
+            # the end of its queue wait: the portal's timeline splits wait and run here
+            changes['started_at'] = time.time()
         if new.state is JobState.COMPLETED and job.stage_out:
             changes['outputs'] = OUTPUTS_PENDING
         self._save(job, **changes)
