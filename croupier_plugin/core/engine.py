@@ -546,7 +546,7 @@ class Engine:
             for t in tracked:
                 job = self.jobs[t.name]
                 self._save(job, state=JobState.CANCELLED.value, reason=f'cancelled: {why}',
-                           reported=True)
+                           reported=True, ended_at=time.time())
                 self.monitor.untrack(cluster.key, t.job_id)
                 self.events('cancelled', job, reason=why)
 

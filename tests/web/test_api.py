@@ -274,6 +274,9 @@ def test_cancel_an_execution_and_rerun_what_failed(portal):
     assert view['executions'][0]['status'] == 'cancelled'
     jobs = {j['node']: j for j in view['jobs']}
     assert jobs['count']['state'] == 'CANCELLED' and jobs['greet']['state'] == 'COMPLETED'
+    # its run ended when it was cancelled: the time shown no longer grows
+    assert jobs['count']['ended_at'] is not None
+    assert jobs['count']['running_seconds'] < time.time() - jobs['count']['started_at'] + 1
     assert portal.post(f'/api/v1/executions/{execution}/cancel').status_code == 409
     assert portal.post('/api/v1/executions/nope/cancel').status_code == 404
     # rerun only what failed: greet is not submitted again
