@@ -290,7 +290,8 @@ def create_app(token: str, catalogue: str) -> FastAPI:
                 return application_page(request, app_name, status=exc.status, errors=errors,
                                         error=str(exc) if not errors else '',
                                         given=dict(shown, instance_name=name,
-                                                   expert_yaml=expert), mode=mode)
+                                                   expert_yaml=_without_secrets(expert)),
+                                        mode=mode)
             return RedirectResponse(f'/instances/{name}', status_code=303)
         return await asyncio.to_thread(create)
 
@@ -349,6 +350,19 @@ def _summary(application: service.Application) -> dict:
 def _listing(apps: service.Catalogue) -> list[dict]:
     """The applications page's rows."""
     return [_summary(a) for a in apps.applications()]
+
+
+def _without_secrets(text: str) -> str:
+    """The Expert editor's text as it may be shown again: the value of every line
+    whose key names a secret is emptied (the user types it again)."""
+    import re
+    lines = []
+    for line in text.splitlines():
+        found = re.match(r'^(\s*)([A-Za-z0-9_.-]+)\s*:', line)
+        if found and service.secret_name(found.group(2)):
+            line = f"{found.group(1)}{found.group(2)}: ''"
+        lines.append(line)
+    return '\n'.join(lines)
 
 
 def _yaml_inputs(text: str, field_name: str, what: str) -> dict:

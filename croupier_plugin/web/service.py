@@ -619,7 +619,21 @@ def load_env(name: str):
 
 
 def instance_view(name: str) -> dict:
-    """Everything the instance page and ``GET /api/v1/instances/NAME`` show."""
+    """Everything the instance page and ``GET /api/v1/instances/NAME`` show.
+
+    The worker writes the store's JSON files in place (Cloudify's file storage), so a
+    read may meet one half-written: it is read again a moment later.
+    """
+    for _ in range(19):
+        try:
+            return _instance_view(name)
+        except json.JSONDecodeError:
+            time.sleep(0.05)
+    return _instance_view(name)
+
+
+def _instance_view(name: str) -> dict:
+    """instance_view, read once."""
     check_name(name, 'instance')
     meta = _read_json(meta_path(name)) or {}
     env = load_env(name)

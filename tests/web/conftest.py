@@ -9,6 +9,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from portal_bed import Portal  # noqa: E402
 
 
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report kept on the test, so fixtures know whether it failed."""
+    outcome = yield
+    setattr(item, f'report_{outcome.get_result().when}', outcome.get_result())
+
+
 @pytest.fixture
 def portal(tmp_path):
     """A running portal with an empty catalogue, stopped after the test."""

@@ -119,18 +119,22 @@ const CroupierInstance = (() => {
     jobs.forEach((job, i) => {
       const y = i * rowH + 4;
       add('text', {x: 4, y: y + 14}, job.name);
-      const start = job.started_at || job.ended_at || now;
       const end = job.ended_at || now;
-      const queue = add('rect', {class: 'queue', x: x(job.submitted_at), y: y + 3,
-                                 width: Math.max(x(start) - x(job.submitted_at), 1), height: rowH - 8});
-      queue.appendChild(document.createElementNS(SVG, 'title')).textContent =
-        job.name + ': queued ' + seconds(job.queued_seconds);
+      const bar = (cls, from, to, title) => {
+        const rect = add('rect', {class: cls, x: x(from), y: y + 3,
+                                  width: Math.max(x(to) - x(from), 1), height: rowH - 8});
+        rect.appendChild(document.createElementNS(SVG, 'title')).textContent = job.name + ': ' + title;
+      };
+      const failed = ['FAILED', 'TIMEOUT', 'CANCELLED'].includes(job.state) ? ' failed' : '';
       if (job.started_at) {
-        const run = add('rect', {class: 'run' + (['FAILED', 'TIMEOUT', 'CANCELLED'].includes(job.state) ? ' failed' : ''),
-                                 x: x(job.started_at), y: y + 3,
-                                 width: Math.max(x(end) - x(job.started_at), 1), height: rowH - 8});
-        run.appendChild(document.createElementNS(SVG, 'title')).textContent =
-          job.name + ': ran ' + seconds(job.running_seconds);
+        bar('queue', job.submitted_at, job.started_at, 'queued ' + seconds(job.queued_seconds));
+        bar('run' + failed, job.started_at, end, 'ran ' + seconds(job.running_seconds));
+      } else if (job.ended_at) {
+        // it ended between two polls: its wait and its run cannot be told apart
+        bar('span' + failed, job.submitted_at, end,
+            'queued and ran ' + seconds(job.ended_at - job.submitted_at) + ' (never seen running)');
+      } else {
+        bar('queue', job.submitted_at, now, 'queued ' + seconds(job.queued_seconds));
       }
     });
     add('text', {x: left, y: jobs.length * rowH + 20}, '0');
@@ -182,6 +186,9 @@ const CroupierInstance = (() => {
     render(JSON.parse(document.getElementById('initial').textContent));
     const source = new EventSource('/api/v1/instances/' + encodeURIComponent(name) + '/events');
     source.onmessage = event => render(JSON.parse(event.data));
+    // a browser holds few connections per server: an open stream left behind by a
+    // page the user went away from would make the next pages wait for a free one
+    window.addEventListener('pagehide', () => source.close());
   }
 
   return {start};
