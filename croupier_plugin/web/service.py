@@ -543,8 +543,10 @@ def _job_rows(env, now: float) -> list[dict]:
         p = instance.runtime_properties or {}
         submitted, started, ended = p.get('submitted_at'), p.get('started_at'), p.get('ended_at')
         queued = running = None
-        if submitted:
-            queued = (started or ended or now) - submitted
+        if submitted and (started or not ended):
+            # a job that ended between two polls was never seen running: its wait and
+            # its run cannot be told apart, and neither is given
+            queued = (started or now) - submitted
         if started:
             running = (ended or now) - started
         rows.append({'name': instance.id, 'node': instance.node_id,
