@@ -33,6 +33,10 @@ def run(host: str = '127.0.0.1', port: int = 8080, catalogue: Optional[str] = No
     import uvicorn
 
     from .app import create_app
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        print(f'error: --port {port}: a port number from 0 to 65535 (0 picks a free one)',
+              file=sys.stderr)
+        return 2
     if not is_loopback(host) and not allow_remote:
         print(f'error: --host {host}: not a loopback address; listening there needs '
               f'--allow-remote (the portal speaks plain HTTP)', file=sys.stderr)
@@ -42,7 +46,14 @@ def run(host: str = '127.0.0.1', port: int = 8080, catalogue: Optional[str] = No
         print('error: CROUPIER_PORTAL_TOKEN: at least 16 characters', file=sys.stderr)
         return 2
     catalogue = os.path.abspath(catalogue or os.path.join(runner.home(), 'applications'))
-    os.makedirs(catalogue, exist_ok=True)
+    if os.path.exists(catalogue) and not os.path.isdir(catalogue):
+        print(f'error: --catalogue {catalogue}: not a folder', file=sys.stderr)
+        return 2
+    try:
+        os.makedirs(catalogue, exist_ok=True)
+    except OSError as exc:
+        print(f'error: --catalogue {catalogue}: {exc.strerror or exc}', file=sys.stderr)
+        return 2
     app = create_app(token, catalogue)
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -51,9 +62,10 @@ def run(host: str = '127.0.0.1', port: int = 8080, catalogue: Optional[str] = No
         sock.bind((host, port))
         # connections made as soon as the address is printed wait in the backlog
         sock.listen(128)
-    except OSError as exc:
-        print(f'error: --host {host} --port {port}: cannot listen there: {exc.strerror}',
-              file=sys.stderr)
+    except OSError as exc:          # socket.gaierror too: a name that does not resolve
+        sock.close()
+        print(f'error: --host {host} --port {port}: cannot listen there: '
+              f'{exc.strerror or exc}', file=sys.stderr)
         return 2
     bound_port = sock.getsockname()[1]
     shown = f'[{host}]' if ':' in host else host

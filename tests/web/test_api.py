@@ -73,6 +73,21 @@ def test_listening_beyond_loopback_needs_an_explicit_option(tmp_path):
         allowed.stop()
 
 
+@pytest.mark.parametrize('options, said', [
+    (['--port', '99999'], '--port 99999: a port number from 0 to 65535'),
+    (['--port', '-1'], '--port -1: a port number'),
+    (['--catalogue', '/etc/hostname'], '--catalogue /etc/hostname: not a folder'),
+    (['--host', 'nosuch.invalid', '--allow-remote'], '--host nosuch.invalid --port 8080: '
+                                                     'cannot listen there'),
+])
+def test_bad_serve_options_are_refused_clearly(tmp_path, options, said):
+    refused = subprocess.run([sys.executable, '-m', 'croupier_plugin.cli', 'serve', *options],
+                             capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, CROUPIER_HOME=str(tmp_path)))
+    assert refused.returncode == 2 and said in refused.stderr
+    assert 'Traceback' not in refused.stderr and 'open http' not in refused.stdout
+
+
 def test_openapi_documents_the_api(portal):
     spec = portal.get('/api/v1/openapi.json').json()
     paths = spec['paths']
