@@ -254,22 +254,28 @@ def test_executions_survive_a_restart_of_the_server(tmp_path):
         assert first.upload('shell-app').status_code == 201
         assert first.post('/api/v1/instances', json={
             'application': 'shell-app', 'name': 'long',
-            'inputs': {'api_token': 'abcdefgh', 'pause': 6}}).status_code == 202
+            'inputs': {'api_token': 'abcdefgh', 'pause': 300}}).status_code == 202
         first.wait_idle('long')
         execution = first.post('/api/v1/instances/long/executions', json={}).json()['id']
-        first.wait_for('long', lambda v: any(j['state'] == 'RUNNING' for j in v['jobs']),
-                       30, 'running')
+        first.wait_for('long', lambda v: any(j['node'] == 'count' and j['state'] == 'RUNNING'
+                                             for j in v['jobs']), 30, 'running')
     finally:
         first.stop()
     assert first.proc.returncode is not None
     second = Portal(str(tmp_path)).start()
     try:
+        # the worker kept going without the server that started it
         view = second.instance('long')
-        assert view['running_execution'] == execution      # the worker kept going
+        assert view['running_execution'] == execution
+        count = next(j for j in view['jobs'] if j['node'] == 'count')
+        assert count['state'] == 'RUNNING'
+        assert view['executions'][0]['status'] == 'started'
+        # and the restarted server can still cancel it
+        assert second.post(f'/api/v1/executions/{execution}/cancel').status_code == 202
         view = second.wait_idle('long', 60)
         assert view['executions'][0]['id'] == execution
-        assert view['executions'][0]['status'] == 'completed'
-        assert {j['state'] for j in view['jobs']} == {'COMPLETED'}
+        assert view['executions'][0]['status'] == 'cancelled'
+        assert next(j for j in view['jobs'] if j['node'] == 'count')['state'] == 'CANCELLED'
     finally:
         second.stop()
 
