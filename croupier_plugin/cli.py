@@ -421,6 +421,12 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The portal (Croupier Web) until interrupted."""
+    from .web.serve import run
+    return run(args.host, args.port, args.catalogue, args.allow_remote)
+
+
 def _cause(exc):
     text = str(exc)
     return text if text else type(exc).__name__
@@ -494,6 +500,16 @@ def main(argv=None):
     p = sub.add_parser('config', help='show the site configuration in effect (Vault and '
                        'exporter addresses, known_hosts) and where each value comes from')
     p.set_defaults(func=cmd_config)
+    p = sub.add_parser('serve', help='the web portal and REST API over the named '
+                       'deployments (prints its address with an access token)')
+    p.add_argument('--host', default='127.0.0.1', help='address to listen on (default '
+                   '127.0.0.1; others need --allow-remote)')
+    p.add_argument('--port', type=int, default=8080, help='port (default 8080; 0 picks one)')
+    p.add_argument('--catalogue', help='folder of applications (default '
+                   '$CROUPIER_HOME/applications)')
+    p.add_argument('--allow-remote', action='store_true',
+                   help='allow a --host beyond loopback (plain HTTP: use a TLS proxy)')
+    p.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     # the exporter is a service: its registrations are worth a log line
     default = 'INFO' if args.command == 'exporter' else 'WARNING'

@@ -26,5 +26,5 @@ fi
 # at a time.
 status=0
 .venv/bin/python -m pytest -n 2 tests/unit || status=$?
-.venv/bin/python -m pytest tests/integration tests/e2e || status=$?
+.venv/bin/python -m pytest tests/integration tests/e2e tests/web || status=$?
 exit "$status"

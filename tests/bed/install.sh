@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages the Croupier local test bed needs
 # (single-node SLURM 22.05 with slurmdbd + MariaDB, OpenSSH server, and the
-# Prometheus server that scrapes `croupier exporter` in the tests).
+# Prometheus server that scrapes `croupier exporter` in the tests, and the
+# headless Chromium with its driver that the portal's browser tests use).
 # Idempotent: does nothing (and touches no network) when all are installed.
 set -euo pipefail
 
 PACKAGES=(lmod slurmctld slurmd slurm-client munge slurmdbd mariadb-server
-          openssh-server slurm-wlm-torque rsync curl procps prometheus)
+          openssh-server slurm-wlm-torque rsync curl procps prometheus
+          chromium chromium-driver)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: must run as root" >&2

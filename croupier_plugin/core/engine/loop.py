@@ -302,6 +302,9 @@ class Engine:
                              exit_code=new.exit_code)
         if new.terminal:
             changes['ended_at'] = time.time()
+        elif new.state is JobState.RUNNING and not job.record.started_at:
+            # the end of its queue wait: the portal's timeline splits wait and run here
+            changes['started_at'] = time.time()
         if new.state is JobState.COMPLETED and job.stage_out:
             changes['outputs'] = Outputs.PENDING
         self._save(job, **changes)
@@ -454,7 +457,7 @@ class Engine:
             for t in tracked:
                 job = self.jobs[t.name]
                 self._save(job, state=JobState.CANCELLED, reason=f'cancelled: {why}',
-                           reported=True)
+                           reported=True, ended_at=time.time())
                 self.monitor.untrack(cluster.key, t.job_id)
                 self.events('cancelled', job, reason=why)
 

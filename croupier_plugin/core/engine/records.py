@@ -46,6 +46,7 @@ class Attempt:
     reason: Optional[str] = None
     exit_code: Optional[int] = None
     submitted_at: Optional[float] = None
+    started_at: Optional[float] = None
     ended_at: Optional[float] = None
 
     def to_properties(self) -> dict:
@@ -79,6 +80,7 @@ class JobRecord:
     stderr: Optional[str] = None
     script: Optional[str] = None
     submitted_at: Optional[float] = None
+    started_at: Optional[float] = None     # first seen RUNNING: the end of its queue wait
     ended_at: Optional[float] = None
     cluster: Optional[str] = None
     reported: Optional[bool] = None
@@ -136,7 +138,7 @@ class JobRecord:
         """Keep the current attempt in the history (before it is forgotten)."""
         self.attempts.append(Attempt(self.job_id, self.cluster, self.state, self.raw_state,
                                      self.reason, self.exit_code, self.submitted_at,
-                                     self.ended_at))
+                                     self.started_at, self.ended_at))
 
     def reset(self, keep_history: bool = True, keep_tried: bool = True) -> None:
         """Forget the current attempt so the job is submitted again, keeping

@@ -1,0 +1,345 @@
+"""The portal's REST API against a real running `croupier serve`: the token, the
+applications, instances on a local SHELL interface and on the bed's SLURM, and the
+same named deployments as the `croupier` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from portal_bed import Portal, zip_folder  # noqa: E402
+
+
+def croupier(portal: Portal, *args: str) -> subprocess.CompletedProcess:
+    """The `croupier` command on the portal's store."""
+    return subprocess.run([sys.executable, '-m', 'croupier_plugin.cli', *args],
+                          capture_output=True, text=True, env=portal.env, timeout=120)
+
+
+def everything_stored(home: str) -> str:
+    """Every file the portal wrote for its pages (events, metadata, worker output)."""
+    texts = []
+    for base, _, files in os.walk(os.path.join(home, 'portal')):
+        for f in files:
+            with open(os.path.join(base, f), encoding='utf-8', errors='replace') as fh:
+                texts.append(fh.read())
+    return '\n'.join(texts)
+
+
+# ------------------------------------------------------------------ access
+
+
+def test_every_call_needs_the_token(portal):
+    assert portal.url.startswith('http://127.0.0.1:')
+    for path in ('/api/v1/applications', '/api/v1/instances', '/api/v1/openapi.json'):
+        assert portal.get(path, token=None).status_code == 401
+        assert portal.get(path, token='x' * 43).status_code == 401
+        assert portal.get(path).status_code == 200
+    page = requests.get(portal.url + '/', timeout=10)
+    assert page.status_code == 401 and 'access token' in page.text
+    assert portal.token not in page.text
+    # a first visit with ?token= sets a cookie and drops the token from the address
+    session = requests.Session()
+    first = session.get(f'{portal.url}/applications?token={portal.token}', timeout=10,
+                        allow_redirects=False)
+    assert first.status_code == 303 and first.headers['location'] == '/applications'
+    assert 'httponly' in first.headers['set-cookie'].lower()
+    assert session.get(portal.url + '/applications', timeout=10).status_code == 200
+    assert session.get(portal.url + '/static/portal.js', timeout=10).status_code == 200
+    assert requests.get(portal.url + '/static/portal.js', timeout=10).status_code == 401
+
+
+def test_listening_beyond_loopback_needs_an_explicit_option(tmp_path):
+    refused = subprocess.run([sys.executable, '-m', 'croupier_plugin.cli', 'serve',
+                              '--host', '0.0.0.0', '--port', '0'], capture_output=True,
+                             text=True, timeout=60,
+                             env=dict(os.environ, CROUPIER_HOME=str(tmp_path)))
+    assert refused.returncode == 2
+    assert '--host 0.0.0.0' in refused.stderr and '--allow-remote' in refused.stderr
+    assert 'Traceback' not in refused.stderr
+    allowed = Portal(str(tmp_path)).start('--host', '0.0.0.0', '--allow-remote')
+    try:
+        assert 'WARNING: listening on 0.0.0.0' in allowed.output()
+        assert allowed.get('/api/v1/applications').status_code == 200
+    finally:
+        allowed.stop()
+
+
+@pytest.mark.parametrize('options, said', [
+    (['--port', '99999'], '--port 99999: a port number from 0 to 65535'),
+    (['--port', '-1'], '--port -1: a port number'),
+    (['--catalogue', '/etc/hostname'], '--catalogue /etc/hostname: not a folder'),
+    (['--host', 'nosuch.invalid', '--allow-remote'], '--host nosuch.invalid --port 8080: '
+                                                     'cannot listen there'),
+])
+def test_bad_serve_options_are_refused_clearly(tmp_path, options, said):
+    refused = subprocess.run([sys.executable, '-m', 'croupier_plugin.cli', 'serve', *options],
+                             capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ, CROUPIER_HOME=str(tmp_path)))
+    assert refused.returncode == 2 and said in refused.stderr
+    assert 'Traceback' not in refused.stderr and 'open http' not in refused.stdout
+
+
+def test_openapi_documents_the_api(portal):
+    spec = portal.get('/api/v1/openapi.json').json()
+    paths = spec['paths']
+    for path, method in (('/api/v1/applications', 'get'), ('/api/v1/applications', 'post'),
+                         ('/api/v1/instances', 'post'), ('/api/v1/instances/{name}', 'get'),
+                         ('/api/v1/instances/{name}', 'delete'),
+                         ('/api/v1/instances/{name}/executions', 'post'),
+                         ('/api/v1/executions/{execution_id}/cancel', 'post'),
+                         ('/api/v1/instances/{name}/logs', 'get')):
+        assert method in paths[path], (path, method)
+
+
+# ------------------------------------------------------------------ applications
+
+
+def test_upload_validates_the_package(portal):
+    assert portal.upload('shell-app').status_code == 201
+    listed = portal.get('/api/v1/applications').json()
+    assert [a['name'] for a in listed] == ['shell-app']
+    app = listed[0]
+    assert 'greeting' in app['description']
+    assert {'name': 'api_token', 'secret': True, 'required': True} .items() <= \
+        next(i for i in app['inputs'] if i['name'] == 'api_token').items()
+    assert app['graph']['edges'] == [['greet', 'count']]
+    # a second upload under the same name is refused
+    again = portal.upload('shell-app')
+    assert again.status_code == 409 and 'exists' in again.json()['error']
+    # a zip holding the folder itself (as zipping a folder usually gives)
+    nested = portal.post('/api/v1/applications', data={'name': 'nested'},
+                         files={'package': ('x.zip', zip_folder('shell-app', 'shell-app'))})
+    assert nested.status_code == 201, nested.text
+    # not a zip; a path out of the folder; a blueprint the DSL parser refuses
+    bad = portal.post('/api/v1/applications', files={'package': ('junk.zip', b'no zip')})
+    assert bad.status_code == 400 and 'not a zip file' in bad.json()['error']
+    import io
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as archive:
+        archive.writestr('../escape.yaml', 'x: 1')
+    escaping = portal.post('/api/v1/applications',
+                           files={'package': ('escape.zip', buffer.getvalue())})
+    assert escaping.status_code == 400 and 'outside' in escaping.json()['error']
+    assert not os.path.exists(os.path.join(portal.catalogue, '..', 'escape.yaml'))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, 'w') as archive:
+        archive.writestr('blueprint.yaml', 'tosca_definitions_version: cloudify_dsl_1_4\n'
+                         'node_templates:\n  n:\n    type: no.such.Type\n')
+    broken = portal.post('/api/v1/applications',
+                         files={'package': ('broken.zip', buffer.getvalue())})
+    assert broken.status_code == 400
+    assert 'no.such.Type' in broken.json()['error'] and 'line' in broken.json()['error']
+    assert sorted(os.listdir(portal.catalogue)) == ['nested', 'shell-app']
+
+
+# ------------------------------------------------------------------ a SHELL instance
+
+
+def test_shell_instance_from_creation_to_uninstall(portal):
+    secret = 'tok-' + uuid.uuid4().hex
+    assert portal.upload('shell-app').status_code == 201
+    # refused before anything is created: the field at fault is named
+    bad = portal.post('/api/v1/instances', json={'application': 'shell-app', 'name': 'one',
+                                                 'inputs': {'pause': 900,
+                                                            'api_token': secret}})
+    assert bad.status_code == 400
+    assert 'pause' in bad.json()['fields'] and secret not in bad.text
+    missing = portal.post('/api/v1/instances', json={'application': 'shell-app',
+                                                     'name': 'one', 'inputs': {}})
+    assert missing.status_code == 400 and 'api_token' in missing.json()['fields']
+    badname = portal.post('/api/v1/instances', json={'application': 'shell-app',
+                                                     'name': '../x', 'inputs': {}})
+    assert badname.status_code == 400 and 'name' in badname.json()['fields']
+    assert portal.get('/api/v1/instances').json() == []
+
+    created = portal.post('/api/v1/instances', json={
+        'application': 'shell-app', 'name': 'one',
+        'inputs': {'api_token': secret, 'greeting': 'three little words'}})
+    assert created.status_code == 202, created.text
+    view = portal.wait_idle('one')
+    assert view['executions'][0]['workflow'] == 'install'
+    assert view['executions'][0]['status'] == 'completed'
+    assert view['inputs'] == {'api_token': '<hidden>', 'greeting': 'three little words',
+                             'pause': 1}
+
+    started = portal.post('/api/v1/instances/one/executions', json={'workflow': 'run_jobs'})
+    assert started.status_code == 202, started.text
+    execution = started.json()['id']
+    view = portal.wait_idle('one')
+    assert view['executions'][0]['id'] == execution
+    assert view['executions'][0]['status'] == 'completed'
+    jobs = {j['node']: j for j in view['jobs']}
+    assert {j['state'] for j in jobs.values()} == {'COMPLETED'}
+    assert jobs['count']['submitted_at'] >= jobs['greet']['ended_at']
+    assert jobs['count']['running_seconds'] >= 1.0       # its pause
+    assert jobs['greet']['exit_code'] == 0 and jobs['greet']['attempts'] == 1
+
+    # the job's output: the secret it printed is hidden
+    out = portal.get(f"/api/v1/instances/one/jobs/{jobs['greet']['name']}/output",
+                     params={'stream': 'stdout'}).json()['text']
+    assert 'three little words' in out and 'token given: <hidden>' in out
+    assert secret not in out
+    count = portal.get(f"/api/v1/instances/one/jobs/{jobs['count']['name']}/output").json()
+    assert count['text'].strip() == '3'
+
+    # seen by the croupier command too: the same named deployment
+    status = croupier(portal, 'status', 'one')
+    assert status.returncode == 0 and status.stdout.count('COMPLETED') == 2
+
+    # logs: paged, filtered by level and event type
+    logs = portal.get('/api/v1/instances/one/logs', params={'limit': 5}).json()
+    assert logs['total'] > 5 and len(logs['items']) == 5
+    assert 'workflow_started' in logs['event_types']
+    started_events = portal.get('/api/v1/instances/one/logs',
+                                params={'event_type': 'workflow_started'}).json()
+    assert {i['workflow'] for i in started_events['items']} == {'install', 'run_jobs'}
+    page2 = portal.get('/api/v1/instances/one/logs', params={'limit': 5, 'offset': 5}).json()
+    assert page2['items'] and page2['items'][0] != logs['items'][0]
+    assert all(i['level'] == 'info' for i in portal.get(
+        '/api/v1/instances/one/logs', params={'level': 'info', 'limit': 500}).json()['items'])
+
+    dashboard = portal.get('/api/v1/instances').json()
+    assert [(r['name'], r['application'], r['state']) for r in dashboard] == \
+        [('one', 'shell-app', 'completed')]
+
+    # no secret in any answer, page or stored portal file
+    for path in ('/api/v1/instances/one', '/api/v1/instances', '/instances/one', '/',
+                 '/api/v1/instances/one/logs?limit=500', '/applications/shell-app'):
+        assert secret not in portal.get(path).text, path
+    assert secret not in everything_stored(portal.home)
+
+    gone = portal.request('DELETE', '/api/v1/instances/one')
+    assert gone.status_code == 202
+    deadline = time.monotonic() + 60
+    while portal.get('/api/v1/instances/one').status_code != 404:
+        assert time.monotonic() < deadline, portal.get('/api/v1/instances/one').text
+        time.sleep(0.3)
+    assert croupier(portal, 'status', 'one').returncode == 2
+
+
+def test_a_run_started_by_the_command_is_seen_in_the_portal(portal):
+    assert portal.upload('shell-app').status_code == 201
+    blueprint = os.path.join(portal.catalogue, 'shell-app', 'blueprint.yaml')
+    assert croupier(portal, 'install', blueprint, 'cli', '-i', 'api_token=abcdefgh',
+                    '-i', 'pause=0').returncode == 0
+    view = portal.instance('cli')
+    assert view['inputs']['api_token'] == '<hidden>' and view['application'] is None
+    run = subprocess.Popen([sys.executable, '-m', 'croupier_plugin.cli', 'execute', 'cli'],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=portal.env)
+    try:
+        # while the command runs, the portal shows it running and refuses a second run
+        portal.wait_for('cli', lambda v: v['running_execution'], 30, 'running')
+        second = portal.post('/api/v1/instances/cli/executions', json={})
+        assert second.status_code == 409
+    finally:
+        assert run.wait(60) == 0
+    view = portal.wait_idle('cli')
+    assert [j['state'] for j in view['jobs']] == ['COMPLETED', 'COMPLETED']
+    assert view['executions'][0]['status'] == 'completed'
+
+
+def test_executions_survive_a_restart_of_the_server(tmp_path):
+    first = Portal(str(tmp_path)).start()
+    try:
+        assert first.upload('shell-app').status_code == 201
+        assert first.post('/api/v1/instances', json={
+            'application': 'shell-app', 'name': 'long',
+            'inputs': {'api_token': 'abcdefgh', 'pause': 300}}).status_code == 202
+        first.wait_idle('long')
+        execution = first.post('/api/v1/instances/long/executions', json={}).json()['id']
+        first.wait_for('long', lambda v: any(j['node'] == 'count' and j['state'] == 'RUNNING'
+                                             for j in v['jobs']), 30, 'running')
+    finally:
+        first.stop()
+    assert first.proc.returncode is not None
+    second = Portal(str(tmp_path)).start()
+    try:
+        # the worker kept going without the server that started it
+        view = second.instance('long')
+        assert view['running_execution'] == execution
+        count = next(j for j in view['jobs'] if j['node'] == 'count')
+        assert count['state'] == 'RUNNING'
+        assert view['executions'][0]['status'] == 'started'
+        # and the restarted server can still cancel it
+        assert second.post(f'/api/v1/executions/{execution}/cancel').status_code == 202
+        view = second.wait_idle('long', 60)
+        assert view['executions'][0]['id'] == execution
+        assert view['executions'][0]['status'] == 'cancelled'
+        assert next(j for j in view['jobs'] if j['node'] == 'count')['state'] == 'CANCELLED'
+    finally:
+        second.stop()
+
+
+def test_cancel_an_execution_and_rerun_what_failed(portal):
+    assert portal.upload('shell-app').status_code == 201
+    assert portal.post('/api/v1/instances', json={
+        'application': 'shell-app', 'name': 'stop',
+        'inputs': {'api_token': 'abcdefgh', 'pause': 300}}).status_code == 202
+    portal.wait_idle('stop')
+    execution = portal.post('/api/v1/instances/stop/executions', json={}).json()['id']
+    portal.wait_for('stop', lambda v: any(j['node'] == 'count' and j['state'] == 'RUNNING'
+                                          for j in v['jobs']), 30, 'running count')
+    cancelled = portal.post(f'/api/v1/executions/{execution}/cancel')
+    assert cancelled.status_code == 202, cancelled.text
+    view = portal.wait_idle('stop', 30)
+    assert view['executions'][0]['status'] == 'cancelled'
+    jobs = {j['node']: j for j in view['jobs']}
+    assert jobs['count']['state'] == 'CANCELLED' and jobs['greet']['state'] == 'COMPLETED'
+    # its run ended when it was cancelled: the time shown no longer grows
+    assert jobs['count']['ended_at'] is not None
+    assert jobs['count']['running_seconds'] < time.time() - jobs['count']['started_at'] + 1
+    assert portal.post(f'/api/v1/executions/{execution}/cancel').status_code == 409
+    assert portal.post('/api/v1/executions/nope/cancel').status_code == 404
+    # rerun only what failed: greet is not submitted again
+    greet_id = jobs['greet']['job_id']
+    rerun = portal.post('/api/v1/instances/stop/executions',
+                        json={'workflow': 'run_jobs', 'parameters': {'rerun_failed': True}})
+    assert rerun.status_code == 202, rerun.text
+    portal.wait_for('stop', lambda v: any(j['node'] == 'count' and j['state'] == 'RUNNING'
+                                          for j in v['jobs']), 30, 'running count again')
+    view = portal.instance('stop')
+    jobs = {j['node']: j for j in view['jobs']}
+    assert jobs['greet']['job_id'] == greet_id and jobs['count']['attempts'] == 2
+    assert portal.post(f"/api/v1/executions/{view['running_execution']}/cancel"
+                       ).status_code == 202
+    portal.wait_idle('stop', 30)
+    unknown = portal.post('/api/v1/instances/stop/executions', json={'workflow': 'nope'})
+    assert unknown.status_code == 400 and 'run_jobs' in unknown.json()['error']
+
+
+# ------------------------------------------------------------------ on the bed's SLURM
+
+
+def test_slurm_instance_runs_on_the_bed(portal, bed_inputs):
+    assert portal.upload('slurm-app').status_code == 201
+    inputs = dict(bed_inputs, fail=True, work_seconds=1)
+    created = portal.post('/api/v1/instances', json={'application': 'slurm-app',
+                                                     'name': 'slurm', 'inputs': inputs})
+    assert created.status_code == 202, created.text
+    view = portal.wait_idle('slurm', 60)
+    assert view['executions'][0]['status'] == 'completed', view
+    execution = portal.post('/api/v1/instances/slurm/executions', json={}).json()['id']
+    view = portal.wait_idle('slurm', 90)
+    assert view['executions'][0]['id'] == execution
+    assert view['executions'][0]['status'] == 'failed'
+    error = view['executions'][0]['error']
+    assert "job 'check_" in error and 'exit code 3' in error and 'input deck is corrupt' in error
+    jobs = {j['node']: j for j in view['jobs']}
+    assert jobs['hello']['state'] == 'COMPLETED' and jobs['check']['state'] == 'FAILED'
+    assert jobs['hello']['job_id'].isdigit() and jobs['hello']['infrastructure'] == 'hpc'
+    hello = portal.get(f"/api/v1/instances/slurm/jobs/{jobs['hello']['name']}/output").json()
+    assert hello['text'].startswith('hello from ')
+    stderr = portal.get(f"/api/v1/instances/slurm/jobs/{jobs['check']['name']}/output",
+                        params={'stream': 'stderr'}).json()
+    assert 'input deck is corrupt' in stderr['text']
+    assert json.dumps(view).count(bed_inputs['hpc_private_key_file']) == 1   # a path, shown
