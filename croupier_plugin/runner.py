@@ -16,6 +16,7 @@ version for ``cloudify/types/types.yaml``.
 """
 
 import contextlib
+import copy
 import os
 import re
 import shutil
@@ -52,6 +53,32 @@ def types_for_version(folder: str, dsl_version: Optional[str]) -> str:
     return os.path.join(folder, 'types.yaml')
 
 
+# Croupier's plugin.yaml and the Cloudify types, parsed once per process: they are
+# the bulk of every blueprint's YAML, and a portal or a test run parses many
+# blueprints. Keyed by file, modification time and size, so an edited file is
+# read again; each blueprint gets its own deep copy, as the parser changes it.
+_PARSED_IMPORTS: dict = {}
+_PARSED_IMPORTS_LOCK = threading.Lock()
+
+
+def parsed_import(path: str, import_url: str):
+    """The parsed YAML (dsl_parser's Holder) of the import ``import_url`` read
+    from the local file ``path``: a fresh copy of one parse per process."""
+    from dsl_parser import utils as dsl_utils
+    info = os.stat(path)
+    key = (path, import_url, info.st_mtime_ns, info.st_size)
+    with _PARSED_IMPORTS_LOCK:
+        parsed = _PARSED_IMPORTS.get(key)
+    if parsed is None:
+        with open(path, encoding='utf-8') as fh:
+            text = fh.read()
+        parsed = dsl_utils.load_yaml(raw_yaml=text, filename=import_url,
+                                     error_message=f"Failed to parse import '{import_url}'")
+        with _PARSED_IMPORTS_LOCK:
+            _PARSED_IMPORTS[key] = parsed
+    return copy.deepcopy(parsed)
+
+
 def _resolver_class():
     # dsl_parser is imported only when a blueprint is parsed
     from dsl_parser.exceptions import DSLParsingLogicException
@@ -85,13 +112,15 @@ def _resolver_class():
                 return types_for_version(RESOURCES, dsl_version)
             return None
 
-        def fetch_import(self, import_url: str, **kwargs) -> str:
-            """The text of ``import_url`` for a blueprint of ``kwargs['dsl_version']``."""
+        def fetch_import(self, import_url: str, **kwargs):
+            """``import_url`` for a blueprint of ``kwargs['dsl_version']``: Croupier's
+            plugin.yaml and the Cloudify types already parsed (``parsed_import``),
+            anything else as text."""
             if import_url == PLUGIN_IMPORT:
-                return read_import('file:' + PLUGIN_YAML)
+                return parsed_import(PLUGIN_YAML, import_url)
             path = self.types_file(import_url, kwargs.get('dsl_version'))
             if path is not None:
-                return read_import('file:' + path)
+                return parsed_import(path, import_url)
             return super().fetch_import(import_url, **kwargs)
 
         def resolve(self, import_url: str) -> str:
