@@ -132,42 +132,6 @@ def test_skipping_the_host_key_check_is_explicit_and_logged(bed, caplog):
     assert 'SHA256:' in caplog.text
 
 
-def test_exit_code_stdout_and_stderr_apart(ssh):
-    result = ssh.run('echo out; echo err >&2; exit 42')
-    assert (result.exit_code, result.stdout, result.stderr) == (42, 'out\n', 'err\n')
-
-
-def test_large_outputs_on_both_streams(ssh):
-    # 4 MB on each stream at once: more than the channel window, read concurrently
-    result = ssh.run('head -c 4000000 /dev/zero | tr "\\0" a; '
-                     'head -c 4000000 /dev/zero | tr "\\0" b >&2', timeout=60)
-    assert result.exit_code == 0
-    assert len(result.stdout) == len(result.stderr) == 4000000
-
-
-def test_command_timeout(ssh):
-    start = time.monotonic()
-    with pytest.raises(TransportError) as err:
-        ssh.run('sleep 20', timeout=1)
-    assert 'timed out' in str(err.value)
-    assert time.monotonic() - start < 5
-
-
-def test_sftp_write_read_put_get(ssh, workdir, tmp_path):
-    data = os.urandom(300000)
-    ssh.write_file(f'{workdir}/blob', data, mode=0o640)
-    assert ssh.read_file(f'{workdir}/blob') == data
-    assert ssh.run(f'stat -c %a {workdir}/blob').stdout.strip() == '640'
-    assert ssh.run(f'ls -A {workdir}').stdout.split() == ['blob']   # no temp file left
-    local = tmp_path / 'local'
-    local.write_bytes(b'from here')
-    ssh.put(str(local), f'{workdir}/copied')
-    ssh.get(f'{workdir}/copied', str(tmp_path / 'back'))
-    assert (tmp_path / 'back').read_bytes() == b'from here'
-    with pytest.raises(FileNotFoundError):
-        ssh.read_file(f'{workdir}/missing')
-
-
 def test_login_shell_option(ssh_settings):
     plain = SshTransport(ssh_settings)
     login = plain.with_options(login_shell=True)

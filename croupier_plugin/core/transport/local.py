@@ -1,7 +1,6 @@
 """Local transport: commands run on this machine with subprocess."""
 
 import os
-import shutil
 import subprocess
 import tempfile
 
@@ -36,33 +35,56 @@ class LocalTransport(Transport):
     def write_file(self, path, data, mode=0o600):
         if isinstance(data, str):
             data = data.encode('utf-8')
-        path = os.path.expanduser(path)
+        path = local_path(path)
         directory = os.path.dirname(path) or '.'
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix='.croupier-')
+        try:
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix='.croupier-')
+        except OSError as exc:
+            raise TransportError(f'cannot write {path}: {exc.strerror}') from None
         try:
             with os.fdopen(fd, 'wb') as fh:
                 fh.write(data)
             os.chmod(tmp, mode)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise TransportError(f'cannot write {path}: {exc.strerror}') from None
             raise
 
     def read_file(self, path):
-        with open(os.path.expanduser(path), 'rb') as fh:
-            return fh.read()
+        try:
+            with open(local_path(path), 'rb') as fh:
+                return fh.read()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise TransportError(f'cannot read {path}: {exc.strerror}') from None
 
-    def put(self, local_path, remote_path, mode=None):
-        shutil.copyfile(local_path, os.path.expanduser(remote_path))
-        if mode is not None:
-            os.chmod(os.path.expanduser(remote_path), mode)
+    def put(self, local_file, remote_path, mode=None):
+        with open(local_file, 'rb') as fh:
+            data = fh.read()
+        self.write_file(remote_path, data, mode if mode is not None else 0o600)
 
-    def get(self, remote_path, local_path):
-        shutil.copyfile(os.path.expanduser(remote_path), local_path)
+    def get(self, remote_path, local_file):
+        data = self.read_file(remote_path)
+        with open(local_file, 'wb') as fh:
+            fh.write(data)
 
     def makedirs(self, path):
-        os.makedirs(os.path.expanduser(path), exist_ok=True)
+        try:
+            os.makedirs(local_path(path), exist_ok=True)
+        except OSError as exc:
+            raise TransportError(f'cannot make the folder {path}: {exc.strerror}') from None
 
     def home(self):
         return os.path.expanduser('~')
+
+
+def local_path(path: str) -> str:
+    """``path`` on this machine, with ``~``, ``~/`` and ``$HOME/`` meaning the
+    user's home, as the SSH transport reads them on the remote host."""
+    if path.startswith('$HOME/'):
+        path = '~/' + path[len('$HOME/'):]
+    return os.path.expanduser(path)

@@ -558,6 +558,9 @@ class SshConnection:
                         if loan is not None:
                             lent.forward(channel)
                         channel.exec_command(command)
+                        # nothing is ever sent on stdin: a command that reads it
+                        # gets end-of-file at once, as the local transport's does
+                        channel.shutdown_write()
                         return self._collect(channel, timeout, command)
                 except _CONNECTION_ERRORS as exc:
                     self.broken(client)
@@ -730,11 +733,14 @@ class SshTransport(Transport):
                     fh.write(data)
                 sftp.chmod(tmp, mode)
                 sftp.posix_rename(tmp, target)
-            except BaseException:
+            except BaseException as exc:
                 try:
                     sftp.remove(tmp)
                 except (OSError, paramiko.SSHException):
                     pass
+                if isinstance(exc, FileNotFoundError):
+                    # a missing folder: a write that cannot be done, as any other
+                    raise TransportError(f'SFTP: cannot write {path}: {exc}') from None
                 raise
         self.connection.sftp_call(write)
 
