@@ -191,16 +191,8 @@ class SlurmScheduler(Scheduler):
         return not spec.array
 
     def marker_command(self, spent=(), started=()) -> str:
-        """List the markers present (see Scheduler): the directory holds only
-        the markers not read yet (each is removed once read), so the command
-        stays short whatever the number of jobs followed, and forks nothing
-        but ``rm`` (only when there are markers to remove)."""
-        files = [f'{j}.rc {j}.run' for j in check_job_ids(spent)]
-        files += [f'{j}.run' for j in check_job_ids(started)]
-        clean = f'rm -f -- {" ".join(files)}; ' if files else ''
-        return (f'cd {MARKER_DIR} 2>/dev/null || exit 0; {clean}'
-                'for f in *.run *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
-                'printf "%s %s\\n" "${f%.*}" "$c"; fi; done; exit 0')
+        """List the markers present (see Scheduler.listing_command)."""
+        return self.listing_command(MARKER_DIR, spent, started)
 
     def holds_for(self, parent_spec) -> bool:
         """SLURM waits for any job, arrays included (for all their elements)."""
