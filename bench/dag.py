@@ -18,7 +18,14 @@ was sent are counted in this process, and the SSH server's log gives the
 connections accepted, exec sessions (login-node commands) and SFTP sessions of
 the whole blueprint run.
 
+With ``--scheduler torque`` the same runs go through the bed's Torque
+wrappers (qsub/qstat/qdel over SLURM): Croupier's infrastructure is TORQUE,
+and the floor submits with ``qsub -W depend=afterok:...`` over one connection
+and asks ``qstat`` every 0.5 s; sacct still gives the gaps (the wrappers' jobs
+are SLURM's).
+
     .venv/bin/python bench/dag.py [--quick] [--periods 1 15] [--repeat 3]
+                                  [--scheduler slurm|torque] [--dags 4 22]
 """
 
 import argparse
@@ -103,6 +110,67 @@ def floor_run(raw, middle, command):
         common.rm_dir(raw, wd)
 
 
+def qstat_ended(raw, ids: list) -> tuple:
+    """(whether every job in ``ids`` ended, {id: job_state}) from one qstat
+    through the wrappers; a job qstat no longer knows has ended."""
+    out = raw.run(f"qstat -f -1 {' '.join(ids)} 2>/dev/null || true", check=False)
+    states = {i: 'GONE' for i in ids}
+    current = None
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith('Job Id:'):
+            current = line.split(':', 1)[1].strip()
+        elif line.startswith('job_state =') and current in states:
+            states[current] = line.split('=', 1)[1].strip()
+    return all(s in ('C', 'GONE') for s in states.values()), states
+
+
+def torque_floor_run(raw, middle: int, command: str) -> dict:
+    """The DAG submitted by hand with ``qsub -W depend=afterok`` over one
+    connection, then one qstat every FLOOR_POLL seconds until every job ended."""
+    wd = common.bench_dir(raw, f'tfloor{middle + 2}')
+    try:
+        raw.run(f'cd {shlex.quote(wd)} && printf "%s\\n" "#!/bin/bash" '
+                f'{shlex.quote(command)} > floor.sh')
+        qs = f'cd {shlex.quote(wd)} && qsub -N bench_floor -l walltime=00:05:00'
+        t0 = time.monotonic()
+        first = raw.run(f'{qs} floor.sh').strip()
+        mids = [raw.run(f'{qs} -W depend=afterok:{first} floor.sh').strip()
+                for _ in range(middle)]
+        last = raw.run(f'{qs} -W depend=afterok:{":".join(mids)} floor.sh').strip()
+        ids = [first] + mids + [last]
+        deadline = time.monotonic() + 600
+        while True:
+            ended, states = qstat_ended(raw, ids)
+            if ended:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'floor DAG jobs did not end: {states}')
+            time.sleep(FLOOR_POLL)
+        elapsed = time.monotonic() - t0
+        rows = common.sacct_rows(raw, ids, 'JobID,State')
+        bad = {i: r[0] for i, r in rows.items() if r and r[0] != 'COMPLETED'}
+        if bad:
+            raise RuntimeError(f'floor DAG jobs did not complete: {bad}')
+        edges = [(first, m) for m in mids] + [(m, last) for m in mids]
+        return dict(run=elapsed, gaps=gaps(raw, edges))
+    finally:
+        raw.run("scancel --name=bench_floor 2>/dev/null || true", check=False)
+        common.rm_dir(raw, wd)
+
+
+def torque_blueprint(middle: int) -> str:
+    """The DAG blueprint on a TORQUE infrastructure (the bed's wrappers)."""
+    path = common.dag_blueprint(middle)
+    with open(path) as fh:
+        text = fh.read()
+    text = text.replace('infrastructure_interface: SLURM', 'infrastructure_interface: TORQUE')
+    torque = path.replace('.yaml', '-torque.yaml')
+    with open(torque, 'w') as fh:
+        fh.write(text)
+    return torque
+
+
 def croupier_run(raw, blueprint, middle, period, command, log, counted, index):
     from croupier_plugin import runner
     from croupier_plugin.core.transport import ssh
@@ -152,8 +220,17 @@ def main(argv=None):
     p.add_argument('--repeat', type=int, default=3, help='runs per DAG, period and side '
                                                           '(median kept)')
     p.add_argument('--command', default='sleep 1', help='what each job runs')
+    p.add_argument('--scheduler', choices=('slurm', 'torque'), default='slurm',
+                   help="SLURM, or the bed's Torque wrappers (qsub -W depend on both sides)")
+    p.add_argument('--dags', type=int, nargs='+', default=None,
+                   help='DAG sizes in jobs (first, N-2 in parallel, last); default 4 22')
     args = p.parse_args(argv)
     sizes = (2, 10) if args.quick else (2, 20)
+    if args.dags:
+        sizes = tuple(n - 2 for n in args.dags if n >= 3)
+    torque = args.scheduler == 'torque'
+    floor_side = torque_floor_run if torque else floor_run
+    make_blueprint = torque_blueprint if torque else common.dag_blueprint
     repeat = 1 if args.quick else args.repeat
     common.quiet_engine()
     log = common.SshdLog()
@@ -162,11 +239,11 @@ def main(argv=None):
     results = []
     try:
         for middle in sizes:
-            blueprint = common.dag_blueprint(middle)
+            blueprint = make_blueprint(middle)
             for period in args.periods:
                 floors, runs = [], []
                 for i in range(repeat):
-                    floors.append(floor_run(raw, middle, args.command))
+                    floors.append(floor_side(raw, middle, args.command))
                     runs.append(croupier_run(raw, blueprint, middle, period, args.command, log,
                                              counted, i))
                 results.append((middle + 2, period, floors, runs))
@@ -203,18 +280,21 @@ def main(argv=None):
                           ' '.join(str(r['sftp']) for r in runs),
                           sum(r['foreign'] for r in runs),
                           common.verdict(max(r['connections'] for r in runs) <= 1)])
-    print(f'jobs run {args.command!r}; the floor polls every {FLOOR_POLL:g} s; median of '
-          f'{repeat} run(s) per side\n')
+    by_hand = ('qsub -W depend=afterok + qstat' if torque else
+               'sbatch --dependency + squeue')
+    print(f'{args.scheduler}: jobs run {args.command!r}; the floor polls every '
+          f'{FLOOR_POLL:g} s; median of {repeat} run(s) per side\n')
     common.table(['DAG', 'monitor_period', 'floor s', 'run_jobs s', 'ratio', 'target',
                   'status', 'floor runs', 'run_jobs runs'], rows,
-                 title='1. DAG wall time: run_jobs vs sbatch --dependency + squeue every '
+                 title=f'1. DAG wall time: run_jobs vs {by_hand} every '
                        '0.5 s over one connection')
     print()
     common.table(['DAG', 'monitor_period', 'floor gap s (median / max)',
                   'run_jobs gap s (median / max)'], gap_rows,
                  title="2. A parent's end to its child's start, from sacct (1 s resolution)")
     print()
-    common.table(['DAG', 'monitor_period', 'squeue/sacct commands (each run)',
+    common.table(['DAG', 'monitor_period',
+                  ('qstat' if torque else 'squeue/sacct') + ' commands (each run)',
                   'per period (max)', 'at most 1 per period', 'marker checks (each run)',
                   'login-node commands/s in run_jobs', 'SSH connections (each run)',
                   'commands, whole run', 'SFTP sessions', 'other clients',

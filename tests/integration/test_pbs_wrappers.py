@@ -36,10 +36,13 @@ def torque(ssh):
 
     cluster.submit = submit_and_remember
     yield cluster
-    # the jobs' exit-code and cancel files (the workdir fixture removes the rest)
+    # the jobs' exit-code and cancel files, and the markers no monitor read
+    # here (the workdir fixture removes the rest)
     if submitted:
         ssh.inner.run('cd "$HOME"/.croupier/pbs && rm -f -- '
                       + ' '.join(f'{int(j)}.rc {int(j)}.cancelled' for j in submitted))
+        ssh.inner.run('cd "$HOME"/.croupier/pbs-markers && rm -f -- '
+                      + ' '.join(f'{int(j)}.rc {int(j)}.run' for j in submitted))
 
 
 def test_completed_and_failed_jobs_through_qsub(torque, workdir, follow):

@@ -18,6 +18,7 @@ from croupier_plugin.core.model import JobState, JobStatus
 from croupier_plugin.core.monitor import Monitor
 from croupier_plugin.core.model import JobSpec
 from croupier_plugin.core.schedulers import PbsScheduler, SlurmScheduler
+from croupier_plugin.core.schedulers.pbs import TorqueScheduler
 from croupier_plugin.core.schedulers.shell import ShellScheduler
 
 
@@ -373,3 +374,99 @@ def test_a_failed_parent_skips_its_waiting_children_and_alone_fails_the_run():
     # its own child was never submitted: its parent never ran
     assert 'grandchild' not in ids
     assert records['grandchild'] == {'state': 'SKIPPED', 'reason': 'a job it depends on failed'}
+
+
+# -- PBS/Torque: the same guarantees (issue 17) ----------------------------------------------
+
+class PbsCluster(ScriptedCluster):
+    """A scripted PBS infrastructure: ids as qsub prints them ('100.srv'), jobs
+    whose scripts leave markers (a job runs for ``runs[name]`` marker looks or
+    status requests), and what happens to a job waiting with ``-W
+    depend=afterok`` on a parent that failed: ``dropped`` None leaves it queued
+    for ever (the bed's Torque wrappers over SLURM: DependencyNeverSatisfied),
+    SKIPPED has the server delete it (PBS Pro)."""
+
+    def __init__(self, key='hpc', period=0.01, dropped=None):
+        super().__init__(key, period)
+        self.scheduler = TorqueScheduler()
+        self.dropped = dropped
+        self.looks = 0
+
+    def submit(self, spec, workdir, after=()):
+        sub = super().submit(spec, workdir, after)
+        sub.job_id += '.srv'
+        self.submitted[-1] = (spec.name, sub.job_id)
+        return sub
+
+    def _state(self, job_id, names):
+        state = super()._state(job_id, names)
+        if state is JobState.CANCELLED and job_id not in self.cancelled:
+            # a parent failed: the server's way with the dependant
+            return self.dropped or JobState.PENDING
+        return state
+
+    def markers(self, job_ids, spent=(), started=()):
+        self.looks += 1
+        names = {i: n for n, i in self.submitted}
+        lines = []
+        for job_id in job_ids:
+            state = self._state(job_id, names)
+            if state is JobState.RUNNING:
+                self.runs[names[job_id]] -= 1
+                lines.append(f'{job_id} run')
+            elif state in (JobState.COMPLETED, JobState.FAILED):
+                lines.append(f'{job_id} {0 if state is JobState.COMPLETED else 3}')
+        return self.scheduler.parse_markers('\n'.join(lines), job_ids)
+
+
+def pbs_run(jobs, marker_period=0.01):
+    records = {}
+    engine = Engine(jobs, lambda name, record: records.__setitem__(name, record),
+                    monitor=Monitor(unknown_grace=5, marker_period=marker_period))
+    return engine, records
+
+
+def test_a_pbs_dag_runs_on_the_schedulers_dependency_and_its_markers():
+    # a 15 s period: qstat is asked once, when the first job is followed;
+    # every start and end after that is read from the markers
+    cluster = PbsCluster(period=15)
+    cluster.runs = {'first': 3, 'left': 2, 'right': 2, 'last': 1}
+    jobs = [job('first', cluster=cluster), job('left', ['first'], cluster=cluster),
+            job('right', ['first'], cluster=cluster),
+            job('last', ['left', 'right'], cluster=cluster)]
+    engine, records = pbs_run(jobs)
+    engine.run()
+    ids = dict(cluster.submitted)
+    assert len(cluster.submitted) == 4 and sorted(ids) == ['first', 'last', 'left', 'right']
+    assert cluster.after['left'] == cluster.after['right'] == (ids['first'],)
+    assert sorted(cluster.after['last']) == sorted((ids['left'], ids['right']))
+    assert {r['state'] for r in records.values()} == {'COMPLETED'}
+    assert cluster.polls == 1 and cluster.looks > 4
+
+
+@pytest.mark.parametrize('dropped', [None, JobState.SKIPPED],
+                         ids=['left queued (wrappers)', 'deleted by the server (PBS Pro)'])
+def test_a_failed_pbs_parent_skips_its_waiting_children_and_alone_fails_the_run(dropped):
+    cluster = PbsCluster(dropped=dropped)
+    cluster.runs = {'first': 3, 'long': 50}
+    cluster.ends = {'bad': JobState.FAILED}
+    cluster.runs['bad'] = 2
+    jobs = [job('first', cluster=cluster), job('bad', ['first'], cluster=cluster),
+            job('long', ['first'], cluster=cluster),
+            job('after', ['bad', 'long'], cluster=cluster),
+            job('later', ['after'], cluster=cluster)]
+    engine, records = pbs_run(jobs)
+    with pytest.raises(JobFailed) as failed:
+        engine.run()
+    assert [j.name for j, _, _ in failed.value.failures] == ['bad']
+    ids = dict(cluster.submitted)
+    assert len(cluster.submitted) == len(ids) == 4          # none twice; 'later' never
+    assert sorted(cluster.after['after']) == sorted((ids['bad'], ids['long']))
+    # Croupier deleted the waiting dependant the moment it saw the failure
+    assert ids['after'] in cluster.cancelled
+    assert records['after']['state'] == 'SKIPPED' and 'job_id' not in records['after']
+    assert records['after']['reason'] == \
+        f"a job it depends on failed (bad): its hpc job {ids['after']}, waiting for it, " \
+        f"was cancelled before it started"
+    assert records['later'] == {'state': 'SKIPPED', 'reason': 'a job it depends on failed'}
+    assert records['long']['state'] == 'CANCELLED'

@@ -264,9 +264,9 @@ def test_the_slurm_marker_left_by_a_script_is_read_by_the_marker_command(tmp_pat
         script.write_text(scheduler.render_script(JobSpec.from_options('j', {
             'commands': commands})))
         subprocess.run(['bash', str(script)], env=dict(env, SLURM_JOB_ID=job_id))
-    # an array leaves none: its elements end one by one
-    assert 'croupier_marks' not in scheduler.render_script(JobSpec.from_options('a', {
-        'commands': ['true'], 'array': '1-3'}))
+    # an array's elements leave markers of their own (see the array test below)
+    assert '"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' in scheduler.render_script(
+        JobSpec.from_options('a', {'commands': ['true'], 'array': '1-3'}))
 
     def look(spent=(), started=()):
         out = subprocess.run(['bash', '-c', scheduler.marker_command(spent, started)],
@@ -309,3 +309,60 @@ def test_a_start_marker_says_running_once():
     clock.now = monitor.next_wakeup()
     (change,) = monitor.poll()
     assert change.new.state is JobState.COMPLETED
+
+
+def test_slurm_array_elements_leave_markers_and_the_array_ends_with_its_last(tmp_path):
+    """The real array script and listing in bash: each element leaves its own
+    markers (with the array's element count); the array is running from its
+    first start marker, and ends when every element left its exit code."""
+    import os
+    import subprocess
+    from croupier_plugin.core.model import JobSpec
+    scheduler = SlurmScheduler()
+    env = dict(os.environ, HOME=str(tmp_path))
+    array = JobSpec.from_options('a', {'commands': ['exit "$RC"'], 'array': '0-4:2'})
+    assert scheduler.leaves_marker(array)
+    script = tmp_path / 'array.sbatch'
+    script.write_text(scheduler.render_script(array))
+
+    def element(array_id, task, job_id, rc, count=3):
+        subprocess.run(['bash', str(script)], env=dict(
+            env, SLURM_JOB_ID=job_id, SLURM_ARRAY_JOB_ID=array_id, SLURM_ARRAY_TASK_ID=task,
+            SLURM_ARRAY_TASK_COUNT=str(count), RC=str(rc)))
+
+    def look(spent=(), started=()):
+        out = subprocess.run(['bash', '-c', scheduler.marker_command(spent, started)],
+                             env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    for task, job_id in (('0', '71'), ('2', '72')):
+        element('70', task, job_id, 0)
+    element('80', '0', '81', 0)
+    element('80', '2', '82', 3)
+    element('80', '4', '83', 0)
+    element('90', '0', '91', 143, count=1)
+    (tmp_path / '.croupier/slurm/75_3.run').write_text('run\n')
+    seen = scheduler.parse_markers(look(), ['70', '75', '80', '90'])
+    # 70: two of three elements ended, the third not started: the scheduler
+    # tells whether it waits or runs
+    assert '70' not in seen
+    # 75: an element started and did not end: the array runs
+    assert seen['75'].state is JobState.RUNNING and seen['75'].source == 'start marker'
+    # 80: all three ended, one with exit code 3: the array failed
+    assert (seen['80'].state, seen['80'].exit_code) == (JobState.FAILED, 3)
+    assert seen['80'].reason.startswith('array: 2/3 elements completed')
+    # 90: an element killed by a signal: the scheduler tells why
+    assert '90' not in seen
+    element('70', '4', '73', 0)
+    # the start markers read go first: the exit codes stay until the array ended
+    ended = scheduler.parse_markers(look(started=['70']), ['70'])['70']
+    assert (ended.state, ended.exit_code, ended.source) == (JobState.COMPLETED, 0,
+                                                           'exit-code marker')
+    assert sorted(os.listdir(tmp_path / '.croupier' / 'slurm')) == \
+        ['70_0.rc', '70_2.rc', '70_4.rc', '75_3.run', '80_0.rc', '80_0.run', '80_2.rc',
+         '80_2.run', '80_4.rc', '80_4.run', '90_0.rc', '90_0.run']
+    look(spent=['70', '75', '80', '90'])
+    assert os.listdir(tmp_path / '.croupier' / 'slurm') == []
+    # an array id is never read as a plain job's, nor the other way round
+    assert scheduler.parse_markers('5_0 0 1\n', ['50', '5_0']) == {}

@@ -570,3 +570,61 @@ def test_status_command_fails_without_qstat(tmp_path):
                             env=env, capture_output=True, text=True)
     assert result.returncode == 127
     assert re.search('qstat.*not found', result.stderr)
+
+
+# -- markers (issue 17): the end of a job seen without asking qstat ------------------------
+
+def test_scripts_leave_start_and_exit_code_markers_that_one_listing_reads(tmp_path):
+    """The real scripts and the real listing command, in bash; both flavours,
+    and the wrappers' SLURM_JOB_ID."""
+    for flavour in FLAVOURS:
+        scheduler = flavour()
+        home = tmp_path / scheduler.name
+        home.mkdir()
+        plain = spec(commands=['true'])
+        assert scheduler.leaves_marker(plain)
+        # an array's elements end one by one: qstat tells
+        assert not scheduler.leaves_marker(spec(commands=['true'], array='0-1'))
+        assert run_script(tmp_path, scheduler.render_script(spec(commands=['exit 3'])),
+                          env={'PBS_JOBID': '55.srv'}, home=home).returncode == 3
+        assert run_script(tmp_path, scheduler.render_script(plain),
+                          env={'PBS_JOBID': '56.srv'}, home=home).returncode == 0
+        env = {k: v for k, v in os.environ.items() if k != 'PBS_JOBID'}
+        wrapped = tmp_path / 'wrapped.pbs'
+        wrapped.write_text(scheduler.render_script(spec(commands=['kill -TERM $$'])))
+        assert subprocess.run(['bash', str(wrapped)], cwd=tmp_path, capture_output=True,
+                              env=dict(env, HOME=str(home), BASH_ENV='',
+                                       SLURM_JOB_ID='57')).returncode == 143
+
+        def look(spent=(), started=()):
+            out = subprocess.run(['bash', '-c', scheduler.marker_command(spent, started)],
+                                 env=dict(os.environ, HOME=str(home)), capture_output=True,
+                                 text=True)
+            assert out.returncode == 0, out.stderr
+            return sorted(out.stdout.splitlines())
+        text = '\n'.join(look())
+        assert text.splitlines() == ['55.srv 3', '55.srv run', '56.srv 0', '56.srv run',
+                                     '57 143', '57 run']
+        seen = scheduler.parse_markers(text, ['55.srv', '56.srv', '57', '58.srv'])
+        assert (seen['55.srv'].state, seen['55.srv'].exit_code) == (JobState.FAILED, 3)
+        assert (seen['56.srv'].state, seen['56.srv'].exit_code) == (JobState.COMPLETED, 0)
+        assert '57' not in seen and '58.srv' not in seen   # a signal: qstat tells why
+        assert look(spent=['55.srv', '56.srv']) == ['57 143', '57 run']
+        assert look(started=['57']) == ['57 143']
+        assert look(spent=['57']) == []
+        # read markers go; the exit-code files the status command reads stay
+        assert sorted(p.name for p in (home / '.croupier/pbs').iterdir()) == \
+            ['55.srv.rc', '56.srv.rc', '57.rc']
+        with pytest.raises(ValueError):
+            scheduler.marker_command(['1; rm -rf ~'])
+
+
+def test_a_pbs_job_started_by_its_parent_end_leaves_a_start_marker_first(tmp_path):
+    """A job that is still running has a start marker and no exit code yet, so
+    its waiting dependants can be queued behind it."""
+    scheduler = TorqueScheduler()
+    text = scheduler.render_script(spec(commands=['ls "$HOME/.croupier/pbs-markers"']))
+    result = run_script(tmp_path, text, env={'PBS_JOBID': '61.srv'})
+    assert (result.returncode, result.stdout) == (0, '61.srv.run\n')
+    running = scheduler.parse_markers('61.srv run\n', ['61.srv'])['61.srv']
+    assert running.state is JobState.RUNNING and running.source == 'start marker'

@@ -266,6 +266,21 @@ class Scheduler(abc.ABC):
         ``started`` (read already)."""
         raise NotImplementedError(f'{self.name} leaves no markers')
 
+    @staticmethod
+    def listing_command(directory: str, spent=(), started=(), extra=()) -> str:
+        """marker_command over ``directory`` (a shell word): it holds only the
+        markers not read yet (each is removed once read), so the command stays
+        short whatever the number of jobs followed, and forks nothing but
+        ``rm`` (only when there are markers to remove). ``extra``: more
+        patterns of files to remove, built from checked job ids."""
+        files = [f'{j}.rc {j}.run' for j in check_job_ids(spent)]
+        files += [f'{j}.run' for j in check_job_ids(started)]
+        files += list(extra)
+        clean = f'rm -f -- {" ".join(files)}; ' if files else ''
+        return (f'cd {directory} 2>/dev/null || exit 0; {clean}'
+                'for f in *.run *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
+                'printf "%s %s\\n" "${f%.*}" "$c"; fi; done; exit 0')
+
     def parse_markers(self, stdout: str, job_ids) -> dict:
         """{job_id: JobStatus} for the jobs whose markers say something: a
         start marker RUNNING; an exit code 0 COMPLETED, 1-127 FAILED (it wins

@@ -12,7 +12,11 @@ Debian's slurm-wlm-torque qstat never reports an exit status. So the batch
 script records its own exit code in ``$HOME/.croupier/pbs/<job id>.rc``, and
 ``qdel`` through Croupier leaves ``<job id>.cancelled`` there; the status
 command reads both for the ids it asks about. qstat wins whenever it reports
-an exit status.
+an exit status. The script also leaves a start marker and a copy of its exit
+code in ``$HOME/.croupier/pbs-markers``, which the monitor lists every
+``marker_period`` with one look at that directory (no qstat) and empties as it
+reads, so the start and the end of a job are seen within about that time
+whatever the infrastructure's monitor period.
 
 PBS Pro is asked with ``qstat -x -f -F json`` (no folded lines to undo); when
 that qstat fails for a reason other than single ids (a qstat without ``-F``
@@ -36,6 +40,9 @@ from .base import Scheduler, check_job_ids, render_body, shebang
 
 P, R = JobState.PENDING, JobState.RUNNING
 RC_DIR = '"$HOME"/.croupier/pbs'
+# where a job's script leaves its start and exit-code markers for the monitor's
+# listing (removed once read; the exit-code files in RC_DIR stay for qstat's gaps)
+MARKER_DIR = '"$HOME"/.croupier/pbs-markers'
 QSTAT_RC_MARK = '@@croupier-qstat-rc='
 NOW_MARK = '@@croupier-now='
 # qstat -f's times (qtime, stime) and `date` in the same form: the server's local time,
@@ -361,17 +368,28 @@ class PbsFamily(Scheduler):
             # A job killed by a signal must not record 0: bash runs the EXIT
             # trap on SIGTERM with the last command's status, so the signals
             # a batch system sends (qdel, limits) first exit with 128+n.
+            # The same code also goes to the marker directory, which the
+            # monitor lists often and empties as it reads (see marker_command).
             lines += [
                 'croupier_job_id=${PBS_JOBID:-${SLURM_JOB_ID:-}}',
                 'if [ -n "$croupier_job_id" ]; then',
                 f'  croupier_rc_dir={RC_DIR}',
+                f'  croupier_marks={MARKER_DIR}',
                 # files of an earlier job with the same id (ids wrap around)
                 '  rm -f "$croupier_rc_dir/$croupier_job_id.rc" '
-                '"$croupier_rc_dir/$croupier_job_id.cancelled"',
+                '"$croupier_rc_dir/$croupier_job_id.cancelled" '
+                '"$croupier_marks/$croupier_job_id.rc"',
+                # started: its waiting dependants can be queued behind it
+                '  { mkdir -p "$croupier_marks" && '
+                'echo run > "$croupier_marks/$croupier_job_id.run"; } || :',
                 '  trap \'croupier_exit=$?; { mkdir -p "$croupier_rc_dir" && '
                 'printf "%s\\n" "$croupier_exit" > "$croupier_rc_dir/$croupier_job_id.rc.tmp" && '
                 'mv -f "$croupier_rc_dir/$croupier_job_id.rc.tmp" '
-                '"$croupier_rc_dir/$croupier_job_id.rc"; } || :; exit "$croupier_exit"\' EXIT',
+                '"$croupier_rc_dir/$croupier_job_id.rc"; } || :; '
+                '{ printf "%s\\n" "$croupier_exit" > "$croupier_marks/$croupier_job_id.rc.tmp" && '
+                'mv -f "$croupier_marks/$croupier_job_id.rc.tmp" '
+                '"$croupier_marks/$croupier_job_id.rc"; } 2>/dev/null || :; '
+                'exit "$croupier_exit"\' EXIT',
                 "  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
                 "  trap 'exit 138' USR1; trap 'exit 140' USR2; trap 'exit 152' XCPU",
                 'fi',
@@ -401,6 +419,17 @@ class PbsFamily(Scheduler):
                 path = workdir.rstrip('/') + '/' + path
             out.append(path)
         return tuple(out)
+
+    # -- exit-code markers ----------------------------------------------------
+
+    def leaves_marker(self, spec) -> bool:
+        """Every job but an array (its elements end one by one: qstat tells)."""
+        return not spec.array
+
+    def marker_command(self, spent=(), started=()) -> str:
+        """List the markers present (see Scheduler.listing_command): one look
+        at MARKER_DIR, no qstat."""
+        return self.listing_command(MARKER_DIR, spent, started)
 
     # -- submit -------------------------------------------------------------
 

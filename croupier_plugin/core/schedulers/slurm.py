@@ -163,22 +163,32 @@ class SlurmScheduler(Scheduler):
         return '\n'.join(head + self.prologue(spec)) + '\n' + render_body(spec)
 
     def prologue(self, spec) -> list:
-        """Shell lines run before the job's body: the exit-code marker, left by
-        an EXIT trap so that the monitor sees the end of the job with a file
-        check instead of a scheduler query (arrays: the scheduler tells)."""
+        """Shell lines run before the job's body: the start and exit-code
+        markers, left by an EXIT trap so that the monitor sees the start and
+        the end of the job with a file check instead of a scheduler query.
+        An array's elements each leave their own, named ``<array id>_<index>``,
+        the exit code followed by the array's element count."""
         if not self.leaves_marker(spec):
             return []
-        return [
-            'if [ -n "${SLURM_JOB_ID:-}" ]; then',
+        if spec.array:
+            lines = ['if [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then',
+                     '  croupier_mark="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+                     '  croupier_count=" ${SLURM_ARRAY_TASK_COUNT:-0}"']
+        else:
+            lines = ['if [ -n "${SLURM_JOB_ID:-}" ]; then',
+                     '  croupier_mark="$SLURM_JOB_ID"',
+                     "  croupier_count=''"]
+        return lines + [
             f'  croupier_marks={MARKER_DIR}',
             # a marker of an earlier job with the same id (ids wrap around)
-            '  rm -f "$croupier_marks/$SLURM_JOB_ID.rc"',
+            '  rm -f "$croupier_marks/$croupier_mark.rc"',
             # started: its waiting dependants can be queued behind it
-            '  { mkdir -p "$croupier_marks" && echo run > "$croupier_marks/$SLURM_JOB_ID.run"; } '
+            '  { mkdir -p "$croupier_marks" && echo run > "$croupier_marks/$croupier_mark.run"; } '
             '|| :',
             '  trap \'croupier_exit=$?; { mkdir -p "$croupier_marks" && '
-            'printf "%s\\n" "$croupier_exit" > "$croupier_marks/$SLURM_JOB_ID.rc.tmp" && '
-            'mv -f "$croupier_marks/$SLURM_JOB_ID.rc.tmp" "$croupier_marks/$SLURM_JOB_ID.rc"; } '
+            'printf "%s%s\\n" "$croupier_exit" "$croupier_count" > '
+            '"$croupier_marks/$croupier_mark.rc.tmp" && '
+            'mv -f "$croupier_marks/$croupier_mark.rc.tmp" "$croupier_marks/$croupier_mark.rc"; } '
             '|| :; exit "$croupier_exit"\' EXIT',
             # killed by a signal: 128+n, which the monitor leaves to the scheduler
             "  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
@@ -187,20 +197,74 @@ class SlurmScheduler(Scheduler):
         ]
 
     def leaves_marker(self, spec) -> bool:
-        """Every job but an array (its elements end one by one)."""
-        return not spec.array
+        """Every job, arrays included (one marker per element)."""
+        return True
 
     def marker_command(self, spent=(), started=()) -> str:
-        """List the markers present (see Scheduler): the directory holds only
-        the markers not read yet (each is removed once read), so the command
-        stays short whatever the number of jobs followed, and forks nothing
-        but ``rm`` (only when there are markers to remove)."""
-        files = [f'{j}.rc {j}.run' for j in check_job_ids(spent)]
-        files += [f'{j}.run' for j in check_job_ids(started)]
-        clean = f'rm -f -- {" ".join(files)}; ' if files else ''
-        return (f'cd {MARKER_DIR} 2>/dev/null || exit 0; {clean}'
-                'for f in *.run *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
-                'printf "%s %s\\n" "${f%.*}" "$c"; fi; done; exit 0')
+        """List the markers present (see Scheduler.listing_command); an
+        array's element markers go with the array's."""
+        spent, started = check_job_ids(spent), check_job_ids(started)
+        return self.listing_command(MARKER_DIR, spent, started,
+                                    extra=[f'{j}_*.rc {j}_*.run' for j in spent]
+                                    + [f'{j}_*.run' for j in started])
+
+    def parse_markers(self, stdout: str, job_ids) -> dict:
+        """As Scheduler.parse_markers for plain jobs; an array asked about by
+        its id is RUNNING from its first element's marker, and ends once every
+        element left its exit code (its count is in each): COMPLETED when all
+        are 0, else FAILED with the first failed element's code; an element
+        ended by a signal leaves the array to the scheduler, which knows why."""
+        wanted = {str(j) for j in job_ids}
+        plain, elements = [], {}
+        for line in stdout.splitlines():
+            name, _, text = line.strip().partition(' ')
+            array_id, sep, index = name.partition('_')
+            if sep and array_id in wanted and '_' not in index:
+                elements.setdefault(array_id, []).append((index, text))
+            else:
+                plain.append(line)
+        out = super().parse_markers('\n'.join(plain), job_ids)
+        for array_id, found in elements.items():
+            status = self._array_markers(array_id, found)
+            if status is not None:
+                out[array_id] = status
+        return out
+
+    @staticmethod
+    def _array_markers(array_id: str, found: list):
+        """The JobStatus the element markers ``found`` ((index, text)) of one
+        array tell, or None when only the scheduler can tell."""
+        codes, count, started = {}, 0, set()
+        for index, text in found:
+            code, _, total = text.partition(' ')
+            if text == 'run':
+                started.add(index)
+            elif code.isdigit() and total.isdigit():
+                codes[index] = int(code)
+                count = max(count, int(total))
+        if not count or len(codes) < count:
+            # running only while an element's start marker is unread: the exit
+            # codes of some elements say nothing of the others, which the
+            # scheduler may hold pending
+            if started - set(codes):
+                return JobStatus(array_id, JobState.RUNNING, raw_state='RUNNING',
+                                 reason=f'array: {len(codes)}/{count or "?"} elements ended',
+                                 source='start marker')
+            return None
+        if any(c >= 128 for c in codes.values()):
+            return None
+        done = sum(1 for c in codes.values() if c == 0)
+        summary = f'array: {done}/{len(codes)} elements completed'
+        failed = sorted((i for i, c in codes.items() if c),
+                        key=lambda i: int(i) if i.isdigit() else 0)
+        if not failed:
+            return JobStatus(array_id, JobState.COMPLETED, raw_state='COMPLETED',
+                             reason=summary, exit_code=0, source='exit-code marker')
+        first = failed[0]
+        return JobStatus(array_id, JobState.FAILED, raw_state='FAILED',
+                         reason=f'{summary}; element {first} ended with exit code '
+                                f'{codes[first]}',
+                         exit_code=codes[first], source='exit-code marker')
 
     def holds_for(self, parent_spec) -> bool:
         """SLURM waits for any job, arrays included (for all their elements)."""
