@@ -552,24 +552,33 @@ class SlurmScheduler(Scheduler):
 
     # -- accounting -------------------------------------------------------------
 
-    # allocation rows only: a batch job's row adds up the CPU time of its steps
     ACCOUNTING_FIELDS = 'JobID,State,ElapsedRaw,TotalCPU,AllocNodes,AllocCPUS'
 
     def accounting_command(self, job_ids) -> str:
-        """ONE sacct for the figures of every id in ``job_ids``."""
+        """ONE sacct for the figures of every id in ``job_ids``: the job's row
+        (which adds up its steps' CPU time) and its steps' rows (whose batch
+        step tells when that CPU time is recorded)."""
         ids = ','.join(check_job_ids(job_ids))
-        return (f'sacct --noheader --parsable2 --allocations --jobs={shlex.quote(ids)} '
+        return (f'sacct --noheader --parsable2 --jobs={shlex.quote(ids)} '
                 f'--format={self.ACCOUNTING_FIELDS}')
 
     def parse_accounting(self, stdout: str, job_ids) -> dict:
         """{job_id: JobFigures} from accounting_command's output: elapsed
         (ElapsedRaw), CPU time used (TotalCPU), nodes and CPUs allocated. An
         array's figures add up its elements' (the longest elapsed). A job that
-        sacct does not show yet, or shows unfinished (slurmdbd lags behind
-        slurmctld), is left out."""
+        sacct does not show yet, or shows unfinished, or that ran but whose
+        batch step is not recorded as ended yet (slurmdbd records the job's
+        end first, and its CPU time with the batch step's, a moment later), is
+        left out."""
         rows: dict = {}
-        for line in stdout.splitlines():
-            fields = [f.strip() for f in line.split('|')]
+        batch_ended: set = set()
+        lines = [[f.strip() for f in line.split('|')] for line in stdout.splitlines()]
+        for fields in lines:
+            if len(fields) == 6 and fields[0].endswith('.batch'):
+                if self.STATES.get(fields[1].split(' ')[0].rstrip('+').upper(),
+                                   JobState.UNKNOWN).terminal:
+                    batch_ended.add(fields[0][:-len('.batch')])
+        for fields in lines:
             if len(fields) != 6 or not fields[0] or '.' in fields[0]:
                 continue
             job, raw, elapsed, cpu, nodes, cpus = fields
@@ -578,6 +587,8 @@ class SlurmScheduler(Scheduler):
             key = job.replace('+', '_').split('_')[0]
             ended = self.STATES.get(raw.split(' ')[0].rstrip('+').upper(),
                                     JobState.UNKNOWN).terminal
+            # a job that never ran (cancelled in the queue) has no batch step
+            ended = ended and (job in batch_ended or figures.elapsed == 0)
             rows.setdefault(key, []).append((ended, figures))
             if key != job:
                 rows.setdefault(job, []).append((ended, figures))
