@@ -83,13 +83,17 @@ def whole_number(text: Any) -> Optional[int]:
 
 
 def format_seconds(seconds: Optional[float]) -> str:
-    """'1:02:03' style for the status table ('' when unknown)."""
+    """'1:02:03' style for the status table, with hundredths when the
+    scheduler gave a fraction ('0:00:00.64': a short job's CPU time), '' when
+    unknown."""
     if seconds is None:
         return ''
-    whole = int(round(seconds))
+    hundredths = int(round(seconds * 100))
+    whole, fraction = divmod(hundredths, 100)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
-    return f'{hours}:{minutes:02d}:{secs:02d}'
+    text = f'{hours}:{minutes:02d}:{secs:02d}'
+    return text + f'.{fraction:02d}' if isinstance(seconds, float) and fraction else text
 
 
 def figures_columns(stored: Optional[Mapping[str, Any]]) -> list:

@@ -137,7 +137,8 @@ def test_accounting_figures_of_real_slurm_jobs_in_status(bed, tmp_path, ssh):
         # busy for 2 s of wall-clock time (a loaded machine gives it less CPU)
         assert cpu_seconds > 0.0, total_cpu
         assert burn['elapsed'] == f'0:00:{int(elapsed):02d}'
-        assert burn['cpu time'] == f'0:00:{round(cpu_seconds):02d}'
+        whole, fraction = divmod(round(cpu_seconds * 100), 100)
+        assert burn['cpu time'] == f'0:00:{whole:02d}' + (f'.{fraction:02d}' if fraction else '')
         assert (burn['nodes'], burn['cpus']) == (nodes, cpus)
         assert rows['after']['state'] == 'COMPLETED' and rows['after']['cpus'] != ''
         # the figures are in the job's runtime properties, with the reporting user
