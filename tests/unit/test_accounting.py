@@ -8,7 +8,7 @@ import pytest
 from croupier_plugin.core.accounting import JobFigures, clock_seconds, figures_columns
 from croupier_plugin.core.model import JobState, JobStatus
 from croupier_plugin.core.monitor import Monitor
-from croupier_plugin.core.schedulers import SlurmScheduler
+from croupier_plugin.core.schedulers import PbsScheduler, SlurmScheduler, TorqueScheduler
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'fixtures')
 
@@ -145,3 +145,45 @@ def test_no_figures_asked_without_accounting_options():
     assert not monitor.awaiting_figures()
     assert monitor.collect_figures(deadline=100.0) == []
     assert cluster.commands == [('status', ['1'], [])]
+
+
+
+
+def openpbs(name):
+    path = os.path.join(FIXTURES, 'pbs', 'openpbs_' + name)
+    with open(path) as fh:
+        return fh.read()
+
+
+@pytest.mark.parametrize('name,job_id,figures', [
+    ('ok_qstat_x_f.txt', '0.pbshost', JobFigures(3, 0.0, 1, 1, 'qstat')),
+    ('fail_qstat_x_f.txt', '1.pbshost', JobFigures(0, 0.0, 1, 1, 'qstat')),
+    ('del_qstat_x_f.txt', '3.pbshost', JobFigures(3, 0.0, 1, 1, 'qstat')),
+])
+def test_qstat_figures_of_finished_pbs_jobs(name, job_id, figures):
+    assert PbsScheduler().parse_accounting(openpbs(name), [job_id, '99.pbshost']) == \
+        {job_id: figures}
+
+
+def test_qstat_figures_wait_for_the_job_to_finish():
+    """A running job's block (job_state R) is not final."""
+    text = openpbs('ok_qstat_f_running.txt')
+    assert 'job_state = R' in text
+    assert PbsScheduler().parse_accounting(text, ['0.pbshost']) == {}
+
+
+def test_an_arrays_qstat_figures_add_up_its_subjobs():
+    """Its own block carries no use: only its subjobs' count."""
+    parent = openpbs('arr_qstat_x_f.txt')
+    assert PbsScheduler().parse_accounting(parent, ['2[].pbshost']) == {}
+    one = openpbs('ok_qstat_x_f.txt').replace('Job Id: 0.pbshost', 'Job Id: 2[0].pbshost')
+    two = one.replace('Job Id: 2[0].pbshost', 'Job Id: 2[1].pbshost') \
+        .replace('resources_used.walltime = 00:00:03', 'resources_used.walltime = 00:00:05')
+    out = PbsScheduler().parse_accounting(parent + one + two, ['2[].pbshost'])
+    assert out == {'2[].pbshost': JobFigures(5, 0.0, 2, 2, 'qstat')}
+
+
+def test_pbs_accounting_command():
+    assert PbsScheduler().accounting_command(['12.pbshost', '2[].pbshost']) == \
+        "qstat -x -f -t -- 12.pbshost '2[].pbshost'"
+    assert TorqueScheduler().accounting_command(['12.srv']) == 'qstat -f -1 -- 12.srv'
