@@ -187,3 +187,30 @@ def test_pbs_accounting_command():
     assert PbsScheduler().accounting_command(['12.pbshost', '2[].pbshost']) == \
         "qstat -x -f -t -- 12.pbshost '2[].pbshost'"
     assert TorqueScheduler().accounting_command(['12.srv']) == 'qstat -f -1 -- 12.srv'
+
+
+def test_a_retried_attempts_figures_go_with_that_attempt():
+    """Figures that come back after the job was submitted again belong to the
+    attempt they were asked for, not to the new one."""
+    from croupier_plugin.core.engine import loop
+    from croupier_plugin.core.engine.plan import PlannedJob
+    from croupier_plugin.core.model import JobSpec
+    from croupier_plugin.core.monitor import JobChange, TrackedJob
+    cluster = Scripted()
+    cluster.reporting_user = 'acc'
+    stored = {}
+    job = PlannedJob('a', JobSpec.from_options('a', {'commands': ['true']}), cluster, '/w',
+                     [], {'job_id': '8', 'state': 'PENDING',
+                          'attempts': [{'job_id': '7', 'state': 'FAILED'}]})
+    engine = loop.Engine([job], lambda name, props: stored.update({name: props}))
+    ended = JobStatus('7', JobState.FAILED, 'FAILED')
+    engine._on_change(JobChange(TrackedJob('a', cluster, '7', ended), ended, ended,
+                                figures=JobFigures(4, 1.5, 1, 2, 'sacct')))
+    assert 'accounting' not in stored['a']
+    assert stored['a']['attempts'][0]['accounting'] == {
+        'elapsed': 4, 'cpu_time': 1.5, 'nodes': 1, 'cpus': 2, 'source': 'sacct',
+        'reporting_user': 'acc'}
+    now = JobStatus('8', JobState.COMPLETED, 'COMPLETED', exit_code=0)
+    engine._on_change(JobChange(TrackedJob('a', cluster, '8', now), now, now,
+                                figures=JobFigures(9, 2.0, 1, 1, 'sacct')))
+    assert stored['a']['accounting']['elapsed'] == 9

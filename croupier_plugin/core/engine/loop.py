@@ -314,8 +314,16 @@ class Engine:
         """Record a state change the monitor saw."""
         job = self.jobs[change.job.name]
         if change.figures is not None:
-            self._save(job, accounting=change.figures.to_properties(
-                getattr(job.cluster, 'reporting_user', None)))
+            figures = change.figures.to_properties(getattr(change.job.cluster,
+                                                           'reporting_user', None))
+            if job.record.job_id == change.job.job_id:
+                self._save(job, accounting=figures)
+            else:
+                # an earlier attempt's (retried or moved since): its figures go with it
+                for attempt in job.record.attempts:
+                    if attempt.job_id == change.job.job_id:
+                        attempt.accounting = figures
+                self._save(job)
             self.events('accounting', job, reason=self._describe_figures(change.figures))
             return
         new = change.new
