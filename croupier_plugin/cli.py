@@ -10,6 +10,7 @@ import time
 from typing import Optional
 
 from . import runner
+from .core.accounting import figures_columns
 from .validation import validate_plan
 
 
@@ -52,14 +53,23 @@ class Console:
 def _table(rows):
     headers = ['job', 'infrastructure', 'scheduler id', 'state', 'exit code', 'duration']
     with_labels = any(r.get('labels') for r in rows)
+    # the scheduler's figures, when an interface keeps them (accounting_options)
+    with_figures = any(r.get('accounting') for r in rows)
+    if with_figures:
+        headers += ['elapsed', 'cpu time', 'nodes', 'cpus']
     if with_labels:
         headers.append('labels')
     body = []
     for r in rows:
         duration = '' if r.get('duration') is None else f"{r['duration']:.1f}s"
         exit_code = '' if r.get('exit_code') is None else str(r['exit_code'])
+        state = r.get('state') or 'NOT RUN'
+        if r.get('simulated'):
+            state += ' (simulated)'
         row = [r['name'], r.get('cluster') or '', r.get('job_id') or '',
-               r.get('state') or 'NOT RUN', exit_code, duration]
+               state, exit_code, duration]
+        if with_figures:
+            row += figures_columns(r.get('accounting'))
         if with_labels:
             row.append(','.join(f'{k}={v}' for k, v in sorted((r.get('labels') or {}).items())))
         body.append(row)
@@ -92,7 +102,9 @@ def job_rows(env):
             name = instance.id if len(runs) == 1 else f'{instance.id}#{number}'
             rows.append(dict(name=name, cluster=run.get('cluster'), job_id=run.get('job_id'),
                              state=run.get('state'), exit_code=run.get('exit_code'),
-                             duration=duration, labels=labels))
+                             duration=duration, labels=labels,
+                             simulated=bool(run.get('simulated')),
+                             accounting=run.get('accounting')))
     return sorted(rows, key=lambda r: (r.get('job_id') is None and not r.get('state'),
                                        r['name']))
 

@@ -49,6 +49,14 @@ def configure_interface(ctx, **kwargs):
     if props.get('workdir'):
         ctx.logger.info('%s: working directory %s already exists', ctx.node.id, props['workdir'])
         return
+    if settings.simulate:
+        props['workdir'] = settings.simulated_workdir(ctx.deployment.id)
+        props['infrastructure_interface'] = settings.scheduler
+        props['simulated'] = True
+        ctx.logger.info('%s: simulated (simulate: true): nothing is sent to %s; working '
+                        'directory %s recorded, not created', ctx.node.id, settings.scheduler,
+                        props['workdir'])
+        return
     transport = settings.make_transport()
     try:
         workdir = settings.create_workdir(transport, ctx.deployment.id)
@@ -67,6 +75,10 @@ def cleanup_interface(ctx, **kwargs):
     props = ctx.instance.runtime_properties
     workdir = props.get('workdir')
     if not workdir:
+        return
+    if props.get('simulated'):
+        props.pop('workdir', None)
+        ctx.logger.info('%s: simulated: %s was never created', ctx.node.id, workdir)
         return
     if ctx.node.properties.get('skip_cleanup'):
         ctx.logger.info('%s: keeping %s (skip_cleanup)', ctx.node.id, workdir)
@@ -158,6 +170,10 @@ def _run_script_for(ctx, which, options, local, settings, workdir):
            else 'localhost', 'CROUPIER_USER': settings.ssh.user if settings.ssh else '',
            'CROUPIER_DEPLOYMENT_SOURCE': _deployment_source(ctx)}
     what = f"node '{ctx.node.id}': {which} script {options[which]!r}"
+    if options['hpc_execution'] and settings.simulate:
+        ctx.logger.info("%s: simulated: %s not run on interface '%s'", ctx.node.id, what,
+                        settings.name)
+        return
     if options['hpc_execution']:
         transport = settings.make_transport()
         remote = f'{workdir}/.croupier-{which}-{ctx.instance.id}.sh'
@@ -213,6 +229,10 @@ def register_with_exporter(ctx, **kwargs):
     source = ctx.source
     settings = edge.interface_settings(source.node.id, source.node.properties,
                                        _vault_of(ctx, source.instance))
+    if settings.simulate:
+        # the exporter would log in to the cluster to follow it
+        ctx.logger.info('%s: simulated: not registered with the exporter', source.node.id)
+        return
     payload = edge.exporter_registration(settings)
     client = edge.exporter_client(ctx.target.node.id, ctx.target.node.properties)
     try:

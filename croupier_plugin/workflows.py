@@ -169,15 +169,18 @@ def exporters(ctx):
 
 def _reporter(ctx, registrar=None):
     def report(kind, job, **info):
-        if registrar is not None and kind in ('submitted', 'reattached'):
+        # a dry run's jobs exist nowhere: the exporter must not ask the cluster about them
+        if registrar is not None and kind in ('submitted', 'reattached') and \
+                not job.record.simulated:
             registrar.add(job.cluster.key, job.name, info['job_id'])
         if kind == 'state':
             status = info['status']
             ctx.logger.info('job %s [%s %s]: %s', job.name, job.cluster.key,
                             job.record.job_id, status.describe())
         elif kind == 'submitted':
-            ctx.logger.info('job %s [%s %s]: submitted', job.name, job.cluster.key,
-                            info['job_id'])
+            ctx.logger.info('job %s [%s %s]: %s', job.name, job.cluster.key, info['job_id'],
+                            'simulated (nothing sent; its script is in rendered_script)'
+                            if info.get('simulated') else 'submitted')
         elif kind == 'inputs':
             ctx.logger.info('job %s: input data in place: %s', job.name, info['reason'])
         elif kind == 'outputs':

@@ -14,6 +14,9 @@ from .model import scheduler_job_name
 
 log = logging.getLogger('croupier.cluster')
 
+# separates the status command's output from the accounting command's
+ACCOUNTING_MARK = '@@croupier-accounting@@'
+
 
 @dataclass
 class SubmittedJob:
@@ -37,6 +40,9 @@ class Cluster:
     """
 
     SUBMIT_ATTEMPTS = 6          # 1+2+4+8+16 s of waiting for a controller to come back
+    simulated = False            # a dry run (core.simulate.SimulatedCluster)
+    accounting = False           # the monitor collects each ended job's figures
+    reporting_user = None        # accounting_options.reporting_user, kept with them
 
     def __init__(self, key, transport, scheduler, monitor_period=15.0):
         self.key = key
@@ -115,6 +121,36 @@ class Cluster:
         if not job_ids:
             return {}
         result = self.transport.run(self.scheduler.status_command(job_ids))
+        return self._statuses_of(result, job_ids)
+
+    def statuses_and_figures(self, job_ids, accounting_ids) -> tuple:
+        """({job_id: JobStatus} of ``job_ids``, {job_id: JobFigures} of the
+        ended ``accounting_ids`` whose figures are final), from ONE command:
+        the status command followed by the scheduler's accounting command
+        (one batch for all ``accounting_ids``)."""
+        job_ids, accounting_ids = list(job_ids), list(accounting_ids)
+        keeper = getattr(self.scheduler, 'monitor', None) or self.scheduler
+        accounting = keeper.accounting_command(accounting_ids) if accounting_ids else None
+        if accounting is None:
+            return self.statuses(job_ids), {}
+        # a subshell: a status command may end with `exit`, which must not
+        # skip the accounting part; the status part's exit code is the command's
+        status = (f'(\n{self.scheduler.status_command(job_ids)}\n)\ncroupier_rc=$?\n'
+                  if job_ids else 'croupier_rc=0\n')
+        result = self.transport.run(f'{status}echo {ACCOUNTING_MARK}\n'
+                                    f'{accounting} 2>/dev/null\nexit "$croupier_rc"')
+        lines = result.stdout.splitlines(keepends=True)
+        cut = next((i for i in range(len(lines) - 1, -1, -1)
+                    if lines[i].strip() == ACCOUNTING_MARK), len(lines))
+        figures = keeper.parse_accounting(''.join(lines[cut + 1:]), accounting_ids)
+        if not job_ids:
+            return {}, figures
+        head = dataclasses.replace(result, stdout=''.join(lines[:cut]))
+        return self._statuses_of(head, job_ids), figures
+
+    def _statuses_of(self, result, job_ids) -> dict:
+        """{job_id: JobStatus} from the status command's ``result``; raises
+        SchedulerError when the command failed."""
         if result.exit_code != 0:
             raise SchedulerError(
                 f'{self.key}: status command failed with exit code {result.exit_code}: '

@@ -13,6 +13,7 @@ from .cluster import Cluster
 from .errors import ConfigError
 from .model import has_line_break, directive_word, string_list
 from .schedulers import SCHEDULERS, get_scheduler
+from .simulate import NoTransport, SimulatedCluster
 from .transport import LocalTransport, SshSettings, SshTransport
 
 TRANSPORTS = ('ssh', 'local')
@@ -46,6 +47,9 @@ class InfrastructureSettings:
     monitor_interface: Optional[str] = None
     hpc_label: str = ''
     partition: Optional[str] = None         # for jobs that name none
+    simulate: bool = False                  # a dry run: nothing is sent to the cluster
+    accounting: bool = False                # keep each ended job's scheduler figures
+    reporting_user: Optional[str] = None    # kept with those figures
 
     @classmethod
     def from_properties(cls, name, props):
@@ -130,7 +134,21 @@ class InfrastructureSettings:
         skip = props.get('skip_cleanup', False)
         if not isinstance(skip, bool):
             raise ConfigError('skip_cleanup', skip, 'must be true or false')
+        simulate = props.get('simulate', False)
+        if not isinstance(simulate, bool):
+            raise ConfigError('simulate', simulate, 'must be true or false')
+        options = props.get('accounting_options')
+        # (legacy.py checks the values; given at all, the figures are collected)
+        accounting = isinstance(options, dict) and options != {}
+        reporting_user = (options.get('reporting_user') or None) if accounting else None
+        keeper = get_scheduler(scheduler, monitor=monitor_interface)
+        keeper = getattr(keeper, 'monitor', None) or keeper
+        if accounting and keeper.accounting_command(['1']) is None:
+            raise ConfigError('accounting_options', options,
+                              f'{scheduler} keeps no accounting figures Croupier can read '
+                              f'(SLURM, PBS and Torque do): remove accounting_options')
         return cls(name=name, scheduler=scheduler, transport=transport, ssh=ssh,
+                   simulate=simulate, accounting=accounting, reporting_user=reporting_user,
                    modules=modules, job_prefix=prefix, base_dir=base_dir,
                    workdir_prefix=wprefix, monitor_period=period, unknown_grace=grace,
                    skip_cleanup=skip, monitor_interface=monitor_interface,
@@ -138,14 +156,29 @@ class InfrastructureSettings:
                    partition=partition)
 
     def make_transport(self):
+        if self.simulate:
+            return NoTransport(self.name)
         if self.transport == 'local':
             return LocalTransport()
         return SshTransport(self.ssh)
 
     def cluster(self, transport=None):
-        return Cluster(self.name, transport or self.make_transport(),
-                       get_scheduler(self.scheduler, monitor=self.monitor_interface),
-                       monitor_period=self.monitor_period)
+        scheduler = get_scheduler(self.scheduler, monitor=self.monitor_interface)
+        if self.simulate:
+            return SimulatedCluster(self.name, scheduler)
+        cluster = Cluster(self.name, transport or self.make_transport(), scheduler,
+                          monitor_period=self.monitor_period)
+        cluster.accounting = self.accounting
+        cluster.reporting_user = self.reporting_user
+        return cluster
+
+    def simulated_workdir(self, deployment_id: str) -> str:
+        """The working directory a dry run records: named as create_workdir
+        would name it, under base_dir as written (the remote home is not asked
+        for), and never created."""
+        label = self.workdir_prefix or re.sub(r'[^A-Za-z0-9_.\-]', '_', deployment_id or 'run')
+        stamp = time.strftime('%Y%m%dT%H%M%S', time.gmtime())
+        return f'{self.base_dir.rstrip("/")}/{label}_{stamp}_{secrets.token_hex(3)}'
 
     def resolve_base_dir(self, transport):
         """base_dir with a leading $HOME or ~ replaced by the remote home."""

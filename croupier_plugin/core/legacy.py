@@ -1,5 +1,6 @@
 """Names of the original Croupier's schema that Croupier declares so that blueprints
-written for it parse, but does not act on (yet).
+written for it parse, and checks here: those it does not act on (yet) and the
+types of those it does (``simulate``, ``accounting_options``).
 
 Each such setting is either harmless at its default or refused here, naming node,
 property, value and why: a blueprint never has a setting silently ignored.
@@ -71,10 +72,11 @@ def _interface_problems(props: Mapping[str, Any],
                         relationships: Sequence[tuple[Sequence[str], str]]) -> list[ConfigError]:
     """The original's InfrastructureInterface settings Croupier refuses."""
     problems = []
-    for flag, reason in (('simulate', 'dry runs are not supported yet: run the blueprint on '
-                                      'a test system instead'),
-                         ('recurring_workflow', 'recurring workflows are not supported: '
-                                                'execute run_jobs again when needed')):
+    simulate = props.get('simulate', False)
+    if not isinstance(simulate, bool):
+        problems.append(ConfigError('simulate', simulate, 'must be true or false'))
+    for flag, reason in (('recurring_workflow', 'recurring workflows are not supported: '
+                                                'execute run_jobs again when needed'),):
         value = props.get(flag, False)
         if not isinstance(value, bool):
             problems.append(ConfigError(flag, value, 'must be true or false'))
@@ -91,10 +93,14 @@ def _interface_problems(props: Mapping[str, Any],
     accounting = props.get('accounting_options') or {}
     if not isinstance(accounting, Mapping):
         problems.append(ConfigError('accounting_options', accounting, 'must be a mapping'))
-    elif _given(accounting.get('reporting_user')):
-        problems.append(ConfigError('accounting_options.reporting_user',
-                                    accounting['reporting_user'],
-                                    'accounting reports are not supported yet'))
+    else:
+        # the name is kept with each job's figures (who the consumption is for)
+        user = accounting.get('reporting_user')
+        if user is not None and (not isinstance(user, str) or
+                                 any(c in user for c in '\n\r\0') or len(user) > 100):
+            problems.append(ConfigError('accounting_options.reporting_user', user,
+                                        'must be a user name (one line, at most 100 '
+                                        'characters)'))
     agent = props.get('agent_config') or {}
     method = agent.get('install_method', 'none') if isinstance(agent, Mapping) else agent
     if method not in ('none', None, ''):

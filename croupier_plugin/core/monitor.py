@@ -13,6 +13,12 @@ they start, one with their exit code when they end) are looked for every
 ``marker_period`` seconds with one look at a directory per infrastructure (no
 scheduler daemon asked): the start and the end of such a job are seen within
 about that time, whatever the infrastructure's period.
+
+On an infrastructure that keeps accounting figures (``cluster.accounting``),
+each job that ended is also asked about in the scheduler's accounting, in the
+same round trip as the next status command (one batch for all such jobs), and
+its figures come back as a JobChange with ``figures``; collect_figures asks
+about the last ones when the run ends.
 """
 
 import logging
@@ -49,6 +55,7 @@ class JobChange:
     job: TrackedJob
     old: Optional[JobStatus]
     new: JobStatus
+    figures: object = None      # the ended job's JobFigures (its status did not change)
 
 
 @dataclass
@@ -65,6 +72,8 @@ class _ClusterState:
     spent_markers: set = field(default_factory=set)
     started_markers: set = field(default_factory=set)
     cluster: object = None
+    # ended jobs whose accounting figures are to be asked for: id -> asks so far
+    accounting: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +83,9 @@ class Monitor:
     max_backoff: float = 60.0
     clock: object = time.monotonic
     marker_period: float = 0.5
+    #: asks for an ended job's figures before giving up on them (the
+    #: accounting may lag behind the scheduler by a poll or two, not more)
+    accounting_asks: int = 5
     _jobs: dict = field(default_factory=dict)
     _clusters: dict = field(default_factory=dict)
 
@@ -124,6 +136,9 @@ class Monitor:
         by_cluster = {}
         for job in self.active():
             by_cluster.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
+        for key, state in self._clusters.items():
+            if state.accounting:
+                by_cluster.setdefault(key, (state.cluster, []))
         return {k: v for k, v in by_cluster.items() if self._clusters[k].next_poll <= now}
 
     def markers_due(self, now: float, exclude=()) -> dict:
@@ -191,6 +206,7 @@ class Monitor:
             if new is None:
                 continue
             job.unknown_since = None
+            self._ended(job, new)
             if new.terminal:
                 state.spent_markers.add(job.job_id)
             else:
@@ -202,9 +218,14 @@ class Monitor:
         return changes
 
     def _ask(self, cluster, jobs):
+        """One status command for ``jobs`` (with the accounting of the ended
+        jobs awaiting figures, when there are some): the answer, or the error."""
         state = self._clusters[cluster.key]
         state.polls += 1
         try:
+            if state.accounting:
+                return cluster.statuses_and_figures([j.job_id for j in jobs],
+                                                    sorted(state.accounting))
             return cluster.statuses([j.job_id for j in jobs])
         except (TransportError, SchedulerError) as exc:
             return exc
@@ -232,15 +253,76 @@ class Monitor:
         state.next_poll = now + cluster.monitor_period
         state.next_marker = now + self.marker_period
         changes = []
+        if isinstance(answer, tuple):
+            answer, figures = answer
+            changes.extend(self._apply_figures(cluster, figures))
         for job in jobs:
             new = answer.get(job.job_id) or cluster.scheduler.missing(job.job_id, 'monitor')
             new = self._bounded_unknown(job, new, now)
             if job.status is None or (new.state, new.raw_state, new.exit_code) != \
                     (job.status.state, job.status.raw_state, job.status.exit_code):
                 changes.append(JobChange(job, job.status, new))
+            self._ended(job, new)
             job.status = new
             if job.marker and new.terminal:
                 state.spent_markers.add(job.job_id)     # left, if its script wrote one
+        return changes
+
+    def _ended(self, job: TrackedJob, new: JobStatus) -> None:
+        """When ``new`` ends ``job`` (seen for the first time) on an
+        infrastructure keeping accounting figures: ask for its figures."""
+        if new.terminal and getattr(job.cluster, 'accounting', False) and \
+                (job.status is None or not job.status.terminal):
+            self._clusters[job.cluster.key].accounting.setdefault(job.job_id, 0)
+
+    def _apply_figures(self, cluster, figures: dict) -> list:
+        """The figures that came back, as JobChanges; the jobs still without
+        final figures are asked about again, up to accounting_asks times."""
+        state = self._clusters[cluster.key]
+        changes = []
+        for job_id in list(state.accounting):
+            found = figures.get(job_id)
+            job = self._jobs.get((cluster.key, job_id))
+            if found is not None:
+                del state.accounting[job_id]
+                if job is not None:
+                    changes.append(JobChange(job, job.status, job.status, figures=found))
+                continue
+            state.accounting[job_id] += 1
+            if state.accounting[job_id] >= self.accounting_asks:
+                del state.accounting[job_id]
+                log.warning('%s: no accounting figures for job %s after %d asks; '
+                            'giving up on them', cluster.key, job_id, self.accounting_asks)
+        return changes
+
+    def awaiting_figures(self) -> bool:
+        """Whether some ended job's accounting figures are still to be asked for."""
+        return any(state.accounting for state in self._clusters.values())
+
+    def collect_figures(self, deadline: float, wait=None) -> list:
+        """Ask every infrastructure with ended jobs awaiting figures (one
+        command each, concurrently) until all came back, each was asked
+        accounting_asks times, or ``deadline`` (on ``clock``) passed; between
+        rounds, ``wait(seconds)`` (the accounting lags a little behind the
+        scheduler). Returns the JobChanges carrying figures."""
+        wait = wait or threading.Event().wait
+        changes: list = []
+        while self.awaiting_figures() and self.clock() < deadline:
+            groups = [(state.cluster, []) for state in self._clusters.values()
+                      if state.accounting and not state.failures]
+            if not groups:
+                break
+            with ThreadPoolExecutor(max_workers=min(len(groups), 16)) as pool:
+                answers = list(pool.map(lambda group: self._ask(*group), groups))
+            for (cluster, _), answer in zip(groups, answers):
+                if isinstance(answer, Exception):
+                    log.info('%s: asking for accounting figures failed (%s)', cluster.key,
+                             answer)
+                    self._clusters[cluster.key].accounting.clear()
+                    continue
+                changes.extend(self._apply_figures(cluster, answer[1]))
+            if self.awaiting_figures():
+                wait(max(0.0, min(1.0, deadline - self.clock())))
         return changes
 
     def _bounded_unknown(self, job, status, now):
@@ -282,7 +364,8 @@ class Monitor:
         active = self.active()
         if not active:
             return None
-        keys = {j.cluster.key for j in active}
+        keys = {j.cluster.key for j in active} | \
+            {k for k, state in self._clusters.items() if state.accounting}
         wake = min(self._clusters[k].next_poll for k in keys)
         for key in {j.cluster.key for j in active if j.marker}:
             state = self._clusters[key]

@@ -182,12 +182,16 @@ CREDENTIALS = {'host': 'h.example.org', 'user': 'u', 'password': 'pw'}
 
 # (case, node types, properties, relationships, property named, value shown)
 REFUSED = [
-    ('simulate', [INTERFACE], {'simulate': True}, [], 'simulate', 'True'),
     ('recurring workflow', [INTERFACE], {'recurring_workflow': True}, [],
      'recurring_workflow', 'True'),
     ('simulate not a bool', [INTERFACE], {'simulate': 'yes'}, [], 'simulate', "'yes'"),
-    ('accounting', [INTERFACE], {'accounting_options': {'reporting_user': 'acc'}}, [],
-     'accounting_options.reporting_user', "'acc'"),
+    ('accounting user on two lines', [INTERFACE],
+     {'accounting_options': {'reporting_user': 'acc\nx'}}, [],
+     'accounting_options.reporting_user', "'acc\\nx'"),
+    ('accounting user a number', [INTERFACE], {'accounting_options': {'reporting_user': 5}},
+     [], 'accounting_options.reporting_user', '5'),
+    ('accounting options a list', [INTERFACE], {'accounting_options': ['acc']}, [],
+     'accounting_options', "['acc']"),
     ('agent', [INTERFACE], {'agent_config': {'install_method': 'remote'}}, [],
      'agent_config.install_method', "'remote'"),
     ('deployment label', [INTERFACE], {'monitoring_options': {'deployment_label': 'x'}}, [],
@@ -233,6 +237,13 @@ def test_secrets_in_refused_credentials_are_not_shown():
 def test_unsupported_node_types_are_refused_with_the_reason(type_name):
     problems = legacy_problems('n1', [type_name], {})
     assert problems == [f"node 'n1': type {type_name}: {UNSUPPORTED_TYPES[type_name]}"]
+
+
+def test_dry_runs_and_accounting_are_accepted():
+    """simulate: true and accounting_options are carried out, not refused."""
+    assert legacy_problems('hpc', [INTERFACE], {
+        'simulate': True, 'accounting_options': {'reporting_user': 'acc'},
+        'credentials': CREDENTIALS}) == []
 
 
 def test_honoured_values_are_accepted():

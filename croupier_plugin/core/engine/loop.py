@@ -102,6 +102,7 @@ class Engine:
                     for job in decisions.never_submitted(self.jobs):
                         self._save(job, state=JobState.SKIPPED,
                                    reason='the execution was cancelled')
+                    self._collect_figures()
                     self.monitor.remove_spent_markers()
                     raise RunCancelled('run cancelled: every running job was cancelled')
                 failures = self._collect_submissions(submitting)
@@ -123,6 +124,7 @@ class Engine:
                     unfinished = [n for n, j in self.jobs.items() if not decisions.completed(j)]
                     if unfinished:      # cannot happen with a checked graph
                         raise CroupierError(f'jobs left unfinished: {unfinished}')
+                    self._collect_figures()
                     self.monitor.remove_spent_markers()
                     return self.summary()
                 wake = self.monitor.next_wakeup()
@@ -184,7 +186,10 @@ class Engine:
         if hasattr(spec, 'submit_token'):
             spec = dataclasses.replace(spec, submit_token=job.record.submit_token)
         try:
-            if job.stage_in:
+            if job.stage_in and self._simulated(job):
+                self.events('inputs', job, reason=f'simulated: {len(job.stage_in)} input '
+                                                  f'transfer(s) not run')
+            elif job.stage_in:
                 try:
                     done = run_all(job.stage_in)
                 except TransferError as exc:
@@ -234,14 +239,22 @@ class Engine:
         return True
 
     def _follow(self, job: PlannedJob, job_id: str, stdout: Optional[str],
-                stderr: Optional[str], script: str, submitted_at: float) -> None:
-        """Store the job's scheduler id and start monitoring it."""
+                stderr: Optional[str], script: str, submitted_at: float,
+                **extra: Any) -> None:
+        """Store the job's scheduler id (and the ``extra`` record fields, e.g.
+        a dry run's) and start monitoring it."""
         self._save(job, job_id=job_id, state=JobState.PENDING, stdout=stdout,
                    stderr=stderr, script=script, submitted_at=submitted_at,
-                   cluster=job.cluster.key)
+                   cluster=job.cluster.key, **extra)
         self.monitor.track(job.cluster, job_id, job.name,
                            JobStatus(job_id, JobState.PENDING, raw_state='SUBMITTED'),
                            marker=self._leaves_marker(job))
+
+    @staticmethod
+    def _simulated(job: PlannedJob) -> bool:
+        """Whether the job's interface is a dry run (simulate: true), which
+        sends nothing anywhere, its data transfers included."""
+        return bool(getattr(job.cluster, 'simulated', False))
 
     @staticmethod
     def _leaves_marker(job: PlannedJob) -> bool:
@@ -278,9 +291,12 @@ class Engine:
                 self._save(job, state=JobState.FAILED, reason=status.reason)
                 failures.append(Failure(job, status, ''))
                 continue
+            rendered = getattr(sub, 'rendered_script', None)
+            simulated = dict(simulated=True, rendered_script=rendered) \
+                if rendered is not None else {}
             self._follow(job, sub.job_id, sub.stdout, sub.stderr, sub.script_path,
-                         sub.submitted_at)
-            self.events('submitted', job, job_id=sub.job_id)
+                         sub.submitted_at, **simulated)
+            self.events('submitted', job, job_id=sub.job_id, simulated=bool(simulated))
         return failures
 
     def _wait_submissions(self, submitting: dict, finishing: dict) -> list:
@@ -297,6 +313,19 @@ class Engine:
     def _on_change(self, change: JobChange) -> None:
         """Record a state change the monitor saw."""
         job = self.jobs[change.job.name]
+        if change.figures is not None:
+            figures = change.figures.to_properties(getattr(change.job.cluster,
+                                                           'reporting_user', None))
+            if job.record.job_id == change.job.job_id:
+                self._save(job, accounting=figures)
+            else:
+                # an earlier attempt's (retried or moved since): its figures go with it
+                for attempt in job.record.attempts:
+                    if attempt.job_id == change.job.job_id:
+                        attempt.accounting = figures
+                self._save(job)
+            self.events('accounting', job, reason=self._describe_figures(change.figures))
+            return
         new = change.new
         changes: dict = dict(state=new.state, raw_state=new.raw_state, reason=new.reason,
                              exit_code=new.exit_code)
@@ -310,11 +339,41 @@ class Engine:
         self._save(job, **changes)
         self.events('state', job, status=new)
 
+    def _collect_figures(self) -> None:
+        """Record the accounting figures of the jobs that ended since the last
+        status command (one command per infrastructure, for a few seconds at
+        most while the accounting catches up)."""
+        if not self.monitor.awaiting_figures():
+            return
+        deadline = self.clock() + self.FIGURES_WAIT
+        for change in self.monitor.collect_figures(deadline):
+            self._on_change(change)
+
+    #: how long the end of a run waits for the accounting of its last jobs
+    FIGURES_WAIT = 10.0
+
+    @staticmethod
+    def _describe_figures(figures: Any) -> str:
+        """The figures in words, for the event log."""
+        parts = []
+        if figures.elapsed is not None:
+            parts.append(f'elapsed {figures.elapsed} s')
+        if figures.cpu_time is not None:
+            parts.append(f'CPU time {figures.cpu_time:g} s')
+        if figures.nodes is not None:
+            parts.append(f'{figures.nodes} node(s)')
+        if figures.cpus is not None:
+            parts.append(f'{figures.cpus} CPU(s)')
+        return f"{', '.join(parts) or 'no figures'} ({figures.source})"
+
     # -- stage out ----------------------------------------------------------------
 
     def _stage_out(self, job: PlannedJob) -> list:
-        """Run the job's output transfers (in a pool thread)."""
+        """Run the job's output transfers (in a pool thread); a dry run's
+        are not run."""
         try:
+            if self._simulated(job):
+                return [f'simulated: {len(job.stage_out)} output transfer(s) not run']
             return run_all(job.stage_out)
         finally:
             self._wake.set()
@@ -407,6 +466,7 @@ class Engine:
             tail = self._stderr_tail(job) if failure.tail is None else failure.tail
             self._save(job, reported=True)
             detailed.append((job, failure.status, tail))
+        self._collect_figures()
         self.monitor.remove_spent_markers()
         raise JobFailed(detailed)
 

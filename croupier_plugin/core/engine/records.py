@@ -48,6 +48,8 @@ class Attempt:
     submitted_at: Optional[float] = None
     started_at: Optional[float] = None
     ended_at: Optional[float] = None
+    simulated: Optional[bool] = None
+    accounting: Optional[dict] = None
 
     def to_properties(self) -> dict:
         """The stored form: only the values that are set, states as strings."""
@@ -89,6 +91,12 @@ class JobRecord:
     attempts: list = field(default_factory=list)     # of Attempt
     tried: list = field(default_factory=list)        # infrastructure keys left behind
     placement: Optional[dict] = None
+    # a dry run (simulate: true): nothing was sent; rendered_script is the
+    # batch script the job would have been submitted with
+    simulated: Optional[bool] = None
+    rendered_script: Optional[str] = None
+    # the scheduler's figures of the ended job (see model.JobFigures.to_properties)
+    accounting: Optional[dict] = None
 
     @classmethod
     def property_names(cls) -> tuple:
@@ -138,7 +146,8 @@ class JobRecord:
         """Keep the current attempt in the history (before it is forgotten)."""
         self.attempts.append(Attempt(self.job_id, self.cluster, self.state, self.raw_state,
                                      self.reason, self.exit_code, self.submitted_at,
-                                     self.started_at, self.ended_at))
+                                     self.started_at, self.ended_at, self.simulated,
+                                     self.accounting))
 
     def reset(self, keep_history: bool = True, keep_tried: bool = True) -> None:
         """Forget the current attempt so the job is submitted again, keeping

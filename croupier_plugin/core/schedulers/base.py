@@ -211,6 +211,17 @@ class Scheduler(abc.ABC):
     def cancel_command(self, job_ids):
         """ONE command that cancels every id in ``job_ids``."""
 
+    def accounting_command(self, job_ids) -> 'str | None':
+        """ONE command printing the accounting figures of every ended job in
+        ``job_ids`` (None: the scheduler keeps none Croupier can read)."""
+        return None
+
+    def parse_accounting(self, stdout: str, job_ids) -> dict:
+        """{job_id: JobFigures} from accounting_command's output, for the
+        jobs whose figures are final (a job the accounting still shows
+        unfinished, or not at all, is left out: asked again later)."""
+        return {}
+
     def queue_command(self):
         """ONE command that reports every partition's (queue's) figures, or
         None when the scheduler has no queues to report."""

@@ -34,6 +34,7 @@ import time
 from typing import Optional
 
 from ..errors import ConfigError, SchedulerError
+from ..accounting import JobFigures, clock_seconds, combined, whole_number
 from ..model import (JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
                      scheduler_job_name)
 from .base import Scheduler, check_job_ids, render_body, shebang
@@ -475,6 +476,59 @@ class PbsFamily(Scheduler):
 
     #: set once the server's qstat refused the JSON form: later polls ask in text
     json_refused = False
+
+    # -- accounting -------------------------------------------------------------
+
+    def accounting_command(self, job_ids) -> str:
+        """ONE qstat -f (with the finished jobs, where the flavour keeps them)
+        for the figures of every id in ``job_ids``; unknown ids only write to
+        stderr, which is dropped."""
+        ids = check_job_ids(job_ids)
+        arrays = any('[' in job_id for job_id in ids)
+        return f'{self.qstat_command(arrays)} -- ' + ' '.join(shlex.quote(j) for j in ids)
+
+    def parse_accounting(self, stdout: str, job_ids) -> dict:
+        """{job_id: JobFigures} from accounting_command's output, for the jobs
+        qstat shows finished: walltime and CPU time used (resources_used),
+        nodes (Resource_List.nodect, else the hosts of exec_host) and CPUs
+        (resources_used.ncpus, else Resource_List.ncpus, else exec_host's
+        slots). An array's figures add up its subjobs'."""
+        blocks = parse_qstat_full(stdout)
+        by_sequence: dict = {}
+        for block_id, attrs in blocks:
+            if attrs.get('job_state', '') not in self.ENDED_STATES:
+                continue
+            figures = self._figures(attrs)
+            seq = _sequence(block_id)
+            base = _array_base(block_id)
+            if base is not None and seq.endswith('[]'):
+                continue        # the array's own block: its subjobs carry the use
+            by_sequence.setdefault(seq, []).append(figures)
+            if base is not None:
+                by_sequence.setdefault(base + '[]', []).append(figures)
+        out = {}
+        for job_id in job_ids:
+            found = by_sequence.get(_sequence(job_id))
+            if found:
+                out[job_id] = found[0] if len(found) == 1 and '[]' not in str(job_id) \
+                    else combined(found, 'qstat')
+        return out
+
+    #: job_state letters of a finished job in qstat -f (PBS Pro F, Torque C)
+    ENDED_STATES = ('F', 'C')
+
+    @staticmethod
+    def _figures(attrs: dict) -> JobFigures:
+        """One finished job block's figures."""
+        slots = [s for s in attrs.get('exec_host', '').split('+') if s]
+        hosts = {s.split('/')[0] for s in slots}
+        elapsed = clock_seconds(attrs.get('resources_used.walltime'))
+        cpus = whole_number(attrs.get('resources_used.ncpus')) or \
+            whole_number(attrs.get('resource_list.ncpus')) or (len(slots) or None)
+        return JobFigures(None if elapsed is None else int(elapsed),
+                          clock_seconds(attrs.get('resources_used.cput')),
+                          whole_number(attrs.get('resource_list.nodect')) or
+                          (len(hosts) or None), cpus, 'qstat')
 
     def status_command(self, job_ids):
         """qstat for every id, then the exit-code and cancel files of each.

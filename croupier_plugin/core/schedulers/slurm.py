@@ -2,6 +2,7 @@
 
 import shlex
 
+from ..accounting import JobFigures, clock_seconds, combined, whole_number
 from ..model import (JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
                      scheduler_job_name)
 from .base import Scheduler, check_job_ids, is_job_id, parse_exit_code, render_body, shebang
@@ -611,6 +612,57 @@ class SlurmScheduler(Scheduler):
                     # never started: waited until it was cancelled, or until now
                     queued = max(0, (min(ends) if ends else now) - submit)
             out[job_id] = JobTimes(key, queued, max(used) if used else None)
+        return out
+
+    # -- accounting -------------------------------------------------------------
+
+    ACCOUNTING_FIELDS = 'JobID,State,ElapsedRaw,TotalCPU,AllocNodes,AllocCPUS'
+
+    def accounting_command(self, job_ids) -> str:
+        """ONE sacct for the figures of every id in ``job_ids``: the job's row
+        (which adds up its steps' CPU time) and its steps' rows (whose batch
+        step tells when that CPU time is recorded)."""
+        ids = ','.join(check_job_ids(job_ids))
+        return (f'sacct --noheader --parsable2 --jobs={shlex.quote(ids)} '
+                f'--format={self.ACCOUNTING_FIELDS}')
+
+    def parse_accounting(self, stdout: str, job_ids) -> dict:
+        """{job_id: JobFigures} from accounting_command's output: elapsed
+        (ElapsedRaw), CPU time used (TotalCPU), nodes and CPUs allocated. An
+        array's figures add up its elements' (the longest elapsed). A job that
+        sacct does not show yet, or shows unfinished, or that ran but whose
+        batch step is not recorded as ended yet (slurmdbd records the job's
+        end first, and its CPU time with the batch step's, a moment later), is
+        left out."""
+        rows: dict = {}
+        batch_ended: set = set()
+        lines = [[f.strip() for f in line.split('|')] for line in stdout.splitlines()]
+        for fields in lines:
+            if len(fields) == 6 and fields[0].endswith('.batch'):
+                if self.STATES.get(fields[1].split(' ')[0].rstrip('+').upper(),
+                                   JobState.UNKNOWN).terminal:
+                    batch_ended.add(fields[0][:-len('.batch')])
+        for fields in lines:
+            if len(fields) != 6 or not fields[0] or '.' in fields[0]:
+                continue
+            job, raw, elapsed, cpu, nodes, cpus = fields
+            figures = JobFigures(whole_number(elapsed), clock_seconds(cpu), whole_number(nodes),
+                                 whole_number(cpus), 'sacct')
+            key = job.replace('+', '_').split('_')[0]
+            ended = self.STATES.get(raw.split(' ')[0].rstrip('+').upper(),
+                                    JobState.UNKNOWN).terminal
+            # a job that never ran (cancelled in the queue) has no batch step
+            ended = ended and (job in batch_ended or figures.elapsed == 0)
+            rows.setdefault(key, []).append((ended, figures))
+            if key != job:
+                rows.setdefault(job, []).append((ended, figures))
+        out = {}
+        for job_id in job_ids:
+            found = rows.get(str(job_id))
+            if not found or not all(ended for ended, _ in found):
+                continue
+            parts = [figures for _, figures in found]
+            out[job_id] = parts[0] if len(parts) == 1 else combined(parts, 'sacct')
         return out
 
     # -- lost submissions ---------------------------------------------------

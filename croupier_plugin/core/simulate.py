@@ -1,0 +1,103 @@
+"""Dry runs: an interface with ``simulate: true`` sends nothing to its cluster.
+
+The original Croupier's ``simulate`` skipped the front-end and marked every job
+completed. Croupier keeps that, and makes the dry run useful: each job's batch
+script is rendered exactly as it would have been submitted and kept in the job's
+runtime properties, so a blueprint's scripts can be read before they ever reach
+a cluster. No SSH connection is opened: the cluster's transport refuses every
+use, so a code path that would reach the front-end fails loudly instead of
+connecting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import posixpath
+import secrets
+import time
+from typing import Any, Iterable, Optional
+
+from .cluster import Cluster, SubmittedJob
+from .errors import CroupierError
+from .model import JobState, JobStatus
+
+#: the raw state (and the monitor's source) of a simulated job
+SIMULATED = 'SIMULATED'
+
+
+class NoTransport:
+    """The transport of a simulated interface: any use is a bug, reported as
+    one instead of opening a connection."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f'NoTransport({self.key!r})'
+
+    def __getattr__(self, name: str) -> Any:
+        def refuse(*args: Any, **kwargs: Any) -> None:
+            raise CroupierError(f'{self.key} is simulated (simulate: true): nothing is sent '
+                                f'to its cluster, so {name} is not available')
+        return refuse
+
+
+class SimulatedCluster(Cluster):
+    """A cluster that accepts every job, sends nothing, and reports each job
+    completed at the monitor's next look."""
+
+    simulated = True
+
+    def __init__(self, key: str, scheduler: Any) -> None:
+        """``scheduler`` renders the scripts; the monitor looks without delay
+        (a period of 0), since looking costs nothing."""
+        super().__init__(key, NoTransport(key), scheduler, monitor_period=0.0)
+        self._serial = itertools.count(1)
+        self._run = secrets.token_hex(3)
+
+    def __repr__(self) -> str:
+        return f'SimulatedCluster({self.key!r}, {self.scheduler.name})'
+
+    def submit(self, spec: Any, workdir: str, after: Iterable[str] = ()) -> SubmittedJob:
+        """Render the job's script as it would be submitted and keep it in the
+        returned SubmittedJob (``rendered_script``); nothing is sent."""
+        if getattr(spec, 'local_script_data', None) is not None:
+            uploaded = f'{workdir.rstrip("/")}/{posixpath.basename(spec.local_script)}'
+            spec = dataclasses.replace(spec, script=uploaded, local_script_data=None)
+        script_path = self.script_path(spec, workdir)
+        # the ids are never given to a scheduler; they only tell the attempts apart
+        job_id = f'simulated-{self._run}-{next(self._serial)}'
+        stdout, stderr = self.scheduler.output_paths(spec, job_id, workdir)
+        job = SubmittedJob(spec.name, job_id, self.key, script_path, stdout, stderr,
+                           time.time())
+        job.rendered_script = self.scheduler.render_script(spec)
+        return job
+
+    def find_submitted(self, token: str) -> Optional[str]:
+        """A simulated job is never lost: there is nothing to look up."""
+        return None
+
+    def statuses(self, job_ids: Iterable[str]) -> dict:
+        """Every job completed, with exit code 0."""
+        return {job_id: JobStatus(job_id, JobState.COMPLETED, raw_state=SIMULATED,
+                                  reason='simulated: nothing was sent to the cluster',
+                                  exit_code=0, source=SIMULATED)
+                for job_id in job_ids}
+
+    def markers(self, job_ids: Iterable[str], spent: Iterable[str] = (),
+                started: Iterable[str] = ()) -> dict:
+        """No markers: statuses answers at once."""
+        return {}
+
+    def cancel(self, job_ids: Iterable[str]) -> None:
+        """Nothing runs, so nothing is cancelled."""
+        return None
+
+    def queue_figures(self) -> None:
+        """A simulated interface reports no queues."""
+        return None
+
+    def tail(self, path: Optional[str], lines: int = 20) -> str:
+        """A simulated job writes no output."""
+        return ''
