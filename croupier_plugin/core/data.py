@@ -155,8 +155,10 @@ class DataInfrastructure:
         if secret_given or credentials.get('user'):
             if not credentials.get('host'):
                 credentials['host'] = ssh_host or host
-            if ssh_port is not None and not credentials.get('port') and \
+            if ssh_port is not None and credentials.get('port') in (None, '', 22) and \
                     credentials.get('ssh_port') in (None, '', 22):
+                # the types' default port (22) gives way to ssh_endpoint's
+                credentials.pop('ssh_port', None)
                 credentials['port'] = ssh_port
             ssh = SshSettings.from_credentials(credentials)
         return cls(name=name, endpoint=endpoint, internet_access=internet,
