@@ -193,10 +193,10 @@ class DataInfrastructure:
                 lines = result.stdout.strip().splitlines()
                 path = lines[-1].strip() if result.ok and lines else ''
                 if not path.startswith('/'):
+                    said = result.stderr.strip()[-300:]
                     raise WorkspaceError(f"workspace '{workspace.name}' is not on {self.host} "
                                          f"(exit code {result.exit_code}"
-                                         f"{': ' + result.stderr.strip()[-300:] if result.stderr.strip() else ''}"
-                                         f"): install makes it")
+                                         f"{': ' + said if said else ''}): install makes it")
                 self._workspace_paths[workspace.name] = path
             return self._workspace_paths[workspace.name]
 

@@ -47,7 +47,9 @@ CLIENT_SCRIPT_TEXT = f"""#!/bin/sh
 # it does what the system's gridftp-ssh does.
 login="$2"
 if [ -n "$4" ]; then login="$4@$2"; fi
-remote='( test -f .globus/sshftp && .globus/sshftp ) || ( test -f /etc/grid-security/sshftp && /etc/grid-security/sshftp ) || echo "500 Server is not configured for SSHFTP connections."'
+remote='( test -f .globus/sshftp && .globus/sshftp ) ||
+ ( test -f /etc/grid-security/sshftp && /etc/grid-security/sshftp ) ||
+ echo "500 Server is not configured for SSHFTP connections."'
 if [ -n "${{{KNOWN_HOSTS_ENV}:-}}" ]; then
     exec ssh ${{3:+-p "$3"}} -o BatchMode=yes -o StrictHostKeyChecking=yes \\
         -o "UserKnownHostsFile=${KNOWN_HOSTS_ENV}" -o GlobalKnownHostsFile=/dev/null \\

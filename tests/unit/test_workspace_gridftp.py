@@ -138,7 +138,8 @@ def test_the_client_script_pins_the_host_key_only_when_asked():
 
 
 @pytest.mark.parametrize('endpoint, host', [
-    ('gridftp.example.org:2811', 'gridftp.example.org'), ('gsiftp://g.example.org:2811', 'g.example.org'),
+    ('gridftp.example.org:2811', 'gridftp.example.org'),
+    ('gsiftp://g.example.org:2811', 'g.example.org'),
     ('files.example.org', 'files.example.org'), ('http://w.example.org/x', 'w.example.org'),
 ])
 def test_endpoint_hosts(endpoint, host):
