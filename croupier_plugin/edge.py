@@ -253,7 +253,8 @@ def _vault_of_view(view, views):
 
 def data_infrastructure(view, views, fetch=True):
     props = {k: v for k, v in view.properties.items() if k in
-             ('endpoint', 'internet_access', 'supported_protocols', 'credentials')}
+             ('endpoint', 'internet_access', 'supported_protocols', 'credentials',
+              'ssh_endpoint', 'workspace_basepath')}
     vault = _vault_of_view(view, views)
     if vault is not None:
         props['credentials'] = _credentials_from_vault(

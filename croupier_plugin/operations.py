@@ -10,6 +10,8 @@ from cloudify.decorators import operation
 from cloudify.exceptions import NonRecoverableError
 
 from . import edge
+from .core.data import DataSource
+from .core.data_workspace import WorkspaceState, prepare, release
 from .core.errors import CroupierError
 from .validation import node_view, validate_nodes
 
@@ -275,3 +277,68 @@ def configure_transfer(ctx, **kwargs):
     """Refuse a transfer Croupier cannot run (a protocol it does not support,
     a source or target of the wrong kind) at install."""
     _check_deployment(ctx)
+
+
+def _workspace_source(ctx):
+    """The HPCDataSource of this operation as a core DataSource, its
+    infrastructure's credentials read (from Vault too)."""
+    views = {n.id: node_view(n) for n in _deployment_nodes(ctx)}
+    view = views[ctx.node.id]
+    located = view.targets(edge.LOCATED_AT)
+    if len(located) != 1 or located[0] not in views or not views[located[0]].is_a(edge.DAI_TYPE):
+        raise NonRecoverableError(f"node '{ctx.node.id}': a data source needs exactly one "
+                                  f"{edge.LOCATED_AT} relationship to a {edge.DAI_TYPE} "
+                                  f"(found {located})")
+    infra = edge.data_infrastructure(views[located[0]], views, fetch=True)
+    try:
+        return DataSource.from_properties(ctx.node.id, 'file', ctx.node.properties, infra)
+    except CroupierError as exc:
+        raise NonRecoverableError(str(exc)) from None
+
+
+@operation
+def prepare_workspace(ctx, **kwargs) -> None:
+    """An HPCDataSource with a workspace: find it, or make it when ``create``
+    (hpc-workspace tools, else a folder), before any job runs; its path, and
+    whether this install made it, kept in runtime properties."""
+    props = ctx.instance.runtime_properties
+    if props.get('workspace_path'):
+        ctx.logger.info('%s: workspace %s already prepared at %s', ctx.node.id,
+                        props.get('workspace_name'), props['workspace_path'])
+        return
+    source = _workspace_source(ctx)
+    if source.workspace is None:
+        return
+    try:
+        state = prepare(source.infra, source.workspace)
+    except CroupierError as exc:
+        raise edge.as_cloudify_error(exc, f"node '{ctx.node.id}'") from None
+    props.update(state.to_properties())
+    ctx.logger.info('%s: workspace %s %s at %s on %s (%s)', ctx.node.id, state.name,
+                    'created' if state.created else 'found', state.path, source.infra.host,
+                    state.tool)
+
+
+@operation
+def release_workspace(ctx, **kwargs) -> None:
+    """Uninstall: give back the workspace install created (ws_release, or the
+    folder removed); one that existed before is kept. A failure is logged and
+    does not stop the uninstall."""
+    props = ctx.instance.runtime_properties
+    state = WorkspaceState.from_properties(props)
+    if state is None:
+        return
+    if not state.created:
+        ctx.logger.info('%s: workspace %s kept (it existed before this deployment)',
+                        ctx.node.id, state.name)
+        return
+    try:
+        source = _workspace_source(ctx)
+        release(source.infra, state)
+    except (CroupierError, NonRecoverableError) as exc:
+        ctx.logger.warning('%s: workspace %s at %s not released: %s', ctx.node.id, state.name,
+                           state.path, exc)
+        return
+    for key in state.to_properties():
+        props.pop(key, None)
+    ctx.logger.info('%s: workspace %s released (%s)', ctx.node.id, state.name, state.tool)

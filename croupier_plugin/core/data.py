@@ -7,6 +7,9 @@ and its output transfers after it completed.
 
 How each protocol moves data:
 
+- GRIDFTP (a file source to a file source): ``globus-url-copy`` runs where
+  rsync would, reaching the other host over ``sshftp://`` (GridFTP over the
+  SSH login, served by the host's ``sshftp`` entry): see data_gridftp.
 - HTTP (a web source to a file source): fetched by the target host itself
   (curl, else wget) when its infrastructure has internet access, otherwise
   fetched here and streamed to the target over SFTP, never through a local
@@ -22,7 +25,9 @@ How each protocol moves data:
   internet access the data is relayed through the orchestrator as with SFTP.
 
 Paths may start with ``~/`` or ``$HOME/`` (the login user's home) and may hold
-``${workdir}``, the deployment's working directory on that host.
+``${workdir}``, the deployment's working directory on that host. An
+HPCDataSource with a workspace has its path inside the workspace (see
+data_workspace).
 """
 
 import logging
@@ -40,17 +45,21 @@ from typing import Optional
 
 import requests
 
+from .data_workspace import (Workspace, WorkspaceError, find_command, join,
+                             relative_path_problem)
 from .errors import ConfigError, CroupierError
+from .legacy import credential_refusal
 from .transport import LocalTransport, SshSettings, SshTransport
 from .transport.agent import Loan
 
 log = logging.getLogger('croupier.data')
 
-PROTOCOLS = ('HTTP', 'RSYNC', 'SFTP')
+PROTOCOLS = ('HTTP', 'RSYNC', 'SFTP', 'GRIDFTP')
 # may be named in a blueprint, but Croupier cannot move data with them
-UNSUPPORTED_PROTOCOLS = ('GRIDFTP', 'CKANAPI')
+UNSUPPORTED_PROTOCOLS = ('CKANAPI',)
 WORKDIR_PLACEHOLDER = '${workdir}'
-DAI_PROPERTIES = ('endpoint', 'internet_access', 'supported_protocols', 'credentials')
+DAI_PROPERTIES = ('endpoint', 'internet_access', 'supported_protocols', 'credentials',
+                  'ssh_endpoint', 'workspace_basepath')
 CHUNK = 1 << 20
 
 
@@ -89,6 +98,11 @@ class DataInfrastructure:
     ssh: Optional[SshSettings] = None
     workdir: Optional[str] = None       # the deployment's working directory there
     secrets_pending: bool = False       # credentials will come from Vault (not read yet)
+    # where workspaces are folders when the host has no hpc-workspace tools
+    workspace_basepath: Optional[str] = None
+    _workspace_paths: dict = field(default_factory=dict, repr=False, compare=False)
+    _workspace_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                            compare=False)
 
     @classmethod
     def from_properties(cls, name, props):
@@ -116,6 +130,12 @@ class DataInfrastructure:
         host = endpoint_host(endpoint)
         if not host:
             raise ConfigError('endpoint', endpoint, 'names no host')
+        ssh_host, ssh_port = _ssh_endpoint(props.get('ssh_endpoint'))
+        basepath = props.get('workspace_basepath') or None
+        if basepath is not None and (not isinstance(basepath, str) or
+                                     not basepath.startswith('/') or '\n' in basepath or
+                                     '\0' in basepath):
+            raise ConfigError('workspace_basepath', basepath, 'must be an absolute path')
         listed = props.get('supported_protocols') or []
         if isinstance(listed, str):
             listed = [listed]
@@ -125,15 +145,24 @@ class DataInfrastructure:
                           for i, p in enumerate(listed))
         internet = _flag('internet_access', props.get('internet_access', False))
         credentials = dict(props.get('credentials') or {})
+        for key in ('cert', 'cert_password'):
+            # a GridFTP infrastructure's certificate: the same refusal as validation's
+            if credentials.pop(key, None) not in (None, ''):
+                raise ConfigError(f'credentials.{key}', '<hidden>', credential_refusal(key))
         ssh = None
         secret_given = any(credentials.get(k) for k in ('password', 'private_key',
                                                           'private_key_file'))
         if secret_given or credentials.get('user'):
             if not credentials.get('host'):
-                credentials['host'] = host
+                credentials['host'] = ssh_host or host
+            if ssh_port is not None and credentials.get('port') in (None, '', 22) and \
+                    credentials.get('ssh_port') in (None, '', 22):
+                # the types' default port (22) gives way to ssh_endpoint's
+                credentials.pop('ssh_port', None)
+                credentials['port'] = ssh_port
             ssh = SshSettings.from_credentials(credentials)
         return cls(name=name, endpoint=endpoint, internet_access=internet,
-                   protocols=protocols, ssh=ssh)
+                   protocols=protocols, ssh=ssh, workspace_basepath=basepath)
 
     @property
     def web_base(self):
@@ -154,6 +183,23 @@ class DataInfrastructure:
                                                    f"'{self.name}' has no SSH credentials")
         return SshTransport(self.ssh)
 
+    def workspace_path(self, workspace: Workspace) -> str:
+        """The absolute path of ``workspace`` on this host (ws_find, or the
+        fallback folder), looked up once. WorkspaceError when it does not
+        exist: install makes it."""
+        with self._workspace_lock:
+            if workspace.name not in self._workspace_paths:
+                result = self.transport().run(find_command(workspace, self.workspace_basepath))
+                lines = result.stdout.strip().splitlines()
+                path = lines[-1].strip() if result.ok and lines else ''
+                if not path.startswith('/'):
+                    said = result.stderr.strip()[-300:]
+                    raise WorkspaceError(f"workspace '{workspace.name}' is not on {self.host} "
+                                         f"(exit code {result.exit_code}"
+                                         f"{': ' + said if said else ''}): install makes it")
+                self._workspace_paths[workspace.name] = path
+            return self._workspace_paths[workspace.name]
+
     def resolve(self, path):
         if WORKDIR_PLACEHOLDER not in path:
             return path
@@ -167,7 +213,30 @@ class DataInfrastructure:
 def endpoint_host(endpoint):
     if '://' in endpoint:
         return urllib.parse.urlsplit(endpoint).hostname or ''
-    return endpoint.split('/')[0]
+    host = endpoint.split('/')[0]
+    name, colon, port = host.rpartition(':')
+    # host:port, as GridFTP endpoints are written (gridftp.example.org:2811)
+    return name if colon and port.isdigit() and ':' not in name else host
+
+
+def _ssh_endpoint(value) -> tuple:
+    """(host, port or None) of a GridFTP infrastructure's ``ssh_endpoint``
+    (host or host:port); (None, None) when not given."""
+    if value in (None, ''):
+        return None, None
+    if not isinstance(value, str) or any(c.isspace() for c in value) or '@' in value:
+        raise ConfigError('ssh_endpoint', value, 'must be host or host:port (the user goes in '
+                                                 'credentials)')
+    text = value.split('://', 1)[1] if '://' in value else value
+    text = text.split('/')[0]
+    name, colon, port = text.rpartition(':')
+    if colon and ':' not in name:
+        if not port.isdigit() or not 0 < int(port) < 65536 or not name:
+            raise ConfigError('ssh_endpoint', value, 'must be host or host:port')
+        return name, int(port)
+    if not text:
+        raise ConfigError('ssh_endpoint', value, 'names no host')
+    return text, None
 
 
 def refuse_userinfo(prop: str, value: str) -> None:
@@ -192,6 +261,7 @@ class DataSource:
     kind: str
     path: str
     infra: DataInfrastructure
+    workspace: Optional[Workspace] = None    # an HPCDataSource's: path is inside it
 
     @classmethod
     def from_properties(cls, name, kind, props, infra):
@@ -204,9 +274,17 @@ class DataSource:
                 refuse_userinfo(key, value.strip())
             except ConfigError as exc:
                 raise exc.for_node(name) from None
-        return cls(name=name, kind=kind, path=value.strip(), infra=infra)
+        workspace = None
+        if kind == 'file' and 'workspace' in props:
+            try:
+                workspace = _workspace_of(props, value.strip(), infra)
+            except ConfigError as exc:
+                raise exc.for_node(name) from None
+        return cls(name=name, kind=kind, path=value.strip(), infra=infra, workspace=workspace)
 
     def location(self):
+        if self.workspace is not None:
+            return join(self.infra.workspace_path(self.workspace), self.path)
         return self.infra.resolve(self.path)
 
     def url(self):
@@ -216,7 +294,25 @@ class DataSource:
         return base + '/' + urllib.parse.quote(self.location().lstrip('/'), safe="/~:@!$&'()*+,;=%?")
 
     def __str__(self):
+        if self.workspace is not None:
+            return f"'{self.name}' ({self.infra.name}:workspace {self.workspace.name}/{self.path})"
         return f"'{self.name}' ({self.infra.name}:{self.path})"
+
+
+def _workspace_of(props: dict, path: str, infra: DataInfrastructure) -> Optional[Workspace]:
+    """An HPCDataSource's workspace, its filepath checked against it; None
+    when it names none."""
+    workspace = Workspace.from_property(props.get('workspace'))
+    if workspace is None:
+        return None
+    problem = relative_path_problem(path)
+    if problem:
+        raise ConfigError('filepath', path, f"{problem} (workspace '{workspace.name}')")
+    if infra.ssh is None and not infra.secrets_pending:
+        raise ConfigError('workspace', dict(props['workspace']),
+                          f"its infrastructure '{infra.name}' has no SSH credentials to make "
+                          f"or find the workspace with")
+    return workspace
 
 
 @dataclass
@@ -261,15 +357,16 @@ class Transfer:
                                   f'{self.protocol} reads a FileDataSource on an '
                                   f'infrastructure with SSH credentials').for_node(self.name)
             hosts = [src.infra, dst.infra]
-            if self.protocol == 'RSYNC' and _rsync_runner(self) is not None and \
+            if self.protocol in ('RSYNC', 'GRIDFTP') and _rsync_runner(self) is not None and \
                     src.infra.ssh.login != dst.infra.ssh.login and \
                     not _peer(self).secrets_pending and _peer(self).ssh.pkey() is None:
                 peer = _peer(self)
                 raise ConfigError('transfer_protocol', self.protocol,
-                                  f"RSYNC between '{src.infra.name}' and '{dst.infra.name}' "
-                                  f"logs in to '{peer.name}' with its private key, lent "
-                                  f"through agent forwarding; its credentials have none "
-                                  f"(use SFTP with a password)").for_node(self.name)
+                                  f"{self.protocol} between '{src.infra.name}' and "
+                                  f"'{dst.infra.name}' logs in to '{peer.name}' with its "
+                                  f"private key, lent through agent forwarding; its "
+                                  f"credentials have none (use SFTP with a password)"
+                                  ).for_node(self.name)
         for infra in hosts:
             if not infra.supports(self.protocol):
                 raise ConfigError('transfer_protocol', self.protocol,
@@ -869,3 +966,9 @@ def _refuse_links_below(files, workdir: str, path: str) -> None:
         if stat.S_ISLNK(mode):
             raise TransferError(f'{current} on {files.where} is a symbolic link, and links '
                                 f'are not followed while publishing')
+
+
+# at the end: the GridFTP mover uses this module's helpers
+from .data_gridftp import gridftp as _gridftp  # noqa: E402
+
+MOVERS['GRIDFTP'] = _gridftp

@@ -25,8 +25,6 @@ CONTAINED_IN = 'interface_contained_in'
 
 # node types refused whole, with the reason
 UNSUPPORTED_TYPES = {
-    GRIDFTP_TYPE: 'GridFTP data access infrastructures are not supported yet; serve the '
-                  'data over SFTP/RSYNC (a DataAccessInfrastructure) instead',
     CKAN_DATASET_TYPE: 'CKAN catalogues are not supported yet; give the resource as a '
                        'WebDataSource on a DataAccessInfrastructure with the catalogue\'s '
                        'download address',
@@ -43,8 +41,10 @@ _CREDENTIAL_REFUSALS = {
     'auth-header-label': 'HTTP authorization headers are not supported',
     'ssh_tunnel': 'SSH tunnels are not supported; give the front-end reachable directly '
                   '(host and port)',
-    'cert': 'GridFTP certificates are not supported',
-    'cert_password': 'GridFTP certificates are not supported',
+    'cert': 'GridFTP X.509 certificates are not supported: Croupier runs GridFTP over SSH '
+            '(sshftp://) with the credentials\' SSH login (user and private key)',
+    'cert_password': 'GridFTP X.509 certificates are not supported: Croupier runs GridFTP '
+                     'over SSH (sshftp://) with the credentials\' SSH login',
 }
 
 # job_options of the original's job.Options data type that Croupier refuses
@@ -58,6 +58,11 @@ _JOB_OPTION_REFUSALS = {
 def _given(value: Any) -> bool:
     """True for a value a user wrote (not empty, not None)."""
     return value not in (None, '', [], {})
+
+
+def credential_refusal(key: str) -> str | None:
+    """Why Croupier refuses the original's credentials field ``key``, or None."""
+    return _CREDENTIAL_REFUSALS.get(key)
 
 
 def _credentials_problems(credentials: Any) -> list[ConfigError]:
@@ -148,11 +153,6 @@ def legacy_problems(node_id: str, types: Sequence[str], props: Mapping[str, Any]
         problems = _interface_problems(props, relationships)
     elif DAI_TYPE in types:
         problems = _credentials_problems(props.get('credentials'))
-    elif HPC_DATA_SOURCE_TYPE in types and isinstance(props.get('workspace'), Mapping) and \
-            _given(props['workspace'].get('name')):
-        problems = [ConfigError('workspace', props['workspace'],
-                                'HPC workspaces are not supported yet; give the folder as '
-                                'filepath')]
     elif JOB_TYPE in types:
         options = props.get('job_options')
         if isinstance(options, Mapping):

@@ -571,6 +571,38 @@ start_bao() {
     log "bao: started on 127.0.0.1:${BAO_PORT} (pid $(pid_of bao))"
 }
 
+# The front-end's data tools: the hpc-workspace stand-ins (tests/bed/stand-ins/ws_*,
+# there is no hpc-workspace package in Debian 12) on the PATH of the test users' login
+# shells, as a site's profile or module would put them (a plain, non-login SSH command
+# does not see them: the bed has both kinds of host), with their workspaces under
+# WS_ROOT; and the sshftp entry of the GridFTP server (globus-gridftp-server-progs), which
+# sshftp:// logins run. No daemon: nothing else on the bed is touched.
+WS_BIN=/opt/croupier-bed/hpc-workspace/bin
+WS_ROOT=/var/tmp/croupier-bed-ws
+setup_data_tools() {
+    local tool tmp
+    mkdir -p "${WS_BIN}"
+    for tool in ws_allocate ws_find ws_release; do
+        tmp="$(mktemp "${WS_BIN}/.${tool}.XXXXXX")"
+        cp "${REPO}/tests/bed/stand-ins/${tool}" "${tmp}"
+        install_file "${tmp}" "${WS_BIN}/${tool}" 755 || true
+    done
+    tmp="$(mktemp /etc/profile.d/.croupier-bed-hpc-workspace.XXXXXX)"
+    printf '# croupier test bed: the hpc-workspace stand-ins in login shells
+PATH="%s:$PATH"
+' \
+        "${WS_BIN}" > "${tmp}"
+    install_file "${tmp}" /etc/profile.d/croupier-bed-hpc-workspace.sh 644 || true
+    mkdir -p "${WS_ROOT}/.db" "${WS_ROOT}/.removed"
+    chmod 1777 "${WS_ROOT}" "${WS_ROOT}/.db" "${WS_ROOT}/.removed"
+    if command -v globus-gridftp-server-enable-sshftp >/dev/null 2>&1; then
+        [ -f /etc/grid-security/sshftp ] || globus-gridftp-server-enable-sshftp >/dev/null
+    else
+        log "globus-gridftp-server-progs is not installed: no sshftp (run tests/bed/install.sh)"
+    fi
+    log "data tools: hpc-workspace stand-ins in ${WS_BIN} (login shells), workspaces in ${WS_ROOT}, sshftp $( [ -f /etc/grid-security/sshftp ] && echo enabled || echo missing)"
+}
+
 write_bed_json() {
     local tmp hostpub
     hostpub="$(cut -d' ' -f1,2 "${SSHD_HOSTKEY}.pub")"
@@ -636,6 +668,7 @@ cmd_start() {
     write_sshd_config
     start_sshd
     start_bao
+    setup_data_tools
     write_bed_json
     local t1 ms
     t1="$(now_ms)"
@@ -699,8 +732,9 @@ main() {
         restart-slurmctld) need_root; with_lock; cmd_restart_slurmctld ;;
         stop-sshd) need_root; with_lock; stop_daemon sshd ;;
         start-sshd) need_root; with_lock; cmd_start_sshd ;;
+        setup-data-tools) need_root; with_lock; setup_data_tools ;;
         *)
-            echo "usage: $0 start|stop|status|restart-slurmctld|stop-sshd|start-sshd" >&2
+            echo "usage: $0 start|stop|status|restart-slurmctld|stop-sshd|start-sshd|setup-data-tools" >&2
             exit 2 ;;
     esac
 }

@@ -2,13 +2,15 @@
 # Install the Debian packages the Croupier local test bed needs
 # (single-node SLURM 22.05 with slurmdbd + MariaDB, OpenSSH server, and the
 # Prometheus server that scrapes `croupier exporter` in the tests, and the
-# headless Chromium with its driver that the portal's browser tests use).
+# headless Chromium with its driver that the portal's browser tests use, and the
+# GridFTP server and client that GRIDFTP transfers run over sshftp://).
 # Idempotent: does nothing (and touches no network) when all are installed.
 set -euo pipefail
 
 PACKAGES=(lmod slurmctld slurmd slurm-client munge slurmdbd mariadb-server
           openssh-server slurm-wlm-torque rsync curl procps prometheus
-          chromium chromium-driver)
+          chromium chromium-driver
+          globus-gridftp-server-progs globus-gass-copy-progs)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install.sh: must run as root" >&2

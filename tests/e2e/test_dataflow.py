@@ -1,7 +1,7 @@
 """The dataflow end to end on the embedded engine: a web resource fetched to the
 HPC before the job that reads it, the job's result moved to another account and
 published into the local results folder; a 404, a missing output and a GridFTP
-transfer each give a clear error."""
+transfer between hosts that do not serve it each give a clear error."""
 
 import os
 import shlex
@@ -100,7 +100,8 @@ def test_a_missing_output_fails_the_job_with_the_reason(flow_inputs, tmp_path):
     assert 'archive_result' in str(error)
 
 
-def test_gridftp_is_refused_at_install_before_any_host_is_touched(flow_inputs, ssh, tmp_path):
+def test_gridftp_where_the_hosts_do_not_serve_it_is_refused_at_install_before_any_host_is_touched(
+        flow_inputs, ssh, tmp_path):
     inputs = tmp_path / 'inputs.yaml'
     inputs.write_text(yaml.safe_dump(dict(flow_inputs, output_protocol='GridFTP')))
     before = ssh.run('ls -d ~/flowgrid_* 2>/dev/null || true').stdout
@@ -109,6 +110,7 @@ def test_gridftp_is_refused_at_install_before_any_host_is_touched(flow_inputs, s
                             env=dict(os.environ, CROUPIER_HOME=str(tmp_path / 'home')),
                             timeout=120)
     assert result.returncode != 0
-    assert "node 'archive_result', property 'transfer_protocol' = 'GridFTP': GridFTP " \
-           "transfers are not supported by Croupier" in result.stderr, result.stderr[-2000:]
+    # both data infrastructures list their supported_protocols: RSync and SFTP only
+    assert "node 'archive_result', property 'transfer_protocol' = 'GRIDFTP': 'hpc_data' " \
+           "supports only RSYNC, SFTP" in result.stderr, result.stderr[-2000:]
     assert ssh.run('ls -d ~/flowgrid_* 2>/dev/null || true').stdout == before

@@ -255,9 +255,9 @@ CASES = [
     ('bad hpc_label', blueprint(
         extra_interface="      monitoring_options: {hpc_label: 'a;b'}\n"),
      "node 'hpc', property 'monitoring_options.hpc_label' = 'a;b'"),
-    ('GridFTP transfer', blueprint(more=dataflow(protocol='GridFTP')),
-     "node 'move', property 'transfer_protocol' = 'GridFTP': GridFTP transfers are not "
-     "supported by Croupier"),
+    ('GridFTP transfer from a web source', blueprint(more=dataflow(protocol='GridFTP')),
+     "node 'move', property 'from_source' = 'src': GRIDFTP reads a FileDataSource on an "
+     "infrastructure with SSH credentials"),
     ('unknown transfer protocol', blueprint(more=dataflow(protocol='FTP')),
      "node 'move', property 'transfer_protocol' = 'FTP': must be one of HTTP, RSYNC, SFTP"),
     ('data infrastructure without endpoint', blueprint(more=dataflow(web_endpoint='')),
@@ -871,6 +871,77 @@ CASES += [
         "node 'move', property 'transfer_protocol' = 'HTTP\\n'"),
     accepted('transfer protocol in lower case', blueprint(more=dataflow(protocol='http')),
              'protocol names are read in any case, as the README says'),
+]
+
+# -- GridFTP and HPC workspaces ----------------------------------------------------
+
+
+def grid_store(credentials: str = '{user: u, password: pw}', extra: str = '') -> str:
+    """The dataflow's store as a GridFTPDataAccessInfrastructure, a GRIDFTP transfer
+    from a file on it (``credentials`` and ``extra`` property lines its own)."""
+    return dataflow(protocol='GRIDFTP', source_type='croupier.nodes.FileDataSource',
+                    source_props='{filepath: a.txt}', store_credentials=credentials,
+                    store_extra=extra).replace(
+        '  store:\n    type: croupier.nodes.DataAccessInfrastructure',
+        '  store:\n    type: croupier.nodes.GridFTPDataAccessInfrastructure').replace(
+        'relationships:\n      - {type: ds_located_at, target: web}',
+        'relationships:\n      - {type: ds_located_at, target: store}')
+
+
+def workspace_target(props: str) -> str:
+    """The dataflow's target as an HPCDataSource with ``props``."""
+    return dataflow(target_type='croupier.nodes.HPCDataSource', target_props=props)
+
+
+CASES += [
+    accepted('GridFTP transfer between files', blueprint(more=grid_store(
+        extra="      ssh_endpoint: 'files.example.org:2222'\n"
+              "      workspace_basepath: /scratch/ws\n")),
+             'GRIDFTP moves a file or folder with globus-url-copy over sshftp://'),
+    Row('GridFTP certificate', blueprint(more=grid_store(
+        '{user: u, password: pw, cert: /home/u/.globus/usercert.pem}')),
+        "node 'store', property 'credentials.cert' = '<hidden>': GridFTP X.509 certificates "
+        "are not supported"),
+    Row('GridFTP certificate password', blueprint(more=grid_store(
+        '{user: u, password: pw, cert_password: s3cret}')),
+        "node 'store', property 'credentials.cert_password' = '<hidden>'"),
+    Row('GridFTP ssh_endpoint with a user', blueprint(more=grid_store(
+        extra="      ssh_endpoint: 'u@files.example.org'\n")),
+        "node 'store', property 'ssh_endpoint' = 'u@files.example.org'"),
+    Row('GridFTP ssh_endpoint port not a number', blueprint(more=grid_store(
+        extra="      ssh_endpoint: 'files.example.org:ssh'\n")),
+        "node 'store', property 'ssh_endpoint' = 'files.example.org:ssh'"),
+    Row('workspace_basepath relative', blueprint(more=grid_store(
+        extra="      workspace_basepath: scratch/ws\n")),
+        "node 'store', property 'workspace_basepath' = 'scratch/ws': must be an absolute path"),
+    accepted('HPC workspace', blueprint(more=workspace_target(
+        '{filepath: in/, workspace: {name: run-1.a_b, create: true, lifetime: 7}}')),
+        'the workspace is made at install (ws_allocate, else a folder) and filepath is '
+        'inside it'),
+    accepted('HPCDataSource without a workspace',
+             blueprint(more=workspace_target('{filepath: d.txt}')),
+             'without a workspace an HPCDataSource is a FileDataSource'),
+    Row('workspace name with a space', blueprint(more=workspace_target(
+        '{filepath: d.txt, workspace: {name: "a b", create: true}}')),
+        "node 'dst', property 'workspace.name' = 'a b'"),
+    Row('workspace name starting with a dash', blueprint(more=workspace_target(
+        '{filepath: d.txt, workspace: {name: "-x", create: true}}')),
+        "node 'dst', property 'workspace.name' = '-x'"),
+    Row('workspace without a name', blueprint(more=workspace_target(
+        '{filepath: d.txt, workspace: {create: true}}')),
+        "node 'dst', property 'workspace.name' = None: is required"),
+    Row('workspace lifetime zero', blueprint(more=workspace_target(
+        '{filepath: d.txt, workspace: {name: w, lifetime: 0}}')),
+        "node 'dst', property 'workspace.lifetime' = 0"),
+    Row('workspace lifetime huge', blueprint(more=workspace_target(
+        '{filepath: d.txt, workspace: {name: w, lifetime: 100000}}')),
+        "node 'dst', property 'workspace.lifetime' = 100000"),
+    Row('workspace filepath absolute', blueprint(more=workspace_target(
+        '{filepath: /scratch/d.txt, workspace: {name: w}}')),
+        "node 'dst', property 'filepath' = '/scratch/d.txt': is relative to the workspace"),
+    Row('workspace filepath leaving it', blueprint(more=workspace_target(
+        '{filepath: ../d.txt, workspace: {name: w}}')),
+        "node 'dst', property 'filepath' = '../d.txt'"),
 ]
 
 

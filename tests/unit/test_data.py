@@ -25,12 +25,19 @@ def test_protocol_names_are_read_in_any_case(given, name):
 
 
 @pytest.mark.parametrize('given', ['GridFTP', 'GRIDFTP', 'grid-ftp'])
-def test_gridftp_may_be_listed_but_not_used(given):
+def test_gridftp_may_be_listed_and_used(given):
     assert protocol('supported_protocols[0]', given, declared=True) == 'GRIDFTP'
+    assert protocol('transfer_protocol', given) == 'GRIDFTP'
+
+
+@pytest.mark.parametrize('given', ['CKANAPI', 'ckan-api'])
+def test_ckanapi_may_be_listed_but_not_used(given):
+    assert protocol('supported_protocols[0]', given, declared=True) == 'CKANAPI'
     with pytest.raises(ConfigError) as err:
         protocol('transfer_protocol', given)
     assert str(err.value) == (f"property 'transfer_protocol' = {given!r}: {given} transfers "
-                              f"are not supported by Croupier (supported: HTTP, RSYNC, SFTP)")
+                              f"are not supported by Croupier (supported: HTTP, RSYNC, SFTP, "
+                              f"GRIDFTP)")
 
 
 def test_data_infrastructure_properties():

@@ -208,8 +208,10 @@ REFUSED = [
      "'<hidden>'"),
     ('contained in without a host', [INTERFACE], {'credentials': {'user': 'u'}},
      [(['interface_contained_in'], 'vm')], 'credentials.host', 'None'),
-    ('workspace', ['croupier.nodes.HPCDataSource', 'croupier.nodes.FileDataSource'],
-     {'workspace': {'name': 'ws', 'create': True, 'lifetime': 1}}, [], 'workspace', 'ws'),
+    ('GridFTP certificate', ['croupier.nodes.GridFTPDataAccessInfrastructure',
+                             'croupier.nodes.DataAccessInfrastructure'],
+     {'credentials': {'user': 'u', 'cert': '/home/u/.globus/usercert.pem'}}, [],
+     'credentials.cert', "'<hidden>'"),
     ('group name', ['croupier.nodes.Job'], {'job_options': {'group_name': 'g'}}, [],
      'job_options.group_name', "'g'"),
     ('gpu memory', ['croupier.nodes.Job'], {'job_options': {'gpu_memory': '8G'}}, [],
@@ -246,6 +248,20 @@ def test_dry_runs_and_accounting_are_accepted():
         'credentials': CREDENTIALS}) == []
 
 
+def test_workspaces_and_gridftp_infrastructures_are_not_refused_here():
+    """An HPCDataSource's workspace and a GridFTP infrastructure (without a
+    certificate) are Croupier's to run: the dataflow checks their values."""
+    assert legacy_problems('data', ['croupier.nodes.HPCDataSource',
+                                    'croupier.nodes.FileDataSource'],
+                           {'filepath': 'in', 'workspace': {'name': 'ws', 'create': True,
+                                                            'lifetime': 1}}) == []
+    assert legacy_problems('grid', ['croupier.nodes.GridFTPDataAccessInfrastructure',
+                                    'croupier.nodes.DataAccessInfrastructure'],
+                           {'endpoint': 'grid.example.org:2811', 'ssh_endpoint': 'grid:22',
+                            'credentials': {'user': 'u', 'private_key_file': '/k'}}) == []
+    assert 'croupier.nodes.GridFTPDataAccessInfrastructure' not in UNSUPPORTED_TYPES
+
+
 def test_honoured_values_are_accepted():
     assert legacy_problems('hpc', [INTERFACE], {
         'simulate': False, 'recurring_workflow': False, 'internet_access': True,
@@ -272,14 +288,17 @@ def test_a_refused_setting_stops_validate_naming_it(tmp_path, capsys):
       - {type: task_managed_by_interface, target: hpc}
   grid:
     type: croupier.nodes.GridFTPDataAccessInfrastructure
-    properties: {endpoint: gsiftp://grid.example.org, supported_protocols: [GRIDFTP]}
+    properties: {endpoint: gsiftp://grid.example.org, supported_protocols: [GRIDFTP],
+                 credentials: {user: u, password: pw, cert: /home/u/usercert.pem}}
 """)
     assert main(['validate', str(blueprint)]) != 0
     err = capsys.readouterr().err
     assert "node 'hpc', property 'credentials.ssh_tunnel'" in err
     assert 'jump.example.org' not in err
     assert 'not a known credentials field' not in err
-    assert "node 'grid': type croupier.nodes.GridFTPDataAccessInfrastructure" in err
+    assert "node 'grid', property 'credentials.cert' = '<hidden>': GridFTP X.509 " \
+           "certificates are not supported" in err
+    assert 'usercert.pem' not in err
 
 
 def test_croupier_configure_is_refused_with_the_reason():
