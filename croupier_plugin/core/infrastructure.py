@@ -46,6 +46,9 @@ class InfrastructureSettings:
     monitor_interface: Optional[str] = None
     hpc_label: str = ''
     partition: Optional[str] = None         # for jobs that name none
+    # the exporter's ``deployment`` label of this interface's jobs ('' : the deployment id)
+    deployment_label: str = ''
+    only_jobs: bool = False                 # the exporter collects no partition metrics
 
     @classmethod
     def from_properties(cls, name, props):
@@ -116,6 +119,15 @@ class InfrastructureSettings:
         if not isinstance(hpc_label, str) or not _LABEL.fullmatch(hpc_label):
             raise ConfigError('monitoring_options.hpc_label', hpc_label,
                               'may hold only letters, digits, spaces and . _ - : @ /')
+        deployment_label = monitoring.get('deployment_label') or ''
+        if not isinstance(deployment_label, str) or not _LABEL.fullmatch(deployment_label):
+            raise ConfigError('monitoring_options.deployment_label', deployment_label,
+                              'may hold only letters, digits, spaces and . _ - : @ /')
+        only_jobs = monitoring.get('only_jobs', False)
+        if only_jobs is None:
+            only_jobs = False
+        if not isinstance(only_jobs, bool):
+            raise ConfigError('monitoring_options.only_jobs', only_jobs, 'must be true or false')
         prefix = props.get('job_prefix', '') or ''
         if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
             raise ConfigError('job_prefix', prefix, 'may hold only letters, digits, . _ - '
@@ -135,7 +147,8 @@ class InfrastructureSettings:
                    workdir_prefix=wprefix, monitor_period=period, unknown_grace=grace,
                    skip_cleanup=skip, monitor_interface=monitor_interface,
                    hpc_label=hpc_label,
-                   partition=partition)
+                   partition=partition, deployment_label=deployment_label,
+                   only_jobs=only_jobs)
 
     def make_transport(self):
         if self.transport == 'local':

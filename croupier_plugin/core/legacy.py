@@ -101,18 +101,6 @@ def _interface_problems(props: Mapping[str, Any],
         problems.append(ConfigError('agent_config.install_method', method,
                                     'Croupier installs no Cloudify agent on an HPC front-end; '
                                     'only none is accepted'))
-    monitoring = props.get('monitoring_options') or {}
-    if isinstance(monitoring, Mapping):
-        if _given(monitoring.get('deployment_label')):
-            problems.append(ConfigError('monitoring_options.deployment_label',
-                                        monitoring['deployment_label'],
-                                        'is not supported (the exporter labels metrics with '
-                                        'the deployment id); use hpc_label for the system'))
-        only_jobs = monitoring.get('only_jobs', False)
-        if only_jobs not in (None, False):
-            problems.append(ConfigError('monitoring_options.only_jobs', only_jobs,
-                                        'only false is accepted (the exporter always collects '
-                                        'queue and job metrics)'))
     config = props.get('config')
     if isinstance(config, Mapping) and _given(config.get('reservation_deletion_path')):
         problems.append(ConfigError('config.reservation_deletion_path',

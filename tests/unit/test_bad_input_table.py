@@ -470,8 +470,17 @@ CASES += [
     Row('reservation deletion path', blueprint(
         config='{infrastructure_interface: SLURM, reservation_deletion_path: /x}'),
         "node 'hpc', property 'config.reservation_deletion_path' = '/x'"),
-    monitoring('deployment label', '{deployment_label: x}', 'deployment_label', "'x'"),
-    monitoring('only_jobs true', '{only_jobs: true}', 'only_jobs', 'True'),
+    accepted('deployment label', blueprint(
+        extra_interface='      monitoring_options: {deployment_label: x}\n'),
+        'the exporter labels the interface\'s job metrics with it (deployment="x")'),
+    monitoring('deployment label with a quote', '{deployment_label: "a\'b"}',
+               'deployment_label', '"a\'b"'),
+    accepted('only_jobs true', blueprint(
+        extra_interface='      monitoring_options: {only_jobs: true}\n'),
+        'the exporter collects no partition metrics for the interface'),
+    parser('only_jobs not a boolean', blueprint(
+        extra_interface='      monitoring_options: {only_jobs: maybe}\n'),
+        'hpc', 'monitoring_options.only_jobs', 'maybe'),
     Row('interface skip_cleanup not a boolean',
         blueprint(extra_interface='      skip_cleanup: maybe\n'),
         "Property type validation failed in 'hpc': property 'skip_cleanup' type is"),

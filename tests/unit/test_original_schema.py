@@ -190,10 +190,6 @@ REFUSED = [
      'accounting_options.reporting_user', "'acc'"),
     ('agent', [INTERFACE], {'agent_config': {'install_method': 'remote'}}, [],
      'agent_config.install_method', "'remote'"),
-    ('deployment label', [INTERFACE], {'monitoring_options': {'deployment_label': 'x'}}, [],
-     'monitoring_options.deployment_label', "'x'"),
-    ('only jobs', [INTERFACE], {'monitoring_options': {'only_jobs': True}}, [],
-     'monitoring_options.only_jobs', 'True'),
     ('reservation deletion', [INTERFACE],
      {'config': {'infrastructure_interface': 'SLURM', 'reservation_deletion_path': '/bin/x'}},
      [], 'config.reservation_deletion_path', "'/bin/x'"),
@@ -240,7 +236,8 @@ def test_honoured_values_are_accepted():
         'simulate': False, 'recurring_workflow': False, 'internet_access': True,
         'supported_prtocols': ['SFTP'], 'accounting_options': {},
         'agent_config': {'install_method': 'none'}, 'credentials': CREDENTIALS,
-        'monitoring_options': {'only_jobs': False}}, [(['interface_contained_in'], 'vm')]) == []
+        'monitoring_options': {'only_jobs': True, 'deployment_label': 'covid19'}},
+        [(['interface_contained_in'], 'vm')]) == []
 
 
 def test_a_refused_setting_stops_validate_naming_it(tmp_path, capsys):
