@@ -20,7 +20,6 @@ CKAN_RESOURCE_TYPE = 'croupier.nodes.CKAN_resource'
 ECMWF_TYPE = 'croupier.nodes.ECMWFVerticalInterpolation'
 HPC_DATA_SOURCE_TYPE = 'croupier.nodes.HPCDataSource'
 JOB_TYPE = 'croupier.nodes.Job'
-CONTAINED_IN = 'interface_contained_in'
 
 # node types refused whole, with the reason
 UNSUPPORTED_TYPES = {
@@ -72,14 +71,16 @@ def _interface_problems(props: Mapping[str, Any],
     """The original's InfrastructureInterface settings Croupier refuses."""
     problems = []
     for flag, reason in (('simulate', 'dry runs are not supported yet: run the blueprint on '
-                                      'a test system instead'),
-                         ('recurring_workflow', 'recurring workflows are not supported: '
-                                                'execute run_jobs again when needed')):
+                                      'a test system instead'),):
         value = props.get(flag, False)
         if not isinstance(value, bool):
             problems.append(ConfigError(flag, value, 'must be true or false'))
         elif value:
             problems.append(ConfigError(flag, value, reason))
+    recurring = props.get('recurring_workflow', False)
+    if recurring is not None and not isinstance(recurring, bool):
+        # (true: croupier_configure makes a working directory for each recurrence)
+        problems.append(ConfigError('recurring_workflow', recurring, 'must be true or false'))
     internet = props.get('internet_access', False)
     if not isinstance(internet, bool):
         problems.append(ConfigError('internet_access', internet, 'must be true or false'))
@@ -101,20 +102,7 @@ def _interface_problems(props: Mapping[str, Any],
         problems.append(ConfigError('agent_config.install_method', method,
                                     'Croupier installs no Cloudify agent on an HPC front-end; '
                                     'only none is accepted'))
-    config = props.get('config')
-    if isinstance(config, Mapping) and _given(config.get('reservation_deletion_path')):
-        problems.append(ConfigError('config.reservation_deletion_path',
-                                    config['reservation_deletion_path'],
-                                    'Croupier does not delete reservations; remove it (a '
-                                    'job\'s reservation option is still used)'))
     problems.extend(_credentials_problems(props.get('credentials')))
-    credentials = props.get('credentials')
-    host = credentials.get('host') if isinstance(credentials, Mapping) else None
-    for kinds, target in relationships:
-        if CONTAINED_IN in kinds and not _given(host):
-            problems.append(ConfigError('credentials.host', host,
-                                        f'is required: {CONTAINED_IN} (to \'{target}\') does '
-                                        f'not give the front-end\'s address yet'))
     return problems
 
 

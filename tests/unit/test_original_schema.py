@@ -183,23 +183,16 @@ CREDENTIALS = {'host': 'h.example.org', 'user': 'u', 'password': 'pw'}
 # (case, node types, properties, relationships, property named, value shown)
 REFUSED = [
     ('simulate', [INTERFACE], {'simulate': True}, [], 'simulate', 'True'),
-    ('recurring workflow', [INTERFACE], {'recurring_workflow': True}, [],
-     'recurring_workflow', 'True'),
     ('simulate not a bool', [INTERFACE], {'simulate': 'yes'}, [], 'simulate', "'yes'"),
     ('accounting', [INTERFACE], {'accounting_options': {'reporting_user': 'acc'}}, [],
      'accounting_options.reporting_user', "'acc'"),
     ('agent', [INTERFACE], {'agent_config': {'install_method': 'remote'}}, [],
      'agent_config.install_method', "'remote'"),
-    ('reservation deletion', [INTERFACE],
-     {'config': {'infrastructure_interface': 'SLURM', 'reservation_deletion_path': '/bin/x'}},
-     [], 'config.reservation_deletion_path', "'/bin/x'"),
     ('tunnel', [INTERFACE], {'credentials': dict(CREDENTIALS, ssh_tunnel='jump')}, [],
      'credentials.ssh_tunnel', "'<hidden>'"),
     ('auth header on a data host', ['croupier.nodes.DataAccessInfrastructure'],
      {'credentials': {'auth-header': 'Bearer t0ken'}}, [], 'credentials.auth-header',
      "'<hidden>'"),
-    ('contained in without a host', [INTERFACE], {'credentials': {'user': 'u'}},
-     [(['interface_contained_in'], 'vm')], 'credentials.host', 'None'),
     ('workspace', ['croupier.nodes.HPCDataSource', 'croupier.nodes.FileDataSource'],
      {'workspace': {'name': 'ws', 'create': True, 'lifetime': 1}}, [], 'workspace', 'ws'),
     ('group name', ['croupier.nodes.Job'], {'job_options': {'group_name': 'g'}}, [],
@@ -233,7 +226,7 @@ def test_unsupported_node_types_are_refused_with_the_reason(type_name):
 
 def test_honoured_values_are_accepted():
     assert legacy_problems('hpc', [INTERFACE], {
-        'simulate': False, 'recurring_workflow': False, 'internet_access': True,
+        'simulate': False, 'recurring_workflow': True, 'internet_access': True,
         'supported_prtocols': ['SFTP'], 'accounting_options': {},
         'agent_config': {'install_method': 'none'}, 'credentials': CREDENTIALS,
         'monitoring_options': {'only_jobs': True, 'deployment_label': 'covid19'}},
@@ -266,13 +259,6 @@ def test_a_refused_setting_stops_validate_naming_it(tmp_path, capsys):
     assert 'jump.example.org' not in err
     assert 'not a known credentials field' not in err
     assert "node 'grid': type croupier.nodes.GridFTPDataAccessInfrastructure" in err
-
-
-def test_croupier_configure_is_refused_with_the_reason():
-    from cloudify.exceptions import NonRecoverableError
-    from croupier_plugin.workflows import croupier_configure
-    with pytest.raises(NonRecoverableError, match='recurring workflows'):
-        croupier_configure(ctx=None)
 
 
 def test_a_master_branch_vault_node_with_a_token_and_its_cubbyhole_is_valid(tmp_path, capsys):
