@@ -4,6 +4,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+from typing import Any, Optional
 
 from cloudify import ctx as _ctx  # noqa: F401  (ctx is passed in by the decorator)
 from cloudify.decorators import operation
@@ -33,7 +34,7 @@ def _vault_of(ctx, instance=None):
     return None
 
 
-def _contained_host(node, instance):
+def _contained_host(node: Any, instance: Any) -> Optional[str]:
     """The front-end's address of the interface ``node`` (its ``instance``) from its
     interface_contained_in target, when its credentials name no host; else None."""
     credentials = node.properties.get('credentials')
@@ -58,13 +59,13 @@ def _check_deployment(ctx):
 PAST_WORKDIRS = 'past_workdirs'
 
 
-def _recurring(node) -> bool:
+def _recurring(node: Any) -> bool:
     """Whether the interface ``node`` has the original's recurring_workflow: true."""
     return node.properties.get('recurring_workflow') is True
 
 
 @operation
-def configure_interface(ctx, recurrence=False, **kwargs):
+def configure_interface(ctx: Any, recurrence: bool = False, **kwargs: Any) -> None:
     """Log in to the front-end and create the deployment's working directory,
     once every interface and job of the deployment was found valid.
 
@@ -105,8 +106,9 @@ def configure_interface(ctx, recurrence=False, **kwargs):
 
 
 @operation
-def cleanup_interface(ctx, **kwargs):
-    """Remove the working directory unless skip_cleanup."""
+def cleanup_interface(ctx: Any, **kwargs: Any) -> None:
+    """Remove the working directory (a recurring interface's every recurrence's)
+    unless skip_cleanup."""
     props = ctx.instance.runtime_properties
     # a recurring interface's earlier recurrences first, the current one last
     workdirs = list(props.get(PAST_WORKDIRS) or []) + \
@@ -134,7 +136,7 @@ def cleanup_interface(ctx, **kwargs):
 
 
 @operation
-def configure_job(ctx, recurrence=False, **kwargs):
+def configure_job(ctx: Any, recurrence: bool = False, **kwargs: Any) -> None:
     """Validate the job's options and its relationships, and run its bootstrap
     script in its interface's working directory.
 
@@ -167,7 +169,7 @@ def configure_job(ctx, recurrence=False, **kwargs):
 
 
 @operation
-def revert_job(ctx, **kwargs):
+def revert_job(ctx: Any, **kwargs: Any) -> None:
     """Run the job's revert script (application removal) at uninstall."""
     deployment = _deployment_options(ctx)
     if deployment.get('revert'):

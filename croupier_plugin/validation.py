@@ -1,5 +1,7 @@
 """Check a parsed deployment before anything touches a cluster."""
 
+from typing import Any, Optional
+
 from cloudify.exceptions import NonRecoverableError
 
 from . import edge
@@ -66,7 +68,7 @@ def validate_nodes(node_list):
             try:
                 interfaces[node_id] = edge.interface_settings(
                     node_id, node.properties, vault, fetch=False,
-                    host=_contained_host(node_id, node, nodes))
+                    host=_contained_host(node, nodes))
             except NonRecoverableError as exc:
                 problems.append(str(exc))
                 broken.add(node_id)
@@ -125,7 +127,7 @@ def validate_nodes(node_list):
     return list(dict.fromkeys(problems))
 
 
-def _contained_host(node_id, node, nodes):
+def _contained_host(node: Any, nodes: dict) -> Optional[str]:
     """The front-end's address an interface without credentials.host takes from its
     interface_contained_in target: the target's ip property, or, when the target
     gets its ip only at install (a machine a cloud plugin creates), a stand-in for

@@ -1,6 +1,7 @@
 """The run_jobs workflow: the blueprint's jobs, handed to the core engine."""
 
 import os
+from typing import Any
 
 from cloudify.decorators import workflow
 from cloudify.exceptions import NonRecoverableError
@@ -240,7 +241,7 @@ def run_jobs(ctx, max_parallel_submissions=16, results_dir='', rerun_failed=Fals
     return summary
 
 
-def delete_reservations(ctx, jobs, settings_of) -> None:
+def delete_reservations(ctx: Any, jobs: list, settings_of: dict) -> None:
     """Once run_jobs no longer needs them (every job ended, failed or was cancelled),
     run the interface's config.reservation_deletion_path on its front-end with the
     name of each reservation its submitted jobs ran in, once per reservation (the
@@ -283,7 +284,7 @@ def croupier_install(ctx, **kwargs) -> None:
 
 
 @workflow
-def croupier_configure(ctx, **kwargs) -> None:
+def croupier_configure(ctx: Any, **kwargs: Any) -> None:
     """The original Croupier's preparation of a recurrence of a recurring workflow:
     every interface with recurring_workflow: true gets a new working directory
     (its configure operation again), then every job it manages is made ready to

@@ -16,6 +16,10 @@ import pytest
 from cloudify.workflows import workflow_api  # noqa: F401  (the conftest resets its flags)
 
 from croupier_plugin import runner
+from croupier_plugin.core.exporter import ExporterClient, ExporterConfig, ExporterService
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from exporter_bed import TOKEN, exporter_config  # noqa: E402
 
 pytestmark = pytest.mark.bed
 
@@ -54,9 +58,15 @@ def login_inputs(bed: dict) -> dict:
             'hpc_known_hosts': bed['known_hosts']}
 
 
-def contained_blueprint(ip: str) -> str:
-    """A SLURM interface contained in a Compute node whose ip is ``ip``, and one job."""
-    return HEAD + f"""  vm:
+def contained_blueprint(ip: str, exporter: str = '') -> str:
+    """A SLURM interface contained in a Compute node whose ip is ``ip``, and one job;
+    with ``exporter`` (an address), monitored by it with the original's labels."""
+    monitored = f"""  exp:
+    type: croupier.nodes.HPCExporter
+    properties: {{address: '{exporter}'}}
+""" if exporter else ''
+    link = "      - {type: interface_monitored_by, target: exp}\n" if exporter else ''
+    return HEAD + monitored + f"""  vm:
     type: cloudify.nodes.Compute
     properties:
       ip: '{ip}'
@@ -65,10 +75,10 @@ def contained_blueprint(ip: str) -> str:
     type: croupier.nodes.InfrastructureInterface
     properties:
       config: {{infrastructure_interface: SLURM}}
-{CREDENTIALS}      monitoring_options: {{monitor_period: 1}}
+{CREDENTIALS}      monitoring_options: {{monitor_period: 1, deployment_label: covid19, only_jobs: true}}
     relationships:
       - {{type: interface_contained_in, target: vm}}
-  hello:
+{link}  hello:
     type: croupier.nodes.Job
     properties:
       job_options: {{commands: ['hostname > where.txt'], max_time: '00:01:00'}}
@@ -77,12 +87,26 @@ def contained_blueprint(ip: str) -> str:
 """
 
 
-def test_interface_contained_in_a_compute_node_reaches_its_ip(bed, ssh, tmp_path):
+@pytest.fixture
+def exporter(bed):
+    """An exporter on loopback that logs in to the bed."""
+    service = ExporterService(ExporterConfig.from_mapping(exporter_config(bed))).start()
+    yield service
+    service.stop()
+
+
+def test_interface_contained_in_a_compute_node_reaches_its_ip(bed, ssh, tmp_path, exporter,
+                                                              monkeypatch):
     """No credentials.host: install, run_jobs and uninstall reach the front-end at the
-    Compute node's ip."""
-    env = runner.init_env(write(tmp_path, contained_blueprint(bed['host'])),
+    Compute node's ip, and the exporter is told that host (with the interface's
+    deployment_label and only_jobs)."""
+    monkeypatch.setenv('CROUPIER_EXPORTER_TOKEN', TOKEN)
+    env = runner.init_env(write(tmp_path, contained_blueprint(bed['host'], exporter.address)),
                           login_inputs(bed), name='contained')
     runner.execute(env, 'install')
+    [reg] = ExporterClient(exporter.address, token=TOKEN).registrations()
+    assert (reg['host'], reg['port'], reg['deployment_label'], reg['only_jobs']) == \
+        (bed['host'], bed['port'], 'covid19', True)
     props = {i.node_id: i.runtime_properties for i in env.storage.get_node_instances()}
     workdir = props['hpc']['workdir']
     assert props['hpc']['contained_host'] == bed['host']
