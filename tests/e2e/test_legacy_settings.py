@@ -1,7 +1,8 @@
 """The original Croupier's interface settings that Croupier acts on, end to end on the
-bed's SLURM: interface_contained_in (the front-end is the Compute node's ip),
-recurring_workflow with croupier_configure, config.country_tz with a recurrent
-reservation and config.reservation_deletion_path."""
+bed's SLURM: interface_contained_in (the front-end is the Compute node's ip, also for
+the exporter), config.country_tz with a recurrent reservation and
+config.reservation_deletion_path. (recurring_workflow with croupier_configure:
+test_original_workflows.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from cloudify.workflows import workflow_api  # noqa: F401  (the conftest resets its flags)
 
 from croupier_plugin import runner
 from croupier_plugin.core.exporter import ExporterClient, ExporterConfig, ExporterService
