@@ -5,6 +5,7 @@ operations.py and workflows.py that knows Cloudify's names."""
 import os
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 
 from cloudify.exceptions import NonRecoverableError
 
@@ -32,6 +33,10 @@ MANAGED_BY = 'task_managed_by_interface'
 DEPENDS_ON = 'job_depends_on'
 FROM_VAULT = 'retrieve_credentials_from_vault'
 MONITORED_BY = 'interface_monitored_by'
+CONTAINED_IN = 'interface_contained_in'
+# runtime property of an interface instance: the front-end's address taken at
+# configure from its interface_contained_in target (the Compute node's ip)
+CONTAINED_HOST = 'contained_host'
 DAI_TYPE = 'croupier.nodes.DataAccessInfrastructure'
 FILE_SOURCE_TYPE = 'croupier.nodes.FileDataSource'
 WEB_SOURCE_TYPE = 'croupier.nodes.WebDataSource'
@@ -117,11 +122,33 @@ def _credentials_from_vault(node_id, creds, vault, fetch, host=None):
     return merged
 
 
-def interface_settings(node_id, properties, vault=None, fetch=True):
+def contained_host(node_id: str, target_id: str, target_properties: dict,
+                   target_runtime: dict | None = None) -> str:
+    """The front-end's address an interface takes from its interface_contained_in
+    target ``target_id`` (a Compute node): its ``ip`` runtime property (set by the
+    plugin that created the machine), else its ``ip`` property. NonRecoverableError
+    naming the interface's credentials.host when the target has neither."""
+    host = (target_runtime or {}).get('ip') or (target_properties or {}).get('ip')
+    if not host:
+        raise NonRecoverableError(
+            f"node '{node_id}', property 'credentials.host' = None: is required: give it, "
+            f"or an ip to node '{target_id}' (its {CONTAINED_IN} target: neither its ip "
+            f"property nor its ip runtime property is set)")
+    return host
+
+
+def interface_settings(node_id: str, properties: dict, vault=None, fetch: bool = True,
+                       host: str | None = None) -> InfrastructureSettings:
     """The interface's settings; with ``vault`` (node id, Vault properties) its
     credentials are completed from Vault (``fetch=False`` checks the blueprint
-    only, standing in for the secrets Vault would give)."""
+    only, standing in for the secrets Vault would give). ``host`` (from
+    interface_contained_in, see contained_host) is the front-end when the
+    credentials name none; a host the credentials give wins."""
     properties = dict(properties)
+    credentials = properties.get('credentials')
+    if host and (credentials is None or isinstance(credentials, dict)) and \
+            not (credentials or {}).get('host'):
+        properties['credentials'] = dict(credentials or {}, host=host)
     if vault is not None:
         properties['credentials'] = _credentials_from_vault(
             node_id, properties.get('credentials'), vault, fetch)
@@ -146,7 +173,19 @@ def _options(value):
     return dict(value) if isinstance(value, dict) else (value or {})
 
 
-def _parse_job(name, options, kind):
+def _parse_job(name, options, kind, now=None):
+    """The job's spec from its options. ``recurrent_reservation: true`` (the original
+    Croupier's option) makes ``reservation`` a strftime pattern, formatted with
+    ``now`` (the interface's local time; UTC when checking without an interface)."""
+    if isinstance(options, dict) and 'recurrent_reservation' in options:
+        options = dict(options)
+        recurrent = options.pop('recurrent_reservation')
+        if recurrent not in (None, True, False):
+            raise ConfigError('job_options.recurrent_reservation', recurrent,
+                              'must be true or false')
+        if recurrent and isinstance(options.get('reservation'), str):
+            moment = now or datetime.now(timezone.utc)
+            options['reservation'] = moment.strftime(options['reservation'])
     if kind == 'pycompss':
         return PycompssJob.from_options(name, options)
     return JobSpec.from_options(name, options, container=(kind == 'container'))
@@ -170,7 +209,8 @@ def job_spec(node_id, instance_id, properties, settings, kind='batch'):
             f"PYCOMPSS interfaces and other jobs to the other schedulers")
     try:
         spec = _parse_job(f'{settings.job_prefix}{instance_id}',
-                          _options(properties.get('job_options')), kind)
+                          _options(properties.get('job_options')), kind,
+                          now=settings.local_time())
         check_for_scheduler(settings, spec)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None

@@ -4,6 +4,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+from typing import Any, Optional
 
 from cloudify import ctx as _ctx  # noqa: F401  (ctx is passed in by the decorator)
 from cloudify.decorators import operation
@@ -12,6 +13,7 @@ from cloudify.exceptions import NonRecoverableError
 from . import edge
 from .core.data import DataSource
 from .core.data_workspace import WorkspaceState, prepare, release
+from .core.engine import JobRecord
 from .core.errors import CroupierError
 from .validation import node_view, validate_nodes
 
@@ -34,6 +36,19 @@ def _vault_of(ctx, instance=None):
     return None
 
 
+def _contained_host(node: Any, instance: Any) -> Optional[str]:
+    """The front-end's address of the interface ``node`` (its ``instance``) from its
+    interface_contained_in target, when its credentials name no host; else None."""
+    credentials = node.properties.get('credentials')
+    if isinstance(credentials, dict) and credentials.get('host'):
+        return None
+    for rel in instance.relationships:
+        if edge.CONTAINED_IN in (rel.type_hierarchy or [rel.type]):
+            return edge.contained_host(node.id, rel.target.node.id, rel.target.node.properties,
+                                       rel.target.instance.runtime_properties)
+    return instance.runtime_properties.get(edge.CONTAINED_HOST)
+
+
 def _check_deployment(ctx):
     """Refuse a deployment with any bad interface or job before touching a host."""
     problems = validate_nodes(_deployment_nodes(ctx))
@@ -41,13 +56,42 @@ def _check_deployment(ctx):
         raise NonRecoverableError('the deployment is not valid:\n' + '\n'.join(problems))
 
 
+# runtime property of a recurring interface: the working directories of its
+# earlier recurrences, removed with the current one at uninstall
+PAST_WORKDIRS = 'past_workdirs'
+
+
+def _recurring(node: Any) -> bool:
+    """Whether the interface ``node`` has the original's recurring_workflow: true."""
+    return node.properties.get('recurring_workflow') is True
+
+
 @operation
-def configure_interface(ctx, **kwargs):
+def configure_interface(ctx: Any, recurrence: bool = False, **kwargs: Any) -> None:
     """Log in to the front-end and create the deployment's working directory,
-    once every interface and job of the deployment was found valid."""
+    once every interface and job of the deployment was found valid.
+
+    An interface with recurring_workflow: true gets no working directory at
+    install: croupier_configure calls this with ``recurrence`` true before each
+    recurrence, and each gets a new one (the earlier ones are kept until
+    uninstall, with what their jobs left there)."""
+    if recurrence and not _recurring(ctx.node):
+        return
     _check_deployment(ctx)
-    settings = edge.interface_settings(ctx.node.id, ctx.node.properties, _vault_of(ctx))
+    host = _contained_host(ctx.node, ctx.instance)
+    settings = edge.interface_settings(ctx.node.id, ctx.node.properties, _vault_of(ctx),
+                                       host=host)
     props = ctx.instance.runtime_properties
+    if host:
+        # the jobs' operations and run_jobs reach the front-end through it
+        props[edge.CONTAINED_HOST] = host
+    if _recurring(ctx.node) and not recurrence:
+        props['infrastructure_interface'] = settings.scheduler
+        ctx.logger.info('%s: recurring_workflow: each recurrence gets its working directory '
+                        'from croupier_configure, to execute before run_jobs', ctx.node.id)
+        return
+    if recurrence and props.get('workdir'):
+        props[PAST_WORKDIRS] = list(props.get(PAST_WORKDIRS) or []) + [props.pop('workdir')]
     if props.get('workdir'):
         ctx.logger.info('%s: working directory %s already exists', ctx.node.id, props['workdir'])
         return
@@ -72,32 +116,50 @@ def configure_interface(ctx, **kwargs):
 
 
 @operation
-def cleanup_interface(ctx, **kwargs):
-    """Remove the working directory unless skip_cleanup."""
+def cleanup_interface(ctx: Any, **kwargs: Any) -> None:
+    """Remove the working directory (a recurring interface's every recurrence's)
+    unless skip_cleanup."""
     props = ctx.instance.runtime_properties
-    workdir = props.get('workdir')
-    if not workdir:
+    # a recurring interface's earlier recurrences first, the current one last
+    workdirs = list(props.get(PAST_WORKDIRS) or []) + \
+        ([props['workdir']] if props.get('workdir') else [])
+    if not workdirs:
         return
     if props.get('simulated'):
         props.pop('workdir', None)
-        ctx.logger.info('%s: simulated: %s was never created', ctx.node.id, workdir)
+        props.pop(PAST_WORKDIRS, None)
+        ctx.logger.info('%s: simulated: %s never created', ctx.node.id, ', '.join(workdirs))
         return
     if ctx.node.properties.get('skip_cleanup'):
-        ctx.logger.info('%s: keeping %s (skip_cleanup)', ctx.node.id, workdir)
+        ctx.logger.info('%s: keeping %s (skip_cleanup)', ctx.node.id, ', '.join(workdirs))
         return
-    settings = edge.interface_settings(ctx.node.id, ctx.node.properties, _vault_of(ctx))
-    try:
-        settings.remove_workdir(settings.make_transport(), workdir)
-    except CroupierError as exc:
-        raise edge.as_cloudify_error(exc, f"node '{ctx.node.id}': cannot remove {workdir}") \
-            from None
-    props.pop('workdir', None)
-    ctx.logger.info('%s: removed %s', ctx.node.id, workdir)
+    settings = edge.interface_settings(ctx.node.id, ctx.node.properties, _vault_of(ctx),
+                                       host=_contained_host(ctx.node, ctx.instance))
+    transport = settings.make_transport()
+    for workdir in workdirs:
+        try:
+            settings.remove_workdir(transport, workdir)
+        except CroupierError as exc:
+            raise edge.as_cloudify_error(exc, f"node '{ctx.node.id}': cannot remove "
+                                              f"{workdir}") from None
+        if workdir == props.get('workdir'):
+            props.pop('workdir')
+        else:
+            props[PAST_WORKDIRS] = [w for w in props[PAST_WORKDIRS] if w != workdir]
+        ctx.logger.info('%s: removed %s', ctx.node.id, workdir)
+    props.pop(PAST_WORKDIRS, None)
 
 
 @operation
-def configure_job(ctx, **kwargs):
-    """Validate the job's options and its relationships."""
+def configure_job(ctx: Any, recurrence: bool = False, **kwargs: Any) -> None:
+    """Validate the job's options and its relationships, and run its bootstrap
+    script in its interface's working directory.
+
+    With ``recurrence`` (croupier_configure, for a job of a recurring_workflow
+    interface): a new recurrence, so the job's record of the last run is dropped
+    (run_jobs runs it again) and its bootstrap script runs again in the new
+    working directory. At install, a job whose interfaces are all recurring has
+    its bootstrap left to croupier_configure: there is no working directory yet."""
     edge.job_options_check(ctx.node.id, ctx.node.properties,
                            edge.job_kind(ctx.node.type_hierarchy or [ctx.node.type]))
     managers = [r for r in ctx.instance.relationships
@@ -108,16 +170,31 @@ def configure_job(ctx, **kwargs):
             f"let Croupier place it)")
     ctx.instance.runtime_properties['labels'] = edge.job_labels(ctx.node.id,
                                                                  ctx.node.properties)
+    if recurrence:
+        for key in JobRecord.property_names():
+            ctx.instance.runtime_properties.pop(key, None)
+        ctx.logger.info('%s: ready for a new recurrence', ctx.node.id)
+    elif all(_recurring(rel.target.node) for rel in managers):
+        ctx.logger.info('%s: its interface has recurring_workflow: croupier_configure '
+                        'prepares it before each recurrence', ctx.node.id)
+        return
     deployment = _deployment_options(ctx)
     if deployment.get('bootstrap'):
         _run_deployment_script(ctx, 'bootstrap', deployment)
 
 
 @operation
-def revert_job(ctx, **kwargs):
+def revert_job(ctx: Any, **kwargs: Any) -> None:
     """Run the job's revert script (application removal) at uninstall."""
     deployment = _deployment_options(ctx)
     if deployment.get('revert'):
+        managers = [r for r in ctx.instance.relationships
+                    if edge.MANAGED_BY in (r.type_hierarchy or [r.type])]
+        if managers and all(_recurring(r.target.node) and
+                            not r.target.instance.runtime_properties.get('workdir')
+                            for r in managers):
+            ctx.logger.info('%s: no recurrence was configured: nothing to revert', ctx.node.id)
+            return
         _run_deployment_script(ctx, 'revert', deployment)
 
 
@@ -136,7 +213,9 @@ def _interfaces_of(ctx):
             for trel in target.get('relationships') or []:
                 if edge.FROM_VAULT in (trel.get('type_hierarchy') or [trel.get('type')]):
                     vault = (trel['target_id'], nodes[trel['target_id']].properties)
-            settings = edge.interface_settings(target.id, target.properties, vault)
+            settings = edge.interface_settings(
+                target.id, target.properties, vault,
+                host=rel.target.instance.runtime_properties.get(edge.CONTAINED_HOST))
             found.append((settings, rel.target.instance.runtime_properties.get('workdir')))
     if not found:
         raise NonRecoverableError(f"node '{ctx.node.id}' has no {edge.MANAGED_BY} "
@@ -230,7 +309,8 @@ def register_with_exporter(ctx, **kwargs):
     host, port, login user; no secret) registered with the exporter."""
     source = ctx.source
     settings = edge.interface_settings(source.node.id, source.node.properties,
-                                       _vault_of(ctx, source.instance))
+                                       _vault_of(ctx, source.instance),
+                                       host=_contained_host(source.node, source.instance))
     if settings.simulate:
         # the exporter would log in to the cluster to follow it
         ctx.logger.info('%s: simulated: not registered with the exporter', source.node.id)

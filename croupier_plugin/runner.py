@@ -297,6 +297,12 @@ def check_blueprint(path: str) -> None:
     read_yaml_file(path, 'blueprint', construct=False)
 
 
+# the agent operations Cloudify's Compute type maps: a machine an interface is
+# contained in (interface_contained_in) gets no agent from the embedded engine
+# (its agent_config says install_method: none), so their modules need not exist here
+AGENT_MODULES = ['cloudify_agent.operations', 'cloudify_agent.installer.operations']
+
+
 def init_env(blueprint, inputs=None, name='croupier', storage=None):
     """A local Cloudify environment for ``blueprint`` (parsed and checked)."""
     from cloudify.workflows import local
@@ -307,7 +313,7 @@ def init_env(blueprint, inputs=None, name='croupier', storage=None):
     os.chdir(os.path.dirname(blueprint))
     try:
         return local.init_env(blueprint, name=name, inputs=inputs or {}, resolver=resolver(),
-                              storage=storage)
+                              storage=storage, ignored_modules=AGENT_MODULES)
     finally:
         os.chdir(cwd)
 

@@ -1,5 +1,7 @@
 """Check a parsed deployment before anything touches a cluster."""
 
+from typing import Any, Optional
+
 from cloudify.exceptions import NonRecoverableError
 
 from . import edge
@@ -64,8 +66,9 @@ def validate_nodes(node_list):
                     continue
                 vault = (target.id, target.properties)
             try:
-                interfaces[node_id] = edge.interface_settings(node_id, node.properties, vault,
-                                                              fetch=False)
+                interfaces[node_id] = edge.interface_settings(
+                    node_id, node.properties, vault, fetch=False,
+                    host=_contained_host(node, nodes))
             except NonRecoverableError as exc:
                 problems.append(str(exc))
                 broken.add(node_id)
@@ -122,6 +125,18 @@ def validate_nodes(node_list):
     problems += edge.build_dataflow(views, fetch=False).problems
     # a Vault shared with data infrastructures reports its error there too: once is enough
     return list(dict.fromkeys(problems))
+
+
+def _contained_host(node: Any, nodes: dict) -> Optional[str]:
+    """The front-end's address an interface without credentials.host takes from its
+    interface_contained_in target: the target's ip property, or, when the target
+    gets its ip only at install (a machine a cloud plugin creates), a stand-in for
+    the checks. None when the interface is contained in nothing."""
+    for rel in node.get('relationships') or []:
+        if edge.CONTAINED_IN in (rel.get('type_hierarchy') or [rel.get('type')]):
+            target = nodes[rel['target_id']]
+            return (target.properties or {}).get('ip') or 'ip-given-at-install'
+    return None
 
 
 def _monitoring_problems(node_id, node, nodes, settings):

@@ -1,6 +1,7 @@
 """The run_jobs workflow: the blueprint's jobs, handed to the core engine."""
 
 import os
+from typing import Any
 
 from cloudify.decorators import workflow
 from cloudify.exceptions import NonRecoverableError
@@ -49,8 +50,14 @@ def plan_jobs(ctx, results_dir=None):
             if edge.FROM_VAULT in _relationship_types(rel):
                 target = rel.target_node_instance.node
                 vault = (target.id, target.properties)
-        settings = edge.interface_settings(node.id, node.properties, vault)
+        settings = edge.interface_settings(
+            node.id, node.properties, vault,
+            host=instance.runtime_properties.get(edge.CONTAINED_HOST))
         workdir = instance.runtime_properties.get('workdir')
+        if not workdir and node.properties.get('recurring_workflow') is True:
+            raise NonRecoverableError(f"node '{node.id}' has no working directory yet: it has "
+                                      f"recurring_workflow: true, so execute croupier_configure "
+                                      f"before each run_jobs")
         if not workdir:
             raise NonRecoverableError(f"node '{node.id}' has no working directory: run the "
                                       f"install workflow before run_jobs")
@@ -232,8 +239,41 @@ def run_jobs(ctx, max_parallel_submissions=16, results_dir='', rerun_failed=Fals
         workflow_api.cancel_callbacks.discard(engine.request_stop)
         if registrar is not None:
             registrar.close()
+        delete_reservations(ctx, jobs, settings_of)
     ctx.logger.info('run_jobs: all %d jobs completed', len(summary))
     return summary
+
+
+def delete_reservations(ctx: Any, jobs: list, settings_of: dict) -> None:
+    """Once run_jobs no longer needs them (every job ended, failed or was cancelled),
+    run the interface's config.reservation_deletion_path on its front-end with the
+    name of each reservation its submitted jobs ran in, once per reservation (the
+    original Croupier's end of run_jobs). A failure is a warning: the jobs' outcome
+    stands."""
+    by_name = {settings.name: settings for settings in settings_of.values()}
+    done = set()
+    for job in jobs:
+        reservation = getattr(job.spec, 'reservation', None)
+        settings = by_name.get(job.cluster.key)
+        if not reservation or settings is None or not settings.reservation_deletion_path \
+                or not job.record.job_id or (settings.name, reservation) in done:
+            continue
+        done.add((settings.name, reservation))
+        try:
+            result = job.cluster.transport.run(
+                settings.reservation_deletion_command(reservation))
+        except CroupierError as exc:
+            ctx.logger.warning('run_jobs: reservation %s on %s was not deleted: %s',
+                               reservation, settings.name, exc)
+            continue
+        if result.exit_code == 0:
+            ctx.logger.info('run_jobs: reservation %s on %s deleted (%s)', reservation,
+                            settings.name, settings.reservation_deletion_path)
+        else:
+            ctx.logger.warning('run_jobs: reservation %s on %s was not deleted: %s exited '
+                               'with %s: %s', reservation, settings.name,
+                               settings.reservation_deletion_path, result.exit_code,
+                               result.stderr.strip()[-500:])
 
 
 @workflow
@@ -247,9 +287,31 @@ def croupier_install(ctx, **kwargs) -> None:
 
 
 @workflow
-def croupier_configure(ctx, **kwargs) -> None:
-    """The original Croupier's re-configuration of recurring workflows, refused with
-    the reason (Croupier has no recurring workflows)."""
-    raise NonRecoverableError('croupier_configure re-configures the original Croupier\'s '
-                              'recurring workflows, which Croupier does not support: execute '
-                              'run_jobs again instead')
+def croupier_configure(ctx: Any, **kwargs: Any) -> None:
+    """The original Croupier's preparation of a recurrence of a recurring workflow:
+    every interface with recurring_workflow: true gets a new working directory
+    (its configure operation again), then every job it manages is made ready to
+    run again (its record of the last run dropped, its bootstrap script run in
+    the new directory). run_jobs then runs the recurrence. Interfaces without
+    recurring_workflow, and their jobs, are left as they are."""
+    ctx.refresh_node_instances()
+    recurring = [(node, instance) for node, instance in _instances(ctx, edge.INTERFACE_TYPE)
+                 if node.properties.get('recurring_workflow') is True]
+    if not recurring:
+        ctx.logger.info('croupier_configure: no interface has recurring_workflow: true; '
+                        'nothing to prepare')
+        return
+    for node, instance in recurring:
+        # one at a time, as install does: each logs in and makes its directory
+        instance.execute_operation('cloudify.interfaces.lifecycle.configure',
+                                   kwargs={'recurrence': True}).get()
+    names = {node.id for node, _ in recurring}
+    # (a workflow's relationship names its target node instance)
+    targets = {instance.id for _, instance in recurring}
+    for node, instance in _instances(ctx, edge.JOB_TYPE):
+        if any(edge.MANAGED_BY in _relationship_types(rel) and rel.target_id in targets
+               for rel in instance.relationships):
+            instance.execute_operation('cloudify.interfaces.lifecycle.configure',
+                                       kwargs={'recurrence': True}).get()
+    ctx.logger.info('croupier_configure: %s ready for the next run_jobs',
+                    ', '.join(sorted(names)))

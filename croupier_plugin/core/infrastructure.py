@@ -6,7 +6,9 @@ import re
 import secrets
 import shlex
 import time
+import zoneinfo
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Optional
 
 from .cluster import Cluster
@@ -50,6 +52,13 @@ class InfrastructureSettings:
     simulate: bool = False                  # a dry run: nothing is sent to the cluster
     accounting: bool = False                # keep each ended job's scheduler figures
     reporting_user: Optional[str] = None    # kept with those figures
+    # the exporter's ``deployment`` label of this interface's jobs ('' : the deployment id)
+    deployment_label: str = ''
+    only_jobs: bool = False                 # the exporter collects no partition metrics
+    # the front-end's time zone: the date a recurrent reservation's name is formatted with
+    country_tz: str = 'GMT'
+    # a site script run with a reservation's name once run_jobs no longer needs it
+    reservation_deletion_path: Optional[str] = None
 
     @classmethod
     def from_properties(cls, name, props):
@@ -81,11 +90,16 @@ class InfrastructureSettings:
             if has_line_break(module) or not module.strip():
                 raise ConfigError(f'config.modules[{i}]', module, 'must be a module name or '
                                                                    'a one-line module command')
-        country_tz = config.get('country_tz')
-        if country_tz is not None and (not isinstance(country_tz, str) or
-                                       has_line_break(country_tz)):
-            # accepted for the original Croupier's blueprints and not used, but typed
-            raise ConfigError('config.country_tz', country_tz, 'must be a time zone name')
+        country_tz = config.get('country_tz') or 'GMT'
+        if not isinstance(country_tz, str) or not _is_time_zone(country_tz):
+            raise ConfigError('config.country_tz', country_tz,
+                              'must be a time zone name such as Europe/Madrid or GMT')
+        deletion = config.get('reservation_deletion_path') or None
+        if deletion is not None and (not isinstance(deletion, str) or
+                                     has_line_break(deletion) or '\0' in deletion or
+                                     not deletion.strip()):
+            raise ConfigError('config.reservation_deletion_path', deletion,
+                              'must be the one-line path of a script on the front-end')
         partition = config.get('partition') or None
         if partition is not None:
             partition = directive_word('config.partition', partition)
@@ -120,6 +134,15 @@ class InfrastructureSettings:
         if not isinstance(hpc_label, str) or not _LABEL.fullmatch(hpc_label):
             raise ConfigError('monitoring_options.hpc_label', hpc_label,
                               'may hold only letters, digits, spaces and . _ - : @ /')
+        deployment_label = monitoring.get('deployment_label') or ''
+        if not isinstance(deployment_label, str) or not _LABEL.fullmatch(deployment_label):
+            raise ConfigError('monitoring_options.deployment_label', deployment_label,
+                              'may hold only letters, digits, spaces and . _ - : @ /')
+        only_jobs = monitoring.get('only_jobs', False)
+        if only_jobs is None:
+            only_jobs = False
+        if not isinstance(only_jobs, bool):
+            raise ConfigError('monitoring_options.only_jobs', only_jobs, 'must be true or false')
         prefix = props.get('job_prefix', '') or ''
         if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
             raise ConfigError('job_prefix', prefix, 'may hold only letters, digits, . _ - '
@@ -153,7 +176,23 @@ class InfrastructureSettings:
                    workdir_prefix=wprefix, monitor_period=period, unknown_grace=grace,
                    skip_cleanup=skip, monitor_interface=monitor_interface,
                    hpc_label=hpc_label,
-                   partition=partition)
+                   partition=partition, deployment_label=deployment_label,
+                   only_jobs=only_jobs, country_tz=country_tz,
+                   reservation_deletion_path=deletion)
+
+    def local_time(self) -> datetime:
+        """Now, in the front-end's time zone (config.country_tz)."""
+        return datetime.now(zoneinfo.ZoneInfo(self.country_tz))
+
+    def reservation_deletion_command(self, reservation: str) -> str:
+        """The shell command running the site's reservation_deletion_path with the
+        reservation's name (a leading ~/ is the login's home)."""
+        path = self.reservation_deletion_path or ''
+        if path.startswith('~/'):
+            script = '"$HOME"/' + shlex.quote(path[2:])
+        else:
+            script = shlex.quote(path)
+        return f'{script} {shlex.quote(reservation)}'
 
     def make_transport(self):
         if self.simulate:
@@ -206,6 +245,17 @@ class InfrastructureSettings:
         check_removable_workdir(path, self.resolve_base_dir(transport),
                                 self.workdir_prefix or None)
         transport.run(f'rm -rf -- {shlex.quote(path)}', check=True)
+
+
+def _is_time_zone(name: str) -> bool:
+    """Whether ``name`` is a time zone of the IANA database (GMT and UTC among them)."""
+    if has_line_break(name) or not name.strip() or name.startswith('/') or '..' in name:
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 # the name create_workdir gives: <label>_<UTC stamp>_<6 hex digits>

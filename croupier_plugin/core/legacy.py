@@ -21,7 +21,6 @@ CKAN_RESOURCE_TYPE = 'croupier.nodes.CKAN_resource'
 ECMWF_TYPE = 'croupier.nodes.ECMWFVerticalInterpolation'
 HPC_DATA_SOURCE_TYPE = 'croupier.nodes.HPCDataSource'
 JOB_TYPE = 'croupier.nodes.Job'
-CONTAINED_IN = 'interface_contained_in'
 
 # node types refused whole, with the reason
 UNSUPPORTED_TYPES = {
@@ -80,13 +79,10 @@ def _interface_problems(props: Mapping[str, Any],
     simulate = props.get('simulate', False)
     if not isinstance(simulate, bool):
         problems.append(ConfigError('simulate', simulate, 'must be true or false'))
-    for flag, reason in (('recurring_workflow', 'recurring workflows are not supported: '
-                                                'execute run_jobs again when needed'),):
-        value = props.get(flag, False)
-        if not isinstance(value, bool):
-            problems.append(ConfigError(flag, value, 'must be true or false'))
-        elif value:
-            problems.append(ConfigError(flag, value, reason))
+    recurring = props.get('recurring_workflow', False)
+    if recurring is not None and not isinstance(recurring, bool):
+        # (true: croupier_configure makes a working directory for each recurrence)
+        problems.append(ConfigError('recurring_workflow', recurring, 'must be true or false'))
     internet = props.get('internet_access', False)
     if not isinstance(internet, bool):
         problems.append(ConfigError('internet_access', internet, 'must be true or false'))
@@ -112,32 +108,7 @@ def _interface_problems(props: Mapping[str, Any],
         problems.append(ConfigError('agent_config.install_method', method,
                                     'Croupier installs no Cloudify agent on an HPC front-end; '
                                     'only none is accepted'))
-    monitoring = props.get('monitoring_options') or {}
-    if isinstance(monitoring, Mapping):
-        if _given(monitoring.get('deployment_label')):
-            problems.append(ConfigError('monitoring_options.deployment_label',
-                                        monitoring['deployment_label'],
-                                        'is not supported (the exporter labels metrics with '
-                                        'the deployment id); use hpc_label for the system'))
-        only_jobs = monitoring.get('only_jobs', False)
-        if only_jobs not in (None, False):
-            problems.append(ConfigError('monitoring_options.only_jobs', only_jobs,
-                                        'only false is accepted (the exporter always collects '
-                                        'queue and job metrics)'))
-    config = props.get('config')
-    if isinstance(config, Mapping) and _given(config.get('reservation_deletion_path')):
-        problems.append(ConfigError('config.reservation_deletion_path',
-                                    config['reservation_deletion_path'],
-                                    'Croupier does not delete reservations; remove it (a '
-                                    'job\'s reservation option is still used)'))
     problems.extend(_credentials_problems(props.get('credentials')))
-    credentials = props.get('credentials')
-    host = credentials.get('host') if isinstance(credentials, Mapping) else None
-    for kinds, target in relationships:
-        if CONTAINED_IN in kinds and not _given(host):
-            problems.append(ConfigError('credentials.host', host,
-                                        f'is required: {CONTAINED_IN} (to \'{target}\') does '
-                                        f'not give the front-end\'s address yet'))
     return problems
 
 

@@ -360,3 +360,36 @@ def test_a_rotated_jwt_file_and_rotated_vault_credentials_are_picked_up(bed, ssh
         assert f'job_id="{held}",job_name="held",raw_state="PENDING",state="PENDING"' in text
     finally:
         service.stop()
+
+
+def test_deployment_label_and_only_jobs_reach_prometheus(bed, ssh, exporter_process,
+                                                         prometheus, cancel_after):
+    """An interface registered with the original's monitoring_options: its jobs carry
+    deployment_label as their ``deployment`` label, and with only_jobs the exporter
+    asks the front-end no partition figures (no sinfo), until an interface of the same
+    front-end that wants them is registered."""
+    [held] = submit(ssh, '--hold', '--wrap', 'true')
+    cancel_after.append(held)
+    client = ExporterClient(exporter_process.address, token=TOKEN)
+    client.register('labeldep', 'hpc', dict(payload(bed, label='jobsonly'),
+                                            deployment_label='covid19', only_jobs=True))
+    client.add_jobs('labeldep', 'hpc', {'held': held})
+    [state] = prometheus.wait_for(f'croupier_job_state{{job_id="{held}"}} == 1', bool)
+    assert (state['metric']['deployment'], state['metric']['interface'],
+            state['metric']['state']) == ('covid19', 'hpc', 'PENDING')
+    assert prometheus.query('croupier_job_state{deployment="labeldep"}') == []
+    # several scrapes later still no partition metric at all
+    prometheus.wait_for('count_over_time(croupier_exporter_up[1m])',
+                        lambda r: r and int(r[0]['value'][1]) >= 3)
+    assert prometheus.query('croupier_partition_cores') == []
+    metrics = requests.get(exporter_process.address + '/metrics', timeout=10).text
+    assert 'croupier_partition_nodes{' not in metrics and f'job_id="{held}"' in metrics
+
+    # a second interface on the same front-end without only_jobs: partitions come
+    client.register('otherdep', 'hpc', payload(bed, label='jobsonly'))
+    total = ssh.run("sinfo --noheader -p debug -o '%C'").stdout.strip().split('/')[3]
+    [cores] = prometheus.wait_for(
+        'croupier_partition_cores{partition="debug",state="total"}', bool)
+    assert cores['value'][1] == total
+    client.unregister('labeldep')
+    client.unregister('otherdep')

@@ -54,6 +54,15 @@ MONITORED = """    relationships:
 """
 
 
+CONTAINED_IN = """    relationships:
+      - {type: interface_contained_in, target: vm}
+"""
+VM = """  vm:
+    type: cloudify.nodes.Compute
+    properties: {{ip: {ip}, agent_config: {{install_method: none}}}}
+"""
+
+
 def dataflow(protocol='HTTP', web_endpoint='http://web.example.org', store_extra='',
              source_type='croupier.nodes.WebDataSource', source_props='{resource: /d.txt}',
              target_type='croupier.nodes.FileDataSource', target_props='{filepath: d.txt}',
@@ -458,8 +467,12 @@ CASES += [
              'a dry run: nothing is sent to the cluster'),
     Row('interface simulate a word', blueprint(extra_interface='      simulate: "yes"\n'),
         "Property type validation failed in 'hpc': property 'simulate' type is"),
-    iface('interface recurring workflow', '      recurring_workflow: true\n',
-          'recurring_workflow', 'True'),
+    accepted('interface recurring workflow', blueprint(
+        extra_interface='      recurring_workflow: true\n'),
+        'croupier_configure gives each recurrence its working directory before run_jobs'),
+    parser('interface recurring workflow not a boolean', blueprint(
+        extra_interface='      recurring_workflow: maybe\n'), 'hpc', 'recurring_workflow',
+        'maybe'),
     Row('interface internet_access not a boolean',
         blueprint(extra_interface='      internet_access: maybe\n'),
         "Property type validation failed in 'hpc': property 'internet_access' type is"),
@@ -480,11 +493,39 @@ CASES += [
         "node 'hpc', property 'accounting_options' = {'reporting_user': 'acc'}"),
     iface('interface agent installed', '      agent_config: {install_method: remote}\n',
           'agent_config.install_method', "'remote'"),
-    Row('reservation deletion path', blueprint(
+    accepted('reservation deletion path', blueprint(
         config='{infrastructure_interface: SLURM, reservation_deletion_path: /x}'),
-        "node 'hpc', property 'config.reservation_deletion_path' = '/x'"),
-    monitoring('deployment label', '{deployment_label: x}', 'deployment_label', "'x'"),
-    monitoring('only_jobs true', '{only_jobs: true}', 'only_jobs', 'True'),
+        'run on the front-end with each reservation\'s name once run_jobs ended'),
+    Row('reservation deletion path with a newline', blueprint(
+        config='{infrastructure_interface: SLURM, reservation_deletion_path: "/x\\n/y"}'),
+        "node 'hpc', property 'config.reservation_deletion_path' = '/x\\n/y'"),
+    Row('country_tz not a time zone', blueprint(
+        config='{infrastructure_interface: SLURM, country_tz: Mars/Olympus}'),
+        "node 'hpc', property 'config.country_tz' = 'Mars/Olympus'"),
+    accepted('country_tz a time zone', blueprint(
+        config='{infrastructure_interface: SLURM, country_tz: Europe/Madrid}'),
+        'the date of a recurrent reservation\'s name is taken in it'),
+    Row('recurrent_reservation not a boolean', blueprint(
+        job='{commands: [run], reservation: r, recurrent_reservation: maybe}'),
+        "node 'job1', property 'job_options.recurrent_reservation' = 'maybe'"),
+    accepted('deployment label', blueprint(
+        extra_interface='      monitoring_options: {deployment_label: x}\n'),
+        'the exporter labels the interface\'s job metrics with it (deployment="x")'),
+    accepted('contained in a Compute with an ip, no credentials.host', blueprint(
+        credentials='{user: u, password: pw}', extra_interface=CONTAINED_IN,
+        more=VM.format(ip='10.0.0.5')),
+        'the front-end is the Compute node\'s ip (interface_contained_in)'),
+    Row('contained in a Compute whose ip is not a host', blueprint(
+        credentials='{user: u, password: pw}', extra_interface=CONTAINED_IN,
+        more=VM.format(ip="'a b'")), "node 'hpc', property 'credentials.host' = 'a b'"),
+    monitoring('deployment label with a quote', '{deployment_label: "a\'b"}',
+               'deployment_label', '"a\'b"'),
+    accepted('only_jobs true', blueprint(
+        extra_interface='      monitoring_options: {only_jobs: true}\n'),
+        'the exporter collects no partition metrics for the interface'),
+    parser('only_jobs not a boolean', blueprint(
+        extra_interface='      monitoring_options: {only_jobs: maybe}\n'),
+        'hpc', 'monitoring_options.only_jobs', 'maybe'),
     Row('interface skip_cleanup not a boolean',
         blueprint(extra_interface='      skip_cleanup: maybe\n'),
         "Property type validation failed in 'hpc': property 'skip_cleanup' type is"),

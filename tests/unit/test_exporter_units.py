@@ -93,7 +93,8 @@ def test_registration_payload_holds_no_secret():
     settings, key = settings_with_secrets()
     payload = registration_payload(settings)
     assert payload == {'scheduler': 'SLURM', 'host': 'login.example.org', 'port': 2200,
-                       'user': 'alice', 'hpc_label': 'example cluster'}
+                       'user': 'alice', 'hpc_label': 'example cluster',
+                       'deployment_label': '', 'only_jobs': False}
     text = json.dumps(payload)
     for secret in ('Pw-Only-Here-91c2', 'Pass-Only-Here-5d7e'):
         assert secret not in text
@@ -590,3 +591,22 @@ def test_a_changed_secret_file_is_read_again_and_a_bad_one_refused(tmp_path):
     path.write_text('no-jwt-here\n')
     with pytest.raises(ConfigError, match="'vault.jwt_file' = '<hidden>': must hold a JSON"):
         secret.value()
+
+
+def test_the_originals_monitoring_options_are_registered_and_checked():
+    """monitoring_options.deployment_label and only_jobs go into the registration; the
+    exporter refuses a label or a switch of the wrong shape, naming the field."""
+    settings = InfrastructureSettings.from_properties('hpc', {
+        'config': {'infrastructure_interface': 'SLURM'},
+        'credentials': {'host': 'login.example.org', 'user': 'alice', 'password': 'pw'},
+        'monitoring_options': {'deployment_label': 'covid19', 'only_jobs': True}})
+    payload = registration_payload(settings)
+    assert (payload['deployment_label'], payload['only_jobs']) == ('covid19', True)
+    reg = parse_registration('dep', 'hpc', payload)
+    assert (reg.deployment_name, reg.only_jobs) == ('covid19', True)
+    assert parse_registration('dep', 'hpc', dict(payload, deployment_label='')) \
+        .deployment_name == 'dep'
+    with pytest.raises(RegistrationError, match="field 'deployment_label' = 'a\"b'"):
+        parse_registration('dep', 'hpc', dict(payload, deployment_label='a"b'))
+    with pytest.raises(RegistrationError, match="field 'only_jobs' = 'yes'"):
+        parse_registration('dep', 'hpc', dict(payload, only_jobs='yes'))

@@ -182,8 +182,6 @@ CREDENTIALS = {'host': 'h.example.org', 'user': 'u', 'password': 'pw'}
 
 # (case, node types, properties, relationships, property named, value shown)
 REFUSED = [
-    ('recurring workflow', [INTERFACE], {'recurring_workflow': True}, [],
-     'recurring_workflow', 'True'),
     ('simulate not a bool', [INTERFACE], {'simulate': 'yes'}, [], 'simulate', "'yes'"),
     ('accounting user on two lines', [INTERFACE],
      {'accounting_options': {'reporting_user': 'acc\nx'}}, [],
@@ -194,20 +192,11 @@ REFUSED = [
      'accounting_options', "['acc']"),
     ('agent', [INTERFACE], {'agent_config': {'install_method': 'remote'}}, [],
      'agent_config.install_method', "'remote'"),
-    ('deployment label', [INTERFACE], {'monitoring_options': {'deployment_label': 'x'}}, [],
-     'monitoring_options.deployment_label', "'x'"),
-    ('only jobs', [INTERFACE], {'monitoring_options': {'only_jobs': True}}, [],
-     'monitoring_options.only_jobs', 'True'),
-    ('reservation deletion', [INTERFACE],
-     {'config': {'infrastructure_interface': 'SLURM', 'reservation_deletion_path': '/bin/x'}},
-     [], 'config.reservation_deletion_path', "'/bin/x'"),
     ('tunnel', [INTERFACE], {'credentials': dict(CREDENTIALS, ssh_tunnel='jump')}, [],
      'credentials.ssh_tunnel', "'<hidden>'"),
     ('auth header on a data host', ['croupier.nodes.DataAccessInfrastructure'],
      {'credentials': {'auth-header': 'Bearer t0ken'}}, [], 'credentials.auth-header',
      "'<hidden>'"),
-    ('contained in without a host', [INTERFACE], {'credentials': {'user': 'u'}},
-     [(['interface_contained_in'], 'vm')], 'credentials.host', 'None'),
     ('GridFTP certificate', ['croupier.nodes.GridFTPDataAccessInfrastructure',
                              'croupier.nodes.DataAccessInfrastructure'],
      {'credentials': {'user': 'u', 'cert': '/home/u/.globus/usercert.pem'}}, [],
@@ -264,10 +253,11 @@ def test_workspaces_and_gridftp_infrastructures_are_not_refused_here():
 
 def test_honoured_values_are_accepted():
     assert legacy_problems('hpc', [INTERFACE], {
-        'simulate': False, 'recurring_workflow': False, 'internet_access': True,
+        'simulate': False, 'recurring_workflow': True, 'internet_access': True,
         'supported_prtocols': ['SFTP'], 'accounting_options': {},
         'agent_config': {'install_method': 'none'}, 'credentials': CREDENTIALS,
-        'monitoring_options': {'only_jobs': False}}, [(['interface_contained_in'], 'vm')]) == []
+        'monitoring_options': {'only_jobs': True, 'deployment_label': 'covid19'}},
+        [(['interface_contained_in'], 'vm')]) == []
 
 
 def test_a_refused_setting_stops_validate_naming_it(tmp_path, capsys):
@@ -299,13 +289,6 @@ def test_a_refused_setting_stops_validate_naming_it(tmp_path, capsys):
     assert "node 'grid', property 'credentials.cert' = '<hidden>': GridFTP X.509 " \
            "certificates are not supported" in err
     assert 'usercert.pem' not in err
-
-
-def test_croupier_configure_is_refused_with_the_reason():
-    from cloudify.exceptions import NonRecoverableError
-    from croupier_plugin.workflows import croupier_configure
-    with pytest.raises(NonRecoverableError, match='recurring workflows'):
-        croupier_configure(ctx=None)
 
 
 def test_a_master_branch_vault_node_with_a_token_and_its_cubbyhole_is_valid(tmp_path, capsys):

@@ -86,7 +86,8 @@ def registration_payload(settings):
                               settings.monitor_interface, f'must be one of {list(MONITORS)}')\
                 .for_node(settings.name)
     return {'scheduler': scheduler, 'host': settings.ssh.host, 'port': settings.ssh.port,
-            'user': settings.ssh.user, 'hpc_label': settings.hpc_label}
+            'user': settings.ssh.user, 'hpc_label': settings.hpc_label,
+            'deployment_label': settings.deployment_label, 'only_jobs': settings.only_jobs}
 
 
 def exporter_timeout(props: dict, node: str = 'HPCExporter') -> float:

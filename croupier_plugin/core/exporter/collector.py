@@ -220,14 +220,17 @@ class HpcCollector:
         # schedulers with an exporter command tell times (and SLURM partitions);
         # the others are asked with their status command
         scrape = getattr(scheduler, 'exporter_command', None)
-        partitions = getattr(scheduler, 'reports_partitions', False)
+        # partitions are asked for unless every interface on the target said only_jobs
+        partitions = getattr(scheduler, 'reports_partitions', False) and \
+            not all(reg.only_jobs for reg in registrations)
         view = TargetView()
         start = time.perf_counter()
         try:
             if ask or partitions:
                 if state.transport is None:
                     state.transport, state.own_transport = self._new_transport(target)
-                command = scrape(ask) if scrape else scheduler.status_command(ask)
+                command = scrape(ask, partitions=partitions) if scrape \
+                    else scheduler.status_command(ask)
                 state.commands += 1
                 result = state.transport.run(command, timeout=self.config.command_timeout)
                 if result.exit_code != 0:
@@ -327,7 +330,8 @@ class HpcCollector:
                 avail.add_metric([infra, p.name], 1 if p.available else 0)
             for reg in regs:
                 for name, job_id in sorted(reg.jobs.items()):
-                    labels = [reg.deployment, reg.interface, reg.infrastructure, name, job_id]
+                    labels = [reg.deployment_name, reg.interface, reg.infrastructure, name,
+                              job_id]
                     status = view.statuses.get(job_id)
                     if status is None:
                         continue

@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError, CroupierError
 from ..schedulers import SCHEDULERS
@@ -26,7 +26,8 @@ NAME = re.compile(r'[A-Za-z0-9_.@\-]{1,200}')
 _HOST = re.compile(r'[A-Za-z0-9_.\-:\[\]]{1,255}')
 _USER = re.compile(r'[A-Za-z0-9_.@\-]{1,100}')
 _LABEL = re.compile(r'[A-Za-z0-9_.\-:@/ ]{0,100}')
-REGISTRATION_KEYS = ('scheduler', 'host', 'port', 'user', 'hpc_label')
+REGISTRATION_KEYS = ('scheduler', 'host', 'port', 'user', 'hpc_label', 'deployment_label',
+                     'only_jobs')
 # what a registration never carries: the exporter refuses it rather than ignore it
 SECRET_KEYS = ('password', 'private_key', 'private_key_password', 'passphrase',
                'ssh_password', 'ssh_pkey', 'pkey', 'token', 'jwt', 'secret', 'credentials')
@@ -62,6 +63,16 @@ class Registration:
     target: Target
     label: str = ''
     jobs: dict = field(default_factory=dict)     # job name -> scheduler job id
+    # the interface's monitoring_options.deployment_label: the ``deployment``
+    # label of its job metrics in place of the deployment id
+    deployment_label: str = ''
+    # monitoring_options.only_jobs: the interface wants no partition metrics
+    only_jobs: bool = False
+
+    @property
+    def deployment_name(self) -> str:
+        """The ``deployment`` label of the interface's job metrics."""
+        return self.deployment_label or self.deployment
 
     @property
     def infrastructure(self):
@@ -75,7 +86,8 @@ class Registration:
         t = self.target
         return {'deployment': self.deployment, 'interface': self.interface,
                 'scheduler': t.scheduler, 'host': t.host, 'port': t.port, 'user': t.user,
-                'hpc_label': self.label, 'jobs': dict(self.jobs)}
+                'hpc_label': self.label, 'deployment_label': self.deployment_label,
+                'only_jobs': self.only_jobs, 'jobs': dict(self.jobs)}
 
 
 def check_name(what, value):
@@ -116,7 +128,15 @@ def parse_registration(deployment, interface, body):
     if not isinstance(label, str) or not _LABEL.fullmatch(label):
         raise RegistrationError(f"field 'hpc_label' = {label!r}: may hold only letters, "
                                 f"digits, spaces and . _ - : @ /")
-    return Registration(deployment, interface, Target(scheduler, host, port, user), label)
+    deployment_label = body.get('deployment_label') or ''
+    if not isinstance(deployment_label, str) or not _LABEL.fullmatch(deployment_label):
+        raise RegistrationError(f"field 'deployment_label' = {deployment_label!r}: may hold "
+                                f"only letters, digits, spaces and . _ - : @ /")
+    only_jobs = body.get('only_jobs', False)
+    if not isinstance(only_jobs, bool):
+        raise RegistrationError(f"field 'only_jobs' = {only_jobs!r}: must be true or false")
+    return Registration(deployment, interface, Target(scheduler, host, port, user), label,
+                        deployment_label=deployment_label, only_jobs=only_jobs)
 
 
 def parse_jobs(body):
@@ -187,8 +207,7 @@ class Registry:
     def registrations(self):
         """Copies of every registration."""
         with self._lock:
-            return [Registration(r.deployment, r.interface, r.target, r.label, dict(r.jobs))
-                    for r in self._regs.values()]
+            return [replace(r, jobs=dict(r.jobs)) for r in self._regs.values()]
 
     def by_target(self):
         groups = {}

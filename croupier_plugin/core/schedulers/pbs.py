@@ -693,12 +693,14 @@ class PbsFamily(Scheduler):
 
     reports_partitions = True
 
-    def exporter_command(self, job_ids):
+    def exporter_command(self, job_ids, partitions=True):
         """ONE command for a metrics scrape: the server's clock, the queue
         figures, then the status command of ``job_ids`` (qstat -f holds
-        qtime, stime and resources_used)."""
+        qtime, stime and resources_used). ``partitions=False`` leaves the
+        queue figures out."""
         parts = [f'echo "{NOW_MARK}$(LC_ALL=C date {shlex.quote("+" + QSTAT_TIME)})"',
-                 *self.figures_commands(), f'echo {shlex.quote(JOBS_MARK)}']
+                 *(self.figures_commands() if partitions else []),
+                 f'echo {shlex.quote(JOBS_MARK)}']
         if job_ids:
             parts.append(self.status_command(job_ids))
         return '; '.join(parts)

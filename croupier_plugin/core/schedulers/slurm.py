@@ -502,12 +502,14 @@ class SlurmScheduler(Scheduler):
 
     reports_partitions = True
 
-    def exporter_command(self, job_ids):
+    def exporter_command(self, job_ids, partitions=True):
         """ONE command for a metrics scrape: the cluster's clock, every
         partition's nodes and cores (sinfo), its pending and running jobs
         counted on the cluster (squeue of all users, one line per partition
-        and state), then the status command of ``job_ids`` with their times."""
-        parts = [f'echo "{NOW_MARK}$(date +%s)"', *self._figures_parts(),
+        and state), then the status command of ``job_ids`` with their times.
+        ``partitions=False`` leaves sinfo and the squeue counts out."""
+        parts = [f'echo "{NOW_MARK}$(date +%s)"',
+                 *(self._figures_parts() if partitions else []),
                  f'echo {shlex.quote(JOBS_MARK)}']
         if job_ids:
             parts.append(self.status_command(job_ids, times=True))
