@@ -46,9 +46,9 @@ from .transport.agent import Loan
 
 log = logging.getLogger('croupier.data')
 
-PROTOCOLS = ('HTTP', 'RSYNC', 'SFTP')
+PROTOCOLS = ('HTTP', 'RSYNC', 'SFTP', 'CKANAPI')
 # may be named in a blueprint, but Croupier cannot move data with them
-UNSUPPORTED_PROTOCOLS = ('GRIDFTP', 'CKANAPI')
+UNSUPPORTED_PROTOCOLS = ('GRIDFTP',)
 WORKDIR_PLACEHOLDER = '${workdir}'
 DAI_PROPERTIES = ('endpoint', 'internet_access', 'supported_protocols', 'credentials')
 CHUNK = 1 << 20
@@ -234,6 +234,10 @@ class Transfer:
     def check(self):
         """ConfigError when the protocol cannot move this source to this target."""
         src, dst = self.source, self.target
+        if self.protocol == 'CKANAPI' or 'ckan' in (src.kind, dst.kind):
+            from .ckan import check_transfer    # ckan builds on this module
+            check_transfer(self)
+            return
         if dst.kind != 'file':
             raise ConfigError('to_target', dst.name, f'{self.protocol} transfers write to a '
                                                      f'FileDataSource').for_node(self.name)
@@ -777,7 +781,13 @@ def _rsync(transfer):
            f'with a lent key'
 
 
-MOVERS = {'HTTP': _http, 'SFTP': _sftp_relay, 'RSYNC': _rsync}
+def _ckan(transfer):
+    """A CKANAPI transfer: see croupier_plugin.core.ckan."""
+    from .ckan import move      # ckan builds on this module
+    return move(transfer)
+
+
+MOVERS = {'HTTP': _http, 'SFTP': _sftp_relay, 'RSYNC': _rsync, 'CKANAPI': _ckan}
 
 
 # -- a job's outputs into a local folder -------------------------------------

@@ -26,11 +26,6 @@ CONTAINED_IN = 'interface_contained_in'
 UNSUPPORTED_TYPES = {
     GRIDFTP_TYPE: 'GridFTP data access infrastructures are not supported yet; serve the '
                   'data over SFTP/RSYNC (a DataAccessInfrastructure) instead',
-    CKAN_DATASET_TYPE: 'CKAN catalogues are not supported yet; give the resource as a '
-                       'WebDataSource on a DataAccessInfrastructure with the catalogue\'s '
-                       'download address',
-    CKAN_RESOURCE_TYPE: 'CKAN resources are not supported yet; give the resource as a '
-                        'WebDataSource with its download address',
     ECMWF_TYPE: 'the ECMWF vertical interpolation service of the original Croupier is not '
                 'supported: fetch its output as a WebDataSource instead',
 }
@@ -140,6 +135,8 @@ def legacy_problems(node_id: str, types: Sequence[str], props: Mapping[str, Any]
     problems: list[ConfigError] = []
     if INTERFACE_TYPE in types:
         problems = _interface_problems(props, relationships)
+    elif CKAN_DATASET_TYPE in types:
+        problems = []       # its API token is credentials.auth-header (see core/ckan.py)
     elif DAI_TYPE in types:
         problems = _credentials_problems(props.get('credentials'))
     elif HPC_DATA_SOURCE_TYPE in types and isinstance(props.get('workspace'), Mapping) and \
