@@ -3,6 +3,7 @@ a job's file published as a resource of a dataset, and a resource fetched into a
 file on the bed's SSH host, through CKAN's Action API."""
 
 import hashlib
+import io
 import shlex
 import uuid
 
@@ -166,3 +167,30 @@ def test_a_linked_resource_elsewhere_is_fetched_without_the_token(ckan_bed, stor
     assert len(seen) == 1
     assert not any(key.lower() in ('authorization', 'x-ckan-api-key') for key in seen[0])
     assert ckan_bed.token not in str(seen[0])
+
+
+def test_a_private_dataset_is_read_with_the_token_only(ckan_bed, store, ssh, workdir,
+                                                       dataset_name):
+    """A private dataset's resource is fetched with the token (sent to the catalogue's
+    download address too); without one the transfer says the dataset is private."""
+    admin = ckanapi.RemoteCKAN(ckan_bed.url, apikey=ckan_bed.token)
+    # (CKAN needs an organization for a private dataset. organization_create stores it,
+    # then fails building its answer, which counts its datasets through the search index
+    # the bed's CKAN has not got: the organization is there all the same)
+    with pytest.raises(ckanapi.CKANAPIError, match='Search Connection Error'):
+        admin.action.organization_create(name=f'org-{dataset_name}')
+    dataset = admin.action.package_create(name=dataset_name, owner_org=f'org-{dataset_name}',
+                                          private=True)
+    assert dataset['private'] is True
+    admin.call_action('resource_create', {'package_id': dataset['id'], 'name': 'secret.txt'},
+                      files={'upload': ('secret.txt', io.BytesIO(b'private numbers\n'))})
+    target = DataSource('in', 'file', f'{workdir}/secret.txt', store)
+    with_token = catalogue(ckan_bed, dataset_name)
+    Transfer('fetch', 'CKANAPI', resource(with_token, name='secret.txt'), target).run()
+    assert ssh.run(f'cat {workdir}/secret.txt').stdout == 'private numbers\n'
+
+    anonymous = catalogue(ckan_bed, dataset_name, token='')
+    fetch = Transfer('fetch', 'CKANAPI', resource(anonymous, name='secret.txt'),
+                     DataSource('in', 'file', f'{workdir}/again.txt', store))
+    with pytest.raises(TransferError, match='the dataset is private and no API token is given'):
+        fetch.run()
