@@ -30,7 +30,8 @@ def test_gridftp_may_be_listed_but_not_used(given):
     with pytest.raises(ConfigError) as err:
         protocol('transfer_protocol', given)
     assert str(err.value) == (f"property 'transfer_protocol' = {given!r}: {given} transfers "
-                              f"are not supported by Croupier (supported: HTTP, RSYNC, SFTP)")
+                              f"are not supported by Croupier "
+                              f"(supported: HTTP, RSYNC, SFTP, CKANAPI)")
 
 
 def test_data_infrastructure_properties():
