@@ -31,7 +31,12 @@ install_ckan() {
     python3 -m venv "${CKAN_VENV}"
     # CKAN pins its dependencies in its 'requirements' extra
     "${CKAN_VENV}/bin/pip" install -q "ckan[requirements]==${CKAN_VERSION}"
-    "${CKAN_VENV}/bin/pip" install -q "${HERE}/ckan"
+    # built from a copy, so that no build/ folder is left in the source tree
+    local src
+    src="$(mktemp -d)"
+    cp -r "${HERE}/ckan/." "${src}/"
+    "${CKAN_VENV}/bin/pip" install -q "${src}"
+    rm -rf "${src}"
     echo "install.sh: CKAN installed in $(( $(date +%s) - start )) s"
 }
 
