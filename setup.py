@@ -14,6 +14,8 @@ setup(
         'requests>=2.31',
         'hvac>=2.1',
         'prometheus-client>=0.20',
+        # CKAN catalogues (CKAN_dataset, CKAN_resource)
+        'ckanapi>=4.7',
         # Croupier Web (`croupier serve`)
         'fastapi>=0.110',
         'uvicorn>=0.29',

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from cloudify.exceptions import NonRecoverableError
 
 from .core import site
+from .core.ckan import CkanCatalogue, CkanResource
 from .core.data import (DataInfrastructure, DataSource, Publication, Transfer,
                          endpoint_host, protocol, publish_path_problem)
 from .core.engine import RETRY_STATES, JobPolicy
@@ -40,6 +41,8 @@ CONTAINED_HOST = 'contained_host'
 DAI_TYPE = 'croupier.nodes.DataAccessInfrastructure'
 FILE_SOURCE_TYPE = 'croupier.nodes.FileDataSource'
 WEB_SOURCE_TYPE = 'croupier.nodes.WebDataSource'
+CKAN_DATASET_TYPE = 'croupier.nodes.CKAN_dataset'
+CKAN_RESOURCE_TYPE = 'croupier.nodes.CKAN_resource'
 TRANSFER_TYPE = 'croupier.nodes.DataTransfer'
 LOCATED_AT = 'ds_located_at'
 FROM_SOURCE = 'from_source'
@@ -291,7 +294,24 @@ def _vault_of_view(view, views):
     return target.id, target.properties
 
 
+def ckan_catalogue(view: NodeView) -> CkanCatalogue:
+    """The CKAN catalogue of a CKAN_dataset node; NonRecoverableError naming node,
+    property and value (the API token hidden) when it is not valid."""
+    if view.targets(FROM_VAULT):
+        raise NonRecoverableError(f"node '{view.id}': {FROM_VAULT}: a CKAN_dataset takes its "
+                                  f"API token from credentials.auth-header, not from Vault")
+    props = {k: v for k, v in view.properties.items() if k in
+             ('endpoint', 'internet_access', 'supported_protocols', 'credentials',
+              'dataset_info')}
+    try:
+        return CkanCatalogue.from_catalogue_properties(view.id, props)
+    except ConfigError as exc:
+        raise NonRecoverableError(str(exc)) from None
+
+
 def data_infrastructure(view, views, fetch=True):
+    if view.is_a(CKAN_DATASET_TYPE):
+        return ckan_catalogue(view)
     props = {k: v for k, v in view.properties.items() if k in
              ('endpoint', 'internet_access', 'supported_protocols', 'credentials',
               'ssh_endpoint', 'workspace_basepath')}
@@ -321,7 +341,7 @@ def build_dataflow(views, fetch=True):
                 flow.problems.append(str(exc))
     for view in views.values():
         kind = 'file' if view.is_a(FILE_SOURCE_TYPE) else 'web' if view.is_a(WEB_SOURCE_TYPE) \
-            else None
+            else 'ckan' if view.is_a(CKAN_RESOURCE_TYPE) else None
         if kind is None:
             continue
         located = view.targets(LOCATED_AT)
@@ -334,7 +354,17 @@ def build_dataflow(views, fetch=True):
         infra = flow.infrastructures.get(located[0])
         if infra is None:
             continue                    # its infrastructure's problem is reported
+        if (kind == 'ckan') != isinstance(infra, CkanCatalogue):
+            flow.problems.append(f"node '{view.id}': {LOCATED_AT} '{located[0]}': "
+                                 + ('a CKAN_resource is located at a CKAN_dataset'
+                                    if kind == 'ckan' else
+                                    'a CKAN_dataset holds CKAN_resource nodes only'))
+            continue
         try:
+            if kind == 'ckan':
+                flow.sources[view.id] = CkanResource.from_resource_properties(
+                    view.id, view.properties, infra)
+                continue
             flow.sources[view.id] = DataSource.from_properties(view.id, kind, view.properties,
                                                                infra)
         except ConfigError as exc:
@@ -372,7 +402,8 @@ def _transfer(view, views, flow):
             if any(f"node '{targets[0]}'" in p for p in flow.problems):
                 raise NonRecoverableError(f"node '{view.id}': its {rel} '{targets[0]}' is not "
                                           f"valid (see above)")
-            raise ConfigError(rel, targets[0], 'is not a FileDataSource or WebDataSource'
+            raise ConfigError(rel, targets[0], 'is not a FileDataSource, WebDataSource or '
+                                               'CKAN_resource'
                               ).for_node(view.id)
         ends[rel] = flow.sources[targets[0]]
     transfer = Transfer(view.id, name, ends[FROM_SOURCE], ends[TO_TARGET])

@@ -11,8 +11,10 @@ import shlex
 import subprocess
 import time
 import uuid
+from typing import NamedTuple
 
 import pytest
+import requests
 
 from croupier_plugin.core.cluster import Cluster
 from croupier_plugin.core.schedulers import ShellScheduler, SlurmScheduler
@@ -247,3 +249,38 @@ if not os.path.isdir(os.path.join(MANAGER_TYPES, 'spec')):
     raise RuntimeError(f'{MANAGER_TYPES} is missing: the tests parse blueprints against the '
                        f"types files a Cloudify Manager 7.0.5 serves")
 os.environ['CROUPIER_CLOUDIFY_TYPES'] = MANAGER_TYPES
+
+
+@pytest.fixture(scope='session')
+def ckan_bed(bed):
+    """The bed's CKAN (ckan.json: url, api_token), started when it is not up."""
+    path = os.path.join(BED_DIR, 'ckan.json')
+    up = False
+    if os.path.exists(path):
+        with open(path) as fh:
+            url = json.load(fh)['url']
+        try:
+            up = requests.get(f'{url}/api/3/action/status_show', timeout=10).ok
+        except requests.RequestException:
+            up = False
+    if not up:
+        if os.geteuid() != 0:
+            _bed_unavailable('CKAN is not running, and only root can start it')
+        start = subprocess.run(['bash', BED_SCRIPT, 'start-ckan'], capture_output=True,
+                               text=True)
+        if start.returncode != 0:
+            _bed_unavailable(f'bed.sh start-ckan failed:\n{start.stdout}\n{start.stderr}')
+    with open(path) as fh:
+        info = json.load(fh)
+    with open(info['api_token_file']) as fh:
+        token = fh.read().strip()
+    return CkanBed(info['url'], token)
+
+
+class CkanBed(NamedTuple):
+    """The bed's CKAN: its address and a sysadmin's API token (kept out of repr)."""
+    url: str
+    token: str
+
+    def __repr__(self) -> str:
+        return f'CkanBed(url={self.url!r}, token=<hidden>)'

@@ -41,7 +41,7 @@ import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import requests
 
@@ -54,9 +54,7 @@ from .transport.agent import Loan
 
 log = logging.getLogger('croupier.data')
 
-PROTOCOLS = ('HTTP', 'RSYNC', 'SFTP', 'GRIDFTP')
-# may be named in a blueprint, but Croupier cannot move data with them
-UNSUPPORTED_PROTOCOLS = ('CKANAPI',)
+PROTOCOLS = ('HTTP', 'RSYNC', 'SFTP', 'GRIDFTP', 'CKANAPI')
 WORKDIR_PLACEHOLDER = '${workdir}'
 DAI_PROPERTIES = ('endpoint', 'internet_access', 'supported_protocols', 'credentials',
                   'ssh_endpoint', 'workspace_basepath')
@@ -67,17 +65,13 @@ class TransferError(CroupierError):
     """A transfer ran and failed; the message says which and why."""
 
 
-def protocol(prop, value, declared=False):
-    """The protocol's canonical name. ``declared``: a name listed in
-    supported_protocols, where the unsupported ones may appear."""
+def protocol(prop: str, value: Any) -> str:
+    """The protocol's canonical name (any case, with or without - and _)."""
     if not isinstance(value, str) or any(c.isspace() for c in value):
         raise ConfigError(prop, value, f'must be one of {", ".join(PROTOCOLS)}')
     name = value.upper().replace('-', '').replace('_', '')
-    if name in PROTOCOLS or (declared and name in UNSUPPORTED_PROTOCOLS):
+    if name in PROTOCOLS:
         return name
-    if name in UNSUPPORTED_PROTOCOLS:
-        raise ConfigError(prop, value, f'{value} transfers are not supported by Croupier '
-                                       f'(supported: {", ".join(PROTOCOLS)})')
     raise ConfigError(prop, value, f'must be one of {", ".join(PROTOCOLS)}')
 
 
@@ -141,7 +135,7 @@ class DataInfrastructure:
             listed = [listed]
         if not isinstance(listed, list):
             raise ConfigError('supported_protocols', listed, 'must be a list of protocols')
-        protocols = tuple(protocol(f'supported_protocols[{i}]', p, declared=True)
+        protocols = tuple(protocol(f'supported_protocols[{i}]', p)
                           for i, p in enumerate(listed))
         internet = _flag('internet_access', props.get('internet_access', False))
         credentials = dict(props.get('credentials') or {})
@@ -330,6 +324,10 @@ class Transfer:
     def check(self):
         """ConfigError when the protocol cannot move this source to this target."""
         src, dst = self.source, self.target
+        if self.protocol == 'CKANAPI' or 'ckan' in (src.kind, dst.kind):
+            from .ckan import check_transfer    # ckan builds on this module
+            check_transfer(self)
+            return
         if dst.kind != 'file':
             raise ConfigError('to_target', dst.name, f'{self.protocol} transfers write to a '
                                                      f'FileDataSource').for_node(self.name)
@@ -874,7 +872,13 @@ def _rsync(transfer):
            f'with a lent key'
 
 
-MOVERS = {'HTTP': _http, 'SFTP': _sftp_relay, 'RSYNC': _rsync}
+def _ckan(transfer):
+    """A CKANAPI transfer: see croupier_plugin.core.ckan."""
+    from .ckan import move      # ckan builds on this module
+    return move(transfer)
+
+
+MOVERS = {'HTTP': _http, 'SFTP': _sftp_relay, 'RSYNC': _rsync, 'CKANAPI': _ckan}
 
 
 # -- a job's outputs into a local folder -------------------------------------

@@ -15,20 +15,12 @@ from .errors import ConfigError
 
 INTERFACE_TYPE = 'croupier.nodes.InfrastructureInterface'
 DAI_TYPE = 'croupier.nodes.DataAccessInfrastructure'
-GRIDFTP_TYPE = 'croupier.nodes.GridFTPDataAccessInfrastructure'
 CKAN_DATASET_TYPE = 'croupier.nodes.CKAN_dataset'
-CKAN_RESOURCE_TYPE = 'croupier.nodes.CKAN_resource'
 ECMWF_TYPE = 'croupier.nodes.ECMWFVerticalInterpolation'
-HPC_DATA_SOURCE_TYPE = 'croupier.nodes.HPCDataSource'
 JOB_TYPE = 'croupier.nodes.Job'
 
 # node types refused whole, with the reason
 UNSUPPORTED_TYPES = {
-    CKAN_DATASET_TYPE: 'CKAN catalogues are not supported yet; give the resource as a '
-                       'WebDataSource on a DataAccessInfrastructure with the catalogue\'s '
-                       'download address',
-    CKAN_RESOURCE_TYPE: 'CKAN resources are not supported yet; give the resource as a '
-                        'WebDataSource with its download address',
     ECMWF_TYPE: 'the ECMWF vertical interpolation service of the original Croupier is not '
                 'supported: fetch its output as a WebDataSource instead',
 }
@@ -122,6 +114,8 @@ def legacy_problems(node_id: str, types: Sequence[str], props: Mapping[str, Any]
     problems: list[ConfigError] = []
     if INTERFACE_TYPE in types:
         problems = _interface_problems(props, relationships)
+    elif CKAN_DATASET_TYPE in types:
+        problems = []       # its API token is credentials.auth-header (see core/ckan.py)
     elif DAI_TYPE in types:
         problems = _credentials_problems(props.get('credentials'))
     elif JOB_TYPE in types:

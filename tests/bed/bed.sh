@@ -2,7 +2,7 @@
 # Croupier local test bed: single-node SLURM 22.05 (munge, MariaDB, slurmdbd,
 # slurmctld, slurmd) plus an OpenSSH server on 127.0.0.1 for the test user.
 #
-# Usage: bed.sh start|stop|status|restart-slurmctld|stop-sshd|start-sshd
+# Usage: bed.sh start|stop|status|restart-slurmctld|stop-sshd|start-sshd|start-ckan|stop-ckan
 #
 # Environment:
 #   CROUPIER_BED_DIR       state dir (default /var/lib/croupier-bed)
@@ -49,6 +49,9 @@ declare -A PIDFILE=(
     [slurmd]=/run/slurmd.pid
     [sshd]="${SSHD_DIR}/sshd.pid"
     [bao]="${STATE}/bao/bao.pid"
+    [postgres]="${STATE}/ckan/postgres.pid"
+    [redis-server]="${STATE}/ckan/redis.pid"
+    [ckan]="${STATE}/ckan/ckan.pid"
 )
 declare -A LOGFILE=(
     [munged]="${MUNGED_LOG}"
@@ -58,6 +61,9 @@ declare -A LOGFILE=(
     [slurmd]="${SLURMD_LOG}"
     [sshd]="${SSHD_LOG}"
     [bao]="${STATE}/bao/bao.log"
+    [postgres]="${STATE}/ckan/postgres.log"
+    [redis-server]="${STATE}/ckan/redis.log"
+    [ckan]="${STATE}/ckan/ckan.log"
 )
 START_ORDER=(munged mariadbd slurmdbd slurmctld slurmd sshd bao)
 STOP_ORDER=(bao sshd slurmd slurmctld slurmdbd mariadbd munged)
@@ -66,6 +72,17 @@ STOP_ORDER=(bao sshd slurmd slurmctld slurmdbd mariadbd munged)
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BAO="${CROUPIER_BED_BAO:-${REPO}/.venv/bin/bao}"
 BAO_PORT="${CROUPIER_BED_BAO_PORT:-8200}"
+
+# CKAN (the data catalogue of CKAN_dataset/CKAN_resource), in its own venv made by
+# install.sh, with its own PostgreSQL cluster and Redis; kept out of START_ORDER so
+# that `status` (which the tests use to decide whether to start the bed) and `stop`
+# leave it alone: `start-ckan` and `stop-ckan` handle it, and `start` ends with it
+CKAN_VENV="${CROUPIER_BED_CKAN_VENV:-/opt/croupier-ckan}"
+CKAN_PORT="${CROUPIER_BED_CKAN_PORT:-5050}"
+CKAN_DB_PORT="${CROUPIER_BED_CKAN_DB_PORT:-5433}"
+CKAN_REDIS_PORT="${CROUPIER_BED_CKAN_REDIS_PORT:-6380}"
+CKAN_DIR="${STATE}/ckan"
+PG_BIN="/usr/lib/postgresql/15/bin"
 
 log() { echo "bed: $*"; }
 
@@ -640,6 +657,144 @@ EOF
     install_file "${tmp}" "${STATE}/bed.json" 644 || true
 }
 
+# ---------------------------------------------------------------- CKAN
+
+ckan_cli() { "${CKAN_VENV}/bin/ckan" -c "${CKAN_DIR}/ckan.ini" "$@"; }
+
+start_ckan_postgres() {
+    if [ -s "${CKAN_DIR}/pg/postmaster.pid" ]; then
+        head -n 1 "${CKAN_DIR}/pg/postmaster.pid" > "${PIDFILE[postgres]}"
+    fi
+    if running postgres; then log "postgres (ckan): already running"; return 0; fi
+    install -d -o postgres -g postgres -m 700 "${CKAN_DIR}/pg-run"
+    if [ ! -s "${CKAN_DIR}/pg/PG_VERSION" ]; then
+        install -d -o postgres -g postgres -m 700 "${CKAN_DIR}/pg"
+        # trust on loopback only: the cluster serves nothing but the bed's CKAN
+        su postgres -s /bin/sh -c "${PG_BIN}/initdb -D '${CKAN_DIR}/pg' -A trust -U postgres" \
+            9>&- </dev/null >"${CKAN_DIR}/initdb.log" 2>&1 || die "postgres (ckan): initdb failed, see ${CKAN_DIR}/initdb.log"
+    fi
+    port_free postgres "${CKAN_DB_PORT}"
+    touch "${LOGFILE[postgres]}"; chown postgres "${LOGFILE[postgres]}"
+    launch su postgres -s /bin/sh -c "${PG_BIN}/pg_ctl -D '${CKAN_DIR}/pg' -l '${LOGFILE[postgres]}' -w -t ${WAIT_S} \
+        -o '-p ${CKAN_DB_PORT} -k ${CKAN_DIR}/pg-run -c listen_addresses=127.0.0.1' start" \
+        || die_daemon postgres "pg_ctl start failed"
+    # postmaster.pid holds more numbers than the PID on its first line
+    head -n 1 "${CKAN_DIR}/pg/postmaster.pid" > "${PIDFILE[postgres]}"
+    wait_until postgres "${WAIT_S}" "port 127.0.0.1:${CKAN_DB_PORT}" tcp_open 127.0.0.1 "${CKAN_DB_PORT}"
+    log "postgres (ckan): started on 127.0.0.1:${CKAN_DB_PORT} (pid $(pid_of postgres))"
+}
+
+start_ckan_redis() {
+    if running redis-server; then log "redis (ckan): already running"; return 0; fi
+    port_free redis-server "${CKAN_REDIS_PORT}"
+    launch redis-server --port "${CKAN_REDIS_PORT}" --bind 127.0.0.1 --daemonize yes \
+        --pidfile "${PIDFILE[redis-server]}" --logfile "${LOGFILE[redis-server]}" \
+        --save '' --appendonly no --dir "${CKAN_DIR}"
+    wait_until redis-server "${WAIT_S}" "port 127.0.0.1:${CKAN_REDIS_PORT}" tcp_open 127.0.0.1 "${CKAN_REDIS_PORT}"
+    log "redis (ckan): started on 127.0.0.1:${CKAN_REDIS_PORT} (pid $(pid_of redis-server))"
+}
+
+pg_q() { psql -h 127.0.0.1 -p "${CKAN_DB_PORT}" -U postgres -tA -c "$1"; }
+
+# setup_ckan: config, database, sysadmin and its API token, once
+setup_ckan() {
+    local dbpass url
+    [ -s "${CKAN_DIR}/db_password" ] || { random_secret > "${CKAN_DIR}/db_password"; chmod 600 "${CKAN_DIR}/db_password"; }
+    dbpass="$(cat "${CKAN_DIR}/db_password")"
+    if [ "$(pg_q "select 1 from pg_roles where rolname='ckan_bed'")" != 1 ]; then
+        pg_q "create role ckan_bed login password '${dbpass}'" >/dev/null
+        pg_q "create database ckan_bed owner ckan_bed encoding 'utf-8' template template0" >/dev/null
+    fi
+    mkdir -p "${CKAN_DIR}/storage"
+    url="http://127.0.0.1:${CKAN_PORT}"
+    if [ ! -s "${CKAN_DIR}/ckan.ini" ]; then
+        ckan_cli_generate >"${CKAN_DIR}/generate.log" 2>&1 || die "ckan: config generation failed, see ${CKAN_DIR}/generate.log"
+        sed -i \
+            -e "s#^sqlalchemy.url = .*#sqlalchemy.url = postgresql://ckan_bed:${dbpass}@127.0.0.1:${CKAN_DB_PORT}/ckan_bed#" \
+            -e "s#^ckan.site_url = .*#ckan.site_url = ${url}#" \
+            -e "s#^ckan.redis.url = .*#ckan.redis.url = redis://127.0.0.1:${CKAN_REDIS_PORT}/0#" \
+            -e "s#^ckan.storage_path = .*#ckan.storage_path = ${CKAN_DIR}/storage#" \
+            -e "s#^ckan.auth.create_unowned_dataset = .*#ckan.auth.create_unowned_dataset = true#" \
+            -e "s#^ckan.plugins = .*#ckan.plugins = activity croupier_bed_nosolr#" \
+            "${CKAN_DIR}/ckan.ini"
+        chmod 600 "${CKAN_DIR}/ckan.ini"
+    fi
+    ckan_cli db init 9>&- </dev/null >"${CKAN_DIR}/db-init.log" 2>&1 || die "ckan: db init failed, see ${CKAN_DIR}/db-init.log"
+    ckan_cli db upgrade -p activity 9>&- </dev/null >>"${CKAN_DIR}/db-init.log" 2>&1 || die "ckan: db upgrade failed, see ${CKAN_DIR}/db-init.log"
+    if [ ! -s "${CKAN_DIR}/api_token" ]; then
+        [ -s "${CKAN_DIR}/admin_password" ] || { random_secret > "${CKAN_DIR}/admin_password"; chmod 600 "${CKAN_DIR}/admin_password"; }
+        if ! ckan_cli user show croupier 9>&- </dev/null 2>/dev/null | grep -q 'name=croupier'; then
+            ckan_cli user add croupier email=croupier@croupier.local \
+                password="$(cat "${CKAN_DIR}/admin_password")" 9>&- </dev/null >>"${CKAN_DIR}/db-init.log" 2>&1 \
+                || die "ckan: user add failed, see ${CKAN_DIR}/db-init.log"
+            ckan_cli sysadmin add croupier 9>&- </dev/null >>"${CKAN_DIR}/db-init.log" 2>&1
+        fi
+        # the token is the last line of the command's output, kept out of the logs
+        ckan_cli user token add croupier bed 9>&- </dev/null 2>/dev/null | tail -n 1 | tr -d ' \t' \
+            > "${CKAN_DIR}/api_token.new"
+        [ -s "${CKAN_DIR}/api_token.new" ] || die "ckan: no API token was made"
+        chmod 600 "${CKAN_DIR}/api_token.new"
+        mv -f "${CKAN_DIR}/api_token.new" "${CKAN_DIR}/api_token"
+    fi
+}
+
+ckan_cli_generate() { "${CKAN_VENV}/bin/ckan" generate config "${CKAN_DIR}/ckan.ini"; }
+
+start_ckan_web() {
+    if running ckan; then log "ckan: already running"; return 0; fi
+    port_free ckan "${CKAN_PORT}"
+    (
+        cd "${CKAN_DIR}"
+        setsid "${CKAN_VENV}/bin/ckan" -c "${CKAN_DIR}/ckan.ini" run -H 127.0.0.1 -p "${CKAN_PORT}" \
+            --disable-reloader 9>&- </dev/null >"${LOGFILE[ckan]}" 2>&1 &
+        echo "$!" > "${PIDFILE[ckan]}"
+    )
+    wait_until ckan 90 "http://127.0.0.1:${CKAN_PORT}/api/3/action/status_show" \
+        curl -fsS "http://127.0.0.1:${CKAN_PORT}/api/3/action/status_show"
+    log "ckan: started on 127.0.0.1:${CKAN_PORT} (pid $(pid_of ckan))"
+}
+
+write_ckan_json() {
+    local tmp
+    tmp="$(mktemp "${STATE}/.ckan.json.XXXXXX")"
+    cat > "${tmp}" <<EOF
+{
+  "url": $(json_str "http://127.0.0.1:${CKAN_PORT}"),
+  "api_token_file": $(json_str "${CKAN_DIR}/api_token"),
+  "user": "croupier",
+  "log": $(json_str "${LOGFILE[ckan]}")
+}
+EOF
+    install_file "${tmp}" "${STATE}/ckan.json" 644 || true
+}
+
+cmd_start_ckan() {
+    local t0 ms
+    t0="$(now_ms)"
+    [ -x "${CKAN_VENV}/bin/ckan" ] || die "ckan: ${CKAN_VENV}/bin/ckan not found (tests/bed/install.sh installs it)"
+    [ -x "${PG_BIN}/initdb" ] || die "ckan: ${PG_BIN}/initdb not found (tests/bed/install.sh installs postgresql)"
+    mkdir -p "${CKAN_DIR}"
+    chmod 711 "${CKAN_DIR}"
+    start_ckan_postgres
+    start_ckan_redis
+    if ! running ckan; then
+        setup_ckan
+    fi
+    start_ckan_web
+    write_ckan_json
+    ms=$(( $(now_ms) - t0 ))
+    log "ckan: UP at http://127.0.0.1:${CKAN_PORT}, info in ${STATE}/ckan.json (took $(( ms / 1000 )).$(printf '%03d' $(( ms % 1000 ))) s)"
+}
+
+cmd_stop_ckan() {
+    stop_daemon ckan
+    stop_daemon redis-server
+    if running postgres; then
+        su postgres -s /bin/sh -c "${PG_BIN}/pg_ctl -D '${CKAN_DIR}/pg' -m fast -w stop" 9>&- </dev/null >/dev/null 2>&1 || true
+    fi
+    stop_daemon postgres
+}
+
 # ---------------------------------------------------------------- commands
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root"; }
@@ -670,6 +825,7 @@ cmd_start() {
     start_bao
     setup_data_tools
     write_bed_json
+    cmd_start_ckan
     local t1 ms
     t1="$(now_ms)"
     ms=$(( t1 - t0 ))
@@ -733,8 +889,10 @@ main() {
         stop-sshd) need_root; with_lock; stop_daemon sshd ;;
         start-sshd) need_root; with_lock; cmd_start_sshd ;;
         setup-data-tools) need_root; with_lock; setup_data_tools ;;
+        start-ckan) need_root; with_lock; cmd_start_ckan ;;
+        stop-ckan) need_root; with_lock; cmd_stop_ckan ;;
         *)
-            echo "usage: $0 start|stop|status|restart-slurmctld|stop-sshd|start-sshd|setup-data-tools" >&2
+            echo "usage: $0 start|stop|status|restart-slurmctld|stop-sshd|start-sshd|setup-data-tools|start-ckan|stop-ckan" >&2
             exit 2 ;;
     esac
 }

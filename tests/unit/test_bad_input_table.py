@@ -987,6 +987,88 @@ CASES += [
 
 
 
+def ckan_flow(dataset_props="{endpoint: 'http://ckan.example.org', "
+                            "credentials: {auth-header: tok-s3cret}, "
+                            "dataset_info: {name: results}}",
+              resource_props='{resource: {name: out.csv}}', protocol='CKANAPI',
+              publish=True, located='cat'):
+    """A CKAN dataset with one resource, a file store, and a transfer between the
+    resource and a file there: publishing the file (``publish``) or fetching it."""
+    ends = ('out', 'res') if publish else ('res', 'out')
+    return f"""  cat:
+    type: croupier.nodes.CKAN_dataset
+    properties: {dataset_props}
+  res:
+    type: croupier.nodes.CKAN_resource
+    properties: {resource_props}
+    relationships:
+      - {{type: ds_located_at, target: {located}}}
+  store:
+    type: croupier.nodes.DataAccessInfrastructure
+    properties:
+      endpoint: files.example.org
+      credentials: {{user: u, password: pw}}
+  out:
+    type: croupier.nodes.FileDataSource
+    properties: {{filepath: out.csv}}
+    relationships:
+      - {{type: ds_located_at, target: store}}
+  move:
+    type: croupier.nodes.DataTransfer
+    properties: {{transfer_protocol: {protocol}}}
+    relationships:
+      - {{type: from_source, target: {ends[0]}}}
+      - {{type: to_target, target: {ends[1]}}}
+"""
+
+
+# CKAN catalogues (CKAN_dataset, CKAN_resource, CKANAPI transfers)
+CASES += [
+    accepted('CKAN publish', blueprint(more=ckan_flow()),
+             'a job\'s file published as a resource of a CKAN dataset'),
+    accepted('CKAN fetch of a public resource', blueprint(more=ckan_flow(
+        dataset_props="{endpoint: 'https://ckan.example.org', dataset_info: {name: inputs}}",
+        publish=False)), 'a public dataset is read without an API token'),
+    Row('CKAN endpoint not http', blueprint(more=ckan_flow(
+        dataset_props="{endpoint: ckan.example.org, dataset_info: {name: results}}")),
+        "node 'cat', property 'endpoint' = 'ckan.example.org'"),
+    Row('CKAN dataset without a name', blueprint(more=ckan_flow(
+        dataset_props="{endpoint: 'http://ckan.example.org', dataset_info: {title: T}}")),
+        "node 'cat', property 'dataset_info.name' = None"),
+    Row('CKAN dataset name with capitals', blueprint(more=ckan_flow(
+        dataset_props="{endpoint: 'http://ckan.example.org', dataset_info: {name: My Data}}")),
+        "node 'cat', property 'dataset_info.name' = 'My Data'"),
+    Row('CKAN token with a space', blueprint(more=ckan_flow(
+        dataset_props="{endpoint: 'http://ckan.example.org', "
+                      "credentials: {auth-header: 'tok s3cret'}, dataset_info: {name: r1}}")),
+        "node 'cat', property 'credentials.auth-header' = '<hidden>'"),
+    Row('CKAN SSH login given', blueprint(more=ckan_flow(
+        dataset_props="{endpoint: 'http://ckan.example.org', "
+                      "credentials: {user: u, password: pw}, dataset_info: {name: r1}}")),
+        "node 'cat', property 'credentials.user' = 'u'"),
+    Row('CKAN token header label', blueprint(more=ckan_flow(
+        dataset_props="{endpoint: 'http://ckan.example.org', credentials: "
+                      "{auth-header: tok-s3cret, auth-header-label: X-Token}, "
+                      "dataset_info: {name: r1}}")),
+        "node 'cat', property 'credentials.auth-header-label' = 'X-Token'"),
+    Row('CKAN internet access', blueprint(more=ckan_flow(
+        dataset_props="{endpoint: 'http://ckan.example.org', internet_access: true, "
+                      "dataset_info: {name: r1}}")),
+        "node 'cat', property 'internet_access' = True"),
+    Row('CKAN resource without a name', blueprint(more=ckan_flow(
+        resource_props='{resource: {format: CSV}}')),
+        "node 'res', property 'resource.name' = None"),
+    Row('CKAN publish without a token', blueprint(more=ckan_flow(
+        dataset_props="{endpoint: 'http://ckan.example.org', dataset_info: {name: r1}}")),
+        "node 'move', property 'to_target' = 'res': publishing to catalogue 'cat' needs"),
+    Row('CKAN resource moved with HTTP', blueprint(more=ckan_flow(protocol='HTTP',
+                                                                  publish=False)),
+        "node 'move', property 'from_source' = 'res': a CKAN_resource is moved with CKANAPI"),
+    Row('CKAN resource located at a file store', blueprint(more=ckan_flow(located='store')),
+        "node 'res': ds_located_at 'store': a CKAN_resource is located at a CKAN_dataset"),
+]
+
+
 ROWS = [Row(*case) for case in CASES]
 
 

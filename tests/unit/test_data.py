@@ -26,18 +26,22 @@ def test_protocol_names_are_read_in_any_case(given, name):
 
 @pytest.mark.parametrize('given', ['GridFTP', 'GRIDFTP', 'grid-ftp'])
 def test_gridftp_may_be_listed_and_used(given):
-    assert protocol('supported_protocols[0]', given, declared=True) == 'GRIDFTP'
+    assert protocol('supported_protocols[0]', given) == 'GRIDFTP'
     assert protocol('transfer_protocol', given) == 'GRIDFTP'
 
 
 @pytest.mark.parametrize('given', ['CKANAPI', 'ckan-api'])
-def test_ckanapi_may_be_listed_but_not_used(given):
-    assert protocol('supported_protocols[0]', given, declared=True) == 'CKANAPI'
+def test_ckanapi_may_be_listed_and_used(given):
+    assert protocol('supported_protocols[0]', given) == 'CKANAPI'
+    assert protocol('transfer_protocol', given) == 'CKANAPI'
+
+
+@pytest.mark.parametrize('given', ['FTP', 'scp', 'HTTP S'])
+def test_an_unknown_protocol_is_refused_naming_the_known_ones(given):
     with pytest.raises(ConfigError) as err:
         protocol('transfer_protocol', given)
-    assert str(err.value) == (f"property 'transfer_protocol' = {given!r}: {given} transfers "
-                              f"are not supported by Croupier (supported: HTTP, RSYNC, SFTP, "
-                              f"GRIDFTP)")
+    assert str(err.value) == (f"property 'transfer_protocol' = {given!r}: must be one of "
+                              f"HTTP, RSYNC, SFTP, GRIDFTP, CKANAPI")
 
 
 def test_data_infrastructure_properties():
