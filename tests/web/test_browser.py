@@ -227,3 +227,28 @@ def test_expert_editor_errors_are_shown_beside_it(browser, portal):
     assert portal.get('/api/v1/instances').json() == []
     # the password field of a secret
     assert b.find('#input-api_token').get_attribute('type') == 'password'
+
+
+def test_the_dashboard_follows_instances_without_reloading(browser, portal):
+    b = browser
+    b.open('/')
+    assert 'No instance yet' in b.find('main').text
+    b.driver.execute_script('window.croupierMarker = 7')
+    assert portal.upload('shell-app').status_code == 201
+    created = portal.post('/api/v1/instances', json={
+        'application': 'shell-app', 'name': 'live', 'inputs': {'api_token': 'abcdefgh',
+                                                               'pause': 0}})
+    assert created.status_code == 202, created.text
+
+    def row() -> tuple[str, str]:
+        """The dashboard's row of 'live': its text and its state."""
+        found = b.find('#instances tbody tr[data-instance="live"]')
+        return found.text, found.find_element('css selector', 'td.state').text
+    b.until(lambda: 'install' in row()[0] and row()[1] == 'completed', 60, 'installed')
+    assert 'No instance yet' not in b.find('main').text      # only visible text counts
+    assert portal.post('/api/v1/instances/live/executions', json={}).status_code == 202
+    b.until(lambda: 'run_jobs' in row()[0] and row()[1] == 'completed'
+            and 'COMPLETED 2' in row()[0], 60, 'run_jobs completed')
+    assert b.driver.execute_script('return window.croupierMarker') == 7    # no reload
+    assert b.find('#instances tbody tr[data-instance="live"] a').get_attribute(
+        'href').endswith('/instances/live')
