@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import cli, runner
-from ..eventlog import (CREDENTIAL_TYPES, HIDDEN, SECRET_NAME, deployment_secrets,  # noqa: F401
-                        events_path, given_inputs, input_definitions, is_secret,
+from ..eventlog import (CREDENTIAL_TYPES, HIDDEN, given_inputs, input_definitions, is_secret,
                         read_events, scrub, secret_name, secret_strings)
 
 JOB_TYPE = 'croupier.nodes.Job'

@@ -50,7 +50,8 @@ def with_shell_app(portal: Portal) -> str:
 # ------------------------------------------------------------------ access
 
 
-def test_every_call_needs_the_token(portal):
+def test_every_call_needs_the_token(shared_portal):
+    portal = shared_portal
     assert portal.url.startswith('http://127.0.0.1:')
     for path in ('/api/v1/applications', '/api/v1/instances', '/api/v1/openapi.json'):
         assert portal.get(path, token=None).status_code == 401
@@ -101,7 +102,8 @@ def test_bad_serve_options_are_refused_clearly(tmp_path, options, said):
     assert 'Traceback' not in refused.stderr and 'open http' not in refused.stdout
 
 
-def test_openapi_documents_the_api(portal):
+def test_openapi_documents_the_api(shared_portal):
+    portal = shared_portal
     spec = portal.get('/api/v1/openapi.json').json()
     paths = spec['paths']
     for path, method in (('/api/v1/applications', 'get'), ('/api/v1/applications', 'post'),
@@ -353,8 +355,9 @@ def test_executions_survive_a_restart_of_the_server(tmp_path):
         second.stop()
 
 
-def test_cancel_an_execution_and_rerun_what_failed(portal):
-    assert portal.upload('shell-app').status_code == 201
+def test_cancel_an_execution_and_rerun_what_failed(shared_portal):
+    portal = shared_portal
+    with_shell_app(portal)
     assert portal.post('/api/v1/instances', json={
         'application': 'shell-app', 'name': 'stop',
         'inputs': {'api_token': 'abcdefgh', 'pause': 300}}).status_code == 202
@@ -393,7 +396,8 @@ def test_cancel_an_execution_and_rerun_what_failed(portal):
 # ------------------------------------------------------------------ on the bed's SLURM
 
 
-def test_slurm_instance_runs_on_the_bed(portal, bed_inputs):
+def test_slurm_instance_runs_on_the_bed(shared_portal, bed_inputs):
+    portal = shared_portal
     assert portal.upload('slurm-app').status_code == 201
     inputs = dict(bed_inputs, fail=True, work_seconds=1)
     created = portal.post('/api/v1/instances', json={'application': 'slurm-app',
@@ -416,3 +420,22 @@ def test_slurm_instance_runs_on_the_bed(portal, bed_inputs):
                         params={'stream': 'stderr'}).json()
     assert 'input deck is corrupt' in stderr['text']
     assert json.dumps(view).count(bed_inputs['hpc_private_key_file']) == 1   # a path, shown
+
+
+def test_the_worker_announces_its_execution_or_why_it_did_not_start(shared_portal):
+    portal = shared_portal
+    blueprint = with_shell_app(portal)
+    assert croupier(portal, 'install', blueprint, 'announce', '-i', 'api_token=abcdefgh',
+                    '-i', 'pause=0').returncode == 0
+    # a parameter run_jobs does not declare: the worker ends before any execution
+    refused = portal.post('/api/v1/instances/announce/executions',
+                          json={'workflow': 'run_jobs', 'parameters': {'no_such_thing': 1}})
+    assert refused.status_code == 500 and 'no_such_thing' in refused.json()['error']
+    assert 'did not start' in refused.json()['error']
+    assert [e['workflow'] for e in portal.instance('announce')['executions']] == ['install']
+    # a run that starts: the answer names the execution the worker stored
+    started = portal.post('/api/v1/instances/announce/executions', json={})
+    assert started.status_code == 202, started.text
+    view = portal.wait_idle('announce')
+    assert view['executions'][0]['id'] == started.json()['id']
+    assert view['executions'][0]['status'] == 'completed'
