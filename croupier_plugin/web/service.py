@@ -738,11 +738,18 @@ class Workers:
 
 
 def write_private(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` for its owner only."""
-    with runner.private_umask():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write ``text`` to ``path`` for its owner only, replacing the file whole (a
+    page being drawn meanwhile reads the old text or the new, never a part)."""
+    import tempfile
+    fd, temporary = tempfile.mkstemp(prefix='.writing-', dir=os.path.dirname(path))
+    try:
         with os.fdopen(fd, 'w') as fh:
             fh.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def create_instance(app: Application, name: str, inputs: dict) -> dict:

@@ -72,3 +72,15 @@ def test_the_payload_is_replaced_whole_and_private(storage):
     with storage.payload() as data:
         assert data == {'key': 'other'}
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_the_portals_own_files_are_replaced_whole_and_private(tmp_path):
+    from croupier_plugin.web import service
+    path = str(tmp_path / 'meta.json')
+    service.write_private(path, json.dumps({'application': 'first'}))
+    with open(path) as reader:
+        service.write_private(path, json.dumps({'application': 'second'}))
+        assert json.load(reader) == {'application': 'first'}
+    with open(path) as fh:
+        assert json.load(fh) == {'application': 'second'}
+    assert modes(str(tmp_path)) == {'meta.json': 0o600}
