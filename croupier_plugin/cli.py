@@ -160,18 +160,15 @@ def _run_workflow(console, env, workflow, name=None, parameters=None):
         console.line(f'signal {signum}: cancelling {workflow}')
         workflow_api.set_cancel_request()
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    known = set()
     if name:
         console.events = EventLog(name, deployment_secrets(env))
-        known = {e['id'] for e in env.storage.get_executions()}
+        _end_cancelled_as_cancelled(console, env)
         runner.write_pid_file(name)
     try:
         console.line(workflow)
         result = runner.execute(env, workflow, parameters)
         if result == workflow_api.EXECUTION_CANCELLED_RESULT or \
                 workflow_api.has_cancel_request():
-            if name:
-                _store_cancelled(console, env, workflow, known)
             console.line(f'{workflow} CANCELLED')
             return 1
         return 0
@@ -185,20 +182,34 @@ def _run_workflow(console, env, workflow, name=None, parameters=None):
             runner.remove_pid_file(name, only_pid=os.getpid())
 
 
-def _store_cancelled(console: Console, env, workflow: str, known: set) -> None:
-    """Store the executions of ``workflow`` this process started (those not in
-    ``known``) as cancelled, and record a workflow_cancelled event for each."""
-    storage = env.storage._storage
-    executions = storage.get_executions(env.name)
-    for execution in executions:
-        if execution['id'] not in known and execution.get('workflow_id') == workflow:
-            execution.update(status=CANCELLED, status_display=CANCELLED)
-            if console.events is not None:
-                console.events.record('event', {
-                    'context': {'execution_id': execution['id'], 'workflow_id': workflow},
-                    'message': {'text': f'{workflow} cancelled'}},
-                    'warning', 'workflow_cancelled')
-    storage.store_executions(env.name, executions)
+def _end_cancelled_as_cancelled(console: Console, env) -> None:
+    """Have the engine store an execution that ends after a cancel request as
+    cancelled, in the same write that stores its end (a reader never sees it ended
+    as anything else), and record a workflow_cancelled event for it."""
+    from datetime import datetime
+
+    from cloudify.workflows import workflow_api
+    storage = env.storage
+    engine_end = storage.execution_ended
+
+    def execution_ended(execution_id: str, error: Optional[BaseException] = None) -> None:
+        if not workflow_api.has_cancel_request():
+            return engine_end(execution_id, error)
+        executions = storage.get_executions()
+        workflow = None
+        for execution in executions:
+            if execution['id'] == execution_id:
+                execution.update(status=CANCELLED, status_display=CANCELLED,
+                                 ended_at=datetime.now(),
+                                 error=_cause(error) if error else None)
+                workflow = execution.get('workflow_id')
+        storage._storage.store_executions(storage.name, executions)
+        if console.events is not None:
+            console.events.record('event', {
+                'context': {'execution_id': execution_id, 'workflow_id': workflow},
+                'message': {'text': f'{workflow} cancelled'}}, 'warning', 'workflow_cancelled')
+    # the engine calls it on the deployment's storage object: this run's only
+    storage.execution_ended = execution_ended
 
 
 CANCELLED = 'cancelled'
