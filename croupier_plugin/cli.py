@@ -11,6 +11,7 @@ from typing import Optional
 
 from . import runner
 from .core.accounting import figures_columns
+from .eventlog import EventLog, deployment_secrets
 from .validation import validate_plan
 
 
@@ -22,6 +23,8 @@ class Console:
         self.verbose = verbose
         self.stream = stream or sys.stdout
         self.start = time.monotonic()
+        # set for a run on a named deployment: everything is recorded for the portal
+        self.events: Optional[EventLog] = None
 
     def line(self, text):
         elapsed = time.monotonic() - self.start
@@ -29,6 +32,8 @@ class Console:
         self.stream.flush()
 
     def log_out(self, log, **kwargs):
+        if self.events is not None:
+            self.events.log(log)
         text = (log.get('message') or {}).get('text', '')
         level = log.get('level', 'info')
         ours = (log.get('logger') or '').startswith('ctx.') or text.startswith('job ')
@@ -37,6 +42,8 @@ class Console:
             self.line(text)
 
     def event_out(self, event, **kwargs):
+        if self.events is not None:
+            self.events.event(event)
         etype = event.get('event_type', '')
         text = (event.get('message') or {}).get('text', '')
         if self.verbose or etype in ('task_failed', 'workflow_failed'):
@@ -81,16 +88,21 @@ def _table(rows):
     return '\n'.join(lines)
 
 
+def job_instances(env) -> list:
+    """The deployment's job node instances (nodes of type croupier.nodes.Job or
+    derived), as stored: what `croupier status` and the portal's job table show."""
+    from .edge import JOB_TYPE
+    nodes = {n.id: n for n in env.storage.get_nodes()}
+    return [instance for instance in env.storage.get_node_instances()
+            if JOB_TYPE in (nodes[instance.node_id].get('type_hierarchy')
+                            or [nodes[instance.node_id].type])]
+
+
 def job_rows(env):
     """The summary rows from the deployment's stored runtime properties: one per
     job, and one per earlier attempt of a job that was retried or rerun."""
-    from .edge import JOB_TYPE
-    nodes = {n.id: n for n in env.storage.get_nodes()}
     rows = []
-    for instance in env.storage.get_node_instances():
-        node = nodes[instance.node_id]
-        if JOB_TYPE not in (node.get('type_hierarchy') or [node.type]):
-            continue
+    for instance in job_instances(env):
         p = instance.runtime_properties or {}
         labels = p.get('labels') or {}
         attempts = list(p.get('attempts') or [])
@@ -148,7 +160,12 @@ def cmd_run(args):
 
 
 def _run_workflow(console, env, workflow, name=None, parameters=None):
-    """Execute ``workflow``; SIGINT/SIGTERM (and `croupier cancel NAME`) cancel it."""
+    """Execute ``workflow``; SIGINT/SIGTERM (and `croupier cancel NAME`) cancel it.
+
+    On a named deployment, its logs and events are recorded (see eventlog), and a
+    cancelled execution is stored as such: the local engine stores it as terminated,
+    which `croupier status --executions` and the portal would show as completed.
+    """
     from cloudify.workflows import workflow_api
 
     def on_signal(signum, frame):
@@ -156,10 +173,14 @@ def _run_workflow(console, env, workflow, name=None, parameters=None):
         workflow_api.set_cancel_request()
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     if name:
+        console.events = EventLog(name, deployment_secrets(env))
+        _end_cancelled_as_cancelled(console, env)
         runner.write_pid_file(name)
     try:
         console.line(workflow)
-        if runner.execute(env, workflow, parameters) == workflow_api.EXECUTION_CANCELLED_RESULT:
+        result = runner.execute(env, workflow, parameters)
+        if result == workflow_api.EXECUTION_CANCELLED_RESULT or \
+                workflow_api.has_cancel_request():
             console.line(f'{workflow} CANCELLED')
             return 1
         return 0
@@ -171,6 +192,90 @@ def _run_workflow(console, env, workflow, name=None, parameters=None):
             signal.signal(s, handler)
         if name:
             runner.remove_pid_file(name, only_pid=os.getpid())
+
+
+def _end_cancelled_as_cancelled(console: Console, env) -> None:
+    """Have the engine store an execution that ends after a cancel request as
+    cancelled, in the same write that stores its end (a reader never sees it ended
+    as anything else), and record a workflow_cancelled event for it."""
+    from datetime import datetime
+
+    from cloudify.workflows import workflow_api
+    storage = env.storage
+    engine_end = storage.execution_ended
+
+    def execution_ended(execution_id: str, error: Optional[BaseException] = None) -> None:
+        if not workflow_api.has_cancel_request():
+            return engine_end(execution_id, error)
+        executions = storage.get_executions()
+        workflow = None
+        for execution in executions:
+            if execution['id'] == execution_id:
+                execution.update(status=CANCELLED, status_display=CANCELLED,
+                                 ended_at=datetime.now(),
+                                 error=_cause(error) if error else None)
+                workflow = execution.get('workflow_id')
+        storage._storage.store_executions(storage.name, executions)
+        if console.events is not None:
+            console.events.record('event', {
+                'context': {'execution_id': execution_id, 'workflow_id': workflow},
+                'message': {'text': f'{workflow} cancelled'}}, 'warning', 'workflow_cancelled')
+    # the engine calls it on the deployment's storage object: this run's only
+    storage.execution_ended = execution_ended
+
+
+CANCELLED = 'cancelled'
+# what the local engine stores, as Cloudify Manager names it: 'pending' until the end
+# (the engine has no 'started'), 'terminated' for success
+_EXECUTION_STATUS = {'terminated': 'completed', 'pending': 'started'}
+RUNNING_STATUSES = ('pending', 'started', 'cancelling', 'force_cancelling')
+
+
+def execution_rows(env, runner_alive: bool) -> list[dict]:
+    """The stored executions of the deployment, newest first, each with its status
+    as `croupier status --executions` and the portal show it: completed, failed,
+    cancelled, started; one still marked running whose runner has gone (``runner_alive``
+    false) is interrupted (`croupier execute` resumes it)."""
+    rows = []
+    for e in env.storage.get_executions():
+        status = _EXECUTION_STATUS.get(e.get('status'), e.get('status'))
+        if status in RUNNING_STATUSES and not runner_alive:
+            status = 'interrupted'
+        start, end = e.get('started_at'), e.get('ended_at')
+        rows.append({'id': e['id'], 'workflow': e.get('workflow_id'), 'status': status,
+                     'parameters': e.get('parameters') or {},
+                     'started_at': start, 'ended_at': end,
+                     'duration_seconds': (end - start).total_seconds()
+                     if start and end else None,
+                     'error': e.get('error')})
+    return list(reversed(rows))
+
+
+def live_runner(name: str) -> Optional[int]:
+    """The pid of the process running a workflow on ``name``, when its pid file names
+    a live Croupier runner (the same process: same start time and command line)."""
+    record = runner.read_pid_file(name)
+    if not record:
+        return None
+    current = runner.process_identity(record['pid'])
+    if current and all(current[k] == record[k] for k in ('start_time', 'cmdline')):
+        return record['pid']
+    return None
+
+
+def _executions_table(rows: list[dict]) -> str:
+    """The executions as `croupier status --executions` prints them."""
+    headers = ['execution', 'workflow', 'status', 'started', 'duration']
+    body = [[r['id'], r['workflow'] or '', r['status'] or '',
+             r['started_at'].isoformat(timespec='seconds') if r['started_at'] else '',
+             '' if r['duration_seconds'] is None else f"{r['duration_seconds']:.1f}s"]
+            for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
+              for i, h in enumerate(headers)]
+    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths)),
+             '  '.join('-' * w for w in widths)]
+    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    return '\n'.join(lines)
 
 
 # A deployment name becomes a folder name in the store: nothing that could climb out
@@ -264,6 +369,9 @@ def cmd_status(args):
         key, sep, value = wanted.partition('=')
         rows = [r for r in rows if key in r['labels'] and (not sep or r['labels'][key] == value)]
     print(_table(rows))
+    if args.executions:
+        print()
+        print(_executions_table(execution_rows(env, live_runner(args.name) is not None)))
     return 0
 
 
@@ -479,6 +587,8 @@ def main(argv=None):
     p.add_argument('name')
     p.add_argument('-l', '--label', action='append',
                    help='only jobs with this label (KEY=VALUE, or KEY for any value); repeatable')
+    p.add_argument('-e', '--executions', action='store_true',
+                   help='also list its executions (workflow, status, start, duration)')
     p.set_defaults(func=cmd_status)
     p = sub.add_parser('cancel', help="cancel a deployment's running execution")
     p.add_argument('name')

@@ -368,12 +368,44 @@ def make_private(path: str) -> None:
 
 
 class PrivateFileStorage(FileStorage):
-    """Cloudify's file storage, written for its owner only.
+    """Cloudify's file storage, written for its owner only, each file replaced whole.
 
     A named deployment's storage holds its inputs and properties, inline passwords,
     private keys and the Vault JWT among them: every write runs under umask 077, and
     the blueprint's copied resources (copied with their own modes) are tightened.
+
+    Cloudify's own storage rewrites its JSON files in place, so that another process
+    reading the store (`croupier status`, the portal) may meet one cut short. Here
+    the deployment, its node instances, its executions and the payload are written
+    to a private temporary file that then replaces the old one (os.replace): a reader
+    sees the old document or the new one, never a mix.
     """
+
+    def _write_json(self, path: str, data: object, indent: Optional[int] = 4,
+                    trailer: str = '') -> None:
+        """Write ``data`` as Cloudify's storage encodes it to ``path``, atomically.
+
+        The temporary file lies at the store's root, not beside ``path``: Cloudify
+        takes every file of a node-instances folder for a node instance.
+        """
+        import json
+        import tempfile
+        from cloudify.workflows.local import JSONEncoderWithDatetime
+        text = json.dumps(data, indent=indent, cls=JSONEncoderWithDatetime) + trailer
+        # mkstemp creates the file 0600 whatever the umask
+        fd, temporary = tempfile.mkstemp(prefix='.writing-', dir=self._root_storage_dir)
+        try:
+            with os.fdopen(fd, 'w') as fh:
+                fh.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+
+    def _deployment_dir(self, name: str) -> str:
+        """The folder of the deployment ``name`` in the store."""
+        return os.path.join(self._root_storage_dir, 'deployments', name)
 
     def store_blueprint(self, name: str, blueprint: dict) -> None:
         """Cloudify's copy of the blueprint folder and plan, then made private."""
@@ -382,24 +414,33 @@ class PrivateFileStorage(FileStorage):
         make_private(os.path.join(self._root_storage_dir, 'blueprints', name))
 
     def store_deployment(self, name: str, deployment: dict) -> None:
-        """Cloudify's, under umask 077."""
+        """The deployment's folders (as Cloudify lays them out) and its deployment.json,
+        private; the JSON written last, so that its presence means a whole deployment."""
+        folder = self._deployment_dir(name)
         with private_umask():
-            super().store_deployment(name, deployment)
+            os.makedirs(folder)
+            for sub in ('node-instances', 'nodes', 'workdir', 'updates'):
+                os.mkdir(os.path.join(folder, sub))
+        self._write_json(os.path.join(folder, 'deployment.json'), deployment)
 
     def set_deployment_attributes(self, name: str, **attrs) -> None:
-        """Cloudify's, under umask 077."""
-        with private_umask():
-            super().set_deployment_attributes(name, **attrs)
+        """Update the stored deployment's attributes, replacing its file whole."""
+        deployment = self.get_deployment(name)
+        deployment.update(attrs)
+        self._write_json(os.path.join(self._deployment_dir(name), 'deployment.json'),
+                         deployment)
 
     def store_instance(self, deployment_id: str, instance: dict):
-        """Cloudify's, under umask 077."""
-        with private_umask():
-            return super().store_instance(deployment_id, instance)
+        """Store a node instance, replacing its file whole."""
+        from cloudify_rest_client.node_instances import NodeInstance
+        self._write_json(self._instance_path(deployment_id, instance.id), instance,
+                         indent=None)
+        return NodeInstance(instance)
 
     def store_executions(self, deployment_id: str, executions: list) -> None:
-        """Cloudify's, under umask 077."""
-        with private_umask():
-            super().store_executions(deployment_id, executions)
+        """Store the deployment's executions, replacing their file whole."""
+        self._write_json(os.path.join(self._deployment_dir(deployment_id),
+                                      'executions.json'), executions)
 
     def store_deployment_update(self, deployment_id: str, update_id: str,
                                 update: dict) -> None:
@@ -415,13 +456,17 @@ class PrivateFileStorage(FileStorage):
 
     @contextlib.contextmanager
     def payload(self) -> Iterator[dict]:
-        """Cloudify's, its file written under umask 077."""
-        parent = super().payload()
-        data = parent.__enter__()
+        """The store's payload, its file replaced whole on leaving the block."""
+        import json
+        from cloudify.workflows.local import load_datetime
+        path = os.path.join(self._root_storage_dir, 'payload')
+        try:
+            with open(path) as fh:
+                data = json.load(fh, object_hook=load_datetime)
+        except OSError:
+            data = {}
         yield data
-        # the parent writes the payload file on leaving its block: under the umask
-        with private_umask():
-            parent.__exit__(None, None, None)
+        self._write_json(path, data, trailer=os.linesep)
 
 
 def file_storage() -> PrivateFileStorage:

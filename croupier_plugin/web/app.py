@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlencode
 
 from fastapi import Body, FastAPI, File, Form, Request, UploadFile
@@ -190,22 +190,19 @@ def create_app(token: str, catalogue: str) -> FastAPI:
         """Server-sent events: the instance (as GET gives it) each time it changes."""
         service.check_name(name, 'instance')
 
-        async def stream():
-            last = None
-            while not await request.is_disconnected():
-                try:
-                    view = await asyncio.to_thread(service.instance_view, name)
-                except PortalError as exc:
-                    view = {'name': name, 'gone': True, 'error': str(exc)}
-                text = json.dumps(view, default=str)
-                if text != last:
-                    last = text
-                    yield f'data: {text}\n\n'
-                else:
-                    yield ': still here\n\n'
-                await asyncio.sleep(1.0)
-        return StreamingResponse(stream(), media_type='text/event-stream',
-                                 headers={'Cache-Control': 'no-store'})
+        def view() -> dict:
+            try:
+                return service.instance_view(name)
+            except PortalError as exc:
+                return {'name': name, 'gone': True, 'error': str(exc)}
+        return _stream(request, view)
+
+    @app.get('/api/v1/dashboard/events', tags=['instances'],
+             response_class=StreamingResponse)
+    async def api_dashboard_events(request: Request):
+        """Server-sent events: every instance with its last execution (as
+        ``GET /api/v1/instances`` gives them) each time any of them changes."""
+        return _stream(request, service.dashboard)
 
     # ------------------------------------------------------------ pages
 
@@ -337,6 +334,27 @@ def create_app(token: str, catalogue: str) -> FastAPI:
         return JSONResponse({'error': f'not found: {request.url.path}'}, status_code=404)
 
     return app
+
+
+# How often a page's stream reads the store again
+STREAM_SECONDS = 1.0
+
+
+def _stream(request: Request, read: Callable[[], Any]) -> StreamingResponse:
+    """Server-sent events of what ``read()`` answers (read in a thread), sent again
+    each time it changes, until the client goes away."""
+    async def stream():
+        last = None
+        while not await request.is_disconnected():
+            text = json.dumps(await asyncio.to_thread(read), default=str)
+            if text != last:
+                last = text
+                yield f'data: {text}\n\n'
+            else:
+                yield ': still here\n\n'
+            await asyncio.sleep(STREAM_SECONDS)
+    return StreamingResponse(stream(), media_type='text/event-stream',
+                             headers={'Cache-Control': 'no-store'})
 
 
 def _summary(application: service.Application) -> dict:

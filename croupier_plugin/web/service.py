@@ -22,15 +22,10 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .. import runner
+from .. import cli, runner
+from ..eventlog import (CREDENTIAL_TYPES, HIDDEN, given_inputs, input_definitions, is_secret,
+                        read_events, scrub, secret_name, secret_strings)
 
-HIDDEN = '<hidden>'
-# Input names that hold secrets (JWTs, passwords, passphrases, keys, tokens)
-SECRET_NAME = re.compile(r'pass(word|phrase)?|secret|token|jwt|private_key|(^|_)key($|_)|'
-                         r'credential', re.I)
-# Input types whose values are credentials: their secret-named fields are masked
-CREDENTIAL_TYPES = ('croupier.datatypes.Credentials', 'croupier.datatypes.credentials',
-                    'croupier.datatypes.dm.GridFTPCredentials')
 JOB_TYPE = 'croupier.nodes.Job'
 DEPENDS_ON = 'job_depends_on'
 MANAGED_BY = 'task_managed_by_interface'
@@ -38,7 +33,7 @@ FROM_VAULT = 'retrieve_credentials_from_vault'
 MAX_PACKAGE_BYTES = 20 * 1024 * 1024      # an uploaded blueprint package, zipped
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024    # and unpacked
 MAX_PACKAGE_FILES = 2000
-RUNNING_STATUSES = ('pending', 'started', 'cancelling', 'force_cancelling')
+RUNNING_STATUSES = cli.RUNNING_STATUSES
 # The DSL parser and the local engine read relative imports from the current
 # directory, which runner.init_env changes: one parse at a time in this process.
 _PARSE_LOCK = threading.Lock()
@@ -59,20 +54,6 @@ class PortalError(ValueError):
 # ---------------------------------------------------------------- secrets
 
 
-# ... except names of files and folders: a key's path is no secret, its content is
-NOT_SECRET_NAME = re.compile(r'_(file|path|dir)$', re.I)
-
-
-def secret_name(name: str) -> bool:
-    """Whether an input or field called ``name`` holds a secret."""
-    return bool(SECRET_NAME.search(name)) and not NOT_SECRET_NAME.search(name)
-
-
-def is_secret(name: str, definition: Optional[dict] = None) -> bool:
-    """Whether the input ``name`` (declared as ``definition``) holds a secret."""
-    return secret_name(name) or (definition or {}).get('type') in CREDENTIAL_TYPES
-
-
 def mask(name: str, value: Any, definition: Optional[dict] = None) -> Any:
     """``value`` as it may be shown: a secret hidden; in a mapping of credentials,
     only its secret-named fields."""
@@ -89,37 +70,6 @@ def mask_inputs(inputs: dict, definitions: dict) -> dict:
     return {k: mask(k, v, definitions.get(k)) for k, v in (inputs or {}).items()}
 
 
-def secret_strings(inputs: dict, definitions: dict) -> list[str]:
-    """The strings among ``inputs`` that are secrets (four characters or more),
-    longest first, to be scrubbed from any text shown."""
-    found: set[str] = set()
-
-    def walk(name: str, value: Any, secret: bool) -> None:
-        secret = secret or secret_name(name)
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(k, v, secret)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(name, item, secret)
-        elif secret and isinstance(value, str) and len(value) >= 4:
-            found.add(value)
-            found.add(repr(value)[1:-1])
-    for k, v in (inputs or {}).items():
-        # a mapping of credentials is walked field by field: its host is no secret
-        walk(k, v, is_secret(k, definitions.get(k)) and not isinstance(v, dict))
-    return sorted(found, key=len, reverse=True)
-
-
-def scrub(text: Any, secrets: list[str]) -> Any:
-    """``text`` with every secret replaced by HIDDEN."""
-    if not isinstance(text, str):
-        return text
-    for secret in secrets:
-        text = text.replace(secret, HIDDEN)
-    return text
-
-
 # ---------------------------------------------------------------- places
 
 
@@ -129,11 +79,6 @@ def portal_dir(*parts: str) -> str:
     with runner.private_umask():
         os.makedirs(path, mode=0o700, exist_ok=True)
     return path
-
-
-def events_path(name: str) -> str:
-    """The JSON-lines file of the logs and events of ``name``'s executions."""
-    return os.path.join(portal_dir('events'), f'{name}.jsonl')
 
 
 def meta_path(name: str) -> str:
@@ -519,27 +464,11 @@ def instance_names() -> list[str]:
     return sorted(names)
 
 
-def runner_alive(name: str) -> Optional[int]:
-    """The pid of the process running a workflow on ``name``, when its pid file
-    names a live Croupier runner (checked as `croupier cancel` does)."""
-    record = runner.read_pid_file(name)
-    if not record:
-        return None
-    current = runner.process_identity(record['pid'])
-    if current and all(current[k] == record[k] for k in ('start_time', 'cmdline')):
-        return record['pid']
-    return None
-
-
 def _job_rows(env, now: float) -> list[dict]:
     """One row per job instance: the current attempt's figures and its earlier
     attempts' count."""
-    nodes = {n.id: n for n in env.storage.get_nodes()}
     rows = []
-    for instance in env.storage.get_node_instances():
-        node = nodes[instance.node_id]
-        if JOB_TYPE not in (node.get('type_hierarchy') or [node.type]):
-            continue
+    for instance in cli.job_instances(env):
         p = instance.runtime_properties or {}
         submitted, started, ended = p.get('submitted_at'), p.get('started_at'), p.get('ended_at')
         queued = running = None
@@ -570,46 +499,15 @@ def _when(value: Any) -> Optional[str]:
 
 
 def _executions(env, name: str, secrets: list[str]) -> list[dict]:
-    """The deployment's executions, newest first; one still marked running whose
-    runner has gone is shown as interrupted (`croupier execute` resumes it)."""
-    alive = runner_alive(name) or Workers.alive(name)
-    cancelled = set()
-    with contextlib.suppress(FileNotFoundError):
-        with open(events_path(name), encoding='utf-8', errors='replace') as fh:
-            for line in fh:
-                if '"workflow_cancelled"' in line:
-                    with contextlib.suppress(ValueError):
-                        cancelled.add(json.loads(line).get('execution_id'))
+    """The deployment's executions as `croupier status --executions` shows them,
+    newest first, times as ISO text and errors scrubbed of secrets."""
+    alive = cli.live_runner(name) is not None or Workers.alive(name)
     found = []
-    for e in env.storage.get_executions():
-        # the local engine stores 'pending' until the end, and 'terminated' for success
-        status = {'terminated': 'completed', 'pending': 'started'}.get(e.get('status'),
-                                                                       e.get('status'))
-        if e['id'] in cancelled:
-            status = 'cancelled'
-        elif status in RUNNING_STATUSES and not alive:
-            status = 'interrupted'
-        start, end = e.get('started_at'), e.get('ended_at')
-        duration = (end - start).total_seconds() if start and end else None
-        error = e.get('error')
-        found.append({'id': e['id'], 'workflow': e.get('workflow_id'), 'status': status,
-                      'parameters': e.get('parameters') or {},
-                      'started_at': _when(start), 'ended_at': _when(end),
-                      'duration_seconds': duration,
-                      'error': scrub(error, secrets) if error else None})
-    return list(reversed(found))
-
-
-def input_definitions(env, name: str) -> dict:
-    """The input definitions of the blueprint of the stored deployment ``name`` (the
-    deployment's own plan holds the input values instead)."""
-    blueprint = env.storage._storage.get_blueprint(name) or {}
-    return (blueprint.get('plan') or {}).get('inputs') or {}
-
-
-def given_inputs(env, name: str) -> dict:
-    """The inputs the deployment ``name`` was created with."""
-    return env.storage._storage.get_deployment(name).get('inputs') or {}
+    for row in cli.execution_rows(env, alive):
+        found.append(dict(row, started_at=_when(row['started_at']),
+                          ended_at=_when(row['ended_at']),
+                          error=scrub(row['error'], secrets) if row['error'] else None))
+    return found
 
 
 def load_env(name: str):
@@ -623,19 +521,9 @@ def load_env(name: str):
 def instance_view(name: str) -> dict:
     """Everything the instance page and ``GET /api/v1/instances/NAME`` show.
 
-    The worker writes the store's JSON files in place (Cloudify's file storage), so a
-    read may meet one half-written: it is read again a moment later.
+    The store's files are replaced whole (runner.PrivateFileStorage): a read never
+    meets one half-written.
     """
-    for _ in range(19):
-        try:
-            return _instance_view(name)
-        except json.JSONDecodeError:
-            time.sleep(0.05)
-    return _instance_view(name)
-
-
-def _instance_view(name: str) -> dict:
-    """instance_view, read once."""
     check_name(name, 'instance')
     meta = _read_json(meta_path(name)) or {}
     env = load_env(name)
@@ -647,8 +535,8 @@ def _instance_view(name: str) -> dict:
                 'jobs': [], 'executions': [], 'graph': {'jobs': [], 'edges': []},
                 'running_execution': None, 'worker_log': Workers.log_tail(name)}
     plan = env.plan
-    definitions = input_definitions(env, name)
-    given = given_inputs(env, name)
+    definitions = input_definitions(env)
+    given = given_inputs(env)
     secrets = secret_strings(given, definitions)
     executions = _executions(env, name, secrets)
     running = next((e for e in executions if e['status'] in RUNNING_STATUSES), None)
@@ -702,7 +590,7 @@ def job_output(name: str, job: str, stream: str, lines: int = 50) -> str:
     settings = edge.interface_settings(target.id, target.properties, vault)
     cluster = settings.cluster()
     text = cluster.tail(path, max(1, min(int(lines), 1000)))
-    return scrub(text, secret_strings(given_inputs(env, name), input_definitions(env, name)))
+    return scrub(text, secret_strings(given_inputs(env), input_definitions(env)))
 
 
 def read_logs(name: str, offset: int = 0, limit: int = 50, level: str = '',
@@ -710,22 +598,16 @@ def read_logs(name: str, offset: int = 0, limit: int = 50, level: str = '',
     """A page of ``name``'s recorded logs and events, newest last, filtered by level,
     event type and execution; also the levels and event types there are."""
     items, levels, types = [], set(), set()
-    with contextlib.suppress(FileNotFoundError):
-        with open(events_path(name), encoding='utf-8', errors='replace') as fh:
-            for line in fh:
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    continue
-                levels.add(item.get('level') or '')
-                types.add(item.get('event_type') or '')
-                if level and item.get('level') != level:
-                    continue
-                if event_type and item.get('event_type') != event_type:
-                    continue
-                if execution and item.get('execution_id') != execution:
-                    continue
-                items.append(item)
+    for item in read_events(name):
+        levels.add(item.get('level') or '')
+        types.add(item.get('event_type') or '')
+        if level and item.get('level') != level:
+            continue
+        if event_type and item.get('event_type') != event_type:
+            continue
+        if execution and item.get('execution_id') != execution:
+            continue
+        items.append(item)
     offset, limit = max(0, int(offset)), max(1, min(int(limit), 500))
     return {'total': len(items), 'offset': offset, 'limit': limit,
             'items': items[offset:offset + limit],
@@ -783,16 +665,36 @@ class Workers:
             return ''
 
     @classmethod
-    def start(cls, name: str, action: str, *args: str) -> int:
+    def start(cls, name: str, action: str, *args: str, announce: bool = False) -> Optional[int]:
         """Start a worker for ``action`` on ``name``; a 409 PortalError when a workflow
-        already runs on it. Returns its pid."""
+        already runs on it. With ``announce``, returns the read end of the pipe on
+        which the worker writes its execution's id (see wait_for_execution)."""
+        read_fd = write_fd = None
+        if announce:
+            read_fd, write_fd = os.pipe()
+            args = (*args, '--announce-fd', str(write_fd))
+        try:
+            cls._spawn(name, action, args, write_fd)
+        except BaseException:
+            if read_fd is not None:
+                os.close(read_fd)
+            raise
+        finally:
+            # only the worker holds the write end: its end (or exit) is our end of file
+            if write_fd is not None:
+                os.close(write_fd)
+        return read_fd
+
+    @classmethod
+    def _spawn(cls, name: str, action: str, args: tuple, pass_fd: Optional[int]) -> None:
+        """Start the worker process (see start)."""
         with cls._lock:
             previous = cls._procs.get(name)
-            if previous is not None and not runner_alive(name):
+            if previous is not None and not cli.live_runner(name):
                 # its workflow has ended: the worker is only printing its summary
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     previous.wait(5)
-            if cls.alive(name) or runner_alive(name):
+            if cls.alive(name) or cli.live_runner(name):
                 raise PortalError(f'instance {name!r}: a workflow is running on it',
                                   'name', status=409)
             with runner.private_umask():
@@ -802,35 +704,52 @@ class Workers:
                     [sys.executable, '-m', 'croupier_plugin.web.worker', action, name, *args],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True, close_fds=True,
+                    pass_fds=(pass_fd,) if pass_fd is not None else (),
                     env=dict(os.environ, CROUPIER_HOME=runner.home()))
             finally:
                 log.close()
             cls._procs[name] = proc
         threading.Thread(target=proc.wait, daemon=True).start()
-        return proc.pid
 
-    @classmethod
-    def wait_for_execution(cls, name: str, known: set, timeout: float = 15.0) -> Optional[dict]:
-        """The execution the worker just started (one not in ``known``), once stored."""
+    @staticmethod
+    def wait_for_execution(name: str, read_fd: int, timeout: float = 15.0) -> Optional[dict]:
+        """The execution the worker announces on ``read_fd`` (closed here), once stored;
+        None when the worker ended without starting one, or said nothing in time."""
+        import select
+        received = b''
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            env = load_env(name)
-            if env is not None:
-                for e in env.storage.get_executions():
-                    if e['id'] not in known:
-                        return e
-            if not cls.alive(name):
-                return None
-            time.sleep(0.1)
+        try:
+            while not received.endswith(b'\n'):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([read_fd], [], [], left)[0]:
+                    return None
+                chunk = os.read(read_fd, 256)
+                if not chunk:
+                    return None
+                received += chunk
+        finally:
+            os.close(read_fd)
+        execution_id = received.decode('ascii', errors='replace').strip()
+        env = load_env(name)
+        for e in env.storage.get_executions() if env is not None else []:
+            if e['id'] == execution_id:
+                return e
         return None
 
 
 def write_private(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` for its owner only."""
-    with runner.private_umask():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write ``text`` to ``path`` for its owner only, replacing the file whole (a
+    page being drawn meanwhile reads the old text or the new, never a part)."""
+    import tempfile
+    fd, temporary = tempfile.mkstemp(prefix='.writing-', dir=os.path.dirname(path))
+    try:
         with os.fdopen(fd, 'w') as fh:
             fh.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def create_instance(app: Application, name: str, inputs: dict) -> dict:
@@ -843,8 +762,6 @@ def create_instance(app: Application, name: str, inputs: dict) -> dict:
     validate_inputs(app, inputs)
     write_private(meta_path(name), json.dumps({'application': app.name,
                                                'created_at': time.time()}))
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(events_path(name))
     inputs_file = os.path.join(portal_dir('inputs'), f'{name}.json')
     write_private(inputs_file, json.dumps(inputs))
     Workers.start(name, 'install', app.blueprint, inputs_file)
@@ -863,9 +780,9 @@ def start_execution(name: str, workflow: str, parameters: dict) -> dict:
                           'workflow')
     if not isinstance(parameters, dict):
         raise PortalError('parameters: a mapping of names to values', 'parameters')
-    known = {e['id'] for e in env.storage.get_executions()}
-    Workers.start(name, 'execute', workflow, json.dumps(parameters))
-    started = Workers.wait_for_execution(name, known)
+    announced = Workers.start(name, 'execute', workflow, json.dumps(parameters),
+                              announce=True)
+    started = Workers.wait_for_execution(name, announced)
     if started is None:
         raise PortalError(f'instance {name}: {workflow} did not start: '
                           f'{Workers.log_tail(name, 800).strip()}', status=500)
@@ -877,7 +794,7 @@ def cancel_execution(execution_id: str) -> dict:
     """Cancel a running execution as `croupier cancel` does."""
     from .. import cli
     name, execution = find_execution(execution_id)
-    if execution.get('status') not in RUNNING_STATUSES or not runner_alive(name):
+    if execution.get('status') not in RUNNING_STATUSES or not cli.live_runner(name):
         raise PortalError(f'execution {execution_id} is not running', 'id', status=409)
     out, err = io.StringIO(), io.StringIO()
     import argparse

@@ -25,19 +25,33 @@ def croupier(portal: Portal, *args: str) -> subprocess.CompletedProcess:
 
 
 def everything_stored(home: str) -> str:
-    """Every file the portal wrote for its pages (events, metadata, worker output)."""
+    """Every file written for the portal's pages (metadata, worker output, and the
+    deployments' recorded logs and events)."""
     texts = []
-    for base, _, files in os.walk(os.path.join(home, 'portal')):
-        for f in files:
-            with open(os.path.join(base, f), encoding='utf-8', errors='replace') as fh:
+    paths = [os.path.join(base, f) for base, _, files in os.walk(os.path.join(home, 'portal'))
+             for f in files]
+    deployments = os.path.join(home, 'deployments', 'deployments')
+    paths += [os.path.join(deployments, name, 'events.jsonl')
+              for name in (os.listdir(deployments) if os.path.isdir(deployments) else [])]
+    for path in paths:
+        if os.path.exists(path):
+            with open(path, encoding='utf-8', errors='replace') as fh:
                 texts.append(fh.read())
     return '\n'.join(texts)
+
+
+def with_shell_app(portal: Portal) -> str:
+    """The shell-app's blueprint in the portal's catalogue (uploaded once a portal)."""
+    if not os.path.isdir(os.path.join(portal.catalogue, 'shell-app')):
+        assert portal.upload('shell-app').status_code == 201
+    return os.path.join(portal.catalogue, 'shell-app', 'blueprint.yaml')
 
 
 # ------------------------------------------------------------------ access
 
 
-def test_every_call_needs_the_token(portal):
+def test_every_call_needs_the_token(shared_portal):
+    portal = shared_portal
     assert portal.url.startswith('http://127.0.0.1:')
     for path in ('/api/v1/applications', '/api/v1/instances', '/api/v1/openapi.json'):
         assert portal.get(path, token=None).status_code == 401
@@ -88,7 +102,8 @@ def test_bad_serve_options_are_refused_clearly(tmp_path, options, said):
     assert 'Traceback' not in refused.stderr and 'open http' not in refused.stdout
 
 
-def test_openapi_documents_the_api(portal):
+def test_openapi_documents_the_api(shared_portal):
+    portal = shared_portal
     spec = portal.get('/api/v1/openapi.json').json()
     paths = spec['paths']
     for path, method in (('/api/v1/applications', 'get'), ('/api/v1/applications', 'post'),
@@ -216,7 +231,8 @@ def test_shell_instance_from_creation_to_uninstall(portal):
     for path in ('/api/v1/instances/one', '/api/v1/instances', '/instances/one', '/',
                  '/api/v1/instances/one/logs?limit=500', '/applications/shell-app'):
         assert secret not in portal.get(path).text, path
-    assert secret not in everything_stored(portal.home)
+    stored = everything_stored(portal.home)
+    assert 'workflow_started' in stored and secret not in stored
 
     gone = portal.request('DELETE', '/api/v1/instances/one')
     assert gone.status_code == 202
@@ -227,9 +243,9 @@ def test_shell_instance_from_creation_to_uninstall(portal):
     assert croupier(portal, 'status', 'one').returncode == 2
 
 
-def test_a_run_started_by_the_command_is_seen_in_the_portal(portal):
-    assert portal.upload('shell-app').status_code == 201
-    blueprint = os.path.join(portal.catalogue, 'shell-app', 'blueprint.yaml')
+def test_a_run_started_by_the_command_is_seen_in_the_portal(shared_portal):
+    portal = shared_portal
+    blueprint = with_shell_app(portal)
     assert croupier(portal, 'install', blueprint, 'cli', '-i', 'api_token=abcdefgh',
                     '-i', 'pause=0').returncode == 0
     view = portal.instance('cli')
@@ -246,6 +262,65 @@ def test_a_run_started_by_the_command_is_seen_in_the_portal(portal):
     view = portal.wait_idle('cli')
     assert [j['state'] for j in view['jobs']] == ['COMPLETED', 'COMPLETED']
     assert view['executions'][0]['status'] == 'completed'
+    install, run_jobs = view['executions'][1]['id'], view['executions'][0]['id']
+    # the command's runs recorded their logs and events where the portal reads them:
+    # paged, and filtered by event type, level and execution, as a portal run's are
+    logs = portal.get('/api/v1/instances/cli/logs', params={'limit': 4}).json()
+    assert logs['total'] > 8 and len(logs['items']) == 4
+    assert {'log', 'workflow_started', 'task_succeeded'} <= set(logs['event_types'])
+    page2 = portal.get('/api/v1/instances/cli/logs', params={'limit': 4, 'offset': 4}).json()
+    assert page2['items'] and page2['items'][0] != logs['items'][0]
+    started = portal.get('/api/v1/instances/cli/logs',
+                         params={'event_type': 'workflow_started'}).json()['items']
+    assert [(i['workflow'], i['execution_id']) for i in started] == \
+        [('install', install), ('run_jobs', run_jobs)]
+    mine = portal.get('/api/v1/instances/cli/logs',
+                      params={'execution': run_jobs, 'level': 'info', 'limit': 500}).json()
+    assert mine['items'] and all(i['execution_id'] == run_jobs and i['level'] == 'info'
+                                 for i in mine['items'])
+    assert any('run_jobs: all 2 jobs completed' in i['text'] for i in mine['items'])
+    everything = portal.get('/api/v1/instances/cli/logs', params={'limit': 500}).text
+    assert 'abcdefgh' not in everything
+    # and the instance page lists them
+    page = portal.get('/instances/cli', params={'event_type': 'workflow_started'}).text
+    assert page.count('workflow_started') >= 2
+
+
+def test_a_cancel_from_the_command_shows_cancelled_in_the_portal(shared_portal):
+    portal = shared_portal
+    blueprint = with_shell_app(portal)
+    assert croupier(portal, 'install', blueprint, 'clistop', '-i', 'api_token=abcdefgh',
+                    '-i', 'pause=300').returncode == 0
+    run = subprocess.Popen([sys.executable, '-m', 'croupier_plugin.cli', 'execute', 'clistop'],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=portal.env)
+    try:
+        portal.wait_for('clistop', lambda v: any(j['node'] == 'count' and j['state'] ==
+                                                 'RUNNING' for j in v['jobs']), 60, 'running')
+        cancel = croupier(portal, 'cancel', 'clistop')
+        assert cancel.returncode == 0, cancel.stderr
+    finally:
+        out, _ = run.communicate(timeout=60)
+    assert run.returncode == 1 and 'run_jobs CANCELLED' in out
+    view = portal.wait_idle('clistop', 30)
+    execution = view['executions'][0]
+    assert (execution['workflow'], execution['status']) == ('run_jobs', 'cancelled')
+    assert view['state'] == 'cancelled'
+    # the command reports the same status, and the same jobs in the same states
+    status = croupier(portal, 'status', 'clistop', '--executions')
+    assert status.returncode == 0, status.stderr
+    jobs_table, executions_table = status.stdout.split('\n\n')
+    rows = {line.split()[0]: line.split()[1:] for line in executions_table.splitlines()[2:]}
+    assert rows[execution['id']][:2] == ['run_jobs', 'cancelled']
+    assert rows[view['executions'][1]['id']][:2] == ['install', 'completed']
+    states = {line.split()[0]: line.split()[3] for line in jobs_table.splitlines()[2:]}
+    assert states == {j['name']: j['state'] for j in view['jobs']}
+    assert set(states.values()) == {'COMPLETED', 'CANCELLED'}
+    cancelled = portal.get('/api/v1/instances/clistop/logs',
+                           params={'event_type': 'workflow_cancelled'}).json()['items']
+    assert [i['execution_id'] for i in cancelled] == [execution['id']]
+    dashboard = {r['name']: r for r in portal.get('/api/v1/instances').json()}
+    assert dashboard['clistop']['state'] == 'cancelled'
 
 
 def test_executions_survive_a_restart_of_the_server(tmp_path):
@@ -280,8 +355,9 @@ def test_executions_survive_a_restart_of_the_server(tmp_path):
         second.stop()
 
 
-def test_cancel_an_execution_and_rerun_what_failed(portal):
-    assert portal.upload('shell-app').status_code == 201
+def test_cancel_an_execution_and_rerun_what_failed(shared_portal):
+    portal = shared_portal
+    with_shell_app(portal)
     assert portal.post('/api/v1/instances', json={
         'application': 'shell-app', 'name': 'stop',
         'inputs': {'api_token': 'abcdefgh', 'pause': 300}}).status_code == 202
@@ -320,7 +396,8 @@ def test_cancel_an_execution_and_rerun_what_failed(portal):
 # ------------------------------------------------------------------ on the bed's SLURM
 
 
-def test_slurm_instance_runs_on_the_bed(portal, bed_inputs):
+def test_slurm_instance_runs_on_the_bed(shared_portal, bed_inputs):
+    portal = shared_portal
     assert portal.upload('slurm-app').status_code == 201
     inputs = dict(bed_inputs, fail=True, work_seconds=1)
     created = portal.post('/api/v1/instances', json={'application': 'slurm-app',
@@ -343,3 +420,22 @@ def test_slurm_instance_runs_on_the_bed(portal, bed_inputs):
                         params={'stream': 'stderr'}).json()
     assert 'input deck is corrupt' in stderr['text']
     assert json.dumps(view).count(bed_inputs['hpc_private_key_file']) == 1   # a path, shown
+
+
+def test_the_worker_announces_its_execution_or_why_it_did_not_start(shared_portal):
+    portal = shared_portal
+    blueprint = with_shell_app(portal)
+    assert croupier(portal, 'install', blueprint, 'announce', '-i', 'api_token=abcdefgh',
+                    '-i', 'pause=0').returncode == 0
+    # a parameter run_jobs does not declare: the worker ends before any execution
+    refused = portal.post('/api/v1/instances/announce/executions',
+                          json={'workflow': 'run_jobs', 'parameters': {'no_such_thing': 1}})
+    assert refused.status_code == 500 and 'no_such_thing' in refused.json()['error']
+    assert 'did not start' in refused.json()['error']
+    assert [e['workflow'] for e in portal.instance('announce')['executions']] == ['install']
+    # a run that starts: the answer names the execution the worker stored
+    started = portal.post('/api/v1/instances/announce/executions', json={})
+    assert started.status_code == 202, started.text
+    view = portal.wait_idle('announce')
+    assert view['executions'][0]['id'] == started.json()['id']
+    assert view['executions'][0]['status'] == 'completed'

@@ -88,6 +88,16 @@ class Browser:
             states[name] = row.find_element('css selector', 'td.state').text
         return states
 
+    def click_output(self, job_prefix: str, stream: str) -> None:
+        """Click the stdout or stderr button of the job whose name starts with
+        ``job_prefix``; found again on each try, as the live table redraws its rows."""
+        def click() -> bool:
+            row = next(r for r in self.finds('#jobs tbody tr')
+                       if r.get_attribute('data-job').startswith(job_prefix))
+            row.find_element('css selector', f'button.show-{stream}').click()
+            return True
+        self.until(click, 30, f'the {stream} button of {job_prefix}')
+
     def screenshots(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
         self.driver.save_screenshot(os.path.join(folder, '00-last.png'))
@@ -157,8 +167,7 @@ def test_upload_create_execute_and_read_output(browser, portal, bed_inputs, tmp_
     assert len([c for c in bars if c in ('run', 'span')]) == 3, bars
     assert b.find('#instance-state').text == 'completed'
     # a job's stdout, on demand
-    row = next(r for r in b.finds('#jobs tbody tr') if r.get_attribute('data-job').startswith('hello_'))
-    row.find_element('css selector', 'button.show-stdout').click()
+    b.click_output('hello_', 'stdout')
     b.until(lambda: b.find('#output').text.startswith('hello from '), 30, 'stdout shown')
     # logs, filtered by event type
     b.driver.refresh()
@@ -200,8 +209,7 @@ def test_cancel_a_running_execution_and_read_a_failing_jobs_stderr(browser, port
     b.until(lambda: b.job_states().get('check') == 'FAILED', 60, 'check FAILED')
     b.until(lambda: 'input deck is corrupt' in b.find('#executions').text, 30,
             'the error in the executions')
-    row = next(r for r in b.finds('#jobs tbody tr') if r.get_attribute('data-job').startswith('check_'))
-    row.find_element('css selector', 'button.show-stderr').click()
+    b.click_output('check_', 'stderr')
     b.until(lambda: 'input deck is corrupt' in b.find('#output').text, 30, 'stderr shown')
     assert 'state-FAILED' in b.find('#dag g.job[data-job="check"]').get_attribute('class')
 
@@ -222,8 +230,35 @@ def test_expert_editor_errors_are_shown_beside_it(browser, portal):
     editor.clear()
     editor.send_keys('pause: 900\napi_token: s3cr3t-value\n')
     b.find('#create-expert').click()
-    error = b.until(lambda: b.find('#error-expert_yaml'), 30, 'a constraint error')
+    # the page with the first error stays until the answer arrives: wait for the new one
+    error = b.until(lambda: 'pause' in (found := b.find('#error-expert_yaml')).text and found,
+                    30, 'a constraint error')
     assert 'pause' in error.text and 's3cr3t-value' not in b.driver.page_source
     assert portal.get('/api/v1/instances').json() == []
     # the password field of a secret
     assert b.find('#input-api_token').get_attribute('type') == 'password'
+
+
+def test_the_dashboard_follows_instances_without_reloading(browser, portal):
+    b = browser
+    b.open('/')
+    assert 'No instance yet' in b.find('main').text
+    b.driver.execute_script('window.croupierMarker = 7')
+    assert portal.upload('shell-app').status_code == 201
+    created = portal.post('/api/v1/instances', json={
+        'application': 'shell-app', 'name': 'live', 'inputs': {'api_token': 'abcdefgh',
+                                                               'pause': 0}})
+    assert created.status_code == 202, created.text
+
+    def row() -> tuple[str, str]:
+        """The dashboard's row of 'live': its text and its state."""
+        found = b.find('#instances tbody tr[data-instance="live"]')
+        return found.text, found.find_element('css selector', 'td.state').text
+    b.until(lambda: 'install' in row()[0] and row()[1] == 'completed', 60, 'installed')
+    assert 'No instance yet' not in b.find('main').text      # only visible text counts
+    assert portal.post('/api/v1/instances/live/executions', json={}).status_code == 202
+    b.until(lambda: 'run_jobs' in row()[0] and row()[1] == 'completed'
+            and 'COMPLETED 2' in row()[0], 60, 'run_jobs completed')
+    assert b.driver.execute_script('return window.croupierMarker') == 7    # no reload
+    assert b.find('#instances tbody tr[data-instance="live"] a').get_attribute(
+        'href').endswith('/instances/live')

@@ -193,3 +193,67 @@ const CroupierInstance = (() => {
 
   return {start};
 })();
+
+// The dashboard's instance table, fed by server-sent events: every instance with its
+// last execution, redrawn whenever any of them changes (no reload).
+const CroupierDashboard = (() => {
+  function seconds(value) {
+    if (value === null || value === undefined) return '';
+    if (value < 60) return value.toFixed(1) + 's';
+    if (value < 3600) return Math.floor(value / 60) + 'm' + String(Math.floor(value % 60)).padStart(2, '0') + 's';
+    return Math.floor(value / 3600) + 'h' + String(Math.floor(value % 3600 / 60)).padStart(2, '0') + 'm';
+  }
+
+  function link(href, label) {
+    const a = document.createElement('a');
+    a.href = href;
+    a.textContent = label;
+    return a;
+  }
+
+  function badge(cls, label) {
+    const span = document.createElement('span');
+    span.className = 'badge ' + cls;
+    span.textContent = label;
+    return span;
+  }
+
+  function cell(row, ...content) {
+    const td = document.createElement('td');
+    for (const c of content) {
+      if (c instanceof Node) td.appendChild(c); else if (c) td.appendChild(document.createTextNode(String(c)));
+    }
+    row.appendChild(td);
+    return td;
+  }
+
+  function render(rows) {
+    const body = document.querySelector('#instances tbody');
+    body.replaceChildren();
+    for (const r of rows) {
+      const row = document.createElement('tr');
+      row.dataset.instance = r.name;
+      const last = r.last_execution;
+      cell(row, link('/instances/' + encodeURIComponent(r.name), r.name));
+      cell(row, r.application ? link('/applications/' + encodeURIComponent(r.application), r.application) : '');
+      cell(row, last ? last.workflow : '');
+      cell(row, badge('status-' + r.state, r.state)).className = 'state';
+      cell(row, last ? last.started_at : '');
+      cell(row, last ? seconds(last.duration_seconds) : '');
+      const counts = Object.entries(r.jobs || {}).sort(([a], [b]) => a.localeCompare(b));
+      cell(row, ...counts.flatMap(([state, n]) => [badge('state-' + state, state + ' ' + n), ' ']));
+      body.appendChild(row);
+    }
+    document.getElementById('instances').hidden = rows.length === 0;
+    document.getElementById('no-instances').hidden = rows.length !== 0;
+  }
+
+  function start() {
+    const source = new EventSource('/api/v1/dashboard/events');
+    source.onmessage = event => render(JSON.parse(event.data));
+    // see CroupierInstance.start: a stream left open would hold one of few connections
+    window.addEventListener('pagehide', () => source.close());
+  }
+
+  return {start};
+})();
