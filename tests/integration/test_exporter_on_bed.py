@@ -77,7 +77,7 @@ def test_prometheus_sees_job_states_exit_codes_and_partitions(bed, ssh, exporter
 
     # the job's state, as a PromQL query returns it
     result = prometheus.wait_for(
-        f'croupier_job_state{{deployment="promtest",job_name="failing"}} == 1',
+        'croupier_job_state{deployment="promtest",job_name="failing"} == 1',
         lambda r: r and r[0]['metric']['state'] == 'FAILED')
     metric = result[0]['metric']
     assert (metric['job_id'], metric['infrastructure'], metric['interface']) == \

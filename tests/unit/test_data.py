@@ -288,7 +288,7 @@ def test_publish_paths_stay_inside_the_results_folder(path, problem):
         with pytest.raises(edge.NonRecoverableError) as err:
             edge.publish_paths('job1', {'publish': ['ok.txt', path]})
         # '/' is refused by the earlier, general check, which names the whole list
-        assert f"node 'job1', property 'publish" in str(err.value)
+        assert "node 'job1', property 'publish" in str(err.value)
         assert repr(path) in str(err.value)
 
 

@@ -5,7 +5,7 @@ interface takes from interface_contained_in, the exporter's only_jobs scrape."""
 from __future__ import annotations
 
 import shlex
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest

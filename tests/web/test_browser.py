@@ -6,7 +6,6 @@ visited is saved under the test's tmp_path/screenshots."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from typing import Callable
