@@ -27,6 +27,8 @@ from typing import Iterator, Optional
 import yaml
 from cloudify.workflows.local import FileStorage
 
+from .core.files import replace_file
+
 RESOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'resources')
 PLUGIN_YAML = os.path.realpath(os.path.join(RESOURCES, 'plugin.yaml'))
 TYPES_YAML = os.path.join(RESOURCES, 'types.yaml')
@@ -389,19 +391,9 @@ class PrivateFileStorage(FileStorage):
         takes every file of a node-instances folder for a node instance.
         """
         import json
-        import tempfile
         from cloudify.workflows.local import JSONEncoderWithDatetime
         text = json.dumps(data, indent=indent, cls=JSONEncoderWithDatetime) + trailer
-        # mkstemp creates the file 0600 whatever the umask
-        fd, temporary = tempfile.mkstemp(prefix='.writing-', dir=self._root_storage_dir)
-        try:
-            with os.fdopen(fd, 'w') as fh:
-                fh.write(text)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        replace_file(path, text, temp_dir=self._root_storage_dir)
 
     def _deployment_dir(self, name: str) -> str:
         """The folder of the deployment ``name`` in the store."""
@@ -528,12 +520,7 @@ def write_pid_file(name: str) -> None:
     time and command line, so that a later process given the same pid is not taken
     for it)."""
     import json
-    path = pid_file(name)
-    temporary = f'{path}.{os.getpid()}.tmp'
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as fh:
-        json.dump(process_identity(os.getpid()), fh)
-    os.replace(temporary, path)
+    replace_file(pid_file(name), json.dumps(process_identity(os.getpid())))
 
 
 def read_pid_file(name: str) -> Optional[dict]:

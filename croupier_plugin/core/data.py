@@ -48,6 +48,7 @@ import requests
 from .data_workspace import (Workspace, WorkspaceError, find_command, join,
                              relative_path_problem)
 from .errors import ConfigError, CroupierError
+from .files import replace_file_with
 from .legacy import credential_refusal
 from .transport import LocalTransport, SshSettings, SshTransport
 from .transport.agent import Loan
@@ -618,20 +619,8 @@ class LocalFiles:
     def write(self, path: str, reader, mode: int) -> int:
         """``reader``'s bytes into ``path`` (replaced whole, never half
         written) with ``mode``'s permission bits that this side allows."""
-        path = self._p(path)
-        tmp = os.path.join(os.path.dirname(path) or '.', f'.croupier-{secrets.token_hex(6)}.part')
-        try:
-            # a fresh file of our own, readable by no one else until complete
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, 'wb') as out:
-                size = _pump(reader, out)
-            os.chmod(tmp, stat.S_IMODE(mode) & self.file_bits)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-            raise
-        return size
+        return replace_file_with(self._p(path), lambda out: _pump(reader, out),
+                                 stat.S_IMODE(mode) & self.file_bits)
 
 
 def _pump(reader, out):

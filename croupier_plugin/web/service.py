@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import cli, runner
+from ..core.files import replace_file
 from ..eventlog import (CREDENTIAL_TYPES, HIDDEN, given_inputs, input_definitions, is_secret,
                         read_events, scrub, secret_name, secret_strings)
 
@@ -740,16 +741,7 @@ class Workers:
 def write_private(path: str, text: str) -> None:
     """Write ``text`` to ``path`` for its owner only, replacing the file whole (a
     page being drawn meanwhile reads the old text or the new, never a part)."""
-    import tempfile
-    fd, temporary = tempfile.mkstemp(prefix='.writing-', dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, 'w') as fh:
-            fh.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    replace_file(path, text)
 
 
 def create_instance(app: Application, name: str, inputs: dict) -> dict:

@@ -11,6 +11,7 @@ import stat
 import pytest
 
 from croupier_plugin import runner
+from croupier_plugin.core.files import TEMP_PREFIX
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_a_reader_never_meets_a_file_cut_short(storage):
     # no temporary file is left, none is taken for a node instance, all are private
     assert [i.id for i in storage.get_node_instances('demo')] == ['job_1']
     found = modes(runner.store_root())
-    assert not [f for f in found if '.writing-' in f], found
+    assert not [f for f in found if os.path.basename(f).startswith(TEMP_PREFIX)], found
     assert {f: m for f, m in found.items() if m & 0o077} == {}
 
 

@@ -11,11 +11,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass, field, replace
 
 from ..errors import ConfigError, CroupierError
+from ..files import replace_file
 from ..schedulers import SCHEDULERS
 from ..schedulers.base import check_job_ids
 
@@ -221,10 +221,7 @@ class Registry:
         data = [r.as_dict() for r in self._regs.values()]
         folder = os.path.dirname(os.path.abspath(self.state_file))
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.registrations-')
-        with os.fdopen(fd, 'w') as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, self.state_file)
+        replace_file(self.state_file, json.dumps(data, indent=1))
 
     def _load(self) -> None:
         """Read the registrations the state file holds; ConfigError names

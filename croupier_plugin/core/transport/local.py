@@ -2,9 +2,9 @@
 
 import os
 import subprocess
-import tempfile
 
 from ..errors import TransportError
+from ..files import replace_file
 from .base import CommandResult, Transport
 
 
@@ -36,22 +36,10 @@ class LocalTransport(Transport):
         if isinstance(data, str):
             data = data.encode('utf-8')
         path = local_path(path)
-        directory = os.path.dirname(path) or '.'
         try:
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix='.croupier-')
+            replace_file(path, data, mode)
         except OSError as exc:
             raise TransportError(f'cannot write {path}: {exc.strerror}') from None
-        try:
-            with os.fdopen(fd, 'wb') as fh:
-                fh.write(data)
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException as exc:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            if isinstance(exc, OSError):
-                raise TransportError(f'cannot write {path}: {exc.strerror}') from None
-            raise
 
     def read_file(self, path):
         try:
