@@ -1,5 +1,7 @@
 """Schedulers by the name blueprints give in config.infrastructure_interface."""
 
+from typing import Any
+
 from ..errors import ConfigError
 from .base import Scheduler
 from .pbs import PbsScheduler, TorqueScheduler
@@ -7,7 +9,7 @@ from .pycompss import PycompssJob, PycompssScheduler
 from .shell import ShellScheduler
 from .slurm import SlurmScheduler
 
-SCHEDULERS = {
+SCHEDULERS: dict[str, type[Scheduler]] = {
     'SLURM': SlurmScheduler,
     'SHELL': ShellScheduler,
     'PBS': PbsScheduler,
@@ -18,7 +20,9 @@ SCHEDULERS = {
 MONITORS = ('SLURM', 'PBS', 'TORQUE')
 
 
-def get_scheduler(name, prop='config.infrastructure_interface', monitor=None):
+def get_scheduler(name: Any, prop: str = 'config.infrastructure_interface',
+                  monitor: Any = None) -> Scheduler:
+
     """A new scheduler object for ``name`` (case-insensitive); ``monitor`` names
     the scheduler a PYCOMPSS interface is monitored with (SLURM by default)."""
     # a name, not any value that happens to print as one (a list, a line break)

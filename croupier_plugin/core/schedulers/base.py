@@ -6,13 +6,22 @@ number of job ids and parses its output into normalized JobStatus values, and
 builds the cancel command. Running these commands is the transport's work.
 """
 
+from __future__ import annotations
+
 import abc
 import logging
 import re
 import shlex
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import SchedulerError
-from ..model import JobState, JobStatus
+from ..model import JobSpec, JobState, JobStatus
+
+if TYPE_CHECKING:
+    from ..accounting import JobFigures
+    from ..model import PartitionFigures
+    from ..transport.base import CommandResult
 
 log = logging.getLogger('croupier.scheduler')
 
@@ -26,7 +35,7 @@ def is_job_id(text: object) -> bool:
     return isinstance(text, str) and _JOB_ID.fullmatch(text) is not None
 
 
-def check_job_ids(job_ids):
+def check_job_ids(job_ids: Iterable[object]) -> list[str]:
     """Job ids come from scheduler output we parsed; refuse anything else
     before it reaches a shell."""
     ids = [str(j) for j in job_ids]
@@ -36,7 +45,7 @@ def check_job_ids(job_ids):
     return ids
 
 
-def module_command(item):
+def module_command(item: str) -> str:
     """A ``modules`` item: a module name ('gcc/12') becomes ``module load gcc/12``;
     a whole command ('module use /apps/modules', as documented inputs give them)
     is kept, every word quoted."""
@@ -46,7 +55,7 @@ def module_command(item):
     return f'module load {shlex.quote(item)}'
 
 
-def render_body(spec, script_dir_var=None):
+def render_body(spec: JobSpec, script_dir_var: str | None = None) -> str:
     """The shell part of a batch script, the same for every scheduler.
 
     Order: environment, modules and ``pre`` run in the job's shell and stop
@@ -97,7 +106,7 @@ def render_body(spec, script_dir_var=None):
 ARRAY_INDEX = '${SLURM_ARRAY_TASK_ID:-${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-0}}}'
 
 
-def parameter_table(spec):
+def parameter_table(spec: JobSpec) -> list[str]:
     """A job factory's table: each array element exports its row's values, as
     NAME and CROUPIER_PARAMETER_NAME, and its index as CROUPIER_TASK_INDEX."""
     if not spec.factory:
@@ -114,14 +123,15 @@ def parameter_table(spec):
     return lines
 
 
-def substituted(argument, names):
+def substituted(argument: str, names: Sequence[str]) -> str:
     """``argument`` quoted for the shell, with ``$name`` and ``${name}`` of the
     factory's parameters left to expand (inside double quotes)."""
     if not names or '$' not in argument:
         return shlex.quote(argument)
     pattern = re.compile(r'\$\{(' + '|'.join(map(re.escape, names)) + r')\}|\$('
                          + '|'.join(map(re.escape, names)) + r')(?![A-Za-z0-9_])')
-    out, last = [], 0
+    out: list[str] = []
+    last = 0
     for m in pattern.finditer(argument):
         if m.start() > last:
             out.append(shlex.quote(argument[last:m.start()]))
@@ -132,12 +142,13 @@ def substituted(argument, names):
     return ''.join(out) or "''"
 
 
-def _container_lines(spec):
+def _container_lines(spec: JobSpec) -> list[str]:
     """The main part of a SingularityJob: the commands (or the script) inside the
     image, with Apptainer or Singularity, whichever the host has, optionally
     under srun or mpirun."""
     q = shlex.quote
     c = spec.container
+    assert c is not None  # only called for a SingularityJob
     run = ['"$croupier_runtime"', 'exec']
     if c.get('home'):
         run += ['-H', q(c['home'])]
@@ -157,12 +168,13 @@ def _container_lines(spec):
             ' '.join(run)]
 
 
-def shebang(spec):
+def shebang(spec: JobSpec) -> str:
+    """The batch script's first line: a login shell when ``spec`` loads modules."""
     # a login shell brings the site's `module` command; only pay for it when needed
     return '#!/bin/bash -l' if spec.modules else '#!/bin/bash'
 
 
-def parse_exit_code(text):
+def parse_exit_code(text: str | None) -> tuple[int | None, int | None]:
     """'3:0' -> (3, 0); '0:15' -> (0, 15); '3' -> (3, None); '' -> (None, None)."""
     text = (text or '').strip()
     if not text or text in ('N/A', '(null)'):
@@ -184,79 +196,81 @@ class Scheduler(abc.ABC):
 
     name = ''
     #: raw state -> normalized state
-    STATES = {}
+    STATES: dict[str, JobState] = {}
     script_suffix = '.sh'
 
     @abc.abstractmethod
-    def render_script(self, spec):
+    def render_script(self, spec: JobSpec) -> str:
         """The batch script for ``spec``, as text."""
 
     @abc.abstractmethod
-    def submit_command(self, spec, script_path, workdir):
+    def submit_command(self, spec: JobSpec, script_path: str, workdir: str) -> str:
         """The command that submits the uploaded script of ``spec`` from ``workdir``."""
 
     @abc.abstractmethod
-    def parse_submit_output(self, stdout):
+    def parse_submit_output(self, stdout: str) -> str:
         """The job id in the submit command's output."""
 
     @abc.abstractmethod
-    def status_command(self, job_ids):
+    def status_command(self, job_ids: Iterable[str]) -> str:
         """ONE command that reports on every id in ``job_ids``."""
 
     @abc.abstractmethod
-    def parse_status_output(self, stdout, job_ids):
+    def parse_status_output(self, stdout: str, job_ids: Iterable[str]) -> dict[str, JobStatus]:
         """{job_id: JobStatus} for each id in ``job_ids`` (UNKNOWN when absent)."""
 
     @abc.abstractmethod
-    def cancel_command(self, job_ids):
+    def cancel_command(self, job_ids: Iterable[str]) -> str:
         """ONE command that cancels every id in ``job_ids``."""
 
-    def accounting_command(self, job_ids) -> 'str | None':
+    def accounting_command(self, job_ids: Iterable[str]) -> str | None:
         """ONE command printing the accounting figures of every ended job in
         ``job_ids`` (None: the scheduler keeps none Croupier can read)."""
         return None
 
-    def parse_accounting(self, stdout: str, job_ids) -> dict:
+    def parse_accounting(self, stdout: str, job_ids: Iterable[str]) -> dict[str, JobFigures]:
         """{job_id: JobFigures} from accounting_command's output, for the
         jobs whose figures are final (a job the accounting still shows
         unfinished, or not at all, is left out: asked again later)."""
         return {}
 
-    def queue_command(self):
+    def queue_command(self) -> str | None:
         """ONE command that reports every partition's (queue's) figures, or
         None when the scheduler has no queues to report."""
         return None
 
-    def parse_queue_output(self, stdout):
+    def parse_queue_output(self, stdout: str) -> dict[str, PartitionFigures]:
         """{partition: PartitionFigures} from queue_command's output."""
         return {}
 
     #: texts of a refused submission that say nothing was submitted (retry later)
-    TRANSIENT_SUBMIT_ERRORS = ()
+    TRANSIENT_SUBMIT_ERRORS: tuple[str, ...] = ()
 
-    def transient_submit_error(self, result):
+    def transient_submit_error(self, result: CommandResult) -> bool:
+        """Whether a refused submission's output says nothing was submitted (retry later)."""
         text = (result.stderr or '') + (result.stdout or '')
         return any(marker in text for marker in self.TRANSIENT_SUBMIT_ERRORS)
 
     #: whether lookup_command can find a job by the token it was submitted with
     finds_lost_submissions = False
 
-    def lookup_command(self, token):
+    def lookup_command(self, token: str) -> str:
         """ONE command that lists the user's jobs with their submission tokens
         (only when finds_lost_submissions)."""
         raise NotImplementedError(f'{self.name} cannot look jobs up by token')
 
-    def parse_lookup_output(self, stdout, token):
+    def parse_lookup_output(self, stdout: str, token: str) -> str | None:
         """The id of the job carrying ``token`` in lookup_command's output, or None."""
         return None
 
-    def output_paths(self, spec, job_id, workdir):
+    def output_paths(self, spec: JobSpec, job_id: str,
+                     workdir: str | None) -> tuple[str | None, str | None]:
         """(stdout, stderr) paths of a submitted job, for runtime properties."""
         return None, None
 
     # -- the scheduler runs the DAG ---------------------------------------------
 
-    def holds_for(self, parent_spec) -> bool:
+    def holds_for(self, parent_spec: JobSpec) -> bool:
         """Whether a job can be submitted to wait, in this scheduler, for the
         successful end of a job of ``parent_spec`` submitted here (then the
         scheduler starts it, and drops it when that job fails)."""
@@ -264,12 +278,12 @@ class Scheduler(abc.ABC):
 
     # -- exit-code markers --------------------------------------------------------
 
-    def leaves_marker(self, spec) -> bool:
+    def leaves_marker(self, spec: JobSpec) -> bool:
         """Whether the batch script of ``spec`` leaves a start marker and an
         exit-code marker that marker_command can read."""
         return False
 
-    def marker_command(self, spent=(), started=()) -> str:
+    def marker_command(self, spent: Iterable[str] = (), started: Iterable[str] = ()) -> str:
         """ONE command printing '<job id> run' for every start marker and
         '<job id> <exit code>' for every exit-code marker present (a look at
         one directory: no scheduler daemon is asked), after removing every
@@ -278,7 +292,8 @@ class Scheduler(abc.ABC):
         raise NotImplementedError(f'{self.name} leaves no markers')
 
     @staticmethod
-    def listing_command(directory: str, spent=(), started=(), extra=()) -> str:
+    def listing_command(directory: str, spent: Iterable[str] = (), started: Iterable[str] = (),
+                        extra: Iterable[str] = ()) -> str:
         """marker_command over ``directory`` (a shell word): it holds only the
         markers not read yet (each is removed once read), so the command stays
         short whatever the number of jobs followed, and forks nothing but
@@ -292,13 +307,14 @@ class Scheduler(abc.ABC):
                 'for f in *.run *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
                 'printf "%s %s\\n" "${f%.*}" "$c"; fi; done; exit 0')
 
-    def parse_markers(self, stdout: str, job_ids) -> dict:
+    def parse_markers(self, stdout: str, job_ids: Iterable[str]) -> dict[str, JobStatus]:
         """{job_id: JobStatus} for the jobs whose markers say something: a
         start marker RUNNING; an exit code 0 COMPLETED, 1-127 FAILED (it wins
         over the start marker); a job ended by a signal (128 and up) is left to
         the scheduler, which knows why."""
         wanted = {str(j) for j in job_ids}
-        started, codes = set(), {}
+        started: set[str] = set()
+        codes: dict[str, int] = {}
         for line in stdout.splitlines():
             job_id, _, text = line.strip().partition(' ')
             if job_id not in wanted:
@@ -307,7 +323,7 @@ class Scheduler(abc.ABC):
                 started.add(job_id)
             elif text.isdigit():
                 codes[job_id] = int(text)
-        out = {}
+        out: dict[str, JobStatus] = {}
         for job_id in started - set(codes):
             out[job_id] = JobStatus(job_id, JobState.RUNNING, raw_state='RUNNING',
                                     source='start marker')
@@ -321,7 +337,7 @@ class Scheduler(abc.ABC):
                                         source='exit-code marker')
         return out
 
-    def normalize(self, raw):
+    def normalize(self, raw: str | None) -> JobState:
         """The JobState of a raw scheduler state; UNKNOWN (logged) when new."""
         key = (raw or '').strip().split(' ')[0].rstrip('+').upper()
         state = self.STATES.get(key)
@@ -340,12 +356,14 @@ class Scheduler(abc.ABC):
         return self.STATES.get(key) in (JobState.PENDING, JobState.RUNNING)
 
     @staticmethod
-    def missing(job_id, source):
+    def missing(job_id: str, source: str) -> JobStatus:
+        """The status of a job the scheduler's output does not mention: UNKNOWN."""
         return JobStatus(job_id, JobState.UNKNOWN, raw_state='', source=source,
                          reason='not known to the scheduler')
 
     @staticmethod
-    def submit_failed(result):
+    def submit_failed(result: CommandResult) -> NoReturn:
+        """Raise the SchedulerError of a failed submission, with its exit code and output."""
         raise SchedulerError(
             f'submission failed with exit code {result.exit_code}: '
             f'{(result.stderr or result.stdout).strip()[-1000:]}',

@@ -10,9 +10,10 @@ ended, ``ID.cancelled`` when cancelled. ``max_time`` is enforced with
 import re
 import secrets
 import shlex
+from collections.abc import Callable, Iterable
 
 from ..errors import ConfigError
-from ..model import JobState, JobStatus, scheduler_job_name
+from ..model import JobSpec, JobState, JobStatus, scheduler_job_name
 from .base import Scheduler, check_job_ids, is_job_id, render_body, shebang
 
 STATE_DIR = '"$HOME"/.croupier/jobs'
@@ -31,6 +32,8 @@ _ROW = re.compile(r'(\S+)\|(\w+)\|(-?[0-9]*)')
 
 
 class ShellScheduler(Scheduler):
+    """SHELL: each job a background process in its own session on a host without a batch system."""
+
     name = 'SHELL'
     script_suffix = '.sh'
 
@@ -42,11 +45,11 @@ class ShellScheduler(Scheduler):
         'KILLED': JobState.FAILED,         # gone without an exit code
     }
 
-    def __init__(self, new_id=None):
+    def __init__(self, new_id: Callable[[], str] | None = None) -> None:
         self._new_id = new_id or (lambda: 'sh-' + secrets.token_hex(8))
-        self._limits = {}
+        self._limits: dict[str, str] = {}
 
-    def check(self, spec):
+    def check(self, spec: JobSpec) -> None:
         """A SHELL host runs one process per job: no arrays, no job factories."""
         if spec.array:
             prop = spec.factory or 'scale (or array)'
@@ -54,7 +57,8 @@ class ShellScheduler(Scheduler):
                               'a SHELL interface runs no job arrays or factories; use '
                               'SLURM, PBS or TORQUE')
 
-    def render_script(self, spec):
+    def render_script(self, spec: JobSpec) -> str:
+        """As Scheduler.render_script: a bash script, with the time limit as a comment."""
         self.check(spec)
         head = [shebang(spec), f'# croupier SHELL job {scheduler_job_name(spec.name)}']
         if spec.max_time:
@@ -62,20 +66,24 @@ class ShellScheduler(Scheduler):
         return '\n'.join(head) + '\n' + render_body(spec)
 
     @staticmethod
-    def output_patterns(spec):
+    def output_patterns(spec: JobSpec) -> tuple[str, str]:
+        """The stdout and stderr file patterns of ``spec`` (%j: job id, %x: job name)."""
         name = scheduler_job_name(spec.name)
         return (spec.stdout or f'{name}.%j.out', spec.stderr or f'{name}.%j.err')
 
-    def output_paths(self, spec, job_id, workdir):
+    def output_paths(self, spec: JobSpec, job_id: str,
+                     workdir: str | None) -> tuple[str, str]:
+        """As Scheduler.output_paths: the patterns expanded, under ``workdir`` when relative."""
         out = []
         for pattern in self.output_patterns(spec):
             path = pattern.replace('%j', job_id).replace('%x', scheduler_job_name(spec.name))
             if not path.startswith('/') and workdir:
                 path = workdir.rstrip('/') + '/' + path
             out.append(path)
-        return tuple(out)
+        return out[0], out[1]
 
-    def submit_command(self, spec, script_path, workdir):
+    def submit_command(self, spec: JobSpec, script_path: str, workdir: str) -> str:
+        """As Scheduler.submit_command: start the launcher detached and print the new id."""
         job_id = self._new_id()
         stdout, stderr = self.output_paths(spec, job_id, workdir)
         limit = str(spec.max_time) if spec.max_time else ''
@@ -89,13 +97,15 @@ class ShellScheduler(Scheduler):
             f'echo {job_id}'
         )
 
-    def parse_submit_output(self, stdout):
+    def parse_submit_output(self, stdout: str) -> str:
+        """As Scheduler.parse_submit_output: the last ``sh-`` id line of the output."""
         for line in reversed(stdout.strip().splitlines()):
             if line.startswith('sh-') and is_job_id(line.strip()):
                 return line.strip()
         raise ValueError(f'no job id in the SHELL submission output: {stdout[-300:]!r}')
 
-    def status_command(self, job_ids):
+    def status_command(self, job_ids: Iterable[str]) -> str:
+        """As Scheduler.status_command: one ``id|STATE|code`` line per job from its files."""
         ids = ' '.join(check_job_ids(job_ids))
         return (
             f'd={STATE_DIR}; for j in {ids}; do '
@@ -108,13 +118,14 @@ class ShellScheduler(Scheduler):
             'fi; done'
         )
 
-    def parse_status_output(self, stdout, job_ids):
-        seen = {}
+    def parse_status_output(self, stdout: str, job_ids: Iterable[str]) -> dict[str, JobStatus]:
+        """As Scheduler.parse_status_output: an exit code 124 is TIMEOUT, other non-zero FAILED."""
+        seen: dict[str, tuple[str, str]] = {}
         for line in stdout.splitlines():
             m = _ROW.fullmatch(line.strip())
             if m:
                 seen[m[1]] = (m[2], m[3])
-        result = {}
+        result: dict[str, JobStatus] = {}
         for job_id in job_ids:
             if job_id not in seen:
                 result[job_id] = self.missing(job_id, 'shell')
@@ -136,7 +147,8 @@ class ShellScheduler(Scheduler):
                                        exit_code=exit_code, source='shell')
         return result
 
-    def cancel_command(self, job_ids):
+    def cancel_command(self, job_ids: Iterable[str]) -> str:
+        """As Scheduler.cancel_command: mark each job cancelled and end its session."""
         ids = ' '.join(check_job_ids(job_ids))
         # mark first, then end the job's whole session (script, timeout, children)
         return (
