@@ -212,23 +212,23 @@ class Scheduler(abc.ABC):
         """The job id in the submit command's output."""
 
     @abc.abstractmethod
-    def status_command(self, job_ids: Iterable[str]) -> str:
+    def status_command(self, job_ids: Sequence[str]) -> str:
         """ONE command that reports on every id in ``job_ids``."""
 
     @abc.abstractmethod
-    def parse_status_output(self, stdout: str, job_ids: Iterable[str]) -> dict[str, JobStatus]:
+    def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """{job_id: JobStatus} for each id in ``job_ids`` (UNKNOWN when absent)."""
 
     @abc.abstractmethod
-    def cancel_command(self, job_ids: Iterable[str]) -> str:
+    def cancel_command(self, job_ids: Sequence[str]) -> str:
         """ONE command that cancels every id in ``job_ids``."""
 
-    def accounting_command(self, job_ids: Iterable[str]) -> str | None:
+    def accounting_command(self, job_ids: Sequence[str]) -> str | None:
         """ONE command printing the accounting figures of every ended job in
         ``job_ids`` (None: the scheduler keeps none Croupier can read)."""
         return None
 
-    def parse_accounting(self, stdout: str, job_ids: Iterable[str]) -> dict[str, JobFigures]:
+    def parse_accounting(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobFigures]:
         """{job_id: JobFigures} from accounting_command's output, for the
         jobs whose figures are final (a job the accounting still shows
         unfinished, or not at all, is left out: asked again later)."""
@@ -307,7 +307,7 @@ class Scheduler(abc.ABC):
                 'for f in *.run *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
                 'printf "%s %s\\n" "${f%.*}" "$c"; fi; done; exit 0')
 
-    def parse_markers(self, stdout: str, job_ids: Iterable[str]) -> dict[str, JobStatus]:
+    def parse_markers(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """{job_id: JobStatus} for the jobs whose markers say something: a
         start marker RUNNING; an exit code 0 COMPLETED, 1-127 FAILED (it wins
         over the start marker); a job ended by a signal (128 and up) is left to

@@ -10,7 +10,7 @@ ended, ``ID.cancelled`` when cancelled. ``max_time`` is enforced with
 import re
 import secrets
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 
 from ..errors import ConfigError
 from ..model import JobSpec, JobState, JobStatus, scheduler_job_name
@@ -104,7 +104,7 @@ class ShellScheduler(Scheduler):
                 return line.strip()
         raise ValueError(f'no job id in the SHELL submission output: {stdout[-300:]!r}')
 
-    def status_command(self, job_ids: Iterable[str]) -> str:
+    def status_command(self, job_ids: Sequence[str]) -> str:
         """As Scheduler.status_command: one ``id|STATE|code`` line per job from its files."""
         ids = ' '.join(check_job_ids(job_ids))
         return (
@@ -118,7 +118,7 @@ class ShellScheduler(Scheduler):
             'fi; done'
         )
 
-    def parse_status_output(self, stdout: str, job_ids: Iterable[str]) -> dict[str, JobStatus]:
+    def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """As Scheduler.parse_status_output: an exit code 124 is TIMEOUT, other non-zero FAILED."""
         seen: dict[str, tuple[str, str]] = {}
         for line in stdout.splitlines():
@@ -147,7 +147,7 @@ class ShellScheduler(Scheduler):
                                        exit_code=exit_code, source='shell')
         return result
 
-    def cancel_command(self, job_ids: Iterable[str]) -> str:
+    def cancel_command(self, job_ids: Sequence[str]) -> str:
         """As Scheduler.cancel_command: mark each job cancelled and end its session."""
         ids = ' '.join(check_job_ids(job_ids))
         # mark first, then end the job's whole session (script, timeout, children)

@@ -1,9 +1,10 @@
 """SLURM: sbatch scripts, one squeue(+sacct) round trip for many jobs, scancel."""
 
 import shlex
+from collections.abc import Iterable, Sequence
 
 from ..accounting import JobFigures, clock_seconds, combined, whole_number
-from ..model import (JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
+from ..model import (JobSpec, JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
                      scheduler_job_name)
 from .base import Scheduler, check_job_ids, is_job_id, parse_exit_code, render_body, shebang
 
@@ -18,13 +19,19 @@ JOBS_MARK = '@@croupier-jobs@@'
 # home the login node sees too)
 MARKER_DIR = '"$HOME"/.croupier/slurm'
 
+# a status row: (job id, raw state, reason, exit text, source)
+_Row = tuple[str, str, str, str, str]
+# a times row: (submit, start, end, walltime used), epoch seconds or seconds
+_TimesRow = tuple[int | None, int | None, int | None, int | None]
 
-def slurm_time(seconds):
+
+def slurm_time(seconds: float) -> str:
+    """``seconds`` as SLURM's --time value ([days-]hh:mm:ss)."""
     days, rest = divmod(int(seconds), 86400)
     return f'{days}-{format_hms(rest)}' if days else format_hms(rest)
 
 
-def wait_status(text):
+def wait_status(text: str) -> tuple[int | None, int | None]:
     """squeue's exit_code field is the raw wait(2) status: 768 is exit code 3,
     15 is signal 15 (as recorded on SLURM 22.05)."""
     try:
@@ -36,7 +43,7 @@ def wait_status(text):
     return (value >> 8) & 0xff, 0
 
 
-def slurm_duration(text):
+def slurm_duration(text: str | None) -> int | None:
     """squeue's TimeUsed ('5:03', '1:02:03', '2-01:02:03') in seconds, or None."""
     text = (text or '').strip()
     days = 0
@@ -54,20 +61,20 @@ def slurm_duration(text):
     return days * 86400 + seconds
 
 
-def _epoch(text):
+def _epoch(text: str | None) -> int | None:
     text = (text or '').strip()
     return int(text) if text.isdigit() and text != '0' else None
 
 
-def _count(text):
+def _count(text: str | None) -> int:
     text = (text or '').strip()
     return int(text) if text.isdigit() else 0
 
 
-def _sections(stdout, marks):
+def _sections(stdout: str, marks: Iterable[str]) -> dict[str, list[str]]:
     """{mark: [the lines after it, up to the next of ``marks``]}."""
-    out = {m: [] for m in marks}
-    section = None
+    out: dict[str, list[str]] = {m: [] for m in marks}
+    section: list[str] | None = None
     for line in stdout.splitlines():
         if line.startswith(NOW_MARK):
             continue
@@ -78,11 +85,13 @@ def _sections(stdout, marks):
     return out
 
 
-def _field(fields, i):
+def _field(fields: Sequence[str], i: int) -> str:
     return fields[i] if len(fields) > i else ''
 
 
 class SlurmScheduler(Scheduler):
+    """SLURM: sbatch scripts, squeue (and sacct) for status, scancel, sinfo for partitions."""
+
     name = 'SLURM'
     script_suffix = '.sbatch'
     # sbatch's words when slurmctld cannot take a job right now
@@ -125,12 +134,14 @@ class SlurmScheduler(Scheduler):
     SYSTEM_HOLDS = frozenset({'JobHeldAdmin', 'launch failed requeued held',
                               'launch_failed_requeued_held'})
 
-    def __init__(self):
-        self._decoded = {}      # (raw state, exit text, source) -> (state, exit, signal)
+    def __init__(self) -> None:
+        # (raw state, exit text, source) -> (state, exit, signal)
+        self._decoded: dict[tuple[str, str, str], tuple[JobState, int | None, int | None]] = {}
 
     # -- script -------------------------------------------------------------
 
-    def directives(self, spec):
+    def directives(self, spec: JobSpec) -> list[str]:
+        """The #SBATCH options of ``spec`` (name, resources, token, output files, extras)."""
         name = scheduler_job_name(spec.name)
         out = [f'--job-name={name}']
         for flag, value in (('--nodes', spec.nodes), ('--ntasks', spec.tasks),
@@ -154,16 +165,18 @@ class SlurmScheduler(Scheduler):
         return out
 
     @staticmethod
-    def output_patterns(spec):
+    def output_patterns(spec: JobSpec) -> tuple[str, str]:
+        """The --output and --error patterns of ``spec`` (%A_%a for an array's elements)."""
         name = scheduler_job_name(spec.name)
         ident = '%A_%a' if spec.array else '%j'
         return (spec.stdout or f'{name}.{ident}.out', spec.stderr or f'{name}.{ident}.err')
 
-    def render_script(self, spec):
+    def render_script(self, spec: JobSpec) -> str:
+        """As Scheduler.render_script: #SBATCH directives, the marker prologue, the body."""
         head = [shebang(spec)] + [f'#SBATCH {d}' for d in self.directives(spec)]
         return '\n'.join(head + self.prologue(spec)) + '\n' + render_body(spec)
 
-    def prologue(self, spec) -> list:
+    def prologue(self, spec: JobSpec) -> list[str]:
         """Shell lines run before the job's body: the start and exit-code
         markers, left by an EXIT trap so that the monitor sees the start and
         the end of the job with a file check instead of a scheduler query.
@@ -172,7 +185,8 @@ class SlurmScheduler(Scheduler):
         if not self.leaves_marker(spec):
             return []
         if spec.array:
-            lines = ['if [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then',
+            lines = ['if [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && '
+                     '[ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then',
                      '  croupier_mark="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
                      '  croupier_count=" ${SLURM_ARRAY_TASK_COUNT:-0}"']
         else:
@@ -197,26 +211,27 @@ class SlurmScheduler(Scheduler):
             'fi',
         ]
 
-    def leaves_marker(self, spec) -> bool:
+    def leaves_marker(self, spec: JobSpec) -> bool:
         """Every job, arrays included (one marker per element)."""
         return True
 
-    def marker_command(self, spent=(), started=()) -> str:
+    def marker_command(self, spent: Iterable[str] = (), started: Iterable[str] = ()) -> str:
         """List the markers present (see Scheduler.listing_command); an
         array's element markers go with the array's."""
-        spent, started = check_job_ids(spent), check_job_ids(started)
-        return self.listing_command(MARKER_DIR, spent, started,
-                                    extra=[f'{j}_*.rc {j}_*.run' for j in spent]
-                                    + [f'{j}_*.run' for j in started])
+        spent_ids, started_ids = check_job_ids(spent), check_job_ids(started)
+        return self.listing_command(MARKER_DIR, spent_ids, started_ids,
+                                    extra=[f'{j}_*.rc {j}_*.run' for j in spent_ids]
+                                    + [f'{j}_*.run' for j in started_ids])
 
-    def parse_markers(self, stdout: str, job_ids) -> dict:
+    def parse_markers(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """As Scheduler.parse_markers for plain jobs; an array asked about by
         its id is RUNNING from its first element's marker, and ends once every
         element left its exit code (its count is in each): COMPLETED when all
         are 0, else FAILED with the first failed element's code; an element
         ended by a signal leaves the array to the scheduler, which knows why."""
         wanted = {str(j) for j in job_ids}
-        plain, elements = [], {}
+        plain: list[str] = []
+        elements: dict[str, list[tuple[str, str]]] = {}
         for line in stdout.splitlines():
             name, _, text = line.strip().partition(' ')
             array_id, sep, index = name.partition('_')
@@ -232,10 +247,12 @@ class SlurmScheduler(Scheduler):
         return out
 
     @staticmethod
-    def _array_markers(array_id: str, found: list):
+    def _array_markers(array_id: str, found: list[tuple[str, str]]) -> JobStatus | None:
         """The JobStatus the element markers ``found`` ((index, text)) of one
         array tell, or None when only the scheduler can tell."""
-        codes, count, started = {}, 0, set()
+        codes: dict[str, int] = {}
+        count = 0
+        started: set[str] = set()
         for index, text in found:
             code, _, total = text.partition(' ')
             if text == 'run':
@@ -267,11 +284,13 @@ class SlurmScheduler(Scheduler):
                                 f'{codes[first]}',
                          exit_code=codes[first], source='exit-code marker')
 
-    def holds_for(self, parent_spec) -> bool:
+    def holds_for(self, parent_spec: JobSpec) -> bool:
         """SLURM waits for any job, arrays included (for all their elements)."""
         return True
 
-    def output_paths(self, spec, job_id, workdir):
+    def output_paths(self, spec: JobSpec, job_id: str,
+                     workdir: str | None) -> tuple[str, str]:
+        """As Scheduler.output_paths: the patterns expanded, under ``workdir`` when relative."""
         out = []
         for pattern in self.output_patterns(spec):
             path = (pattern.replace('%A', str(job_id)).replace('%j', str(job_id))
@@ -279,11 +298,12 @@ class SlurmScheduler(Scheduler):
             if not path.startswith('/') and workdir:
                 path = workdir.rstrip('/') + '/' + path
             out.append(path)
-        return tuple(out)
+        return out[0], out[1]
 
     # -- submit -------------------------------------------------------------
 
-    def submit_command(self, spec, script_path, workdir, after=()):
+    def submit_command(self, spec: JobSpec, script_path: str, workdir: str,
+                       after: Iterable[str] = ()) -> str:
         """sbatch from ``workdir``; with ``after`` (job ids), the job waits for
         their successful end and is dropped by SLURM when one fails."""
         depend = ''
@@ -293,7 +313,8 @@ class SlurmScheduler(Scheduler):
         return (f'cd {shlex.quote(workdir)} && '
                 f'sbatch --parsable {depend}{shlex.quote(script_path)}')
 
-    def parse_submit_output(self, stdout):
+    def parse_submit_output(self, stdout: str) -> str:
+        """As Scheduler.parse_submit_output: the id of sbatch's last id line."""
         # --parsable prints "jobid" or "jobid;cluster"; plain sbatch prints
         # "Submitted batch job N"
         for line in reversed(stdout.strip().splitlines()):
@@ -308,7 +329,7 @@ class SlurmScheduler(Scheduler):
     # -- queue figures --------------------------------------------------------
 
     @staticmethod
-    def _figures_parts():
+    def _figures_parts() -> list[str]:
         """Shell parts printing every partition's nodes and cores (sinfo; the
         default partition's name ends in '*'), then its pending and running
         jobs of all users, counted on the cluster (one line per partition and
@@ -320,11 +341,11 @@ class SlurmScheduler(Scheduler):
                 "squeue --noheader --states=PENDING,RUNNING -o '%P|%T' 2>/dev/null | "
                 f'awk -F"|" {shlex.quote(count)}']
 
-    def queue_command(self):
+    def queue_command(self) -> str:
         """ONE command for the partitions' figures (placement)."""
         return '; '.join(self._figures_parts())
 
-    def parse_queue_output(self, stdout):
+    def parse_queue_output(self, stdout: str) -> dict[str, PartitionFigures]:
         """{partition: PartitionFigures} from queue_command's output."""
         sections = _sections(stdout, (SINFO_MARK, QUEUE_MARK))
         return {p.name: p for p in self._partitions(sections[SINFO_MARK],
@@ -339,7 +360,7 @@ class SlurmScheduler(Scheduler):
 
     MANY_IDS = 50
 
-    def status_command(self, job_ids, times=False):
+    def status_command(self, job_ids: Sequence[str], times: bool = False) -> str:
         """squeue for every id; sacct only for what squeue cannot tell.
 
         Both run in one remote command, so a poll is one round trip whatever
@@ -386,8 +407,11 @@ class SlurmScheduler(Scheduler):
             f'--format={sacct_fields}; fi'
         )
 
-    def parse_status_output(self, stdout, job_ids):
-        squeue_rows, sacct_rows = {}, {}
+    def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """As Scheduler.parse_status_output: squeue's rows first, sacct's for what
+        squeue no longer shows; an array's elements aggregated into one status."""
+        squeue_rows: dict[str, list[_Row]] = {}
+        sacct_rows: dict[str, list[_Row]] = {}
         rows = squeue_rows
         source = 'squeue'
         for line in stdout.splitlines():
@@ -396,6 +420,7 @@ class SlurmScheduler(Scheduler):
                     rows, source = sacct_rows, 'sacct'
                 continue
             fields = line.split('|')
+            row: _Row
             if len(fields) < 4:
                 if len(fields) < 2:
                     continue
@@ -420,7 +445,7 @@ class SlurmScheduler(Scheduler):
                 continue
             rows.setdefault(base, []).append(row)
             rows.setdefault(job, []).append(row)   # an element, also asked about by its id
-        result = {}
+        result: dict[str, JobStatus] = {}
         row_status = self._row_status
         for job_id in job_ids:
             key = str(job_id)
@@ -432,19 +457,19 @@ class SlurmScheduler(Scheduler):
             if accounted and not queued and len(accounted) == 1:
                 result[job_id] = row_status(key, accounted[0])
                 continue
-            rows = self._merge_rows(key, queued or [], accounted or [])
-            statuses = [row_status(key, r) for r in rows]
+            merged = self._merge_rows(key, queued or [], accounted or [])
+            statuses = [row_status(key, r) for r in merged]
             result[job_id] = (self._aggregate(key, statuses) if statuses
                               else self.missing(job_id, 'squeue+sacct'))
         return result
 
     @staticmethod
-    def _merge_rows(key, queued, accounted):
+    def _merge_rows(key: str, queued: list[_Row], accounted: list[_Row]) -> list[_Row]:
         """squeue is the live truth for what it still shows; sacct fills in
         what it no longer shows (a job that left squeue, array elements
         purged before the others ended). While slurmdbd lags, sacct may show
         an array as one bare-id row: it is dropped when elements are known."""
-        merged = {}
+        merged: dict[str, _Row] = {}
         if '_' in key:              # one element of an array: its own row only
             return queued[-1:] or accounted[-1:]
         elements = [r for r in accounted if r[0] != key]
@@ -456,11 +481,14 @@ class SlurmScheduler(Scheduler):
             merged[row[0]] = row
         return list(merged.values())
 
-    def _row_status(self, job_id, row):
+    def _row_status(self, job_id: str, row: _Row) -> JobStatus:
+        """The JobStatus one squeue or sacct row tells (a system hold: FAILED)."""
         _row_id, raw, reason, exit_text, source = row
         # thousands of rows share a few (state, exit) pairs: decode each pair once
         decoded = self._decoded.get((raw, exit_text, source))
         if decoded is None:
+            exit_code: int | None
+            signal: int | None
             state = self.normalize(raw)
             if not state.terminal:
                 exit_code = signal = None
@@ -479,7 +507,8 @@ class SlurmScheduler(Scheduler):
                              exit_code, signal, source)
         return JobStatus(job_id, state, raw, reason, exit_code, signal, source)
 
-    def _aggregate(self, job_id, statuses):
+    def _aggregate(self, job_id: str, statuses: list[JobStatus]) -> JobStatus:
+        """One status for an array's element statuses: unfinished first, then the worst."""
         if len(statuses) == 1:
             return statuses[0]
         # an array: unfinished while any element is; then the worst outcome wins
@@ -502,7 +531,7 @@ class SlurmScheduler(Scheduler):
 
     reports_partitions = True
 
-    def exporter_command(self, job_ids, partitions=True):
+    def exporter_command(self, job_ids: Sequence[str], partitions: bool = True) -> str:
         """ONE command for a metrics scrape: the cluster's clock, every
         partition's nodes and cores (sinfo), its pending and running jobs
         counted on the cluster (squeue of all users, one line per partition
@@ -515,7 +544,9 @@ class SlurmScheduler(Scheduler):
             parts.append(self.status_command(job_ids, times=True))
         return '; '.join(parts)
 
-    def parse_exporter_output(self, stdout, job_ids):
+    def parse_exporter_output(
+            self, stdout: str, job_ids: Sequence[str],
+    ) -> tuple[list[PartitionFigures], dict[str, JobStatus], dict[str, JobTimes]]:
         """(partitions, {id: JobStatus}, {id: JobTimes}) from exporter_command's output."""
         now = None
         for line in stdout.splitlines():
@@ -530,8 +561,10 @@ class SlurmScheduler(Scheduler):
         return partitions, statuses, times
 
     @staticmethod
-    def _partitions(sinfo, queue):
-        counts = {}
+    def _partitions(sinfo: Iterable[str], queue: Iterable[str]) -> list[PartitionFigures]:
+        """PartitionFigures from sinfo's lines, with the pending and running
+        job counts of squeue's (partition|state|count) lines."""
+        counts: dict[tuple[str, str], int] = {}
         for line in queue:
             fields = line.strip().split('|')
             if len(fields) != 3:
@@ -540,7 +573,7 @@ class SlurmScheduler(Scheduler):
             for name in fields[0].split(','):
                 key = (name, fields[1])
                 counts[key] = counts.get(key, 0) + _count(fields[2])
-        out = {}
+        out: dict[str, PartitionFigures] = {}
         for line in sinfo:
             fields = line.strip().split('|')
             if len(fields) != 5:
@@ -555,19 +588,24 @@ class SlurmScheduler(Scheduler):
             values = [_count(nodes[3]), _count(nodes[0]), _count(nodes[1]),
                       _count(cpus[3]), _count(cpus[0]), _count(cpus[1])]
             if figures is not None:
-                values = [a + b for a, b in zip(values, figures[2:8])]
-            out[name] = PartitionFigures(name, avail.strip().lower() == 'up', *values,
+                values = [a + b for a, b in zip(values, figures[2:8], strict=False)]
+            # values: exactly the six node and core counts, which mypy cannot tell of a list
+            out[name] = PartitionFigures(  # type: ignore[misc]
+                                         name, avail.strip().lower() == 'up',
+                                         *values,  # type: ignore[arg-type]
                                          jobs_pending=counts.get((name, 'PENDING'), 0),
                                          jobs_running=counts.get((name, 'RUNNING'), 0),
                                          default=default or bool(figures and figures.default))
         return list(out.values())
 
     @staticmethod
-    def _times(lines, job_ids, now):
+    def _times(lines: Iterable[str], job_ids: Sequence[str],
+               now: int | None) -> dict[str, JobTimes]:
         """JobTimes from the rows of a status command run with ``times``:
         squeue rows (id|state|reason|rc|submit|start|used) before the sacct
         mark, sacct rows (id|state|exit|reason|submit|start|end|elapsed) after."""
-        queued_rows, accounted_rows = {}, {}
+        queued_rows: dict[str, list[_TimesRow]] = {}
+        accounted_rows: dict[str, list[_TimesRow]] = {}
         rows = queued_rows
         for line in lines:
             if line.strip() == SACCT_MARK:
@@ -595,7 +633,7 @@ class SlurmScheduler(Scheduler):
                 keys.append(job.replace('+', '_').split('_')[0])
             for key in keys:
                 rows.setdefault(key, []).append((submit, None if pending else start, end, used))
-        out = {}
+        out: dict[str, JobTimes] = {}
         for job_id in job_ids:
             key = str(job_id)
             found = queued_rows.get(key) or accounted_rows.get(key)
@@ -603,7 +641,7 @@ class SlurmScheduler(Scheduler):
                 continue
             submits = [r[0] for r in found if r[0] is not None]
             starts = [r[1] for r in found if r[1] is not None]
-            used = [r[3] for r in found if r[3] is not None]
+            used_list = [r[3] for r in found if r[3] is not None]
             submit = min(submits) if submits else None
             queued = None
             if submit is not None:
@@ -613,14 +651,14 @@ class SlurmScheduler(Scheduler):
                     ends = [r[2] for r in found if r[2] is not None]
                     # never started: waited until it was cancelled, or until now
                     queued = max(0, (min(ends) if ends else now) - submit)
-            out[job_id] = JobTimes(key, queued, max(used) if used else None)
+            out[job_id] = JobTimes(key, queued, max(used_list) if used_list else None)
         return out
 
     # -- accounting -------------------------------------------------------------
 
     ACCOUNTING_FIELDS = 'JobID,State,ElapsedRaw,TotalCPU,AllocNodes,AllocCPUS'
 
-    def accounting_command(self, job_ids) -> str:
+    def accounting_command(self, job_ids: Sequence[str]) -> str:
         """ONE sacct for the figures of every id in ``job_ids``: the job's row
         (which adds up its steps' CPU time) and its steps' rows (whose batch
         step tells when that CPU time is recorded)."""
@@ -628,7 +666,7 @@ class SlurmScheduler(Scheduler):
         return (f'sacct --noheader --parsable2 --jobs={shlex.quote(ids)} '
                 f'--format={self.ACCOUNTING_FIELDS}')
 
-    def parse_accounting(self, stdout: str, job_ids) -> dict:
+    def parse_accounting(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobFigures]:
         """{job_id: JobFigures} from accounting_command's output: elapsed
         (ElapsedRaw), CPU time used (TotalCPU), nodes and CPUs allocated. An
         array's figures add up its elements' (the longest elapsed). A job that
@@ -636,8 +674,8 @@ class SlurmScheduler(Scheduler):
         batch step is not recorded as ended yet (slurmdbd records the job's
         end first, and its CPU time with the batch step's, a moment later), is
         left out."""
-        rows: dict = {}
-        batch_ended: set = set()
+        rows: dict[str, list[tuple[bool, JobFigures]]] = {}
+        batch_ended: set[str] = set()
         lines = [[f.strip() for f in line.split('|')] for line in stdout.splitlines()]
         for fields in lines:
             if len(fields) == 6 and fields[0].endswith('.batch'):
@@ -658,7 +696,7 @@ class SlurmScheduler(Scheduler):
             rows.setdefault(key, []).append((ended, figures))
             if key != job:
                 rows.setdefault(job, []).append((ended, figures))
-        out = {}
+        out: dict[str, JobFigures] = {}
         for job_id in job_ids:
             found = rows.get(str(job_id))
             if not found or not all(ended for ended, _ in found):
@@ -671,12 +709,14 @@ class SlurmScheduler(Scheduler):
 
     finds_lost_submissions = True
 
-    def lookup_command(self, token):
+    def lookup_command(self, token: str) -> str:
+        """As Scheduler.lookup_command: squeue of the user's jobs with their comments."""
         # squeue keeps ended jobs for MinJobAge (300 s by default): long enough
         # for a connection or an orchestrator to come back
         return "squeue --me --noheader --states=all -o '%i|%k'"
 
-    def parse_lookup_output(self, stdout, token):
+    def parse_lookup_output(self, stdout: str, token: str) -> str | None:
+        """As Scheduler.parse_lookup_output: the job whose comment is croupier:<token>."""
         wanted = f'croupier:{token}'
         for line in stdout.splitlines():
             job_id, _, comment = line.strip().partition('|')
@@ -687,5 +727,6 @@ class SlurmScheduler(Scheduler):
 
     # -- cancel -------------------------------------------------------------
 
-    def cancel_command(self, job_ids):
+    def cancel_command(self, job_ids: Sequence[str]) -> str:
+        """As Scheduler.cancel_command: one scancel for every id."""
         return 'scancel -- ' + ' '.join(shlex.quote(j) for j in check_job_ids(job_ids))
