@@ -31,15 +31,23 @@ import math
 import re
 import shlex
 import time
-from typing import Optional
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..errors import ConfigError, SchedulerError
 from ..accounting import JobFigures, clock_seconds, combined, whole_number
-from ..model import (JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
+from ..model import (JobSpec, JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
                      scheduler_job_name)
 from .base import Scheduler, check_job_ids, render_body, shebang
 
 P, R = JobState.PENDING, JobState.RUNNING
+# a job's attributes in qstat -f (lower-case names), and one job's block
+Attrs = dict[str, str]
+Block = tuple[str, Attrs]
+# _index's result: ({id: attributes}, {sequence number: [attributes]})
+Index = tuple[dict[str, Attrs], dict[str, list[Attrs]]]
+# what the files say of a job: (exit code of its exit-code file, whether cancelled)
+Marks = tuple[int | None, bool]
 RC_DIR = '"$HOME"/.croupier/pbs'
 # where a job's script leaves its start and exit-code markers for the monitor's
 # listing (removed once read; the exit-code files in RC_DIR stay for qstat's gaps)
@@ -76,7 +84,7 @@ _WALLTIME_KILL = re.compile(r'walltime \d+ exceeded limit|exceeded resource wall
                             re.IGNORECASE)
 
 
-def pbs_size(text, factor=1):
+def pbs_size(text: str | int, factor: int = 1) -> str:
     """'4G' -> '4gb', '500M' -> '500mb', '1024' (MB, as in SLURM) -> '1024mb'."""
     m = _SIZE.fullmatch(str(text).strip().upper())
     if not m:
@@ -84,7 +92,7 @@ def pbs_size(text, factor=1):
     return f'{int(m[1]) * factor}{(m[2] or "M").lower()}b'
 
 
-def seconds(text):
+def seconds(text: str | None) -> int | None:
     """'01:02:03' -> 3723, '90' -> 90; None when unreadable."""
     parts = (text or '').strip().split(':')
     try:
@@ -97,7 +105,7 @@ def seconds(text):
     return total
 
 
-def _qstat_time(text):
+def _qstat_time(text: str | None) -> float | None:
     """'Sun Nov 22 16:42:17 2026' as seconds (of a naive local clock), or None."""
     try:
         return time.mktime(time.strptime(' '.join((text or '').split()), QSTAT_TIME))
@@ -105,21 +113,22 @@ def _qstat_time(text):
         return None
 
 
-def _sequence(job_id):
+def _sequence(job_id: str) -> str:
     """'123.srv' -> '123', '7[].srv' -> '7[]', '7[3].srv' -> '7[3]'."""
     return str(job_id).split('.', 1)[0]
 
 
-def _array_base(job_id):
+def _array_base(job_id: str) -> str | None:
     """'7[].srv' / '7[3].srv' -> '7'; None for a job that is not an array."""
     seq = _sequence(job_id)
     return seq.split('[', 1)[0] if '[' in seq else None
 
 
-def parse_qstat_full(text):
+def parse_qstat_full(text: str) -> list[Block]:
     """[(job id, {attribute (lower case): value})] from ``qstat -f`` output."""
-    blocks = []
-    attrs = last = None
+    blocks: list[Block] = []
+    attrs: Attrs | None = None
+    last: str | None = None
     for line in text.splitlines():
         m = _JOB_ID_LINE.fullmatch(line)
         if m:
@@ -142,7 +151,7 @@ def parse_qstat_full(text):
     return blocks
 
 
-def parse_qstat_json(text: str) -> list:
+def parse_qstat_json(text: str) -> list[Block]:
     """[(job id, {attribute (lower case): value as text})] from PBS Pro's
     ``qstat -f -F json``, in parse_qstat_full's shape: nested attributes are
     named as the text form names them (``Resource_List.walltime`` ->
@@ -150,7 +159,9 @@ def parse_qstat_json(text: str) -> list:
     several objects one after the other are read in turn (one object holds
     every id on the server recorded, but a qstat asking several servers may
     print one each); ValueError when the output is not JSON."""
-    decoder, blocks, at = json.JSONDecoder(), [], 0
+    decoder = json.JSONDecoder()
+    blocks: list[Block] = []
+    at = 0
     text = text.strip()
     while at < len(text):
         data, at = decoder.raw_decode(text, at)
@@ -163,9 +174,9 @@ def parse_qstat_json(text: str) -> list:
     return blocks
 
 
-def _flattened(values: dict, prefix: str = '') -> dict:
+def _flattened(values: Mapping[str, Any], prefix: str = '') -> Attrs:
     """A JSON object's values as text, nested names joined with '.', lower case."""
-    out = {}
+    out: Attrs = {}
     for name, value in values.items():
         key = prefix + str(name).lower()
         if isinstance(value, dict):
@@ -177,7 +188,7 @@ def _flattened(values: dict, prefix: str = '') -> dict:
     return out
 
 
-def system_hold(attrs: dict) -> bool:
+def system_hold(attrs: Mapping[str, str]) -> bool:
     """Whether a held job (state H) waits for something only an administrator
     can give: a system hold (Hold_Types ``s``) that is not a dependency's
     (PBS holds a job whose dependency is not met yet with ``s`` too, and then
@@ -194,7 +205,7 @@ _NODE_UNUSABLE = {'down', 'offline', 'unknown', 'state-unknown', 'stale', 'unres
 _TRUE = ('true', 'yes', '1')
 
 
-def _records(text: str, key: str) -> dict:
+def _records(text: str, key: str) -> dict[str, Attrs]:
     """{name: {attribute (lower case): value}} of ``qstat -Q -f``, ``qstat -B
     -f`` or ``pbsnodes -a`` output, in either form: JSON (PBS Pro's ``-F
     json``, its objects under ``key``) or text (a record's name at the start
@@ -208,7 +219,9 @@ def _records(text: str, key: str) -> dict:
             return {}
         return {name: _flattened(attrs) for name, attrs in (data.get(key) or {}).items()
                 if isinstance(attrs, dict)}
-    records, attrs, last = {}, None, None
+    records: dict[str, Attrs] = {}
+    attrs: Attrs | None = None
+    last: str | None = None
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -226,9 +239,9 @@ def _records(text: str, key: str) -> dict:
     return records
 
 
-def _state_counts(text: str) -> dict:
+def _state_counts(text: str | None) -> dict[str, int]:
     """'Transit:0 Queued:1 Held:0 Running:2' -> {'transit': 0, 'queued': 1, ...}."""
-    counts = {}
+    counts: dict[str, int] = {}
     for part in (text or '').split():
         name, _, value = part.partition(':')
         if value.isdigit():
@@ -236,13 +249,13 @@ def _state_counts(text: str) -> dict:
     return counts
 
 
-def _number(text) -> int:
+def _number(text: str | None) -> int:
     """An integer attribute ('8'), 0 when absent or unreadable."""
     text = str(text or '').strip()
     return int(text) if text.isdigit() else 0
 
 
-def _torque_busy_cpus(jobs: str) -> int:
+def _torque_busy_cpus(jobs: str | None) -> int:
     """CPUs in use from Torque's ``jobs`` node attribute ('0/20.srv, 1-3/21.srv')."""
     busy = 0
     for item in (jobs or '').split(','):
@@ -253,7 +266,8 @@ def _torque_busy_cpus(jobs: str) -> int:
     return busy
 
 
-def _queue_figures(name: str, attrs: dict, nodes: dict, default: bool) -> PartitionFigures:
+def _queue_figures(name: str, attrs: Mapping[str, str], nodes: Mapping[str, Attrs],
+                   default: bool) -> PartitionFigures:
     """A queue's figures: its jobs from ``state_count``; its cores and nodes
     from the nodes that serve it (those whose ``queue`` names it, else every
     node tied to no queue)."""
@@ -293,17 +307,18 @@ class PbsFamily(Scheduler):
     #: job_state letters of a job that ended; the exit status tells how
     ENDED = ('C', 'F', 'X')
     #: negative exit statuses: value -> (state, meaning)
-    EXEC_CODES = {}
+    EXEC_CODES: dict[int, tuple[JobState, str]] = {}
 
     # -- script -------------------------------------------------------------
 
     @staticmethod
-    def job_name(spec):
+    def job_name(spec: JobSpec) -> str:
+        """The -N name of ``spec``'s job: it starts with a letter ('j' put in front)."""
         # PBS wants a job name that starts with a letter (PBS Pro: or digit)
         name = scheduler_job_name(spec.name)
         return name if name[0].isalpha() else 'j' + name
 
-    def check(self, spec):
+    def check(self, spec: JobSpec) -> None:
         """ConfigError for job options this flavour has no equivalent of."""
         for field_name, option in (('qos', 'qos'), ('reservation', 'reservation')):
             value = getattr(spec, field_name)
@@ -317,7 +332,7 @@ class PbsFamily(Scheduler):
             self.array_directive(spec.array)
 
     @staticmethod
-    def mail_points(mail_type):
+    def mail_points(mail_type: str) -> str:
         """SLURM mail types -> PBS -m letters (a abort, b begin, e end, n none)."""
         letters = {'BEGIN': 'b', 'END': 'e', 'FAIL': 'a', 'ALL': 'abe', 'NONE': 'n'}
         types = [t.strip().upper() for t in mail_type.split(',') if t.strip()]
@@ -329,14 +344,15 @@ class PbsFamily(Scheduler):
         return 'n' if 'n' in chosen else ''.join(c for c in 'abe' if c in chosen)
 
     @abc.abstractmethod
-    def resource_directives(self, spec):
+    def resource_directives(self, spec: JobSpec) -> list[str]:
         """The ``-l`` directives of the job's nodes, tasks, CPUs and memory."""
 
     @abc.abstractmethod
-    def array_directive(self, array):
+    def array_directive(self, array: str) -> str:
         """The array directive; ConfigError for a form the flavour lacks."""
 
-    def directives(self, spec):
+    def directives(self, spec: JobSpec) -> list[str]:
+        """The #PBS options of ``spec`` (checked first: ConfigError for what PBS lacks)."""
         self.check(spec)
         out = [f'-N {self.job_name(spec)}']
         out.extend(self.resource_directives(spec))
@@ -360,9 +376,9 @@ class PbsFamily(Scheduler):
         return out
 
     @staticmethod
-    def prologue(spec):
+    def prologue(spec: JobSpec) -> list[str]:
         """Shell lines run before the job's body."""
-        lines = []
+        lines: list[str] = []
         if not spec.array:
             # The exit-code file (see the module docstring). Debian's
             # slurm-wlm-torque sets no PBS_JOBID; its qsub prints SLURM's id.
@@ -399,15 +415,17 @@ class PbsFamily(Scheduler):
         lines.append('if [ -n "${PBS_O_WORKDIR:-}" ]; then cd "$PBS_O_WORKDIR" || exit 1; fi')
         return lines
 
-    def render_script(self, spec):
+    def render_script(self, spec: JobSpec) -> str:
+        """As Scheduler.render_script: #PBS directives, the prologue, the body."""
         head = [shebang(spec)] + [f'#PBS {d}' for d in self.directives(spec)]
         return '\n'.join(head + self.prologue(spec)) + '\n' + render_body(spec)
 
-    def output_paths(self, spec, job_id, workdir):
+    def output_paths(self, spec: JobSpec, job_id: str,
+                     workdir: str | None) -> tuple[str | None, str | None]:
         """Given files as they are; otherwise PBS's own default,
         ``<job name>.o<sequence number>`` in the submission directory (array
         elements get per-element names that differ between flavours: None)."""
-        out = []
+        out: list[str | None] = []
         for given, letter in ((spec.stdout, 'o'), (spec.stderr, 'e')):
             if given:
                 path = given
@@ -419,27 +437,30 @@ class PbsFamily(Scheduler):
             if not path.startswith('/') and workdir:
                 path = workdir.rstrip('/') + '/' + path
             out.append(path)
-        return tuple(out)
+        return out[0], out[1]
 
     # -- exit-code markers ----------------------------------------------------
 
-    def leaves_marker(self, spec) -> bool:
+    def leaves_marker(self, spec: JobSpec) -> bool:
         """Every job but an array (its elements end one by one: qstat tells)."""
         return not spec.array
 
-    def marker_command(self, spent=(), started=()) -> str:
+    def marker_command(self, spent: Iterable[str] = (), started: Iterable[str] = ()) -> str:
         """List the markers present (see Scheduler.listing_command): one look
         at MARKER_DIR, no qstat."""
         return self.listing_command(MARKER_DIR, spent, started)
 
     # -- submit -------------------------------------------------------------
 
-    def holds_for(self, parent_spec) -> bool:
+    def holds_for(self, parent_spec: JobSpec) -> bool:
         """PBS waits for a plain job with afterok (an array needs another
         dependency type: the engine waits for those)."""
         return not parent_spec.array
 
-    def submit_command(self, spec, script_path, workdir, after=()):
+    def submit_command(self, spec: JobSpec, script_path: str, workdir: str,
+                       after: Iterable[str] = ()) -> str:
+        """As Scheduler.submit_command: qsub from ``workdir``; with ``after`` (job ids),
+        the job waits for their successful end (afterok) and is deleted when one fails."""
         # -N, -o and -e also on the command line: Debian's slurm-wlm-torque
         # qsub ignores them in the script and names the output files after
         # the -N it was given (or the script's name)
@@ -454,7 +475,8 @@ class PbsFamily(Scheduler):
             options.append(f'-e {q(spec.stderr)}')
         return f'cd {q(workdir)} && qsub {" ".join(options)} {q(script_path)}'
 
-    def parse_submit_output(self, stdout):
+    def parse_submit_output(self, stdout: str) -> str:
+        """As Scheduler.parse_submit_output: the id exactly as qsub printed it."""
         # "123.server", "123[].server" (arrays) or a bare "123"; qstat and
         # qdel need the id exactly as printed
         for line in reversed(stdout.strip().splitlines()):
@@ -466,10 +488,10 @@ class PbsFamily(Scheduler):
     # -- status -------------------------------------------------------------
 
     @abc.abstractmethod
-    def qstat_command(self, arrays):
+    def qstat_command(self, arrays: bool) -> str:
         """qstat with its options, to be followed by the ids."""
 
-    def json_qstat_command(self, arrays: bool) -> Optional[str]:
+    def json_qstat_command(self, arrays: bool) -> str | None:
         """qstat printing JSON, to be followed by the ids; None for a flavour
         without a JSON form."""
         return None
@@ -479,7 +501,7 @@ class PbsFamily(Scheduler):
 
     # -- accounting -------------------------------------------------------------
 
-    def accounting_command(self, job_ids) -> str:
+    def accounting_command(self, job_ids: Sequence[str]) -> str:
         """ONE qstat -f (with the finished jobs, where the flavour keeps them)
         for the figures of every id in ``job_ids``; unknown ids only write to
         stderr, which is dropped."""
@@ -487,14 +509,14 @@ class PbsFamily(Scheduler):
         arrays = any('[' in job_id for job_id in ids)
         return f'{self.qstat_command(arrays)} -- ' + ' '.join(shlex.quote(j) for j in ids)
 
-    def parse_accounting(self, stdout: str, job_ids) -> dict:
+    def parse_accounting(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobFigures]:
         """{job_id: JobFigures} from accounting_command's output, for the jobs
         qstat shows finished: walltime and CPU time used (resources_used),
         nodes (Resource_List.nodect, else the hosts of exec_host) and CPUs
         (resources_used.ncpus, else Resource_List.ncpus, else exec_host's
         slots). An array's figures add up its subjobs'."""
         blocks = parse_qstat_full(stdout)
-        by_sequence: dict = {}
+        by_sequence: dict[str, list[JobFigures]] = {}
         for block_id, attrs in blocks:
             if attrs.get('job_state', '') not in self.ENDED_STATES:
                 continue
@@ -506,7 +528,7 @@ class PbsFamily(Scheduler):
             by_sequence.setdefault(seq, []).append(figures)
             if base is not None:
                 by_sequence.setdefault(base + '[]', []).append(figures)
-        out = {}
+        out: dict[str, JobFigures] = {}
         for job_id in job_ids:
             found = by_sequence.get(_sequence(job_id))
             if found:
@@ -518,7 +540,7 @@ class PbsFamily(Scheduler):
     ENDED_STATES = ('F', 'C')
 
     @staticmethod
-    def _figures(attrs: dict) -> JobFigures:
+    def _figures(attrs: Mapping[str, str]) -> JobFigures:
         """One finished job block's figures."""
         slots = [s for s in attrs.get('exec_host', '').split('+') if s]
         hosts = {s.split('/')[0] for s in slots}
@@ -530,7 +552,7 @@ class PbsFamily(Scheduler):
                           whole_number(attrs.get('resource_list.nodect')) or
                           (len(hosts) or None), cpus, 'qstat')
 
-    def status_command(self, job_ids):
+    def status_command(self, job_ids: Sequence[str]) -> str:
         """qstat for every id, then the exit-code and cancel files of each.
 
         qstat's stderr is kept apart (after QSTAT_RC_MARK) so that one
@@ -548,7 +570,7 @@ class PbsFamily(Scheduler):
         # other tools are missing from PATH
         per_id = '|'.join(f'*{shlex.quote(p)}*' for p in _PER_ID_ERRORS)
 
-        def ask(qstat):
+        def ask(qstat: str) -> str:
             return (f'{{ croupier_err=$({qstat} -- "$@" 2>&1 >&3); '
                     'croupier_rc=$?; } 3>&1; ')
 
@@ -580,7 +602,7 @@ class PbsFamily(Scheduler):
         )
 
     @staticmethod
-    def _split_output(stdout: str) -> tuple:
+    def _split_output(stdout: str) -> tuple[str, str | None, str, list[str]]:
         """(qstat's output, its form, qstat's stderr, the files' lines) of
         status_command's output; the form is 'json', 'text' (after a JSON
         attempt failed) or None (text asked at once). After a fallback, the
@@ -589,7 +611,7 @@ class PbsFamily(Scheduler):
         qstat, _, tail = stdout.partition(QSTAT_RC_MARK)
         errors, _, files = tail.partition(FILES_MARK)
         errors = errors.partition('\n')[2]         # the rest of the line is the rc
-        form = None
+        form: str | None = None
         at = qstat.rfind(FORM_MARK)
         if at >= 0:
             end = qstat.find('\n', at)
@@ -598,7 +620,7 @@ class PbsFamily(Scheduler):
             qstat = qstat[end + 1:]
         return qstat, form, errors, files.splitlines()
 
-    def _blocks(self, qstat_text: str, form: Optional[str]) -> list:
+    def _blocks(self, qstat_text: str, form: str | None) -> list[Block]:
         """The job blocks of qstat's output in either form. A fallback to the
         text form is remembered, so that later polls ask in text at once."""
         if form != 'json':
@@ -614,10 +636,12 @@ class PbsFamily(Scheduler):
             raise SchedulerError(f'{self.name}: qstat -F json printed no valid JSON ({exc}); '
                                  f'the next poll asks in the text form') from None
 
-    def parse_status_output(self, stdout, job_ids):
+    def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """As Scheduler.parse_status_output: qstat's blocks, then the exit-code and cancel files."""
         return self._statuses(stdout, job_ids)[0]
 
-    def _statuses(self, stdout: str, job_ids) -> tuple:
+    def _statuses(self, stdout: str,
+                  job_ids: Sequence[str]) -> tuple[dict[str, JobStatus], Index]:
         """({id: JobStatus}, the blocks' _index) from status_command's output."""
         qstat_text, form, errors, files = self._split_output(stdout)
         blocks = self._blocks(qstat_text, form)
@@ -625,7 +649,8 @@ class PbsFamily(Scheduler):
         # qstat's messages about single ids (attribute lines are indented)
         unknown = {_sequence(m[1] or m[2])
                    for m in _UNKNOWN_LINE.finditer(qstat_text + '\n' + errors)}
-        exit_files, cancelled = {}, set()
+        exit_files: dict[str, int] = {}
+        cancelled: set[str] = set()
         for line in files:
             parts = line.split()
             if len(parts) == 3 and parts[0] == 'rc':
@@ -636,10 +661,11 @@ class PbsFamily(Scheduler):
             elif len(parts) == 2 and parts[0] == 'cancelled':
                 cancelled.add(parts[1])
 
-        result = {}
+        result: dict[str, JobStatus] = {}
         for job_id in job_ids:
             key = str(job_id)
             marks = (exit_files.get(key), key in cancelled)
+            status: JobStatus | None
             if _array_base(key) is not None and '[]' in key:
                 status = self._array_status(key, blocks, marks)
             else:
@@ -652,13 +678,13 @@ class PbsFamily(Scheduler):
 
     # -- queue figures ------------------------------------------------------
 
-    def figures_commands(self) -> list:
+    def figures_commands(self) -> list[str]:
         """The shell parts printing the queues, the nodes and the server (for
         its default queue), each after its mark: the text forms here."""
         return self._figures_parts('qstat -Q -f', 'pbsnodes -a', 'qstat -B -f')
 
     @staticmethod
-    def _figures_parts(queues: str, nodes: str, server: str) -> list:
+    def _figures_parts(queues: str, nodes: str, server: str) -> list[str]:
         """Each command after its mark; a command that fails leaves its section
         empty rather than failing the others or the command (as sinfo's does
         for SLURM): the wrappers' qstat exits 153 for -B, and a server that
@@ -667,14 +693,14 @@ class PbsFamily(Scheduler):
                 f'echo {shlex.quote(NODES_MARK)}', f'{{ {nodes} || :; }} 2>/dev/null',
                 f'echo {shlex.quote(SERVER_MARK)}', f'{{ {server} || :; }} 2>/dev/null']
 
-    def queue_command(self):
+    def queue_command(self) -> str:
         """ONE command for every queue's figures (placement)."""
         return '; '.join(self.figures_commands())
 
-    def parse_queue_output(self, stdout):
+    def parse_queue_output(self, stdout: str) -> dict[str, PartitionFigures]:
         """{queue: PartitionFigures} from queue_command's output."""
-        sections = {QUEUES_MARK: [], NODES_MARK: [], SERVER_MARK: []}
-        section = None
+        sections: dict[str, list[str]] = {QUEUES_MARK: [], NODES_MARK: [], SERVER_MARK: []}
+        section: list[str] | None = None
         for line in stdout.splitlines():
             if line.strip() in sections:
                 section = sections[line.strip()]
@@ -693,7 +719,7 @@ class PbsFamily(Scheduler):
 
     reports_partitions = True
 
-    def exporter_command(self, job_ids, partitions=True):
+    def exporter_command(self, job_ids: Sequence[str], partitions: bool = True) -> str:
         """ONE command for a metrics scrape: the server's clock, the queue
         figures, then the status command of ``job_ids`` (qstat -f holds
         qtime, stime and resources_used). ``partitions=False`` leaves the
@@ -705,9 +731,13 @@ class PbsFamily(Scheduler):
             parts.append(self.status_command(job_ids))
         return '; '.join(parts)
 
-    def parse_exporter_output(self, stdout, job_ids):
+    def parse_exporter_output(
+            self, stdout: str, job_ids: Sequence[str],
+    ) -> tuple[list[PartitionFigures], dict[str, JobStatus], dict[str, JobTimes]]:
         """(queues, {id: JobStatus}, {id: JobTimes}) from exporter_command's output."""
-        now, head, rest = None, [], None
+        now: float | None = None
+        head: list[str] = []
+        rest: list[str] | None = None
         for line in stdout.splitlines():
             if line.startswith(NOW_MARK) and now is None:
                 now = _qstat_time(line[len(NOW_MARK):])
@@ -724,7 +754,7 @@ class PbsFamily(Scheduler):
             return partitions, {}, {}
         text = '\n'.join(rest or [])
         statuses, index = self._statuses(text, job_ids)
-        times = {}
+        times: dict[str, JobTimes] = {}
         for job_id in job_ids:
             attrs = self._find(str(job_id), index)
             if attrs is None:
@@ -732,7 +762,7 @@ class PbsFamily(Scheduler):
             submit = _qstat_time(attrs.get('qtime'))
             # PBS Pro says stime, Torque start_time
             start = _qstat_time(attrs.get('stime') or attrs.get('start_time'))
-            queued = None
+            queued: float | None = None
             if submit is not None:
                 if start is not None:
                     queued = max(0.0, start - submit)
@@ -743,17 +773,18 @@ class PbsFamily(Scheduler):
         return partitions, statuses, times
 
     @staticmethod
-    def _index(blocks: list) -> tuple:
+    def _index(blocks: list[Block]) -> Index:
         """({id: block}, {sequence number: [blocks]}) of one qstat output, so
         that finding each job's block costs the same for 1 or 1,000 jobs."""
-        by_id, by_seq = {}, {}
+        by_id: dict[str, Attrs] = {}
+        by_seq: dict[str, list[Attrs]] = {}
         for block_id, attrs in blocks:
             by_id.setdefault(block_id, attrs)
             by_seq.setdefault(_sequence(block_id), []).append(attrs)
         return by_id, by_seq
 
     @staticmethod
-    def _find(key: str, index: tuple):
+    def _find(key: str, index: Index) -> Attrs | None:
         """The block of ``key`` in ``_index``'s result: the same id, else the
         same sequence number (qsub may print a shorter server name than qstat)."""
         by_id, by_seq = index
@@ -765,7 +796,8 @@ class PbsFamily(Scheduler):
                           key=lambda a: a.get('job_state', '') == 'M')
         return same_seq[0] if same_seq else None
 
-    def _without_qstat(self, job_id, marks, said_unknown):
+    def _without_qstat(self, job_id: str, marks: Marks, said_unknown: bool) -> JobStatus:
+        """The status of a job qstat does not show: from its exit-code or cancel file."""
         exit_code, cancelled = marks
         if exit_code is not None:
             return self._ended(job_id, '', exit_code, {}, cancelled, 'exit-code file')
@@ -778,15 +810,18 @@ class PbsFamily(Scheduler):
                                reason='qstat: Unknown Job Id')
         return status
 
-    def _block_status(self, job_id, attrs, marks):
+    def _block_status(self, job_id: str, attrs: Mapping[str, str], marks: Marks) -> JobStatus:
+        """The status one job's qstat block tells (its exit-code file fills a gap)."""
         raw = attrs.get('job_state', '')
         comment = attrs.get('comment', '')
         if raw.upper() in self.ENDED:
             exit_text = attrs.get('exit_status')
             exit_code, cancelled = marks
             source = 'qstat'
+            code: int | None
             try:
-                code = int(exit_text)
+                # None (no exit status) raises TypeError, handled below
+                code = int(exit_text)  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 code = exit_code
                 if code is not None:
@@ -798,7 +833,7 @@ class PbsFamily(Scheduler):
         return JobStatus(job_id, state, raw_state=raw, reason=comment, source='qstat')
 
     @staticmethod
-    def _held(job_id: str, raw: str, attrs: dict) -> JobStatus:
+    def _held(job_id: str, raw: str, attrs: Mapping[str, str]) -> JobStatus:
         """A held job: FAILED when the system holds it (nothing but an
         administrator can start it: the cluster deletes it), else PENDING
         (a user or operator hold, bounded by the job's max_time_in_queue)."""
@@ -811,7 +846,9 @@ class PbsFamily(Scheduler):
         return JobStatus(job_id, P, raw_state=raw, source='qstat',
                          reason=f'held ({holds})' + (f': {comment}' if comment else ''))
 
-    def _ended(self, job_id, raw, code, attrs, cancelled, source):
+    def _ended(self, job_id: str, raw: str, code: int | None, attrs: Mapping[str, str],
+               cancelled: bool, source: str) -> JobStatus:
+        """The status of an ended job from its exit status (None: unknown)."""
         comment = attrs.get('comment', '')
         if code is None:
             if cancelled:
@@ -826,7 +863,7 @@ class PbsFamily(Scheduler):
         return JobStatus(job_id, state, raw_state=raw, reason=reason, exit_code=code,
                          signal=signal, source=source)
 
-    def _ended_without_status(self, job_id: str, raw: str, attrs: dict,
+    def _ended_without_status(self, job_id: str, raw: str, attrs: Mapping[str, str],
                               source: str) -> JobStatus:
         """An ended job without an exit status, and no exit-code file: only
         that it ended is known (Debian's wrappers, a server that forgot)."""
@@ -835,7 +872,8 @@ class PbsFamily(Scheduler):
                          reason='ended without an exit status'
                                 + (f'; {comment}' if comment else ''))
 
-    def outcome(self, code, attrs):
+    def outcome(self, code: int,
+                attrs: Mapping[str, str]) -> tuple[JobState, int | None, str]:
         """(state, signal, meaning) of an exit status."""
         if code == 0:
             return JobState.COMPLETED, None, ''
@@ -855,14 +893,18 @@ class PbsFamily(Scheduler):
         return JobState.FAILED, signal, f'killed by signal {signal}' if signal else ''
 
     @staticmethod
-    def _over_walltime(attrs):
+    def _over_walltime(attrs: Mapping[str, str]) -> bool:
+        """Whether the job used all of its walltime limit."""
         used = seconds(attrs.get('resources_used.walltime'))
         limit = seconds(attrs.get('resource_list.walltime'))
         return used is not None and limit is not None and 0 < limit <= used
 
-    def _array_status(self, job_id, blocks, marks):
+    def _array_status(self, job_id: str, blocks: list[Block],
+                      marks: Marks) -> JobStatus | None:
+        """One status for an array from its own block and its elements' (None: neither shown)."""
         base = _array_base(job_id)
-        parent, elements = None, []
+        parent: Attrs | None = None
+        elements: list[JobStatus] = []
         for block_id, attrs in blocks:
             seq = _sequence(block_id)
             if _array_base(block_id) != base:
@@ -880,6 +922,7 @@ class PbsFamily(Scheduler):
         if live or (head and not head.terminal):
             state = R if any(s.state is R for s in live) or (head and head.state is R) else P
             first = live[0] if live else head
+            assert first is not None    # no live element: then head is live
             return JobStatus(job_id, state, raw_state=first.raw_state, reason=summary,
                              source='qstat')
         # all elements ended. Elements outside PBS Pro's job history have no
@@ -901,7 +944,7 @@ class PbsFamily(Scheduler):
 
     # -- cancel -------------------------------------------------------------
 
-    def cancel_command(self, job_ids):
+    def cancel_command(self, job_ids: Sequence[str]) -> str:
         """qdel, after leaving a cancel file for each id (see the module
         docstring) so that the end of a job killed by qdel reads as CANCELLED."""
         quoted = ' '.join(shlex.quote(i) for i in check_job_ids(job_ids))
@@ -911,6 +954,8 @@ class PbsFamily(Scheduler):
 
 
 class TorqueScheduler(PbsFamily):
+    """Torque: nodes=N:ppn=P resources, -t arrays, ended jobs kept as C for a while."""
+
     name = 'TORQUE'
 
     # qstat(1B) of Torque 6: C E H Q R T W S (no F, X, B, M or U)
@@ -938,7 +983,8 @@ class TorqueScheduler(PbsFamily):
         -14: (JobState.FAILED, 'JOB_EXEC_RETRY_PROLOGUE: prologue failed'),
     }
 
-    def resource_directives(self, spec):
+    def resource_directives(self, spec: JobSpec) -> list[str]:
+        """As PbsFamily.resource_directives: -l nodes=N:ppn=P and the job's total mem."""
         if not any((spec.nodes, spec.tasks, spec.tasks_per_node, spec.cpus_per_task,
                     spec.memory)):
             return []
@@ -952,19 +998,23 @@ class TorqueScheduler(PbsFamily):
             out.append(f'-l mem={pbs_size(spec.memory, nodes)}')
         return out
 
-    def array_directive(self, array):
+    def array_directive(self, array: str) -> str:
+        """As PbsFamily.array_directive: -t with ranges and lists (no steps)."""
         if ':' in array:
             raise ConfigError('job_options.array', array,
                               'Torque\'s qsub -t takes ranges and lists, not steps (":")')
         return f'-t {array}'
 
-    def qstat_command(self, arrays):
+    def qstat_command(self, arrays: bool) -> str:
+        """As PbsFamily.qstat_command: qstat -f -1, with -t only for arrays."""
         # -1: attributes are not folded; -t: array elements, one block each
         # (only when needed: Debian's slurm-wlm-torque qstat refuses -t)
         return 'qstat -f -1 -t' if arrays else 'qstat -f -1'
 
 
 class PbsScheduler(PbsFamily):
+    """PBS Pro / OpenPBS: select= chunks, -J arrays, job history (-x), qstat's JSON form."""
+
     name = 'PBS'
 
     # qstat(1B) of PBS Pro / OpenPBS: B E F H M Q R S T U W X
@@ -1013,7 +1063,8 @@ class PbsScheduler(PbsFamily):
         -30: (JobState.FAILED, 'JOB_EXEC_JOINJOB: join job error'),
     }
 
-    def resource_directives(self, spec):
+    def resource_directives(self, spec: JobSpec) -> list[str]:
+        """As PbsFamily.resource_directives: one -l select= chunk per node (scattered)."""
         if not any((spec.nodes, spec.tasks, spec.tasks_per_node, spec.cpus_per_task,
                     spec.memory)):
             return []
@@ -1032,7 +1083,8 @@ class PbsScheduler(PbsFamily):
             out.append('-l place=scatter')
         return out
 
-    def array_directive(self, array):
+    def array_directive(self, array: str) -> str:
+        """As PbsFamily.array_directive: -J with one range X-Y[:step], no limit."""
         range_part, _, limit = array.partition('%')
         if limit:
             raise ConfigError('job_options.scale_max_in_parallel', int(limit),
@@ -1043,23 +1095,25 @@ class PbsScheduler(PbsFamily):
                               'PBS Pro\'s qsub -J takes one range X-Y[:step]')
         return f'-J {range_part}'
 
-    def qstat_command(self, arrays):
+    def qstat_command(self, arrays: bool) -> str:
+        """As PbsFamily.qstat_command: qstat -x -f, with -t only for arrays."""
         # -x: finished jobs too (while the server keeps job history);
         # -t: the subjobs of arrays, one block each
         return 'qstat -x -f -t' if arrays else 'qstat -x -f'
 
-    def json_qstat_command(self, arrays: bool) -> Optional[str]:
+    def json_qstat_command(self, arrays: bool) -> str | None:
         """The same qstat printing JSON (-F json, PBS Pro 13 and later)."""
         return self.qstat_command(arrays).replace(' -f', ' -f -F json')
 
-    def figures_commands(self) -> list:
+    def figures_commands(self) -> list[str]:
         """The queue figures in JSON, unless this server's qstat refused it."""
         if self.json_refused:
             return super().figures_commands()
         return self._figures_parts('qstat -Q -f -F json', 'pbsnodes -a -F json',
                                    'qstat -B -f -F json')
 
-    def outcome(self, code, attrs):
+    def outcome(self, code: int,
+                attrs: Mapping[str, str]) -> tuple[JobState, int | None, str]:
         """As the family's, and a job killed by a signal whose comment says the
         server terminated it (``... and terminated by USER@HOST``, qdel of a
         running job) is CANCELLED."""
@@ -1068,7 +1122,8 @@ class PbsScheduler(PbsFamily):
             return JobState.CANCELLED, signal, f'deleted while it ran (signal {signal})'
         return state, signal, meaning
 
-    def _ended_without_status(self, job_id, raw, attrs, source):
+    def _ended_without_status(self, job_id: str, raw: str, attrs: Mapping[str, str],
+                              source: str) -> JobStatus:
         """PBS Pro gives every job that ran an Exit_status; one that ended
         without it was deleted before it ran: by someone (CANCELLED), or by
         the server because a job it depends on did not end as its dependency
