@@ -26,11 +26,13 @@ Pure text in and out, like the other schedulers: no I/O here.
 import difflib
 import re
 import shlex
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Self
 
 from ..errors import ConfigError
-from ..model import (MAX_COUNT, env_mapping, job_options_mapping, scheduler_job_name,
-                     string_list)
+from ..model import (MAX_COUNT, JobSpec, JobState, JobStatus, env_mapping,
+                     job_options_mapping, scheduler_job_name, string_list)
 from .base import Scheduler, check_job_ids
 from .slurm import SlurmScheduler
 
@@ -42,11 +44,11 @@ ENQUEUE_COMPSS = 'enqueue_compss'
 _VAR_REF = re.compile(r'\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*|\$\(pwd\)')
 
 
-def _double_quoted(text):
+def _double_quoted(text: str) -> str:
     return re.sub(r'([\\"$`])', r'\\\1', text)
 
 
-def shell_word(text):
+def shell_word(text: object) -> str:
     """``text`` as one shell word where only variable references expand.
 
     ``$NAME``/``${NAME}`` expand, ``$(pwd)`` becomes ``${PWD}`` and a leading
@@ -58,7 +60,8 @@ def shell_word(text):
         prefix, text = text[:2], text[2:]
     if '$' not in text:
         return prefix + (shlex.quote(text) if text or not prefix else '')
-    parts, pos = [], 0
+    parts: list[str] = []
+    pos = 0
     for m in _VAR_REF.finditer(text):
         parts.append(_double_quoted(text[pos:m.start()]))
         ref = m.group(0)
@@ -91,7 +94,7 @@ class Option:
     """
     flag: str
     kind: str
-    choices: tuple = ()
+    choices: tuple[str, ...] = ()
     minimum: int = 0
     maximum: int = MAX_COUNT
     pattern: str | None = None
@@ -105,27 +108,27 @@ _CONSTRAINTS = r'[A-Za-z0-9_.+\-@%:,=/&|\[\]*()!]+'
 _BOOL = ('true', 'false')
 
 
-def _int(flag, minimum=0, **kw):
+def _int(flag: str, minimum: int = 0, **kw: Any) -> Option:
     return Option(flag, 'int', minimum=minimum, **kw)
 
 
-def _bool(flag):
+def _bool(flag: str) -> Option:
     return Option(flag, 'bool', choices=_BOOL)
 
 
-def _enum(flag, *choices, **kw):
+def _enum(flag: str, *choices: str, **kw: Any) -> Option:
     return Option(flag, 'enum', choices=tuple(choices), **kw)
 
 
-def _word(flag, pattern=_WORD):
+def _word(flag: str, pattern: str = _WORD) -> Option:
     return Option(flag, 'word', pattern=pattern)
 
 
-def _text(flag, **kw):
+def _text(flag: str, **kw: Any) -> Option:
     return Option(flag, 'text', **kw)
 
 
-def _switch(flag):
+def _switch(flag: str) -> Option:
     return Option(flag, 'switch')
 
 
@@ -135,7 +138,7 @@ def _switch(flag):
 # log_level, graph, tracing, python_interpreter, qos, ...). base_log_dir and
 # specific_log_dir are the pre-3.1 spellings (the manual notes their change);
 # tracing keeps its pre-3.0 levels. --help/--version/--opts are not job options.
-OPTIONS = {
+OPTIONS: dict[str, Option] = {
     # general / queue system configuration
     'heterogeneous': _switch('heterogeneous'),
     'sc_cfg': _word('sc_cfg'),
@@ -265,8 +268,11 @@ OPTIONS = {
 
 _TRUE_WORDS = {'true': True, 'false': False}
 
+# one validated option value: its text, True for a bare flag, a list for a repeated flag
+OptionValue = str | bool | list[str | bool]
 
-def _as_bool(value):
+
+def _as_bool(value: Any) -> bool | None:
     """True/False for booleans and 'true'/'false' strings, else None."""
     if isinstance(value, bool):
         return value
@@ -275,13 +281,13 @@ def _as_bool(value):
     return None
 
 
-def _single_line(prop, value, text):
+def _single_line(prop: str, value: Any, text: str) -> str:
     if '\n' in text or '\r' in text or '\0' in text:
         raise ConfigError(prop, value, 'must be a single line')
     return text
 
 
-def _option_value(prop, option, value):
+def _option_value(prop: str, option: Option, value: Any) -> str | bool:
     """The validated text of one value of ``option`` (True for a bare flag)."""
     if option.kind == 'switch' or (option.bare and _as_bool(value) is not None):
         flag = _as_bool(value)
@@ -318,7 +324,8 @@ def _option_value(prop, option, value):
     text = _single_line(prop, value, str(value))
     if not text.strip():
         raise ConfigError(prop, value, 'must not be empty')
-    if option.kind == 'word' and not re.fullmatch(option.pattern, text):
+    # every word option has a pattern (Option's default None is for the other kinds)
+    if option.kind == 'word' and not re.fullmatch(option.pattern, text):  # type: ignore[arg-type]
         raise ConfigError(prop, value, 'may not hold spaces or shell characters (it goes '
                                        'into a queue-system directive)')
     return text
@@ -329,12 +336,12 @@ class PycompssOptions:
 
     TABLE = OPTIONS
 
-    def __init__(self, values=None):
+    def __init__(self, values: Mapping[str, OptionValue] | None = None) -> None:
         #: option name -> validated text, True (bare flag) or a list (repeat)
-        self.values = dict(values or {})
+        self.values: dict[str, OptionValue] = dict(values or {})
 
     @classmethod
-    def from_mapping(cls, options, prefix='job_options.compss_args'):
+    def from_mapping(cls, options: Any, prefix: str = 'job_options.compss_args') -> Self:
         """Validate ``options``: a mapping, or a list of single-key mappings,
         ``name=value`` or ``--name=value`` strings. Unset values (None, '')
         are left out, like unset job options."""
@@ -345,7 +352,7 @@ class PycompssOptions:
         if not isinstance(options, dict):
             raise ConfigError(prefix, options, 'must be a mapping of enqueue_compss options '
                                                '(num_nodes, exec_time, qos, ...)')
-        values = {}
+        values: dict[str, OptionValue] = {}
         for key, value in options.items():
             prop = f'{prefix}.{key}'
             option = cls.TABLE.get(key)
@@ -367,8 +374,9 @@ class PycompssOptions:
         return cls(values)
 
     @staticmethod
-    def _pairs(items, prefix):
-        pairs = {}
+    def _pairs(items: Sequence[Any], prefix: str) -> dict[Any, Any]:
+        """The mapping of a compss_args list ({name: value} items, "name=value" strings)."""
+        pairs: dict[Any, Any] = {}
         for i, item in enumerate(items):
             if isinstance(item, dict) and len(item) == 1:
                 pairs.update(item)
@@ -379,13 +387,14 @@ class PycompssOptions:
                 raise ConfigError(f'{prefix}[{i}]', item, 'must be "name=value" or {name: value}')
         return pairs
 
-    def get(self, name, default=None):
+    def get(self, name: str, default: Any = None) -> Any:
+        """The validated value of option ``name`` (text, True or a list), else ``default``."""
         return self.values.get(name, default)
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self.values
 
-    def flags(self, skip=()):
+    def flags(self, skip: Collection[str] = ()) -> list[str]:
         """The flags as argv words (not quoted), in the order given."""
         out = []
         for key, value in self.values.items():
@@ -396,7 +405,7 @@ class PycompssOptions:
                 out.append(f'--{flag}' if item is True else f'--{flag}={item}')
         return out
 
-    def render(self, skip=()):
+    def render(self, skip: Collection[str] = ()) -> str:
         """The flags as shell text, each one word (see ``shell_word``)."""
         return ' '.join(shell_word(f) for f in self.flags(skip))
 
@@ -426,7 +435,7 @@ class PycompssJob:
                    'modules', 'compss_args')
 
     @classmethod
-    def from_options(cls, name, options, prefix='job_options'):
+    def from_options(cls, name: str, options: Any, prefix: str = 'job_options') -> Self:
         """Validate a PyCOMPSsJob's ``job_options`` mapping."""
         options = job_options_mapping(name, options, prefix)
         for key, raw in options.items():
@@ -434,10 +443,10 @@ class PycompssJob:
                 raise ConfigError(f'{prefix}.{key}', raw, 'is not a PyCOMPSs job option '
                                                           f'({", ".join(cls.OPTION_KEYS)})')
 
-        def p(key):
+        def p(key: str) -> str:
             return f'{prefix}.{key}'
 
-        def text(key, required=False):
+        def text(key: str, required: bool = False) -> str | None:
             raw = options.get(key)
             if raw is None or raw == '':
                 if required:
@@ -464,7 +473,8 @@ class PycompssJob:
             check_module(f"{p('modules')}[{i}]", item)
         return cls(
             name=name,
-            app_file=text('app_file', required=True),
+            # required: text raises instead of returning None
+            app_file=text('app_file', required=True),  # type: ignore[arg-type]
             app_name=text('app_name'),
             app_source=text('app_source'),
             app_args=app_args,
@@ -479,7 +489,7 @@ class PycompssJob:
 _MODULE_NAME = re.compile(r'[A-Za-z0-9_.+\-/:@%]+')
 
 
-def check_module(prop, item):
+def check_module(prop: str, item: str) -> str:
     """A ``modules`` item is a module name ('COMPSs/3.3') or a whole module
     command, as the documented inputs give them ('module load COMPSs/3.0',
     'module use /apps/modules/...')."""
@@ -493,7 +503,7 @@ def check_module(prop, item):
     return item
 
 
-def module_line(item):
+def module_line(item: str) -> str:
     """The launcher line of one ``modules`` item, every word quoted."""
     words = item.split()
     if words and words[0] == 'module':
@@ -516,20 +526,25 @@ class PycompssScheduler(Scheduler):
     name = 'PYCOMPSS'
     script_suffix = '.compss.sh'
 
-    def __init__(self, monitor=None):
+    def __init__(self, monitor: Scheduler | None = None) -> None:
         self.monitor = monitor if monitor is not None else SlurmScheduler()
 
+    # a read-only property in place of the class attribute: reading it is all Scheduler does
     @property
-    def STATES(self):    # the Scheduler attribute, delegated
+    def STATES(self) -> dict[str, JobState]:  # type: ignore[override]
+        """The monitor scheduler's raw state table."""
+        # the Scheduler attribute, delegated
         return self.monitor.STATES
 
     # -- script -------------------------------------------------------------
 
-    def job_name(self, spec):
+    def job_name(self, spec: PycompssJob) -> str:
+        """The --job_name of ``spec``: compss_args' job_name, else the job's own name."""
         given = spec.compss_args.get('job_name')
         return given if given else scheduler_job_name(spec.name)
 
-    def enqueue_command(self, spec):
+    def enqueue_command(self, spec: PycompssJob) -> str:
+        """The launcher's enqueue_compss line: flags, --job_name, app_file, app_args."""
         words = [ENQUEUE_COMPSS]
         words += [shell_word(f) for f in spec.compss_args.flags(skip=('job_name',))]
         words.append(shell_word(f'--job_name={self.job_name(spec)}'))
@@ -537,7 +552,8 @@ class PycompssScheduler(Scheduler):
         words += [shell_word(a) for a in spec.app_args]
         return ' '.join(words)
 
-    def render_script(self, spec):
+    def render_script(self, spec: JobSpec | PycompssJob) -> str:
+        """As Scheduler.render_script: the launcher script (a PycompssJob only, else TypeError)."""
         if not isinstance(spec, PycompssJob):
             raise TypeError(f'{self.name} submits PycompssJob specs, not {type(spec).__name__}')
         q = shlex.quote
@@ -558,7 +574,9 @@ class PycompssScheduler(Scheduler):
         lines.append(self.enqueue_command(spec))
         return '\n'.join(lines) + '\n'
 
-    def output_paths(self, spec, job_id, workdir):
+    # takes the PycompssJob specs this scheduler submits (render_script refuses others)
+    def output_paths(self, spec: PycompssJob, job_id: str,  # type: ignore[override]
+                     workdir: str | None) -> tuple[str | None, str | None]:
         """enqueue_compss writes compss-<jobid>.out/.err in the job's directory:
         job_execution_dir when given, else where it was run (app_source,
         relative to the working directory, else the working directory).
@@ -575,11 +593,12 @@ class PycompssScheduler(Scheduler):
 
     # -- submit -------------------------------------------------------------
 
-    def submit_command(self, spec, script_path, workdir):
+    def submit_command(self, spec: JobSpec | PycompssJob, script_path: str, workdir: str) -> str:
+        """As Scheduler.submit_command: run the launcher from ``workdir``, no input."""
         shell = 'bash -l' if spec.modules else 'bash'
         return f'cd {shlex.quote(workdir)} && {shell} {shlex.quote(script_path)} < /dev/null'
 
-    def parse_submit_output(self, stdout):
+    def parse_submit_output(self, stdout: str) -> str:
         """The queue-system job id enqueue_compss reported: sbatch's
         'Submitted batch job N' (or bsub's 'Job <N> is submitted'), else a
         bare id on the last line (qsub's 'N.server')."""
@@ -595,14 +614,18 @@ class PycompssScheduler(Scheduler):
 
     # -- status and cancel: the monitor scheduler's ---------------------------
 
-    def status_command(self, job_ids):
+    def status_command(self, job_ids: Sequence[str]) -> str:
+        """As Scheduler.status_command: the monitor scheduler's."""
         return self.monitor.status_command(check_job_ids(job_ids))
 
-    def parse_status_output(self, stdout, job_ids):
+    def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """As Scheduler.parse_status_output: the monitor scheduler's."""
         return self.monitor.parse_status_output(stdout, job_ids)
 
-    def cancel_command(self, job_ids):
+    def cancel_command(self, job_ids: Sequence[str]) -> str:
+        """As Scheduler.cancel_command: the monitor scheduler's."""
         return self.monitor.cancel_command(check_job_ids(job_ids))
 
-    def normalize(self, raw):
+    def normalize(self, raw: str | None) -> JobState:
+        """As Scheduler.normalize: the monitor scheduler's."""
         return self.monitor.normalize(raw)
