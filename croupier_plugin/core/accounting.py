@@ -10,7 +10,8 @@ sends them nowhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,18 +19,19 @@ class JobFigures:
     """An ended job's figures, as its scheduler recorded them (None where it
     does not tell): wall-clock seconds, CPU seconds used (user + system, all
     processes), nodes and CPUs allocated, and which command told."""
-    elapsed: Optional[int] = None
-    cpu_time: Optional[float] = None
-    nodes: Optional[int] = None
-    cpus: Optional[int] = None
+    elapsed: int | None = None
+    cpu_time: float | None = None
+    nodes: int | None = None
+    cpus: int | None = None
     source: str = ''
 
-    def to_properties(self, reporting_user: Optional[str] = None) -> dict:
+    def to_properties(self, reporting_user: str | None = None) -> dict[str, Any]:
         """The stored form (runtime property ``accounting``): the figures
         that are known, the source, and ``reporting_user`` when given."""
-        out: dict = {k: v for k, v in (('elapsed', self.elapsed), ('cpu_time', self.cpu_time),
-                                      ('nodes', self.nodes), ('cpus', self.cpus))
-                     if v is not None}
+        out: dict[str, Any] = {k: v for k, v in (('elapsed', self.elapsed),
+                                                 ('cpu_time', self.cpu_time),
+                                                 ('nodes', self.nodes), ('cpus', self.cpus))
+                               if v is not None}
         out['source'] = self.source
         if reporting_user:
             out['reporting_user'] = reporting_user
@@ -49,7 +51,7 @@ def combined(parts: Iterable[JobFigures], source: str) -> JobFigures:
                       total('cpus'), source)
 
 
-def clock_seconds(text: Optional[str]) -> Optional[float]:
+def clock_seconds(text: str | None) -> float | None:
     """Seconds of a scheduler duration: '[D-][HH:]MM:SS[.fff]' (sacct's
     TotalCPU, qstat's cput and walltime, with hours beyond 24 too); None when
     it is not one."""
@@ -76,13 +78,13 @@ def clock_seconds(text: Optional[str]) -> Optional[float]:
     return total + (float('0.' + fraction) if fraction else 0.0)
 
 
-def whole_number(text: Any) -> Optional[int]:
+def whole_number(text: Any) -> int | None:
     """A count the scheduler printed ('4'), or None."""
     text = str(text if text is not None else '').strip()
     return int(text) if text.isdigit() else None
 
 
-def format_seconds(seconds: Optional[float]) -> str:
+def format_seconds(seconds: float | None) -> str:
     """'1:02:03' style for the status table, with hundredths when the
     scheduler gave a fraction ('0:00:00.64': a short job's CPU time), '' when
     unknown."""
@@ -96,7 +98,7 @@ def format_seconds(seconds: Optional[float]) -> str:
     return text + f'.{fraction:02d}' if isinstance(seconds, float) and fraction else text
 
 
-def figures_columns(stored: Optional[Mapping[str, Any]]) -> list:
+def figures_columns(stored: Mapping[str, Any] | None) -> list[str]:
     """[elapsed, cpu time, nodes, cpus] as the status table shows them."""
     stored = stored or {}
     return [format_seconds(stored.get('elapsed')), format_seconds(stored.get('cpu_time')),

@@ -5,6 +5,10 @@ The Cloudify edge maps them: ``ConfigError`` and ``HostKeyError`` and
 becomes ``RecoverableError``; ``JobFailed`` fails the ``run_jobs`` execution.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class CroupierError(Exception):
     """Base class of every error raised by Croupier's core."""
@@ -16,7 +20,7 @@ class ConfigError(CroupierError):
     The message always names the property and shows the offending value.
     """
 
-    def __init__(self, prop, value, problem, node=None):
+    def __init__(self, prop: str, value: Any, problem: str, node: str | None = None) -> None:
         self.prop = prop
         self.value = value
         self.problem = problem
@@ -24,7 +28,7 @@ class ConfigError(CroupierError):
         where = f"node '{node}', " if node else ''
         super().__init__(f"{where}property '{prop}' = {value!r}: {problem}")
 
-    def for_node(self, node):
+    def for_node(self, node: str) -> ConfigError:
         """The same error, now naming the blueprint node it belongs to."""
         return ConfigError(self.prop, self.value, self.problem, node=node)
 
@@ -55,7 +59,7 @@ class AuthenticationError(CroupierError):
 class SchedulerError(CroupierError):
     """A scheduler command ran but reported an error (e.g. sbatch refused a job)."""
 
-    def __init__(self, message, exit_code=None, stderr=''):
+    def __init__(self, message: str, exit_code: int | None = None, stderr: str = '') -> None:
         self.exit_code = exit_code
         self.stderr = stderr
         super().__init__(message)

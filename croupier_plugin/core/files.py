@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import BinaryIO, Callable, Optional, TypeVar, Union
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
 
 # the name every such temporary file starts with
 TEMP_PREFIX = '.croupier-'
@@ -21,7 +22,7 @@ T = TypeVar('T')
 
 
 def replace_file_with(path: str, write: Callable[[BinaryIO], T], mode: int = 0o600,
-                      temp_dir: Optional[str] = None) -> T:
+                      temp_dir: str | None = None) -> T:
     """Replace ``path`` whole with what ``write`` writes to the file it is given;
     return what ``write`` returns. The temporary file is created 0600 (whatever
     the umask, never through a link) in ``temp_dir`` (default: ``path``'s folder,
@@ -41,8 +42,8 @@ def replace_file_with(path: str, write: Callable[[BinaryIO], T], mode: int = 0o6
     return result
 
 
-def replace_file(path: str, data: Union[bytes, str], mode: int = 0o600,
-                 temp_dir: Optional[str] = None) -> None:
+def replace_file(path: str, data: bytes | str, mode: int = 0o600,
+                 temp_dir: str | None = None) -> None:
     """Replace ``path`` whole with ``data`` (text is written as UTF-8); see
     ``replace_file_with``."""
     payload = data.encode('utf-8') if isinstance(data, str) else data

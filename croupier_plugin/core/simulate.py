@@ -16,7 +16,8 @@ import itertools
 import posixpath
 import secrets
 import time
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 from .cluster import Cluster, SubmittedJob
 from .errors import CroupierError
@@ -71,14 +72,16 @@ class SimulatedCluster(Cluster):
         stdout, stderr = self.scheduler.output_paths(spec, job_id, workdir)
         job = SubmittedJob(spec.name, job_id, self.key, script_path, stdout, stderr,
                            time.time())
-        job.rendered_script = self.scheduler.render_script(spec)
+        # an attribute only a simulated job has (the engine reads it with getattr): not a
+        # SubmittedJob field, which would add it to every job's as_dict()
+        job.rendered_script = self.scheduler.render_script(spec)  # type: ignore[attr-defined]
         return job
 
-    def find_submitted(self, token: str) -> Optional[str]:
+    def find_submitted(self, token: str) -> str | None:
         """A simulated job is never lost: there is nothing to look up."""
         return None
 
-    def statuses(self, job_ids: Iterable[str]) -> dict:
+    def statuses(self, job_ids: Iterable[str]) -> dict[str, JobStatus]:
         """Every job completed, with exit code 0."""
         return {job_id: JobStatus(job_id, JobState.COMPLETED, raw_state=SIMULATED,
                                   reason='simulated: nothing was sent to the cluster',
@@ -98,6 +101,6 @@ class SimulatedCluster(Cluster):
         """A simulated interface reports no queues."""
         return None
 
-    def tail(self, path: Optional[str], lines: int = 20) -> str:
+    def tail(self, path: str | None, lines: int = 20) -> str:
         """A simulated job writes no output."""
         return ''

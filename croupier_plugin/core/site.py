@@ -13,10 +13,13 @@ which wins over the file. A node's own property wins over both.
 The file holds no secret, so nothing here is hidden.
 """
 
+from __future__ import annotations
+
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Any
 
 import yaml
 
@@ -47,7 +50,7 @@ class SiteConfigError(ConfigError):
         Exception.__init__(self, f'site configuration {where}, key {key!r} = {value!r}: '
                                  f'{problem}')
 
-    def for_node(self, node: str) -> 'SiteConfigError':
+    def for_node(self, node: str) -> SiteConfigError:
         """Unchanged: the error is the site's, not the node's."""
         return self
 
@@ -56,12 +59,12 @@ class SiteConfigError(ConfigError):
 class SiteConfig:
     """The settings in effect: ``values`` maps each set setting to its value,
     ``sources`` to where it came from; ``file`` is the file read, if any."""
-    file: Optional[str] = None
-    searched: tuple = ()
-    values: dict = field(default_factory=dict)
-    sources: dict = field(default_factory=dict)
+    file: str | None = None
+    searched: tuple[str, ...] = ()
+    values: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
 
-    def get(self, key: str) -> Optional[str]:
+    def get(self, key: str) -> str | None:
         """The value of ``key``, or None when the site does not set it."""
         return self.values.get(key)
 
@@ -76,7 +79,7 @@ def where_to_set(key: str) -> str:
             f'(${CONFIG_ENV}, {", ".join(SEARCH_PATH)})')
 
 
-def config_file(environ: Optional[Mapping[str, str]] = None) -> tuple:
+def config_file(environ: Mapping[str, str] | None = None) -> tuple[str | None, tuple[str, ...]]:
     """(the site configuration file to read or None, the paths looked at)."""
     environ = os.environ if environ is None else environ
     named = environ.get(CONFIG_ENV)
@@ -92,7 +95,8 @@ def config_file(environ: Optional[Mapping[str, str]] = None) -> tuple:
     return None, searched
 
 
-def _read_file(path: str) -> dict:
+def _read_file(path: str) -> dict[str, Any]:
+    """The settings in the YAML file at ``path`` (empty for an empty file)."""
     try:
         with open(path) as fh:
             data = yaml.safe_load(fh)
@@ -136,12 +140,13 @@ def _checked(where: str, key: str, value: object) -> str:
     return value
 
 
-def load(environ: Optional[Mapping[str, str]] = None) -> SiteConfig:
+def load(environ: Mapping[str, str] | None = None) -> SiteConfig:
     """The site configuration in effect now (read afresh at each call: a
     deployment sees the site's current settings)."""
     environ = os.environ if environ is None else environ
     path, searched = config_file(environ)
-    values, sources = {}, {}
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
     if path is not None:
         for key, value in _read_file(path).items():
             if value is None:

@@ -10,6 +10,8 @@ as the secret was read; a token the user gave is used as it is and left alive
 token. Nothing here logs or raises a secret.
 """
 
+from __future__ import annotations
+
 import contextlib
 import ipaddress
 import logging
@@ -18,8 +20,9 @@ import os
 import re
 import string
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 from urllib.parse import urlsplit
 
 import hvac
@@ -53,11 +56,11 @@ class VaultSettings:
     path_template: str = 'croupier/{user}/{host}'
     kv_version: int = 2
     timeout: float = 10.0
-    verify: Union[bool, str] = True
+    verify: bool | str = True
 
     @classmethod
-    def from_properties(cls, props: Optional[Mapping[str, Any]], prefix: str = '',
-                        node: Optional[str] = None) -> 'VaultSettings':
+    def from_properties(cls, props: Mapping[str, Any] | None, prefix: str = '',
+                        node: str | None = None) -> VaultSettings:
         """Check a Vault node's properties (or the exporter's ``vault`` settings, named
         with ``prefix``). ``croupier validate`` and the install both come here, so they
         refuse the same values. Errors name ``node`` (when given), the property and
@@ -68,7 +71,7 @@ class VaultSettings:
             raise exc.for_node(node) if node else exc from None
 
     @classmethod
-    def _parse(cls, props: dict, prefix: str, node: Optional[str]) -> 'VaultSettings':
+    def _parse(cls, props: dict, prefix: str, node: str | None) -> VaultSettings:
         for key in props:
             if key not in VAULT_PROPERTIES:
                 raise ConfigError(f'{prefix}{key}', props[key],
@@ -124,7 +127,9 @@ class VaultSettings:
         return text
 
     @contextlib.contextmanager
-    def _call(self, what, missing, refused, refusals=(hvac.exceptions.Forbidden,)):
+    def _call(self, what: str, missing: str, refused: str,
+              refusals: tuple[type[Exception], ...] = (hvac.exceptions.Forbidden,)
+              ) -> Iterator[None]:
         """Vault's errors during ``what`` as VaultErrors that say which step failed
         (``missing``: no such path; ``refused``: one of ``refusals``, followed by
         Vault's reason). Vault's messages never hold the request; the JWT is
@@ -240,7 +245,7 @@ def _login_means(props: Mapping[str, Any], prefix: str) -> tuple[str, str, bool]
     return jwt, token, cubbyhole
 
 
-def _where(node: Optional[str], prop: str, value: Any) -> str:
+def _where(node: str | None, prop: str, value: Any) -> str:
     """The way errors name a property, for the warnings too."""
     return (f"node '{node}', " if node else '') + f"property '{prop}' = {value!r}"
 
@@ -269,7 +274,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _address(raw: Any, prop: str, node: Optional[str]) -> str:
+def _address(raw: Any, prop: str, node: str | None) -> str:
     """Vault's base URL: http(s), a host, a port that is a port, no user name or
     password (they would be shown wherever the address is), no query."""
     if not isinstance(raw, str) or not raw.strip():
@@ -332,7 +337,7 @@ def _timeout(value: Any, prop: str) -> float:
     return float(value)
 
 
-def _verify(value: Any, prop: str, node: Optional[str]) -> Union[bool, str]:
+def _verify(value: Any, prop: str, node: str | None) -> bool | str:
     """TLS verification: true, false (warned about) or the path of a CA bundle (a file
     or a folder of certificates, as requests takes it)."""
     if isinstance(value, bool):
@@ -346,7 +351,8 @@ def _verify(value: Any, prop: str, node: Optional[str]) -> Union[bool, str]:
                                    '(an existing file or folder)')
 
 
-def _reason(exc):
+def _reason(exc: Exception) -> str:
+    """Vault's reason for refusing, from an hvac error (never the request)."""
     # hvac's message lists Vault's "errors"; never the request
     errors = getattr(exc, 'errors', None)
     if errors:
@@ -354,11 +360,12 @@ def _reason(exc):
     return str(exc).split(', on ')[0]
 
 
-_CACHE = {}
+# (address, auth mount, role, KV mount, secret path, jwt, token) -> credentials
+_CACHE: dict[tuple[str, ...], dict[str, Any]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def fetch_credentials(settings, host):
+def fetch_credentials(settings: VaultSettings, host: str) -> dict[str, Any]:
     """The credentials Vault holds for ``host`` (kept in memory for the life of
     the process, so one run logs in once per host)."""
     key = (settings.address, settings.auth_mount, settings.role or settings.user,
@@ -381,7 +388,8 @@ def fetch_credentials(settings, host):
     return dict(data)
 
 
-def clear_cache():
+def clear_cache() -> None:
+    """Forget the credentials read so far (the next fetch logs in to Vault again)."""
     with _CACHE_LOCK:
         _CACHE.clear()
 
@@ -402,8 +410,8 @@ def _without_check_off(data: dict, source: str) -> dict:
     return {k: v for k, v in data.items() if k != 'host_key_check'}
 
 
-def merge_credentials(blueprint: Optional[Mapping[str, Any]], from_vault: Mapping[str, Any],
-                      defaults: Optional[Mapping[str, Any]] = None) -> dict:
+def merge_credentials(blueprint: Mapping[str, Any] | None, from_vault: Mapping[str, Any],
+                      defaults: Mapping[str, Any] | None = None) -> dict:
     """Vault's values under the blueprint's: what the blueprint gives wins. A
     blueprint value equal to its plugin.yaml default counts as not given.
 

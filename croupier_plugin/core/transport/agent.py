@@ -24,13 +24,16 @@ session-bind extension are answered; everything else (adding keys, locking,
 other extensions) is refused.
 """
 
+from __future__ import annotations
+
 import base64
 import hashlib
 import logging
 import struct
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any
 
 import paramiko
 
@@ -54,15 +57,18 @@ PUBLICKEY_METHODS = ('publickey', 'publickey-hostbound-v00@openssh.com')
 class Loan:
     """Private keys lent for logging in as ``user`` to the host whose key is
     ``host_key`` (the key Croupier itself verified for that host)."""
-    keys: tuple
+    keys: tuple[paramiko.PKey | None, ...]      # a key that could not be loaded is None
     host_key: paramiko.PKey
     user: str
 
 
+# (key blob, host key blob, user): what one lent key may sign for
+Slot = tuple[bytes, bytes, str]
+
 # paramiko Transport -> {(key blob, host key blob, user): [key, loans using it]}
-_LENT: dict = {}
+_LENT: dict[paramiko.Transport, dict[Slot, list[Any]]] = {}
 # paramiko Transport -> the agent connections being served on it
-_SESSIONS: dict = {}
+_SESSIONS: dict[paramiko.Transport, set[AgentSession]] = {}
 _LENT_LOCK = threading.Lock()
 
 
@@ -72,8 +78,8 @@ class AgentSession:
     def __init__(self, transport: paramiko.Transport, channel: paramiko.Channel) -> None:
         self.transport = transport
         self.channel = channel
-        self.host_key: Optional[bytes] = None      # blob of the bound host key
-        self.session_id: Optional[bytes] = None
+        self.host_key: bytes | None = None      # blob of the bound host key
+        self.session_id: bytes | None = None
         self.forwarding = False
 
     def close(self) -> None:
@@ -84,7 +90,8 @@ class AgentSession:
             pass
 
 
-def _read_exact(channel, size):
+def _read_exact(channel: paramiko.Channel, size: int) -> bytes | None:
+    """Exactly ``size`` bytes from ``channel``, or None if it closed first."""
     data = b''
     while len(data) < size:
         chunk = channel.recv(size - len(data))
@@ -94,7 +101,8 @@ def _read_exact(channel, size):
     return data
 
 
-def _string(data):
+def _string(data: bytes) -> bytes:
+    """``data`` as an SSH string: its uint32 length, then itself."""
     return struct.pack('>I', len(data)) + data
 
 
@@ -104,7 +112,7 @@ def _fingerprint(key: paramiko.PKey) -> str:
     return 'SHA256:' + base64.b64encode(digest).decode().rstrip('=')
 
 
-def _public_key(blob: bytes) -> Optional[paramiko.PKey]:
+def _public_key(blob: bytes) -> paramiko.PKey | None:
     """The public key in an SSH key blob, or None if it is not one paramiko knows."""
     try:
         kind = paramiko.Message(blob).get_text()
@@ -135,7 +143,7 @@ def _bind(session: AgentSession, msg: paramiko.Message) -> bytes:
     return bytes([SUCCESS])
 
 
-def _login_request(data: bytes) -> Optional[tuple]:
+def _login_request(data: bytes) -> tuple[bytes, str, bytes, bytes | None] | None:
     """(session id, user, key blob, host key blob or None) of a public-key
     login request to sign, or None if ``data`` is anything else."""
     try:
@@ -159,7 +167,8 @@ def _login_request(data: bytes) -> Optional[tuple]:
         return None
 
 
-def _sign(session: AgentSession, lent: dict, msg: paramiko.Message) -> bytes:
+def _sign(session: AgentSession, lent: Mapping[Slot, paramiko.PKey],
+          msg: paramiko.Message) -> bytes:
     """Handle a signature request: only a login to the bound host and session,
     as the lent user, with a key lent for that host."""
     blob = msg.get_binary()
@@ -194,7 +203,7 @@ def _sign(session: AgentSession, lent: dict, msg: paramiko.Message) -> bytes:
     return bytes([SIGN_RESPONSE]) + _string(signature.asbytes())
 
 
-def answer(session: AgentSession, lent: dict, request: bytes) -> bytes:
+def answer(session: AgentSession, lent: Mapping[Slot, paramiko.PKey], request: bytes) -> bytes:
     """The agent's reply (without its length) to one request message, given
     the keys ``lent`` on the session's connection ({(key blob, host key blob,
     user): key})."""
@@ -266,15 +275,15 @@ class LentKeys:
     host key it is bound to.
     """
 
-    def __init__(self, transport: paramiko.Transport, loan: Optional[Loan]) -> None:
+    def __init__(self, transport: paramiko.Transport, loan: Loan | None) -> None:
         self.transport = transport
-        self.slots = []
+        self.slots: list[tuple[Slot, paramiko.PKey]] = []
         if loan is not None:
             host = loan.host_key.asbytes()
             self.slots = [((key.asbytes(), host, loan.user), key)
                           for key in loan.keys if key is not None]
 
-    def __enter__(self) -> 'LentKeys':
+    def __enter__(self) -> LentKeys:
         with _LENT_LOCK:
             lent = _LENT.setdefault(self.transport, {})
             for slot, key in self.slots:
@@ -282,7 +291,7 @@ class LentKeys:
                 entry[1] += 1
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         with _LENT_LOCK:
             lent = _LENT.get(self.transport, {})
             for slot, _ in self.slots:

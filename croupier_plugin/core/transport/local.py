@@ -1,7 +1,10 @@
 """Local transport: commands run on this machine with subprocess."""
 
+from __future__ import annotations
+
 import os
 import subprocess
+from collections.abc import Mapping
 
 from ..errors import TransportError
 from ..files import replace_file
@@ -11,14 +14,17 @@ from .base import CommandResult, Transport
 class LocalTransport(Transport):
     """Runs commands with ``bash -c`` on the orchestrator's machine."""
 
-    def __init__(self, login_shell=False, env=None):
+    def __init__(self, login_shell: bool = False,
+                 env: Mapping[str, str] | None = None) -> None:
         self.login_shell = login_shell
         self.env = env
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'LocalTransport()'
 
-    def run(self, command, timeout=None, idempotent=True, check=False):
+    def run(self, command: str, timeout: float | None = None, idempotent: bool = True,
+            check: bool = False) -> CommandResult:
+        """As Transport.run: ``bash -c`` (or ``bash -l -c``) here, stdin closed."""
         args = ['bash', '-l', '-c', command] if self.login_shell else ['bash', '-c', command]
         try:
             proc = subprocess.run(args, capture_output=True, timeout=timeout,
@@ -32,7 +38,8 @@ class LocalTransport(Transport):
                                proc.stderr.decode('utf-8', 'replace'))
         return self.checked(command, result) if check else result
 
-    def write_file(self, path, data, mode=0o600):
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o600) -> None:
+        """As Transport.write_file, on this machine (``~`` and ``$HOME/`` expanded)."""
         if isinstance(data, str):
             data = data.encode('utf-8')
         path = local_path(path)
@@ -41,7 +48,8 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f'cannot write {path}: {exc.strerror}') from None
 
-    def read_file(self, path):
+    def read_file(self, path: str) -> bytes:
+        """As Transport.read_file; FileNotFoundError passes through as it is."""
         try:
             with open(local_path(path), 'rb') as fh:
                 return fh.read()
@@ -50,23 +58,27 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f'cannot read {path}: {exc.strerror}') from None
 
-    def put(self, local_file, remote_path, mode=None):
+    def put(self, local_file: str, remote_path: str, mode: int | None = None) -> None:
+        """As Transport.put: a copy on this machine (mode 0600 unless given)."""
         with open(local_file, 'rb') as fh:
             data = fh.read()
         self.write_file(remote_path, data, mode if mode is not None else 0o600)
 
-    def get(self, remote_path, local_file):
+    def get(self, remote_path: str, local_file: str) -> None:
+        """As Transport.get: a copy on this machine."""
         data = self.read_file(remote_path)
         with open(local_file, 'wb') as fh:
             fh.write(data)
 
-    def makedirs(self, path):
+    def makedirs(self, path: str) -> None:
+        """As Transport.makedirs, with os.makedirs instead of a shell."""
         try:
             os.makedirs(local_path(path), exist_ok=True)
         except OSError as exc:
             raise TransportError(f'cannot make the folder {path}: {exc.strerror}') from None
 
-    def home(self):
+    def home(self) -> str:
+        """As Transport.home: this user's home directory."""
         return os.path.expanduser('~')
 
 

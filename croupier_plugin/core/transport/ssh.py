@@ -10,6 +10,8 @@ A broken connection is re-opened with exponential backoff, up to
 out explicitly with ``host_key_check: false``, which is logged as a warning.
 """
 
+from __future__ import annotations
+
 import hashlib
 import hmac
 import io
@@ -22,8 +24,9 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Any, TypeGuard, TypeVar
 
 import paramiko
 
@@ -33,6 +36,8 @@ from .agent import LentKeys, Loan
 from .base import CommandResult, Transport
 
 log = logging.getLogger('croupier.ssh')
+
+_T = TypeVar('_T')
 
 # keys the digest of the secrets in SshSettings.pool_key; never leaves the process
 _POOL_SALT = secrets.token_bytes(32)
@@ -46,12 +51,12 @@ class SshSettings:
     host: str
     user: str
     port: int = 22
-    password: Optional[str] = field(default=None, repr=False)
-    private_key: Optional[str] = field(default=None, repr=False)
-    private_key_file: Optional[str] = None
-    private_key_password: Optional[str] = field(default=None, repr=False)
-    known_hosts: Optional[str] = None
-    host_key: Optional[str] = None
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    private_key_file: str | None = None
+    private_key_password: str | None = field(default=None, repr=False)
+    known_hosts: str | None = None
+    host_key: str | None = None
     host_key_check: bool = True
     login_shell: bool = False
     connect_timeout: float = 10.0
@@ -59,7 +64,7 @@ class SshSettings:
     max_sessions: int = 8
     keepalive: int = 15
     # the site-wide known_hosts file (site configuration), read besides the node's own
-    site_known_hosts: Optional[str] = None
+    site_known_hosts: str | None = None
 
     # credentials keys understood, with the original Croupier's spellings
     CREDENTIAL_KEYS = {
@@ -82,11 +87,11 @@ class SshSettings:
                        'max_sessions': 8}
 
     @classmethod
-    def from_credentials(cls, credentials, prefix='credentials'):
+    def from_credentials(cls, credentials: Any, prefix: str = 'credentials') -> SshSettings:
         """Validate a blueprint ``credentials`` mapping."""
         if not isinstance(credentials, dict):
             raise ConfigError(prefix, _hide(credentials), 'must be a mapping')
-        values = {}
+        values: dict[str, Any] = {}
         for key, raw in credentials.items():
             target = cls.CREDENTIAL_KEYS.get(key)
             if target is None:
@@ -142,7 +147,7 @@ class SshSettings:
         return settings
 
     @property
-    def login(self) -> tuple:
+    def login(self) -> tuple[str, int, str]:
         """(host, port, user): the account these settings log in to."""
         return (self.host, self.port, self.user)
 
@@ -165,10 +170,11 @@ class SshSettings:
                 self.reconnect_timeout, self.max_sessions, self.keepalive, secrets_digest)
 
     @property
-    def known_hosts_name(self):
+    def known_hosts_name(self) -> str:
+        """The server's name as known_hosts spells it (``[host]:port`` off port 22)."""
         return self.host if self.port == 22 else f'[{self.host}]:{self.port}'
 
-    def pkey(self):
+    def pkey(self) -> paramiko.PKey | None:
         """The private key as a paramiko key object, or None."""
         text = self.private_key
         source = 'credentials.private_key'
@@ -224,7 +230,7 @@ def _session_count(prop: str, value: object) -> int:
     return value
 
 
-def _looks_like_a_key(value: object) -> bool:
+def _looks_like_a_key(value: object) -> TypeGuard[str]:
     """True for a value that may be key material pasted into the wrong field:
     a PEM or OpenSSH armour, several lines, or a long unbroken string."""
     if not isinstance(value, str):
@@ -242,7 +248,8 @@ def _shown(value: object) -> object:
     return value
 
 
-def _hide(value):
+def _hide(value: object) -> object:
+    """``value`` as an error may show a whole credentials mapping: hidden unless empty."""
     return '<hidden>' if value else value
 
 
@@ -254,7 +261,8 @@ def _hide_if_secret(key: str, value: object) -> object:
     return _shown(value)
 
 
-def load_private_key(text, passphrase=None, source='credentials.private_key'):
+def load_private_key(text: str, passphrase: str | None = None,
+                     source: str = 'credentials.private_key') -> paramiko.PKey:
     """An ed25519, ECDSA or RSA key from its text (OpenSSH or PEM format)."""
     if not isinstance(text, str) or 'PRIVATE KEY' not in text:
         raise ConfigError(source, '<hidden>', 'is not a private key in OpenSSH or PEM format')
@@ -273,7 +281,10 @@ def load_private_key(text, passphrase=None, source='credentials.private_key'):
                                           '(or its passphrase is wrong)')
 
 
-def _pinned_key(host, port, line, prefix='credentials'):
+def _pinned_key(host: str, port: int, line: str,
+                prefix: str = 'credentials') -> tuple[str, paramiko.PKey]:
+    """(known_hosts name, key) of a host key pinned in the credentials; ConfigError
+    if ``line`` is not a public key line."""
     name = host if port == 22 else f'[{host}]:{port}'
     try:
         entry = paramiko.hostkeys.HostKeyEntry.from_line(f'{name} {line.strip()}')
@@ -285,7 +296,8 @@ def _pinned_key(host, port, line, prefix='credentials'):
     return name, entry.key
 
 
-def fingerprint(key):
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint of a (host) key, as errors and logs show it."""
     import base64
     import hashlib
     digest = hashlib.sha256(key.asbytes()).digest()
@@ -307,8 +319,8 @@ class KnownHosts:
     """
 
     def __init__(self) -> None:
-        self.entries: list = []          # paramiko HostKeyEntry
-        self.revoked: set = set()        # key blobs
+        self.entries: list[paramiko.hostkeys.HostKeyEntry] = []
+        self.revoked: set[bytes] = set()        # key blobs
 
     def load(self, path: str) -> None:
         """Add the entries of the known_hosts file at ``path``."""
@@ -345,7 +357,7 @@ class KnownHosts:
                 self.entries.append(entry)
 
     @staticmethod
-    def _entry(line: str):
+    def _entry(line: str) -> paramiko.hostkeys.HostKeyEntry | None:
         """The paramiko HostKeyEntry of one line, or None if unreadable."""
         try:
             entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
@@ -380,7 +392,8 @@ class _RejectUnknown(paramiko.MissingHostKeyPolicy):
         self.settings = settings
         self.known = known
 
-    def missing_host_key(self, client, hostname, key) -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
         """Called by paramiko for a key in no known_hosts entry: always refuse."""
         if self.known.is_revoked(key):
             raise HostKeyError(_revoked_message(self.settings, key))
@@ -394,7 +407,9 @@ class _RejectUnknown(paramiko.MissingHostKeyPolicy):
 class _AcceptUnverified(paramiko.MissingHostKeyPolicy):
     """Used only when the blueprint sets host_key_check: false."""
 
-    def missing_host_key(self, client, hostname, key):
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        """Called by paramiko for a key in no known_hosts entry: accept it, warned."""
         log.warning('host key check DISABLED by configuration: accepting %s key %s of %s '
                     'without verification', key.get_name(), fingerprint(key), hostname)
 
@@ -402,22 +417,23 @@ class _AcceptUnverified(paramiko.MissingHostKeyPolicy):
 class SshConnection:
     """One paramiko connection, shared by every SshTransport of the same key."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: SshSettings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
         self._sftp_lock = threading.Lock()
-        self._client = None
-        self._sftp = None
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
         self._sessions = threading.BoundedSemaphore(settings.max_sessions)
         self.connects = 0      # connections opened over this object's life
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         s = self.settings
         return f'SshConnection({s.user}@{s.host}:{s.port})'
 
     # -- connecting ---------------------------------------------------------
 
-    def _new_client(self):
+    def _new_client(self) -> paramiko.SSHClient:
+        """A new connected and authenticated paramiko client (one attempt)."""
         s = self.settings
         client = paramiko.SSHClient()
         known = KnownHosts()      # stays empty with a pinned key or no check
@@ -472,12 +488,13 @@ class SshConnection:
             raise TransportError(f'cannot connect to {s.host}:{s.port}: '
                                  f'{exc or type(exc).__name__}') from None
         transport = client.get_transport()
+        assert transport is not None   # set by the connect() that just succeeded
         transport.set_keepalive(s.keepalive)
         self.connects += 1
         log.info('SSH connection %d opened to %s@%s:%s', self.connects, s.user, s.host, s.port)
         return client
 
-    def client(self):
+    def client(self) -> paramiko.SSHClient:
         """The live paramiko client, (re)connecting with exponential backoff."""
         with self._lock:
             if self._client is not None:
@@ -504,13 +521,13 @@ class SshConnection:
                     time.sleep(wait)
                     delay = min(delay * 2, 15.0)
 
-    def broken(self, client):
+    def broken(self, client: paramiko.SSHClient) -> None:
         """Forget ``client`` if it is still the current one (it failed)."""
         with self._lock:
             if self._client is client:
                 self._drop_locked()
 
-    def _drop_locked(self):
+    def _drop_locked(self) -> None:
         client, self._client = self._client, None
         # not under _sftp_lock: a thread stuck in an SFTP request on this dead
         # connection holds it until the close below wakes it
@@ -522,21 +539,30 @@ class SshConnection:
                 except Exception:   # closing a dead connection may raise anything
                     pass
 
-    def close(self):
+    def close(self) -> None:
+        """Close the connection (the next use opens a new one)."""
         with self._lock:
             self._drop_locked()
 
     # -- commands -----------------------------------------------------------
 
-    def run(self, command, timeout, idempotent, loan: Optional[Loan] = None):
+    def run(self, command: str, timeout: float | None, idempotent: bool,
+            loan: Loan | None = None) -> CommandResult:
+        """Run ``command`` as sent (already wrapped) in a session of its own, at most
+        ``max_sessions`` at once; an idempotent command is re-run on a broken
+        connection, another raises CommandInterrupted."""
         deadline = time.monotonic() + self.settings.reconnect_timeout
         refusals = 0
         with self._sessions:
             while True:
                 client = self.client()
                 try:
-                    channel = client.get_transport().open_session(
-                        timeout=self.settings.connect_timeout)
+                    transport = client.get_transport()
+                    if transport is None:
+                        # another thread closed this client since client() returned it:
+                        # a broken connection, re-opened below
+                        raise EOFError('connection closed')
+                    channel = transport.open_session(timeout=self.settings.connect_timeout)
                 except _CONNECTION_ERRORS as exc:
                     # nothing ran: safe to retry whatever the command is
                     if time.monotonic() > deadline:
@@ -554,7 +580,7 @@ class SshConnection:
                         self.broken(client)
                     continue
                 try:
-                    with LentKeys(client.get_transport(), loan) as lent:
+                    with LentKeys(channel.get_transport(), loan) as lent:
                         if loan is not None:
                             lent.forward(channel)
                         channel.exec_command(command)
@@ -576,13 +602,15 @@ class SshConnection:
                     channel.close()
 
     @staticmethod
-    def _collect(channel, timeout, command):
+    def _collect(channel: paramiko.Channel, timeout: float | None,
+                 command: str) -> CommandResult:
         """Read stdout and stderr together (a full window on one would stall
         the other) until the server's EOF, then take the exit status."""
-        out, err = [], []
+        out: list[bytes] = []
+        err: list[bytes] = []
         end = None if timeout is None else time.monotonic() + timeout
 
-        def expired():
+        def expired() -> bool:
             return end is not None and time.monotonic() > end
 
         while True:
@@ -613,13 +641,17 @@ class SshConnection:
         return CommandResult(status, b''.join(out).decode('utf-8', 'replace'),
                              b''.join(err).decode('utf-8', 'replace'))
 
-    def server_key(self):
+    def server_key(self) -> paramiko.PKey:
         """The server's host key, as verified when the connection was opened."""
-        return self.client().get_transport().get_remote_server_key()
+        transport = self.client().get_transport()
+        if transport is None:
+            # another thread closed the connection since client() returned it
+            raise TransportError('the SSH connection closed before its host key was read')
+        return transport.get_remote_server_key()
 
     # -- files --------------------------------------------------------------
 
-    def open_sftp(self):
+    def open_sftp(self) -> paramiko.SFTPClient:
         """A new SFTP session of its own on the shared connection, for long
         copies that must not hold up the shared session; the caller closes it."""
         client = self.client()
@@ -629,7 +661,7 @@ class SshConnection:
             self.broken(client)
             raise TransportError(f'cannot open an SFTP session: {exc}') from None
 
-    def sftp_call(self, fn):
+    def sftp_call(self, fn: Callable[[paramiko.SFTPClient], _T]) -> _T:
         """Run ``fn(sftp)``; file operations are idempotent, so retry once on a
         broken connection."""
         for attempt in (1, 2):
@@ -650,13 +682,14 @@ class SshConnection:
             except OSError as exc:
                 # a status from the SFTP server (no such file, permission denied)
                 raise TransportError(f'SFTP: {exc}') from None
+        raise AssertionError('not reached: the second attempt returns or raises')
 
 
-_POOL = {}
+_POOL: dict[tuple, SshConnection] = {}
 _POOL_LOCK = threading.Lock()
 
 
-def shared_connection(settings):
+def shared_connection(settings: SshSettings) -> SshConnection:
     """The process-wide connection for ``settings.pool_key``, created on first
     use: settings that differ in anything that matters to trust or
     authentication never share a connection, even for the same login."""
@@ -667,7 +700,7 @@ def shared_connection(settings):
         return conn
 
 
-def close_all():
+def close_all() -> None:
     """Close every shared connection (at process end or between tests)."""
     with _POOL_LOCK:
         conns = list(_POOL.values())
@@ -676,7 +709,7 @@ def close_all():
         conn.close()
 
 
-def _sftp_path(path):
+def _sftp_path(path: str) -> str:
     # SFTP resolves relative paths from the login directory; '~' is not expanded
     if path == '~':
         return '.'
@@ -690,44 +723,50 @@ def _sftp_path(path):
 class SshTransport(Transport):
     """Commands and files on a remote host over the shared SSH connection."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: SshSettings | dict[str, Any]) -> None:
+        """``settings``, or a blueprint ``credentials`` mapping to check into them."""
         if isinstance(settings, dict):
             settings = SshSettings.from_credentials(settings)
         self.settings = settings
         self.login_shell = settings.login_shell
         self.connection = shared_connection(settings)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         s = self.settings
         return f'SshTransport({s.user}@{s.host}:{s.port})'
 
-    def with_options(self, **changes):
+    def with_options(self, **changes: Any) -> SshTransport:
+        """A transport to the same server with some SshSettings fields changed (it
+        shares a connection only if they leave the pool key as it is)."""
         return SshTransport(replace(self.settings, **changes))
 
-    def connect(self):
+    def connect(self) -> None:
         """Open (or check) the connection now: a login check."""
         self.connection.client()
 
-    def run(self, command, timeout=None, idempotent=True, check=False):
+    def run(self, command: str, timeout: float | None = None, idempotent: bool = True,
+            check: bool = False) -> CommandResult:
+        """As Transport.run, on the shared connection."""
         result = self.connection.run(self.wrap(command), timeout, idempotent)
         return self.checked(command, result) if check else result
 
     def run_lending_keys(self, command: str, loan: Loan,
-                         timeout: Optional[float] = None) -> CommandResult:
+                         timeout: float | None = None) -> CommandResult:
         """Run ``command`` with SSH agent forwarding, answering its agent
         requests from memory with the keys of ``loan`` (they never reach the
         host's disk), for logins to the loan's host key and user only, until
         the command ends."""
         return self.connection.run(self.wrap(command), timeout, True, loan=loan)
 
-    def write_file(self, path, data, mode=0o600):
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o600) -> None:
+        """As Transport.write_file, over SFTP: a temporary file, then a rename."""
         if isinstance(data, str):
             data = data.encode('utf-8')
         target = _sftp_path(path)
         tmp = posixpath.join(posixpath.dirname(target),
                              f'.croupier-{secrets.token_hex(6)}.tmp')
 
-        def write(sftp):
+        def write(sftp: paramiko.SFTPClient) -> None:
             try:
                 with sftp.open(tmp, 'wb') as fh:
                     fh.write(data)
@@ -744,18 +783,21 @@ class SshTransport(Transport):
                 raise
         self.connection.sftp_call(write)
 
-    def read_file(self, path):
-        def read(sftp):
+    def read_file(self, path: str) -> bytes:
+        """As Transport.read_file, over SFTP."""
+        def read(sftp: paramiko.SFTPClient) -> bytes:
             with sftp.open(_sftp_path(path), 'rb') as fh:
                 return fh.read()
         return self.connection.sftp_call(read)
 
-    def put(self, local_path, remote_path, mode=None):
+    def put(self, local_path: str, remote_path: str, mode: int | None = None) -> None:
+        """As Transport.put: read here, written over SFTP (mode 0600 unless given)."""
         with open(local_path, 'rb') as fh:
             data = fh.read()
         self.write_file(remote_path, data, mode if mode is not None else 0o600)
 
-    def get(self, remote_path, local_path):
+    def get(self, remote_path: str, local_path: str) -> None:
+        """As Transport.get: read over SFTP, written here."""
         data = self.read_file(remote_path)
         with open(local_path, 'wb') as fh:
             fh.write(data)
