@@ -1,16 +1,24 @@
 """An infrastructure at run time: a scheduler reached through a transport."""
 
+from __future__ import annotations
+
 import dataclasses
 import hashlib
 import logging
 import posixpath
 import shlex
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import CroupierError, SchedulerError
-from .model import scheduler_job_name
+from .model import JobSpec, JobStatus, PartitionFigures, scheduler_job_name
+
+if TYPE_CHECKING:
+    from .accounting import JobFigures
+    from .schedulers.base import Scheduler
+    from .transport.base import CommandResult, Transport
 
 log = logging.getLogger('croupier.cluster')
 
@@ -20,6 +28,8 @@ ACCOUNTING_MARK = '@@croupier-accounting@@'
 
 @dataclass
 class SubmittedJob:
+    """A job Croupier submitted: its scheduler id, infrastructure, script and
+    output files, and when it was submitted (epoch seconds)."""
     name: str
     job_id: str
     cluster: str
@@ -28,7 +38,8 @@ class SubmittedJob:
     stderr: Optional[str] = None
     submitted_at: float = 0.0
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
+        """The job's fields as a plain dict (for runtime properties)."""
         return dict(self.__dict__)
 
 
@@ -42,25 +53,28 @@ class Cluster:
     SUBMIT_ATTEMPTS = 6          # 1+2+4+8+16 s of waiting for a controller to come back
     simulated = False            # a dry run (core.simulate.SimulatedCluster)
     accounting = False           # the monitor collects each ended job's figures
-    reporting_user = None        # accounting_options.reporting_user, kept with them
+    reporting_user: str | None = None  # accounting_options.reporting_user, kept with them
 
-    def __init__(self, key, transport, scheduler, monitor_period=15.0):
+    def __init__(self, key: str, transport: Transport, scheduler: Scheduler,
+                 monitor_period: float = 15.0) -> None:
         self.key = key
         self.transport = transport
         self.scheduler = scheduler
         self.monitor_period = float(monitor_period)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f'Cluster({self.key!r}, {self.scheduler.name}, {self.transport!r})'
 
-    def script_path(self, spec, workdir):
+    def script_path(self, spec: JobSpec, workdir: str) -> str:
+        """Where the batch script of ``spec`` goes in ``workdir``, named after
+        the job (its scheduler-safe name, made unique when it had to change)."""
         name = scheduler_job_name(spec.name)
         if name != spec.name:
             # two names may clean up to the same text: keep their files apart
             name += '-' + hashlib.sha1(spec.name.encode()).hexdigest()[:8]
         return f'{workdir.rstrip("/")}/{name}{self.scheduler.script_suffix}'
 
-    def submit(self, spec, workdir, after=()):
+    def submit(self, spec: JobSpec, workdir: str, after: Iterable[str] = ()) -> SubmittedJob:
         """Upload the job's script by SFTP and submit it; returns SubmittedJob.
         With ``after`` (scheduler job ids on this infrastructure), the scheduler
         starts the job once they completed, and drops it when one fails.
@@ -69,6 +83,8 @@ class Cluster:
         breaks during it, CommandInterrupted says the outcome is unknown.
         """
         if getattr(spec, 'local_script_data', None) is not None:
+            # local_script_data is only read from the file local_script names
+            assert spec.local_script is not None
             # the blueprint's script goes next to the job, by SFTP
             uploaded = f'{workdir.rstrip("/")}/{posixpath.basename(spec.local_script)}'
             self.transport.write_file(uploaded, spec.local_script_data, mode=0o700)
@@ -76,8 +92,10 @@ class Cluster:
         script_path = self.script_path(spec, workdir)
         self.transport.write_file(script_path, self.scheduler.render_script(spec), mode=0o700)
         if after:
-            command = self.scheduler.submit_command(spec, script_path, workdir,
-                                                    after=list(after))
+            # the schedulers that have dependencies (SLURM, PBS) take after=;
+            # Scheduler's abstract signature does not declare it
+            command = self.scheduler.submit_command(  # type: ignore[call-arg]
+                spec, script_path, workdir, after=list(after))
         else:
             command = self.scheduler.submit_command(spec, script_path, workdir)
         delay = 1.0
@@ -105,7 +123,7 @@ class Cluster:
         return SubmittedJob(spec.name, job_id, self.key, script_path, stdout, stderr,
                             time.time())
 
-    def find_submitted(self, token):
+    def find_submitted(self, token: str) -> str | None:
         """The id of the job submitted with ``token``, or None (for schedulers
         whose finds_lost_submissions is true)."""
         result = self.transport.run(self.scheduler.lookup_command(token))
@@ -115,7 +133,7 @@ class Cluster:
                                  exit_code=result.exit_code, stderr=result.stderr)
         return self.scheduler.parse_lookup_output(result.stdout, token)
 
-    def statuses(self, job_ids):
+    def statuses(self, job_ids: Iterable[str]) -> dict[str, JobStatus]:
         """{job_id: JobStatus} from ONE status command."""
         job_ids = list(job_ids)
         if not job_ids:
@@ -123,7 +141,8 @@ class Cluster:
         result = self.transport.run(self.scheduler.status_command(job_ids))
         return self._statuses_of(result, job_ids)
 
-    def statuses_and_figures(self, job_ids, accounting_ids) -> tuple:
+    def statuses_and_figures(self, job_ids: Iterable[str], accounting_ids: Iterable[str]
+                             ) -> tuple[dict[str, JobStatus], dict[str, JobFigures]]:
         """({job_id: JobStatus} of ``job_ids``, {job_id: JobFigures} of the
         ended ``accounting_ids`` whose figures are final), from ONE command:
         the status command followed by the scheduler's accounting command
@@ -148,7 +167,7 @@ class Cluster:
         head = dataclasses.replace(result, stdout=''.join(lines[:cut]))
         return self._statuses_of(head, job_ids), figures
 
-    def _statuses_of(self, result, job_ids) -> dict:
+    def _statuses_of(self, result: CommandResult, job_ids: list[str]) -> dict[str, JobStatus]:
         """{job_id: JobStatus} from the status command's ``result``; raises
         SchedulerError when the command failed."""
         if result.exit_code != 0:
@@ -159,7 +178,8 @@ class Cluster:
         statuses = self.scheduler.parse_status_output(result.stdout, job_ids)
         return self._delete_held(statuses)
 
-    def markers(self, job_ids, spent=(), started=()) -> dict:
+    def markers(self, job_ids: Iterable[str], spent: Iterable[str] = (),
+                started: Iterable[str] = ()) -> dict[str, JobStatus]:
         """{job_id: JobStatus} of the ``job_ids`` whose markers say they run or
         ended, from ONE look at the marker directory on the login node (no
         scheduler daemon is asked), which first removes the markers of the jobs
@@ -175,7 +195,7 @@ class Cluster:
             return {}
         return self.scheduler.parse_markers(result.stdout, job_ids)
 
-    def _delete_held(self, statuses: dict) -> dict:
+    def _delete_held(self, statuses: dict[str, JobStatus]) -> dict[str, JobStatus]:
         """Delete the jobs that ended for Croupier while the scheduler still
         holds them (system holds: they would wait forever), in one command;
         their reasons say whether that worked."""
@@ -185,6 +205,7 @@ class Cluster:
             return statuses
         try:
             result = self.cancel(held)
+            assert result is not None   # held is not empty
             outcome = 'deleted' if result.exit_code == 0 else \
                 f'deleting it failed: {(result.stderr or result.stdout).strip()[-200:]}'
         except CroupierError as exc:
@@ -195,13 +216,15 @@ class Cluster:
             statuses[job_id] = status._replace(reason=f'{status.reason}; {outcome}')
         return statuses
 
-    def cancel(self, job_ids):
+    def cancel(self, job_ids: Iterable[str]) -> CommandResult | None:
+        """Cancel ``job_ids`` with one scheduler command; its result, or None
+        when there was nothing to cancel."""
         job_ids = list(job_ids)
         if not job_ids:
             return None
         return self.transport.run(self.scheduler.cancel_command(job_ids))
 
-    def queue_figures(self):
+    def queue_figures(self) -> dict[str, PartitionFigures] | None:
         """{partition: PartitionFigures} now, from one command; None when the
         scheduler reports no queues."""
         scheduler = getattr(self.scheduler, 'monitor', None) or self.scheduler
@@ -215,7 +238,7 @@ class Cluster:
                                  result.stderr)
         return scheduler.parse_queue_output(result.stdout)
 
-    def tail(self, path, lines=20):
+    def tail(self, path: str | None, lines: int = 20) -> str:
         """The last lines of a remote text file ('' when it cannot be read)."""
         if not path:
             return ''

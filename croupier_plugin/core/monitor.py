@@ -21,28 +21,37 @@ its figures come back as a JobChange with ``figures``; collect_figures asks
 about the last ones when the run ends.
 """
 
+from __future__ import annotations
+
 import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 from .errors import CroupierError, TransportError, SchedulerError
 from .model import JobState, JobStatus
+
+if TYPE_CHECKING:
+    from .accounting import JobFigures
+    from .cluster import Cluster
 
 log = logging.getLogger('croupier.monitor')
 
 
 class InfrastructureUnreachable(CroupierError):
-    pass
+    """An infrastructure gave no answer about its jobs for longer than outage_limit."""
 
 
 @dataclass
 class TrackedJob:
+    """A job the monitor follows: its scheduler id on its infrastructure and
+    the last status seen."""
     name: str
-    cluster: object
+    cluster: Cluster
     job_id: str
     status: Optional[JobStatus] = None
     unknown_since: Optional[float] = None
@@ -55,7 +64,7 @@ class JobChange:
     job: TrackedJob
     old: Optional[JobStatus]
     new: JobStatus
-    figures: object = None      # the ended job's JobFigures (its status did not change)
+    figures: JobFigures | None = None      # the ended job's JobFigures (its status did not change)
 
 
 @dataclass
@@ -69,25 +78,34 @@ class _ClusterState:
     marker_checks: int = 0
     # jobs whose markers are to be removed at the next check (ended, as a
     # marker or the scheduler told), and jobs whose start marker was read
-    spent_markers: set = field(default_factory=set)
-    started_markers: set = field(default_factory=set)
-    cluster: object = None
+    spent_markers: set[str] = field(default_factory=set)
+    started_markers: set[str] = field(default_factory=set)
+    # None only until track() sets it, right after the state is made
+    cluster: Cluster = None     # type: ignore[assignment]
     # ended jobs whose accounting figures are to be asked for: id -> asks so far
-    accounting: dict = field(default_factory=dict)
+    accounting: dict[str, int] = field(default_factory=dict)
+
+
+#: an infrastructure and its jobs asked about in one command
+_Group = tuple['Cluster', list[TrackedJob]]
+#: what a status command answers: statuses, with the accounting figures when asked
+_Answer = Union[dict[str, JobStatus], tuple[dict[str, JobStatus], dict[str, 'JobFigures']]]
 
 
 @dataclass
 class Monitor:
+    """Follows the jobs of every infrastructure with batched status commands
+    and marker checks, and reports their changes as JobChanges."""
     unknown_grace: float = 180.0
     outage_limit: float = 900.0
     max_backoff: float = 60.0
-    clock: object = time.monotonic
+    clock: Callable[[], float] = time.monotonic
     marker_period: float = 0.5
     #: asks for an ended job's figures before giving up on them (the
     #: accounting may lag behind the scheduler by a poll or two, not more)
     accounting_asks: int = 5
-    _jobs: dict = field(default_factory=dict)
-    _clusters: dict = field(default_factory=dict)
+    _jobs: dict[tuple[str, str], TrackedJob] = field(default_factory=dict)
+    _clusters: dict[str, _ClusterState] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse bounds that are not finite numbers >= 0."""
@@ -98,7 +116,8 @@ class Monitor:
                     not 0 <= value < math.inf:
                 raise ValueError(f'Monitor.{name} must be a finite number >= 0, not {value!r}')
 
-    def track(self, cluster, job_id, name, status=None, marker: bool = False) -> TrackedJob:
+    def track(self, cluster: Cluster, job_id: str | int, name: str,
+              status: JobStatus | None = None, marker: bool = False) -> TrackedJob:
         """Follow ``job_id`` on ``cluster``; ``marker``: its script leaves an
         exit-code marker to look for between status commands."""
         job = TrackedJob(name, cluster, str(job_id), status, marker=marker)
@@ -106,19 +125,21 @@ class Monitor:
         self._clusters.setdefault(cluster.key, _ClusterState()).cluster = cluster
         return job
 
-    def untrack(self, cluster_key, job_id):
+    def untrack(self, cluster_key: str, job_id: str | int) -> None:
         """Stop following a job (cancelled: a marker it leaves is spent)."""
         job = self._jobs.pop((cluster_key, str(job_id)), None)
         if job is not None and job.marker:
             self._clusters[cluster_key].spent_markers.add(job.job_id)
 
-    def jobs(self):
+    def jobs(self) -> list[TrackedJob]:
+        """Every job followed, ended or not."""
         return list(self._jobs.values())
 
-    def active(self):
+    def active(self) -> list[TrackedJob]:
+        """The jobs followed that have not ended (or were never seen)."""
         return [j for j in self._jobs.values() if j.status is None or not j.status.terminal]
 
-    def polls(self, cluster_key):
+    def polls(self, cluster_key: str) -> int:
         """How many status commands were sent to ``cluster_key``."""
         state = self._clusters.get(cluster_key)
         return state.polls if state else 0
@@ -130,10 +151,10 @@ class Monitor:
 
     # -- one cycle ------------------------------------------------------------
 
-    def due(self, now=None):
+    def due(self, now: float | None = None) -> dict[str, _Group]:
         """Clusters with unfinished jobs whose next poll time has come."""
         now = self.clock() if now is None else now
-        by_cluster = {}
+        by_cluster: dict[str, _Group] = {}
         for job in self.active():
             by_cluster.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
         for key, state in self._clusters.items():
@@ -141,10 +162,10 @@ class Monitor:
                 by_cluster.setdefault(key, (state.cluster, []))
         return {k: v for k, v in by_cluster.items() if self._clusters[k].next_poll <= now}
 
-    def markers_due(self, now: float, exclude=()) -> dict:
+    def markers_due(self, now: float, exclude: Collection[str] = ()) -> dict[str, _Group]:
         """Clusters (not in ``exclude``, not failing) with unfinished jobs
         that leave markers, whose next marker check has come."""
-        by_cluster: dict = {}
+        by_cluster: dict[str, _Group] = {}
         for job in self.active():
             key = job.cluster.key
             if job.marker and key not in exclude:
@@ -152,19 +173,21 @@ class Monitor:
         return {k: v for k, v in by_cluster.items()
                 if self._clusters[k].next_marker <= now and not self._clusters[k].failures}
 
-    def poll(self, force=False):
+    def poll(self, force: bool = False) -> list[JobChange]:
         """Ask every due infrastructure once (all when ``force``) for its jobs'
         statuses, and look for the markers of the others whose check is due;
         return changes."""
         now = self.clock()
         if force:
-            groups = {}
+            groups: dict[str, _Group] = {}
             for job in self.active():
                 groups.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
         else:
             groups = self.due(now)
         looks = {} if force else self.markers_due(now, exclude=groups)
-        tasks = [(self._ask, self._apply, group) for group in groups.values()] + \
+        # (ask, apply, group): each apply takes the answer of its own ask
+        tasks: list[tuple[Callable[..., object], Callable[..., list[JobChange]], _Group]] = \
+            [(self._ask, self._apply, group) for group in groups.values()] + \
             [(self._look, self._apply_markers, group) for group in looks.values()]
         if not tasks:
             return []
@@ -173,12 +196,13 @@ class Monitor:
         else:
             with ThreadPoolExecutor(max_workers=min(len(tasks), 16)) as pool:
                 answers = list(pool.map(lambda t: t[0](*t[2]), tasks))
-        changes = []
-        for (_, apply, (cluster, jobs)), answer in zip(tasks, answers):
+        changes: list[JobChange] = []
+        for (_, apply, (cluster, jobs)), answer in zip(tasks, answers, strict=True):
             changes.extend(apply(cluster, jobs, answer))
         return changes
 
-    def _look(self, cluster, jobs: list):
+    def _look(self, cluster: Cluster, jobs: list[TrackedJob]
+              ) -> dict[str, JobStatus] | TransportError | SchedulerError:
         """One marker check for ``jobs`` (the answer, or the error)."""
         state = self._clusters[cluster.key]
         state.marker_checks += 1
@@ -192,7 +216,8 @@ class Monitor:
         state.started_markers.difference_update(started)
         return answer
 
-    def _apply_markers(self, cluster, jobs: list, answer) -> list:
+    def _apply_markers(self, cluster: Cluster, jobs: list[TrackedJob],
+                       answer: dict[str, JobStatus] | Exception) -> list[JobChange]:
         """The changes a marker check shows: the jobs it says started or
         ended. A failed check changes nothing: the next status command tells."""
         state = self._clusters[cluster.key]
@@ -200,7 +225,7 @@ class Monitor:
         if isinstance(answer, Exception):
             log.info('%s: exit-code marker check failed (%s)', cluster.key, answer)
             return []
-        changes = []
+        changes: list[JobChange] = []
         for job in jobs:
             new = answer.get(job.job_id)
             if new is None:
@@ -217,7 +242,8 @@ class Monitor:
             job.status = new
         return changes
 
-    def _ask(self, cluster, jobs):
+    def _ask(self, cluster: Cluster, jobs: list[TrackedJob]
+             ) -> _Answer | TransportError | SchedulerError:
         """One status command for ``jobs`` (with the accounting of the ended
         jobs awaiting figures, when there are some): the answer, or the error."""
         state = self._clusters[cluster.key]
@@ -230,7 +256,8 @@ class Monitor:
         except (TransportError, SchedulerError) as exc:
             return exc
 
-    def _apply(self, cluster, jobs, answer):
+    def _apply(self, cluster: Cluster, jobs: list[TrackedJob],
+               answer: _Answer | Exception) -> list[JobChange]:
         now = self.clock()
         state = self._clusters[cluster.key]
         if isinstance(answer, Exception):
@@ -252,7 +279,7 @@ class Monitor:
         state.failing_since = None
         state.next_poll = now + cluster.monitor_period
         state.next_marker = now + self.marker_period
-        changes = []
+        changes: list[JobChange] = []
         if isinstance(answer, tuple):
             answer, figures = answer
             changes.extend(self._apply_figures(cluster, figures))
@@ -275,18 +302,22 @@ class Monitor:
                 (job.status is None or not job.status.terminal):
             self._clusters[job.cluster.key].accounting.setdefault(job.job_id, 0)
 
-    def _apply_figures(self, cluster, figures: dict) -> list:
+    def _apply_figures(self, cluster: Cluster,
+                       figures: dict[str, JobFigures]) -> list[JobChange]:
         """The figures that came back, as JobChanges; the jobs still without
         final figures are asked about again, up to accounting_asks times."""
         state = self._clusters[cluster.key]
-        changes = []
+        changes: list[JobChange] = []
         for job_id in list(state.accounting):
             found = figures.get(job_id)
             job = self._jobs.get((cluster.key, job_id))
             if found is not None:
                 del state.accounting[job_id]
                 if job is not None:
-                    changes.append(JobChange(job, job.status, job.status, figures=found))
+                    # its figures were asked for when its (ended) status was set; a job
+                    # tracked again without a status would pass None on, as it did
+                    changes.append(JobChange(job, job.status,
+                                             job.status, figures=found))  # type: ignore[arg-type]
                 continue
             state.accounting[job_id] += 1
             if state.accounting[job_id] >= self.accounting_asks:
@@ -299,33 +330,38 @@ class Monitor:
         """Whether some ended job's accounting figures are still to be asked for."""
         return any(state.accounting for state in self._clusters.values())
 
-    def collect_figures(self, deadline: float, wait=None) -> list:
+    def collect_figures(self, deadline: float,
+                        wait: Callable[[float], object] | None = None) -> list[JobChange]:
         """Ask every infrastructure with ended jobs awaiting figures (one
         command each, concurrently) until all came back, each was asked
         accounting_asks times, or ``deadline`` (on ``clock``) passed; between
         rounds, ``wait(seconds)`` (the accounting lags a little behind the
         scheduler). Returns the JobChanges carrying figures."""
         wait = wait or threading.Event().wait
-        changes: list = []
+        changes: list[JobChange] = []
         while self.awaiting_figures() and self.clock() < deadline:
-            groups = [(state.cluster, []) for state in self._clusters.values()
+            groups: list[_Group] = [(state.cluster, []) for state in self._clusters.values()
                       if state.accounting and not state.failures]
             if not groups:
                 break
             with ThreadPoolExecutor(max_workers=min(len(groups), 16)) as pool:
                 answers = list(pool.map(lambda group: self._ask(*group), groups))
-            for (cluster, _), answer in zip(groups, answers):
+            for (cluster, _), answer in zip(groups, answers, strict=True):
                 if isinstance(answer, Exception):
                     log.info('%s: asking for accounting figures failed (%s)', cluster.key,
                              answer)
                     self._clusters[cluster.key].accounting.clear()
                     continue
+                # asked with accounting: the answer holds statuses and figures
+                assert isinstance(answer, tuple)
                 changes.extend(self._apply_figures(cluster, answer[1]))
             if self.awaiting_figures():
                 wait(max(0.0, min(1.0, deadline - self.clock())))
         return changes
 
-    def _bounded_unknown(self, job, status, now):
+    def _bounded_unknown(self, job: TrackedJob, status: JobStatus, now: float) -> JobStatus:
+        """``status``, or FAILED once the job has been UNKNOWN for longer than
+        unknown_grace."""
         if status.state is not JobState.UNKNOWN:
             job.unknown_since = None
             return status
@@ -358,7 +394,7 @@ class Monitor:
 
     # -- until the end ----------------------------------------------------------
 
-    def next_wakeup(self):
+    def next_wakeup(self) -> float | None:
         """When the next status command or marker check is due (None: no
         unfinished job)."""
         active = self.active()
@@ -373,7 +409,9 @@ class Monitor:
                 wake = min(wake, state.next_marker)
         return wake
 
-    def run(self, on_change=None, stop=None, until=None):
+    def run(self, on_change: Callable[[JobChange], object] | None = None,
+            stop: threading.Event | None = None,
+            until: Callable[[list[JobChange]], object] | None = None) -> None:
         """Poll until every job ended, ``stop`` (a threading.Event) is set, or
         ``until(changes)`` returns True. Waits on the event until the next poll
         is due, so a stop request is seen at once."""

@@ -9,14 +9,25 @@ infrastructure (SLURM: sinfo and squeue; PBS and Torque: qstat -Q -f, pbsnodes
 monitor period.
 """
 
+from __future__ import annotations
+
 import threading
 import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import CroupierError
+from .model import JobSpec, PartitionFigures
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+#: {partition name: its figures} of one infrastructure, None when it reports no queues
+QueueFigures = Mapping[str, PartitionFigures] | None
 
 
-def describe(figures):
+def describe(figures: PartitionFigures) -> str:
     """A partition's figures in words, for the placement's reason."""
     state = '' if figures.available else 'not available, '
     return f'partition {figures.name}: {state}{figures.cores_idle} of {figures.cores_total} ' \
@@ -27,17 +38,19 @@ def describe(figures):
 class Candidate:
     """The job as it would run on one infrastructure."""
     name: str
-    cluster: object
+    cluster: Cluster
     workdir: str
-    spec: object
+    spec: JobSpec
 
 
-def cores_needed(spec):
+def cores_needed(spec: JobSpec) -> int:
+    """The cores ``spec`` asks for in all: its tasks (or nodes times tasks per
+    node) times the cores of each task, at least one."""
     tasks = spec.tasks or ((spec.nodes or 1) * (spec.tasks_per_node or 1))
     return max(1, tasks) * (spec.cpus_per_task or 1)
 
 
-def expected_wait(figures, needed):
+def expected_wait(figures: PartitionFigures | None, needed: int) -> tuple[int, int, int]:
     """A sortable estimate (lower starts sooner): a partition that is down or
     unknown last; then one with enough idle cores and nobody waiting; then by
     the jobs waiting ahead, and the idle cores."""
@@ -51,7 +64,7 @@ def expected_wait(figures, needed):
     return (1, figures.jobs_pending, -idle)
 
 
-def partition_of(spec, figures):
+def partition_of(spec: JobSpec, figures: QueueFigures) -> PartitionFigures | None:
     """The figures of the partition ``spec`` would go to (its own, or the
     default one), or None when they are not known."""
     if figures is None:
@@ -62,10 +75,12 @@ def partition_of(spec, figures):
     return defaults[0] if defaults else (next(iter(figures.values())) if figures else None)
 
 
-def choose(candidates, figures_of, exclude=()):
+def choose(candidates: Iterable[Candidate], figures_of: Callable[[Cluster], QueueFigures],
+           exclude: Collection[str] = ()) -> tuple[Candidate, str, dict[str, str]]:
     """(candidate, reason, {name: description}) for the candidate expected to
     start soonest; ties go to the first declared."""
-    table, ranked = {}, []
+    table: dict[str, str] = {}
+    ranked: list[tuple[tuple[int, int, int], int, Candidate]] = []
     for order, candidate in enumerate(candidates):
         if candidate.name in exclude:
             continue
@@ -91,11 +106,13 @@ def choose(candidates, figures_of, exclude=()):
 class FiguresCache:
     """Queue figures per infrastructure, asked at most once per ``max_age``."""
     max_age: float = 5.0
-    clock: object = time.monotonic
-    _cache: dict = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    _cache: dict[str, tuple[float, QueueFigures]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, cluster):
+    def __call__(self, cluster: Cluster) -> QueueFigures:
+        """The queue figures of ``cluster``, from the cache while younger than
+        ``max_age`` (and its monitor period), else asked anew."""
         with self._lock:
             entry = self._cache.get(cluster.key)
             if entry and self.clock() - entry[0] < min(self.max_age, cluster.monitor_period):

@@ -97,7 +97,7 @@ def live(job: PlannedJob) -> bool:
 
 # -- decisions -------------------------------------------------------------------
 
-def resume(jobs: Iterable[PlannedJob], rerun_failed: bool) -> list:
+def resume(jobs: Iterable[PlannedJob], rerun_failed: bool) -> list[Resume]:
     """What to do with each job's record at the start of a run (Resume actions)."""
     jobs = list(jobs)
     if any(j.state for j in jobs) and all(ended(j) for j in jobs):
@@ -139,7 +139,7 @@ def scheduler_carries(job: PlannedJob, parent: PlannedJob) -> bool:
             and job.cluster.scheduler.holds_for(parent.spec))
 
 
-def ready(jobs: Mapping[str, PlannedJob], busy: Iterable[str]) -> list:
+def ready(jobs: Mapping[str, PlannedJob], busy: Iterable[str]) -> list[Submit]:
     """The jobs to submit now (Submit actions): not submitted yet, not ``busy``
     (being submitted or followed), and every parent either completed or one
     the scheduler can make it wait for (scheduler_carries: then ``after``
@@ -159,7 +159,7 @@ def ready(jobs: Mapping[str, PlannedJob], busy: Iterable[str]) -> list:
 _HELD_STATES = frozenset({JobState.PENDING, JobState.CANCELLED, JobState.SKIPPED})
 
 
-def held(jobs: Mapping[str, PlannedJob]) -> list:
+def held(jobs: Mapping[str, PlannedJob]) -> list[PlannedJob]:
     """The submitted jobs whose parents have not all completed (as far as the
     records know) and that did not start: they wait in the scheduler for
     them, or were dropped by it because a parent failed."""
@@ -168,7 +168,7 @@ def held(jobs: Mapping[str, PlannedJob]) -> list:
             and any(jobs[p].state is not JobState.COMPLETED for p in job.parents)]
 
 
-def outputs_ready(jobs: Mapping[str, PlannedJob], finishing: Iterable[str]) -> list:
+def outputs_ready(jobs: Mapping[str, PlannedJob], finishing: Iterable[str]) -> list[StageOut]:
     """The completed jobs whose outputs are to move now (StageOut actions)."""
     finishing = set(finishing)
     return [StageOut(job) for job in jobs.values()
@@ -177,7 +177,7 @@ def outputs_ready(jobs: Mapping[str, PlannedJob], finishing: Iterable[str]) -> l
             and job.record.outputs in (None, Outputs.PENDING)]
 
 
-def queue_timeouts(jobs: Mapping[str, PlannedJob], now: float) -> list:
+def queue_timeouts(jobs: Mapping[str, PlannedJob], now: float) -> list[QueueTimeout]:
     """The pending jobs that waited longer than their max_time_in_queue at
     ``now`` (wall-clock seconds), as QueueTimeout actions."""
     out = []
@@ -191,7 +191,7 @@ def queue_timeouts(jobs: Mapping[str, PlannedJob], now: float) -> list:
     return out
 
 
-def failed(jobs: Mapping[str, PlannedJob]) -> list:
+def failed(jobs: Mapping[str, PlannedJob]) -> list[Failure]:
     """The jobs whose records say they failed and that were not reported yet."""
     out = []
     waiting = {job.name for job in held(jobs)}
@@ -208,10 +208,12 @@ def failed(jobs: Mapping[str, PlannedJob]) -> list:
     return out
 
 
-def retry_or_fail(failures: Iterable[Failure]) -> tuple:
+def retry_or_fail(failures: Iterable[Failure]) -> tuple[list[Retry], list[Failure]]:
     """Split ``failures`` into Retry actions (the policy allows another attempt)
     and the Failures that end the run; one entry per job."""
-    retries, fatal, seen = [], [], set()
+    retries: list[Retry] = []
+    fatal: list[Failure] = []
+    seen: set[str] = set()
     for failure in failures:
         job = failure.job
         if job.name in seen:
@@ -227,7 +229,7 @@ def retry_or_fail(failures: Iterable[Failure]) -> tuple:
     return retries, fatal
 
 
-def never_submitted(jobs: Mapping[str, PlannedJob]) -> list:
+def never_submitted(jobs: Mapping[str, PlannedJob]) -> list[PlannedJob]:
     """The jobs without a state: skipped when the run ends early."""
     return [job for job in jobs.values() if job.state is None]
 
@@ -241,7 +243,7 @@ def check_graph(jobs: Mapping[str, PlannedJob]) -> Optional[str]:
                 return f"job '{job.name}' depends on unknown job '{parent}'"
     seen, done = set(), set()
 
-    def visit(name: str, path: list) -> Optional[str]:
+    def visit(name: str, path: list[str]) -> Optional[str]:
         if name in done:
             return None
         if name in seen:

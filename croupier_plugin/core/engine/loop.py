@@ -25,21 +25,25 @@ import secrets
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from ..data import TransferError, run_all
 from ..errors import CommandInterrupted, CroupierError
 from ..model import JobState, JobStatus
-from ..monitor import JobChange, Monitor
+from ..monitor import JobChange, Monitor, TrackedJob
 from ..placement import FiguresCache, choose
 from . import decisions
 from .decisions import Failure
 from .plan import InputsFailed, JobFailed, PlannedJob, RunCancelled
 from .records import Outputs
 
+if TYPE_CHECKING:
+    from ..accounting import JobFigures
+    from ..cluster import Cluster, SubmittedJob
+
 log = logging.getLogger('croupier.engine')
 
-Store = Callable[[str, dict], None]
+Store = Callable[[str, dict[str, Any]], None]
 Events = Callable[..., None]
 
 
@@ -86,14 +90,14 @@ class Engine:
 
     # -- main loop ------------------------------------------------------------
 
-    def run(self) -> list:
+    def run(self) -> list[dict[str, Any]]:
         """Run every job to its end; returns the summary rows. Raises JobFailed,
         RunCancelled, or CroupierError when a record cannot be resumed."""
         self._resume()
         with ThreadPoolExecutor(max_workers=self.max_parallel,
                                 thread_name_prefix='croupier-submit') as pool:
-            submitting: dict = {}
-            finishing: dict = {}
+            submitting: dict[str, Future[SubmittedJob]] = {}
+            finishing: dict[str, Future[list[str]]] = {}
             while True:
                 if self.stop.is_set():
                     self._wait_submissions(submitting, finishing)
@@ -167,19 +171,20 @@ class Engine:
 
     # -- submit ---------------------------------------------------------------
 
-    def _start_submission(self, pool: ThreadPoolExecutor, submit: decisions.Submit) -> Future:
+    def _start_submission(self, pool: ThreadPoolExecutor,
+                          submit: decisions.Submit) -> Future[SubmittedJob]:
         """Record that the job is being submitted, then submit it in the pool."""
         job = submit.job
         # the token marks the scheduler job, so a submission whose answer
         # was lost (connection or process died) can be found again
-        changes: dict = dict(state=JobState.SUBMITTING, job_id=None,
-                             submit_token=secrets.token_hex(8))
+        changes: dict[str, Any] = dict(state=JobState.SUBMITTING, job_id=None,
+                                       submit_token=secrets.token_hex(8))
         if job.placements:
             changes.update(self._place(job))
         self._save(job, **changes)
         return pool.submit(self._submit, job, submit.after)
 
-    def _submit(self, job: PlannedJob, after: tuple = ()) -> Any:
+    def _submit(self, job: PlannedJob, after: tuple[str, ...] = ()) -> SubmittedJob:
         """Run the job's input transfers, then submit it (in a pool thread),
         to wait in the scheduler for the jobs ``after`` when given."""
         spec = job.spec
@@ -203,7 +208,7 @@ class Engine:
             self._wake.set()
         return submitted
 
-    def _place(self, job: PlannedJob) -> dict:
+    def _place(self, job: PlannedJob) -> dict[str, Any]:
         """Choose the job's infrastructure from live queue figures; the record
         keeps the choice and its reason."""
         candidate, reason, table = choose(job.placements, self.figures,
@@ -261,9 +266,10 @@ class Engine:
         """Whether the job's script leaves an exit-code marker to look for."""
         return job.cluster.scheduler.leaves_marker(job.spec)
 
-    def _collect_submissions(self, submitting: dict) -> list:
+    def _collect_submissions(self, submitting: dict[str, Future[SubmittedJob]]
+                             ) -> list[Failure]:
         """Record the submissions that ended; the failed ones as Failures."""
-        failures = []
+        failures: list[Failure] = []
         for name, future in list(submitting.items()):
             if not future.done():
                 continue
@@ -299,7 +305,8 @@ class Engine:
             self.events('submitted', job, job_id=sub.job_id, simulated=bool(simulated))
         return failures
 
-    def _wait_submissions(self, submitting: dict, finishing: dict) -> list:
+    def _wait_submissions(self, submitting: dict[str, Future[SubmittedJob]],
+                          finishing: dict[str, Future[list[str]]]) -> list[Failure]:
         """Let running submissions and output transfers end, and record them."""
         for future in list(submitting.values()) + list(finishing.values()):
             try:
@@ -353,7 +360,7 @@ class Engine:
     FIGURES_WAIT = 10.0
 
     @staticmethod
-    def _describe_figures(figures: Any) -> str:
+    def _describe_figures(figures: JobFigures) -> str:
         """The figures in words, for the event log."""
         parts = []
         if figures.elapsed is not None:
@@ -368,7 +375,7 @@ class Engine:
 
     # -- stage out ----------------------------------------------------------------
 
-    def _stage_out(self, job: PlannedJob) -> list:
+    def _stage_out(self, job: PlannedJob) -> list[str]:
         """Run the job's output transfers (in a pool thread); a dry run's
         are not run."""
         try:
@@ -378,9 +385,9 @@ class Engine:
         finally:
             self._wake.set()
 
-    def _collect_outputs(self, finishing: dict) -> list:
+    def _collect_outputs(self, finishing: dict[str, Future[list[str]]]) -> list[Failure]:
         """Record the output transfers that ended; the failed ones as Failures."""
-        failures = []
+        failures: list[Failure] = []
         for name, future in list(finishing.items()):
             if not future.done():
                 continue
@@ -411,10 +418,10 @@ class Engine:
         retry.job.record.archive_attempt()
         self._reset(retry.job)
 
-    def _queue_timeouts(self, timeouts: list) -> None:
+    def _queue_timeouts(self, timeouts: list[decisions.QueueTimeout]) -> None:
         """Cancel the jobs late in the queue (one command per infrastructure),
         then move each to another infrastructure or fail it."""
-        by_cluster: dict = {}
+        by_cluster: dict[str, tuple[Cluster, list[decisions.QueueTimeout]]] = {}
         for timeout in timeouts:
             cluster = timeout.job.cluster
             by_cluster.setdefault(cluster.key, (cluster, []))[1].append(timeout)
@@ -448,7 +455,7 @@ class Engine:
                    reason=f'{waited}: cancelled', ended_at=now)
         self.events('cancelled', job, reason='waited too long in the queue')
 
-    def _fail(self, failures: list) -> None:
+    def _fail(self, failures: list[Failure]) -> None:
         """End the run: skip the jobs waiting for their parents in the
         scheduler, cancel live jobs, skip the others, raise JobFailed."""
         failed = [f.job.name for f in failures]
@@ -475,7 +482,7 @@ class Engine:
         per infrastructure) and record them as never run: SKIPPED with the
         reason, without a job id (they never started)."""
         jobs = decisions.held(self.jobs)
-        by_cluster: dict = {}
+        by_cluster: dict[str, tuple[Cluster, list[PlannedJob]]] = {}
         for job in jobs:
             by_cluster.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
         for cluster, waiting in by_cluster.values():
@@ -506,9 +513,9 @@ class Engine:
     def _cancel_live(self, why: str) -> None:
         """Cancel every followed job that has not ended, one command per
         infrastructure."""
-        by_cluster: dict = {}
-        for tracked in self.monitor.active():
-            by_cluster.setdefault(tracked.cluster.key, (tracked.cluster, []))[1].append(tracked)
+        by_cluster: dict[str, tuple[Cluster, list[TrackedJob]]] = {}
+        for one in self.monitor.active():
+            by_cluster.setdefault(one.cluster.key, (one.cluster, []))[1].append(one)
         for cluster, tracked in by_cluster.values():
             try:
                 cluster.cancel([t.job_id for t in tracked])
@@ -521,7 +528,7 @@ class Engine:
                 self.monitor.untrack(cluster.key, t.job_id)
                 self.events('cancelled', job, reason=why)
 
-    def summary(self) -> list:
+    def summary(self) -> list[dict[str, Any]]:
         """One row per job: where it ran, its id, state, exit code, duration and
         number of attempts."""
         rows = []

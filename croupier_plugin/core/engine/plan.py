@@ -4,11 +4,16 @@ it ends a run with."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import CroupierError
-from ..model import JobState, JobStatus
+from ..model import JobSpec, JobState, JobStatus
 from .records import JobRecord, as_record
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
+    from ..data import Transfer
+    from ..placement import Candidate
 
 # raw states a job may be retried on (retry_on), besides the normalized ones
 RETRY_STATES = ('FAILED', 'TIMEOUT', 'NODE_FAIL', 'BOOT_FAIL', 'PREEMPTED', 'OUT_OF_MEMORY',
@@ -22,7 +27,7 @@ class JobPolicy:
     when given), and cancel it when it waited in the queue longer than
     ``max_time_in_queue`` seconds."""
     max_retries: int = 0
-    retry_on: frozenset = frozenset()
+    retry_on: frozenset[str] = frozenset()
     max_time_in_queue: Optional[float] = None
 
     def retries(self, record: Any) -> bool:
@@ -46,23 +51,23 @@ class PlannedJob:
     """One job of the run: what to submit where, after which jobs, with which
     transfers and policy; and its record (the run's knowledge of it)."""
     name: str
-    spec: Any
-    cluster: Any
+    spec: JobSpec
+    cluster: Cluster
     workdir: str
-    parents: list = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
     record: Any = field(default_factory=JobRecord)   # a JobRecord (a mapping is converted)
-    stage_in: list = field(default_factory=list)     # transfers run before submission
-    stage_out: list = field(default_factory=list)    # transfers run after completion
+    stage_in: list[Transfer] = field(default_factory=list)    # run before submission
+    stage_out: list[Transfer] = field(default_factory=list)   # run after completion
     policy: JobPolicy = field(default_factory=JobPolicy)
     # several infrastructures (placement.Candidate): the job goes where it is
     # expected to start first; cluster, workdir and spec are then the chosen one's
-    placements: list = field(default_factory=list)
+    placements: list[Candidate] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Records come from runtime properties as mappings: type them once."""
         self.record = as_record(self.record)
 
-    def use(self, candidate: Any) -> None:
+    def use(self, candidate: Candidate) -> None:
         """Run the job on ``candidate``'s infrastructure."""
         self.cluster, self.workdir, self.spec = candidate.cluster, candidate.workdir, \
             candidate.spec
@@ -81,7 +86,7 @@ class JobFailed(CroupierError):
     """The run ended because jobs failed; ``failures`` holds (job, status,
     stderr tail) for each."""
 
-    def __init__(self, failures: list) -> None:
+    def __init__(self, failures: list[tuple[PlannedJob, JobStatus, str]]) -> None:
         self.failures = failures
         lines = []
         for job, status, tail in failures:

@@ -49,11 +49,11 @@ class Attempt:
     started_at: Optional[float] = None
     ended_at: Optional[float] = None
     simulated: Optional[bool] = None
-    accounting: Optional[dict] = None
+    accounting: Optional[dict[str, Any]] = None
 
-    def to_properties(self) -> dict:
+    def to_properties(self) -> dict[str, Any]:
         """The stored form: only the values that are set, states as strings."""
-        out = {}
+        out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
@@ -88,18 +88,18 @@ class JobRecord:
     reported: Optional[bool] = None
     submit_token: Optional[str] = None
     outputs: Optional[Outputs] = None
-    attempts: list = field(default_factory=list)     # of Attempt
-    tried: list = field(default_factory=list)        # infrastructure keys left behind
-    placement: Optional[dict] = None
+    attempts: list[Attempt] = field(default_factory=list)
+    tried: list[str] = field(default_factory=list)        # infrastructure keys left behind
+    placement: Optional[dict[str, Any]] = None
     # a dry run (simulate: true): nothing was sent; rendered_script is the
     # batch script the job would have been submitted with
     simulated: Optional[bool] = None
     rendered_script: Optional[str] = None
     # the scheduler's figures of the ended job (see model.JobFigures.to_properties)
-    accounting: Optional[dict] = None
+    accounting: Optional[dict[str, Any]] = None
 
     @classmethod
-    def property_names(cls) -> tuple:
+    def property_names(cls) -> tuple[str, ...]:
         """The runtime-property names a record owns on its node instance."""
         return tuple(f.name for f in fields(cls))
 
@@ -117,10 +117,10 @@ class JobRecord:
         values['tried'] = list(values.get('tried') or [])
         return cls(**values)
 
-    def to_properties(self) -> dict:
+    def to_properties(self) -> dict[str, Any]:
         """The stored form: the values that are set, states as strings, empty
         lists left out (as the record dicts of earlier versions stored them)."""
-        out = {}
+        out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if value is None or (isinstance(value, list) and not value):

@@ -9,11 +9,14 @@ the host running the plugin, else from the environment variable
 never logged nor kept in runtime properties.
 """
 
+from __future__ import annotations
+
 import math
 import os
 import re
 import threading
-from typing import Any, Optional
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -21,6 +24,9 @@ import requests
 from ..errors import ConfigError, CroupierError
 from ..schedulers import MONITORS
 from .registry import API
+
+if TYPE_CHECKING:
+    from ..infrastructure import InfrastructureSettings
 
 TOKEN_ENV = 'CROUPIER_EXPORTER_TOKEN'
 # seconds an HPCExporter's timeout may be
@@ -32,10 +38,11 @@ class ExporterError(CroupierError):
     """The exporter refused a request or could not be reached."""
 
 
-def exporter_address(props, node='HPCExporter'):
+def exporter_address(props: Mapping[str, Any], node: str = 'HPCExporter') -> str:
     """The exporter's base URL from an HPCExporter node's properties
     (``address``, or the original spelling ``hpc_exporter_address``)."""
-    given = [(k, props.get(k)) for k in ('address', 'hpc_exporter_address') if props.get(k)]
+    given: list[tuple[str, Any]] = [(k, props.get(k)) for k in ('address', 'hpc_exporter_address')
+                                    if props.get(k)]
     if not given:
         raise ConfigError('address', props.get('address'),
                           'is required (e.g. http://127.0.0.1:9110)').for_node(node)
@@ -71,7 +78,7 @@ def _has_valid_port(url: str) -> bool:
     return port != 0
 
 
-def registration_payload(settings):
+def registration_payload(settings: InfrastructureSettings) -> dict[str, Any]:
     """What the exporter is told about an interface (InfrastructureSettings):
     only names and numbers that are not secrets."""
     if settings.ssh is None:
@@ -145,10 +152,10 @@ class ExporterClient:
     def __repr__(self) -> str:
         return f'ExporterClient({self.address!r})'
 
-    def _headers(self) -> dict:
+    def _headers(self) -> dict[str, str]:
         return {'Authorization': f'Bearer {self._token}'} if self._token else {}
 
-    def _url(self, *parts):
+    def _url(self, *parts: object) -> str:
         return self.address + API + ''.join('/' + quote(str(p), safe='') for p in parts)
 
     def _call(self, method: str, url: str, body: Any = None, missing_ok: bool = False) -> Any:
@@ -175,7 +182,8 @@ class ExporterClient:
                                 f'{str(reason).strip()[:500]}{hint}')
         return response.json() if response.content else None
 
-    def health(self):
+    def health(self) -> None:
+        """Raise ExporterError unless the exporter answers /healthz with 200."""
         try:
             response = requests.get(self.address + '/healthz', timeout=self.timeout)
         except requests.RequestException as exc:
@@ -191,19 +199,25 @@ class ExporterClient:
         self.health()
         self.registrations()
 
-    def register(self, deployment, interface, payload):
+    def register(self, deployment: str, interface: str, payload: dict[str, Any]) -> Any:
+        """Register (or replace) ``interface`` of ``deployment`` with its
+        registration_payload; the exporter's answer."""
         return self._call('PUT', self._url(deployment, interface), payload)
 
-    def add_jobs(self, deployment, interface, jobs):
-        """``jobs``: {name: job id}."""
+    def add_jobs(self, deployment: str, interface: str, jobs: Mapping[str, object]) -> Any:
+        """Add ``jobs`` ({name: job id}) to the registration of ``interface``;
+        the exporter's answer."""
         body = {'jobs': [{'name': n, 'job_id': str(j)} for n, j in jobs.items()]}
         return self._call('POST', self._url(deployment, interface, 'jobs'), body)
 
-    def unregister(self, deployment, interface=None):
+    def unregister(self, deployment: str, interface: str | None = None) -> Any:
+        """Drop the registration of ``interface`` (of every interface of
+        ``deployment`` without it); None when the exporter had none."""
         parts = (deployment,) if interface is None else (deployment, interface)
         return self._call('DELETE', self._url(*parts), missing_ok=True)
 
-    def registrations(self):
+    def registrations(self) -> Any:
+        """The registrations the exporter holds (the API's ``registrations`` list)."""
         return self._call('GET', self._url())['registrations']
 
 
@@ -212,33 +226,36 @@ class JobRegistrar:
     batches, so that a slow or absent exporter never delays a submission.
     ``warn(message)`` is called once per distinct failure."""
 
-    def __init__(self, clients, deployment, warn):
+    def __init__(self, clients: Mapping[str, ExporterClient], deployment: str,
+                 warn: Callable[[str], object]) -> None:
         self.clients = clients          # interface -> ExporterClient
         self.deployment = deployment
         self.warn = warn
-        self._pending = []
+        self._pending: list[tuple[str, str, str]] = []
         self._cond = threading.Condition()
         self._closing = False
-        self._warned = set()
+        self._warned: set[str] = set()
         self._thread = threading.Thread(target=self._loop, name='croupier-job-registrar',
                                         daemon=True)
         self._thread.start()
 
-    def add(self, interface, name, job_id):
+    def add(self, interface: str, name: str, job_id: object) -> None:
+        """Queue job ``name`` (scheduler id ``job_id``) of ``interface`` for
+        registration; ignored for an interface no exporter monitors."""
         if interface not in self.clients:
             return
         with self._cond:
             self._pending.append((interface, name, str(job_id)))
             self._cond.notify()
 
-    def close(self, timeout=15.0):
+    def close(self, timeout: float = 15.0) -> None:
         """Send what is pending (for at most ``timeout`` seconds), then stop."""
         with self._cond:
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout)
 
-    def _loop(self):
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._pending and not self._closing:
@@ -246,7 +263,7 @@ class JobRegistrar:
                 batch, self._pending = self._pending, []
                 if not batch and self._closing:
                     return
-            groups = {}
+            groups: dict[str, dict[str, str]] = {}
             for interface, name, job_id in batch:
                 groups.setdefault(interface, {})[name] = job_id
             for interface, jobs in groups.items():

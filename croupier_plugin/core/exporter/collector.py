@@ -16,19 +16,30 @@ Scrapes closer together than ``cache_seconds`` (e.g. two Prometheus servers)
 share one answer.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Optional, Protocol, cast
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ..errors import CroupierError, SchedulerError
+from ..model import JobStatus, JobTimes, PartitionFigures
 from ..schedulers import get_scheduler
 from ..transport import SshTransport
 from ..transport.ssh import SshConnection
+
+if TYPE_CHECKING:
+    from ..schedulers.base import Scheduler
+    from ..transport.base import Transport
+    from ..transport.ssh import SshSettings
+    from .config import ExporterConfig
+    from .registry import Registration, Registry, Target
 
 log = logging.getLogger('croupier.exporter')
 
@@ -48,24 +59,34 @@ class TargetView:
     error: str = ''
     seconds: float = 0.0
     gathered_at: Optional[float] = None
-    partitions: list = field(default_factory=list)
-    statuses: dict = field(default_factory=dict)     # job id -> JobStatus
-    times: dict = field(default_factory=dict)        # job id -> JobTimes
+    partitions: list[PartitionFigures] = field(default_factory=list)
+    statuses: dict[str, JobStatus] = field(default_factory=dict)
+    times: dict[str, JobTimes] = field(default_factory=dict)
+
+
+class _ExporterScrape(Protocol):
+    """A scheduler with a command of its own for a metrics scrape (SLURM, PBS)."""
+
+    def exporter_command(self, job_ids: list[str], partitions: bool = True) -> str: ...
+
+    def parse_exporter_output(self, stdout: str, job_ids: list[str]) -> tuple[
+            list[PartitionFigures], dict[str, JobStatus], dict[str, JobTimes]]: ...
 
 
 @dataclass
 class _TargetState:
     """A target's connection, counters and answers. Only the one question in
     flight (``running``) changes ``transport``, ``final`` and ``last``."""
-    scheduler: object
-    transport: Optional[object] = None
+    scheduler: Scheduler
+    transport: Optional[Transport] = None
     own_transport: bool = False
     commands: int = 0
-    final: dict = field(default_factory=dict)        # job id -> (JobStatus, JobTimes)
+    # job id -> (JobStatus, JobTimes)
+    final: dict[str, tuple[JobStatus, JobTimes | None]] = field(default_factory=dict)
     last: TargetView = field(default_factory=TargetView)   # last successful answer
     view: Optional[TargetView] = None                # last finished question
     finished: float = 0.0                            # monotonic time of ``view``
-    running: Optional[Future] = None
+    running: Optional[Future[None]] = None
     late: bool = False                               # a scrape gave up waiting for it
     failures: int = 0
     retry_at: float = 0.0
@@ -76,7 +97,7 @@ class _ExporterSshTransport(SshTransport):
     process-wide pooled one: the exporter closes it after a failure so that
     the next attempt logs in with credentials read anew."""
 
-    def __init__(self, settings) -> None:
+    def __init__(self, settings: SshSettings) -> None:
         self.settings = settings
         self.login_shell = settings.login_shell
         self.connection = SshConnection(settings)
@@ -85,16 +106,17 @@ class _ExporterSshTransport(SshTransport):
 class HpcCollector:
     """A prometheus_client collector over a Registry."""
 
-    def __init__(self, registry, config, transport_factory: Optional[Callable] = None) -> None:
+    def __init__(self, registry: Registry, config: ExporterConfig,
+                 transport_factory: Optional[Callable[[Target], Transport]] = None) -> None:
         self.registry = registry
         self.config = config
         self.transport_factory = transport_factory
-        self._states: dict = {}
+        self._states: dict[Target, _TargetState] = {}
         self._lock = threading.Lock()          # guards _states and each state's running
         self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS,
                                         thread_name_prefix='croupier-exporter-target')
 
-    def _new_transport(self, target):
+    def _new_transport(self, target: Target) -> tuple[Transport, bool]:
         """(transport, whether the collector owns it) for ``target``."""
         if self.transport_factory is not None:
             return self.transport_factory(target), False
@@ -117,16 +139,18 @@ class HpcCollector:
     def _drop_transport(state: _TargetState) -> None:
         transport, state.transport = state.transport, None
         if transport is not None and state.own_transport:
-            transport.connection.close()
+            # the collector owns only the _ExporterSshTransport it made
+            cast(SshTransport, transport).connection.close()
 
     # -- gathering ------------------------------------------------------------
 
-    def gather(self) -> dict:
+    def gather(self) -> dict[Target, tuple[list[Registration], TargetView]]:
         """{target: (registrations, TargetView)}: each target's answer if it came
         within ``scrape_timeout``, else what it last told (``ok`` false)."""
         groups = self.registry.by_target()
         now = time.monotonic()
-        waiting = {}
+        waiting: dict[Target, Future[None]] = {}
+        state: _TargetState | None
         with self._lock:
             for target in list(self._states):
                 if target not in groups:
@@ -150,7 +174,7 @@ class HpcCollector:
                     waiting[target] = state.running
         if waiting:
             wait(list(waiting.values()), timeout=self.config.scrape_timeout)
-        gathered = {}
+        gathered: dict[Target, tuple[list[Registration], TargetView]] = {}
         with self._lock:
             for target, regs in groups.items():
                 state = self._states.get(target)
@@ -170,7 +194,8 @@ class HpcCollector:
                 gathered[target] = (regs, view)
         return gathered
 
-    def _ask_safely(self, target, state: _TargetState, registrations) -> None:
+    def _ask_safely(self, target: Target, state: _TargetState,
+                    registrations: list[Registration]) -> None:
         """Ask ``target`` and publish the answer; a failure is logged, counted and
         backed off, and the connection is dropped (credentials are read anew
         at the next attempt)."""
@@ -209,7 +234,8 @@ class HpcCollector:
                 view.times.setdefault(job_id, times)
         return view
 
-    def _ask(self, target, state: _TargetState, registrations) -> TargetView:
+    def _ask(self, target: Target, state: _TargetState,
+             registrations: list[Registration]) -> TargetView:
         """One remote command to ``target`` about its wanted jobs (and partitions)."""
         wanted = {job_id for reg in registrations for job_id in reg.jobs.values()}
         for job_id in list(state.final):
@@ -238,7 +264,7 @@ class HpcCollector:
                                          f'{result.stderr.strip()[-300:]}')
                 if scrape:
                     view.partitions, view.statuses, view.times = \
-                        scheduler.parse_exporter_output(result.stdout, ask)
+                        cast(_ExporterScrape, scheduler).parse_exporter_output(result.stdout, ask)
                 else:
                     view.statuses = scheduler.parse_status_output(result.stdout, ask)
             view.ok = True
@@ -257,18 +283,21 @@ class HpcCollector:
         state.last = view
         return view
 
-    def commands(self, target):
+    def commands(self, target: Target) -> int:
         """How many remote commands were sent to ``target``."""
         state = self._states.get(target)
         return state.commands if state else 0
 
     # -- metrics ----------------------------------------------------------------
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
+        """As prometheus_client's Collector.describe: nothing (see below)."""
         # no describe-time gathering: prometheus_client would run a scrape at register()
         return []
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
+        """As prometheus_client's Collector.collect: the metric families of
+        every registered target and job, from one gather."""
         gathered = self.gather()
         up = GaugeMetricFamily('croupier_exporter_up',
                                'Whether the last scrape of the infrastructure answered (1) '
@@ -320,10 +349,10 @@ class HpcCollector:
             commands.add_metric(head, self.commands(target))
             registered.add_metric(head, sum(len(r.jobs) for r in regs))
             for p in view.partitions:
-                for what, family, values in (
+                for _what, family, values in (
                         ('nodes', nodes, (p.nodes_total, p.nodes_allocated, p.nodes_idle)),
                         ('cores', cores, (p.cores_total, p.cores_allocated, p.cores_idle))):
-                    for label, value in zip(('total', 'allocated', 'idle'), values):
+                    for label, value in zip(('total', 'allocated', 'idle'), values, strict=True):
                         family.add_metric([infra, p.name, label], value)
                 queue.add_metric([infra, p.name, 'pending'], p.jobs_pending)
                 queue.add_metric([infra, p.name, 'running'], p.jobs_running)

@@ -7,11 +7,14 @@ InfrastructureInterface's) or from Vault (``vault``: a Vault node's settings,
 with the JWT in a file); a registration only names host, port and user.
 """
 
+from __future__ import annotations
+
 import logging
 import math
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
@@ -45,12 +48,13 @@ class SecretFile:
     modification time, size or inode), so that a rotated JWT or token is
     picked up without a restart. ``check(text)`` refuses a bad content."""
 
-    def __init__(self, prop: str, path: str, check=None) -> None:
+    def __init__(self, prop: str, path: str,
+                 check: Callable[[str], None] | None = None) -> None:
         self.prop = prop
         self.path = os.path.expanduser(path)
         self._check = check
         self._lock = threading.Lock()
-        self._stamp: Optional[tuple] = None
+        self._stamp: tuple[int, int, int] | None = None
         self._value = ''
         self.value()        # an unreadable file is refused at start, not at first use
 
@@ -88,10 +92,10 @@ class ExporterConfig:
     scrape_timeout: float = 5.0
     token: Optional[str] = field(default=None, repr=False)
     token_file: Optional[SecretFile] = None
-    hosts: list = field(default_factory=list)
+    hosts: list[SshSettings] = field(default_factory=list)
     vault: Optional[VaultSettings] = None
     jwt_file: Optional[SecretFile] = None
-    vault_ssh_defaults: dict = field(default_factory=dict)
+    vault_ssh_defaults: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str) -> 'ExporterConfig':
@@ -137,6 +141,9 @@ class ExporterConfig:
                     if key in entry:
                         _number(f'hosts[{i}].{key}', entry[key], low, high)
             settings.append(SshSettings.from_credentials(entry, prefix=f'hosts[{i}]'))
+        vault: VaultSettings | None
+        jwt_file: SecretFile | None
+        defaults: dict[str, Any]
         vault, jwt_file, defaults = None, None, {}
         if data.get('vault') is not None:
             vault, jwt_file, defaults = _vault(data['vault'])
@@ -170,6 +177,8 @@ class ExporterConfig:
 
     def vault_settings(self) -> VaultSettings:
         """The Vault settings with the JWT as the JWT file holds it now."""
+        # asked for only when the configuration has vault (and jwt_file comes with it)
+        assert self.vault is not None
         if self.jwt_file is None:
             return self.vault
         return replace(self.vault, jwt=self.jwt_file.value())
@@ -226,7 +235,7 @@ def _state_file(value: Any) -> Optional[str]:
     return path
 
 
-def _token(data: dict) -> tuple:
+def _token(data: dict[str, Any]) -> tuple[str | None, SecretFile | None]:
     """(token, SecretFile) from ``token`` or ``token_file``: exactly one is required."""
     token, token_file = data.get('token'), data.get('token_file')
     if token and token_file:
@@ -246,7 +255,7 @@ def _token(data: dict) -> tuple:
     return token, None
 
 
-def _check_token(prop: str):
+def _check_token(prop: str) -> Callable[[str], None]:
     """A check of a token's text that names ``prop`` and never shows the token."""
     def check(text: str) -> None:
         if len(text) < MIN_TOKEN_LENGTH or any(c.isspace() or not c.isprintable()
@@ -262,12 +271,12 @@ def _check_jwt(text: str) -> None:
                                                         '(header.payload.signature)')
 
 
-def _vault(data: Any) -> tuple:
+def _vault(data: Any) -> tuple[VaultSettings, SecretFile | None, dict[str, Any]]:
     """(VaultSettings, SecretFile of the JWT or None, SSH defaults) from ``vault``."""
     if not isinstance(data, dict):
         raise ConfigError('vault', '...', 'must be a mapping of Vault settings')
-    props = {}
-    defaults = {}
+    props: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
     for key, value in data.items():
         if key in VAULT_EXTRA_KEYS:
             continue

@@ -7,12 +7,16 @@ deployments on the same front-end (same scheduler, host, port and user) form
 one target, asked once per scrape about all their jobs.
 """
 
+from __future__ import annotations
+
 import json
 import logging
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..errors import ConfigError, CroupierError
 from ..files import replace_file
@@ -39,7 +43,7 @@ WATCHABLE = ('SLURM', 'PBS', 'TORQUE', 'SHELL')
 class RegistrationError(CroupierError):
     """A registration the exporter cannot take; ``status`` is the HTTP status."""
 
-    def __init__(self, message, status=400):
+    def __init__(self, message: str, status: int = 400) -> None:
         self.status = status
         super().__init__(message)
 
@@ -52,17 +56,19 @@ class Target:
     port: int
     user: str
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f'{self.scheduler} {self.user}@{self.host}:{self.port}'
 
 
 @dataclass
 class Registration:
+    """One interface of one deployment as the exporter watches it: its target,
+    labels and jobs."""
     deployment: str
     interface: str
     target: Target
     label: str = ''
-    jobs: dict = field(default_factory=dict)     # job name -> scheduler job id
+    jobs: dict[str, str] = field(default_factory=dict)     # job name -> scheduler job id
     # the interface's monitoring_options.deployment_label: the ``deployment``
     # label of its job metrics in place of the deployment id
     deployment_label: str = ''
@@ -75,14 +81,15 @@ class Registration:
         return self.deployment_label or self.deployment
 
     @property
-    def infrastructure(self):
+    def infrastructure(self) -> str:
         """The ``infrastructure`` label: the interface's hpc_label, else its host."""
         if self.label:
             return self.label
         t = self.target
         return t.host if t.port == 22 else f'{t.host}:{t.port}'
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
+        """The registration as the API shows it and the state file keeps it."""
         t = self.target
         return {'deployment': self.deployment, 'interface': self.interface,
                 'scheduler': t.scheduler, 'host': t.host, 'port': t.port, 'user': t.user,
@@ -90,13 +97,15 @@ class Registration:
                 'only_jobs': self.only_jobs, 'jobs': dict(self.jobs)}
 
 
-def check_name(what, value):
+def check_name(what: str, value: Any) -> str:
+    """``value`` when it is a valid deployment, interface or job name;
+    RegistrationError naming ``what`` otherwise."""
     if not isinstance(value, str) or not NAME.fullmatch(value):
         raise RegistrationError(f'{what} {value!r} must be 1-200 letters, digits or . _ - @')
     return value
 
 
-def parse_registration(deployment, interface, body):
+def parse_registration(deployment: Any, interface: Any, body: Any) -> Registration:
     """A Registration from an HTTP body; RegistrationError names the bad field."""
     check_name('deployment', deployment)
     check_name('interface', interface)
@@ -139,13 +148,13 @@ def parse_registration(deployment, interface, body):
                         deployment_label=deployment_label, only_jobs=only_jobs)
 
 
-def parse_jobs(body):
+def parse_jobs(body: Any) -> dict[str, str]:
     """{name: job id} from ``{"jobs": [{"name": ..., "job_id": ...}, ...]}``."""
     jobs = body.get('jobs') if isinstance(body, dict) else None
     if not isinstance(jobs, list) or not jobs:
         raise RegistrationError("field 'jobs' must be a non-empty list of "
                                 "{\"name\": ..., \"job_id\": ...}")
-    out = {}
+    out: dict[str, str] = {}
     for i, job in enumerate(jobs):
         if not isinstance(job, dict) or set(job) != {'name', 'job_id'}:
             raise RegistrationError(f"jobs[{i}] = {job!r}: must be {{\"name\": ..., "
@@ -164,14 +173,14 @@ class Registry:
     """The registrations, kept in memory and, with ``state_file``, on disk
     (written atomically after each change, read at start)."""
 
-    def __init__(self, state_file=None):
+    def __init__(self, state_file: str | None = None) -> None:
         self.state_file = state_file
         self._lock = threading.Lock()
-        self._regs = {}
+        self._regs: dict[tuple[str, str], Registration] = {}
         if state_file and os.path.exists(state_file):
             self._load()
 
-    def register(self, registration):
+    def register(self, registration: Registration) -> bool:
         """Add or replace an interface's registration (its jobs are kept when
         the front-end is the same). True when it is new."""
         key = (registration.deployment, registration.interface)
@@ -183,7 +192,9 @@ class Registry:
             self._save()
         return old is None
 
-    def add_jobs(self, deployment, interface, jobs):
+    def add_jobs(self, deployment: str, interface: str, jobs: Mapping[str, str]) -> None:
+        """Add ``jobs`` ({name: job id}) to an interface's registration;
+        RegistrationError (404) when it is not registered."""
         with self._lock:
             reg = self._regs.get((deployment, interface))
             if reg is None:
@@ -192,7 +203,7 @@ class Registry:
             reg.jobs.update(jobs)
             self._save()
 
-    def unregister(self, deployment, interface=None):
+    def unregister(self, deployment: str, interface: str | None = None) -> int:
         """Remove one interface's registration, or all of a deployment's;
         returns how many were removed."""
         with self._lock:
@@ -204,18 +215,19 @@ class Registry:
                 self._save()
         return len(keys)
 
-    def registrations(self):
+    def registrations(self) -> list[Registration]:
         """Copies of every registration."""
         with self._lock:
             return [replace(r, jobs=dict(r.jobs)) for r in self._regs.values()]
 
-    def by_target(self):
-        groups = {}
+    def by_target(self) -> dict[Target, list[Registration]]:
+        """Copies of the registrations grouped by target (front-end, user, scheduler)."""
+        groups: dict[Target, list[Registration]] = {}
         for reg in self.registrations():
             groups.setdefault(reg.target, []).append(reg)
         return groups
 
-    def _save(self):
+    def _save(self) -> None:
         if not self.state_file:
             return
         data = [r.as_dict() for r in self._regs.values()]
@@ -229,6 +241,7 @@ class Registry:
         def bad(problem: str) -> ConfigError:
             return ConfigError('state_file', self.state_file, problem + ' (move it away to '
                                'start with no registrations)')
+        assert self.state_file is not None      # read only when there is one
         try:
             with open(self.state_file) as fh:
                 data = json.load(fh)

@@ -19,6 +19,8 @@ request must arrive within ``REQUEST_READ_SECONDS`` with a body of at most
 ``MAX_CONNECTIONS`` connections are served at once (more are answered 503).
 """
 
+from __future__ import annotations
+
 import errno
 import hmac
 import ipaddress
@@ -28,7 +30,9 @@ import socket
 import threading
 import time
 from http import HTTPStatus
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CollectorRegistry
@@ -38,6 +42,11 @@ from ..errors import ConfigError
 from .collector import HpcCollector
 from .config import CredentialsNotFound
 from .registry import API, Registry, RegistrationError, parse_jobs, parse_registration
+
+if TYPE_CHECKING:
+    from ..transport.base import Transport
+    from .config import ExporterConfig
+    from .registry import Target
 
 log = logging.getLogger('croupier.exporter')
 
@@ -52,7 +61,8 @@ MAX_CONNECTIONS = 32
 class ExporterService:
     """The registry, the collector and the HTTP server around them."""
 
-    def __init__(self, config, transport_factory=None):
+    def __init__(self, config: ExporterConfig,
+                 transport_factory: Callable[[Target], Transport] | None = None) -> None:
         self.config = config
         self.registry = Registry(config.state_file)
         self.collector = HpcCollector(self.registry, config, transport_factory)
@@ -60,7 +70,7 @@ class ExporterService:
         self.metrics.register(self.collector)
         self.httpd = _bind(config.listen, config.port)
         self.httpd.service = self
-        self._thread = None
+        self._thread: threading.Thread | None = None
         if not _loopback(config.listen):
             log.warning('listening on %s: anyone who reaches it can read the metrics, and '
                         'the token crosses the network in clear (plain HTTP); prefer '
@@ -69,7 +79,8 @@ class ExporterService:
     @property
     def address(self) -> str:
         """The service's base URL (an IPv6 address in brackets)."""
-        host, port = self.httpd.server_address[:2]
+        # set from the bound socket's name, whose host is text
+        host, port = cast('tuple[str, int]', self.httpd.server_address[:2])
         if ':' in host:
             host = f'[{host}]'
         return f'http://{host}:{port}'
@@ -87,7 +98,9 @@ class ExporterService:
             return False
         return hmac.compare_digest(given.strip().encode(), expected.encode())
 
-    def register(self, deployment, interface, body):
+    def register(self, deployment: str, interface: str, body: Any) -> bool:
+        """Register an interface from a PUT body, refused (422) when the exporter
+        has no credentials for its front-end; True when it is new."""
         reg = parse_registration(deployment, interface, body)
         try:
             # refuse a front-end the exporter cannot log in to now, not at every scrape
@@ -100,11 +113,12 @@ class ExporterService:
                  reg.target)
         return created
 
-    def serve_forever(self):
+    def serve_forever(self) -> None:
+        """Serve HTTP requests until stop()."""
         log.info('croupier exporter listening on %s', self.address)
         self.httpd.serve_forever(poll_interval=0.5)
 
-    def start(self):
+    def start(self) -> ExporterService:
         """Serve in a background thread (tests, embedding)."""
         self._thread = threading.Thread(target=self.serve_forever, name='croupier-exporter',
                                         daemon=True)
@@ -120,7 +134,7 @@ class ExporterService:
             self._thread.join(timeout=5)
 
 
-def _loopback(address):
+def _loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address.strip('[]')).is_loopback
     except ValueError:
@@ -154,6 +168,7 @@ class _Server(ThreadingHTTPServer):
     # connections waiting to be accepted (socketserver's 5 makes a burst wait
     # for SYN retransmissions, a second or more each)
     request_queue_size = 128
+    service: ExporterService      # set by ExporterService
 
     def __init__(self, address: tuple, family: int) -> None:
         # the family must be known before the socket is made
@@ -162,11 +177,13 @@ class _Server(ThreadingHTTPServer):
         self._refused_logged = 0.0
         super().__init__(address, _Handler)
 
-    def process_request(self, request, client_address) -> None:
+    def process_request(self, request: socket.socket | tuple[bytes, socket.socket],
+                        client_address: Any) -> None:
         """Serve the connection in a thread of its own when a slot is free,
         else answer 503 at once (without a thread) and close it."""
         if not self._slots.acquire(blocking=False):
-            self._refuse(request, client_address)
+            # a TCP server's request is the connected socket
+            self._refuse(cast(socket.socket, request), client_address)
             return
         try:
             super().process_request(request, client_address)
@@ -174,13 +191,15 @@ class _Server(ThreadingHTTPServer):
             self._slots.release()
             raise
 
-    def process_request_thread(self, request, client_address) -> None:
+    def process_request_thread(self, request: socket.socket | tuple[bytes, socket.socket],
+                               client_address: Any) -> None:
+        """As ThreadingMixIn.process_request_thread, then free the connection's slot."""
         try:
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
 
-    def _refuse(self, request, client_address) -> None:
+    def _refuse(self, request: socket.socket, client_address: Any) -> None:
         body = b'{"error": "too many connections"}'
         try:
             request.settimeout(1.0)
@@ -208,11 +227,13 @@ class _BadRequest(Exception):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server
     server_version = 'croupier-exporter'
     # socketserver applies it to the connection: an idle client is dropped
     timeout = IDLE_SECONDS
 
     def setup(self) -> None:
+        """As BaseHTTPRequestHandler.setup, then start the request's read watchdog."""
         super().setup()
         # the idle timeout alone lets a client trickle a byte at a time for ever
         self._watchdog = threading.Timer(REQUEST_READ_SECONDS, self._cut)
@@ -220,6 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._watchdog.start()
 
     def finish(self) -> None:
+        """Stop the watchdog, then as BaseHTTPRequestHandler.finish."""
         self._watchdog.cancel()
         super().finish()
 
@@ -230,14 +252,17 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, fmt, *args):
+    def log_message(self, fmt: str, *args: Any) -> None:
+        """As BaseHTTPRequestHandler.log_message, to the exporter's debug log."""
         log.debug('%s %s', self.address_string(), fmt % args)
 
     @property
-    def service(self):
+    def service(self) -> ExporterService:
+        """The ExporterService this request is served by."""
         return self.server.service
 
-    def _reply(self, status, body=None, content_type='application/json'):
+    def _reply(self, status: int, body: dict[str, Any] | list[Any] | str | bytes | None = None,
+               content_type: str = 'application/json') -> None:
         if isinstance(body, (dict, list)):
             data = json.dumps(body).encode()
         elif isinstance(body, str):
@@ -250,7 +275,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, status, message):
+    def _error(self, status: int, message: str) -> None:
         self._reply(status, {'error': message})
 
     def _length(self, method: str) -> int:
@@ -280,13 +305,13 @@ class _Handler(BaseHTTPRequestHandler):
         return raw
 
     @staticmethod
-    def _json(raw: bytes):
+    def _json(raw: bytes) -> Any:
         try:
             return json.loads(raw or b'{}')
         except ValueError:
             raise RegistrationError('the request body is not JSON') from None
 
-    def _parts(self):
+    def _parts(self) -> list[str] | None:
         path = urlsplit(self.path).path
         if not path.startswith(API):
             return None
@@ -351,14 +376,18 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception('%s %s failed', method, self.path)
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, 'internal error')
 
-    def do_GET(self):
+    def do_GET(self) -> None:
+        """Answer a GET request."""
         self._route('GET')
 
-    def do_PUT(self):
+    def do_PUT(self) -> None:
+        """Answer a PUT request."""
         self._route('PUT')
 
-    def do_POST(self):
+    def do_POST(self) -> None:
+        """Answer a POST request."""
         self._route('POST')
 
-    def do_DELETE(self):
+    def do_DELETE(self) -> None:
+        """Answer a DELETE request."""
         self._route('DELETE')
