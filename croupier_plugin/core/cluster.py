@@ -82,12 +82,13 @@ class Cluster:
         The submission is never repeated by the transport: if the connection
         breaks during it, CommandInterrupted says the outcome is unknown.
         """
-        if getattr(spec, 'local_script_data', None) is not None:
+        script_data = getattr(spec, 'local_script_data', None)
+        if script_data is not None:
             # local_script_data is only read from the file local_script names
             assert spec.local_script is not None
             # the blueprint's script goes next to the job, by SFTP
             uploaded = f'{workdir.rstrip("/")}/{posixpath.basename(spec.local_script)}'
-            self.transport.write_file(uploaded, spec.local_script_data, mode=0o700)
+            self.transport.write_file(uploaded, script_data, mode=0o700)
             spec = dataclasses.replace(spec, script=uploaded, local_script_data=None)
         script_path = self.script_path(spec, workdir)
         self.transport.write_file(script_path, self.scheduler.render_script(spec), mode=0o700)

@@ -17,11 +17,12 @@ import posixpath
 import secrets
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from .cluster import Cluster, SubmittedJob
 from .errors import CroupierError
 from .model import JobState, JobStatus
+from .transport.base import Transport
 
 #: the raw state (and the monitor's source) of a simulated job
 SIMULATED = 'SIMULATED'
@@ -53,7 +54,8 @@ class SimulatedCluster(Cluster):
     def __init__(self, key: str, scheduler: Any) -> None:
         """``scheduler`` renders the scripts; the monitor looks without delay
         (a period of 0), since looking costs nothing."""
-        super().__init__(key, NoTransport(key), scheduler, monitor_period=0.0)
+        # NoTransport stands in for a Transport: each of its methods refuses
+        super().__init__(key, cast(Transport, NoTransport(key)), scheduler, monitor_period=0.0)
         self._serial = itertools.count(1)
         self._run = secrets.token_hex(3)
 
