@@ -25,9 +25,12 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import ConfigError, CroupierError
+
+if TYPE_CHECKING:                   # data imports this module
+    from .data import DataInfrastructure
 
 # the names hpc-workspace accepts: ASCII letters and digits, '-', '.' and '_'
 # (starting with a letter or digit, so that no name reads as an option)
@@ -153,7 +156,7 @@ def parse_prepare(workspace: Workspace, host: str, exit_code: int, stdout: str,
                   stderr: str) -> WorkspaceState:
     """The WorkspaceState from prepare_command's output; WorkspaceError naming
     the workspace, the host and why when it failed."""
-    fields = {}
+    fields: dict[str, str] = {}
     for line in stdout.splitlines():
         key, _, value = line.partition('=')
         if key in ('tool', 'existing', 'path'):
@@ -218,7 +221,7 @@ def relative_path_problem(path: str) -> Optional[str]:
     return None
 
 
-def prepare(infra: Any, workspace: Workspace) -> WorkspaceState:
+def prepare(infra: DataInfrastructure, workspace: Workspace) -> WorkspaceState:
     """Find or make ``workspace`` on the data access infrastructure ``infra``
     (over its SSH login). WorkspaceError when it cannot."""
     result = infra.transport().run(prepare_command(workspace, infra.workspace_basepath),
@@ -226,7 +229,7 @@ def prepare(infra: Any, workspace: Workspace) -> WorkspaceState:
     return parse_prepare(workspace, infra.host, result.exit_code, result.stdout, result.stderr)
 
 
-def release(infra: Any, state: WorkspaceState) -> None:
+def release(infra: DataInfrastructure, state: WorkspaceState) -> None:
     """Give back a workspace that install created. WorkspaceError when the
     release command fails."""
     result = infra.transport().run(release_command(state, infra.workspace_basepath))
