@@ -207,6 +207,7 @@ class InfrastructureSettings:
             return NoTransport(self.name)
         if self.transport == 'local':
             return LocalTransport()
+        assert self.ssh is not None     # _from_properties sets it for transport: ssh
         return SshTransport(self.ssh)
 
     def cluster(self, transport: Transport | None = None) -> Cluster:
