@@ -44,7 +44,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Optional, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import paramiko
 import requests
@@ -94,11 +94,11 @@ class DataInfrastructure:
     endpoint: str
     internet_access: bool = False
     protocols: tuple[str, ...] = ()
-    ssh: Optional[SshSettings] = None
-    workdir: Optional[str] = None       # the deployment's working directory there
+    ssh: SshSettings | None = None
+    workdir: str | None = None       # the deployment's working directory there
     secrets_pending: bool = False       # credentials will come from Vault (not read yet)
     # where workspaces are folders when the host has no hpc-workspace tools
-    workspace_basepath: Optional[str] = None
+    workspace_basepath: str | None = None
     _workspace_paths: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     _workspace_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
                                             compare=False)
@@ -267,7 +267,7 @@ class DataSource:
     kind: str
     path: str
     infra: DataInfrastructure
-    workspace: Optional[Workspace] = None    # an HPCDataSource's: path is inside it
+    workspace: Workspace | None = None    # an HPCDataSource's: path is inside it
 
     @classmethod
     def from_properties(cls, name: str, kind: str, props: Mapping[str, Any],
@@ -312,7 +312,7 @@ class DataSource:
 
 
 def _workspace_of(props: Mapping[str, Any], path: str,
-                  infra: DataInfrastructure) -> Optional[Workspace]:
+                  infra: DataInfrastructure) -> Workspace | None:
     """An HPCDataSource's workspace, its filepath checked against it; None
     when it names none."""
     workspace = Workspace.from_property(props.get('workspace'))
@@ -684,7 +684,7 @@ def _pump(reader: Readable, out: Writable) -> int:
 
 
 def copy_tree(src: Files, src_path: str, dst: Files, dst_path: str, follow_links: bool = True,
-              skipped: Optional[list[str]] = None) -> tuple[int, int]:
+              skipped: list[str] | None = None) -> tuple[int, int]:
     """Copy a file or a folder (recursively) from one side to the other; a
     folder's contents land in ``dst_path``. Returns (files, bytes).
 
@@ -931,7 +931,7 @@ MOVERS: dict[str, Callable[[Transfer], str]] = {'HTTP': _http, 'SFTP': _sftp_rel
 
 # -- a job's outputs into a local folder -------------------------------------
 
-def publish_path_problem(path: str) -> Optional[str]:
+def publish_path_problem(path: str) -> str | None:
     """Why ``path`` cannot be a ``publish`` entry, or None: it must name a
     file or folder whose copy lands inside the job's results folder (no '..',
     and not ending in '.')."""

@@ -12,7 +12,7 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from .cluster import Cluster
 from .errors import ConfigError
@@ -44,7 +44,7 @@ class InfrastructureSettings:
     name: str
     scheduler: str
     transport: str = 'ssh'
-    ssh: Optional[SshSettings] = None
+    ssh: SshSettings | None = None
     modules: list = field(default_factory=list)
     job_prefix: str = ''
     base_dir: str = '$HOME'
@@ -52,19 +52,19 @@ class InfrastructureSettings:
     monitor_period: float = 15.0
     unknown_grace: float = 180.0
     skip_cleanup: bool = False
-    monitor_interface: Optional[str] = None
+    monitor_interface: str | None = None
     hpc_label: str = ''
-    partition: Optional[str] = None         # for jobs that name none
+    partition: str | None = None         # for jobs that name none
     simulate: bool = False                  # a dry run: nothing is sent to the cluster
     accounting: bool = False                # keep each ended job's scheduler figures
-    reporting_user: Optional[str] = None    # kept with those figures
+    reporting_user: str | None = None    # kept with those figures
     # the exporter's ``deployment`` label of this interface's jobs ('' : the deployment id)
     deployment_label: str = ''
     only_jobs: bool = False                 # the exporter collects no partition metrics
     # the front-end's time zone: the date a recurrent reservation's name is formatted with
     country_tz: str = 'GMT'
     # a site script run with a reservation's name once run_jobs no longer needs it
-    reservation_deletion_path: Optional[str] = None
+    reservation_deletion_path: str | None = None
 
     @classmethod
     def from_properties(cls, name: str, props: Mapping[str, Any]) -> InfrastructureSettings:
@@ -274,7 +274,7 @@ _WORKDIR_SUFFIX = r'_[0-9]{8}T[0-9]{6}_[0-9a-f]{6}'
 _WORKDIR_LABEL = r'[A-Za-z0-9_.\-]+'
 
 
-def check_removable_workdir(path: object, base: str, label: Optional[str]) -> str:
+def check_removable_workdir(path: object, base: str, label: str | None) -> str:
     """``path`` when it has the exact shape create_workdir gives a working
     directory: directly under the (resolved) ``base``, named ``label`` (the
     interface's workdir_prefix; any cleaned-up deployment id when None), a UTC

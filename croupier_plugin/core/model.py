@@ -9,7 +9,7 @@ import enum
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 
@@ -59,8 +59,8 @@ class JobStatus(NamedTuple):
     state: JobState
     raw_state: str = ''
     reason: str = ''
-    exit_code: Optional[int] = None
-    signal: Optional[int] = None
+    exit_code: int | None = None
+    signal: int | None = None
     source: str = ''
 
     @property
@@ -87,8 +87,8 @@ class JobTimes(NamedTuple):
     """How long a job waited and ran, in seconds, as the scheduler tells it
     (None where it does not)."""
     job_id: str
-    queued: Optional[float] = None      # submission to start, or to now while pending
-    walltime: Optional[float] = None    # run time so far, or in all once it ended
+    queued: float | None = None      # submission to start, or to now while pending
+    walltime: float | None = None    # run time so far, or in all once it ended
 
 
 class PartitionFigures(NamedTuple):
@@ -381,35 +381,35 @@ class JobSpec:
     """A job as Croupier submits it, independent of the scheduler."""
     name: str
     commands: list[str] = field(default_factory=list)
-    script: Optional[str] = None          # path of a script on the remote host
+    script: str | None = None          # path of a script on the remote host
     arguments: list[str] = field(default_factory=list)
-    nodes: Optional[int] = None
-    tasks: Optional[int] = None
-    tasks_per_node: Optional[int] = None
-    cpus_per_task: Optional[int] = None
-    max_time: Optional[int] = None        # seconds
-    partition: Optional[str] = None
-    memory: Optional[str] = None
-    mem_per_cpu: Optional[str] = None
-    account: Optional[str] = None
-    qos: Optional[str] = None
-    reservation: Optional[str] = None
-    mail_user: Optional[str] = None
-    mail_type: Optional[str] = None
-    stdout: Optional[str] = None
-    stderr: Optional[str] = None
-    array: Optional[str] = None
+    nodes: int | None = None
+    tasks: int | None = None
+    tasks_per_node: int | None = None
+    cpus_per_task: int | None = None
+    max_time: int | None = None        # seconds
+    partition: str | None = None
+    memory: str | None = None
+    mem_per_cpu: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    reservation: str | None = None
+    mail_user: str | None = None
+    mail_type: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    array: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     modules: list[str] = field(default_factory=list)
     pre: list[str] = field(default_factory=list)
     post: list[str] = field(default_factory=list)
     extra_directives: list[str] = field(default_factory=list)
-    local_script: Optional[str] = None    # a blueprint file, uploaded by SFTP at submission
-    local_script_data: Optional[bytes] = field(default=None, repr=False)
-    container: Optional[dict[str, Any]] = None  # image, home, volumes, launcher (SingularityJob)
-    submit_token: Optional[str] = None    # set by the engine for each submission
+    local_script: str | None = None    # a blueprint file, uploaded by SFTP at submission
+    local_script_data: bytes | None = field(default=None, repr=False)
+    container: dict[str, Any] | None = None  # image, home, volumes, launcher (SingularityJob)
+    submit_token: str | None = None    # set by the engine for each submission
     # a job factory: one array element per row, each row's values as env variables
-    factory: Optional[str] = None         # 'parameter_sweep', 'zip' or 'repeat'
+    factory: str | None = None         # 'parameter_sweep', 'zip' or 'repeat'
     parameters: list[dict[str, str]] = field(default_factory=list)
 
     # job_options keys accepted, with the spellings of the original Croupier
