@@ -27,7 +27,8 @@ import re
 import stat
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import ckanapi
 import requests
@@ -65,7 +66,7 @@ class CkanCatalogue(DataInfrastructure):
     """A CKAN catalogue and the dataset a ``CKAN_dataset`` node names in it.
     ``api_key`` is kept out of ``repr``; ``dataset`` holds the given
     ``dataset_info`` fields only."""
-    api_key: Optional[str] = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
     dataset: dict = field(default_factory=dict)
 
     @classmethod
@@ -83,7 +84,7 @@ class CkanCatalogue(DataInfrastructure):
             if key not in CATALOGUE_PROPERTIES:
                 raise ConfigError(key, props[key], f'is not a property of a CKAN_dataset '
                                                    f'({", ".join(CATALOGUE_PROPERTIES)})')
-        endpoint = props.get('endpoint')
+        endpoint: Any = props.get('endpoint')
         if isinstance(endpoint, str):
             refuse_userinfo('endpoint', endpoint.strip())
         parts = urllib.parse.urlsplit(endpoint.strip()) if isinstance(endpoint, str) else None
@@ -131,7 +132,7 @@ class CkanCatalogue(DataInfrastructure):
         return text.replace(self.api_key, HIDDEN) if self.api_key else text
 
 
-def _api_key(credentials: Any) -> Optional[str]:
+def _api_key(credentials: Any) -> str | None:
     """The API token from a catalogue's credentials; ConfigError (the token hidden)
     for SSH fields or a token that cannot be sent."""
     if credentials in (None, {}):
@@ -152,13 +153,14 @@ def _api_key(credentials: Any) -> Optional[str]:
         raise ConfigError(f'credentials.{API_KEY_LABEL_FIELD}', label,
                           f'the token is sent as {" and ".join(API_KEY_LABELS)}; give one of '
                           f'those or leave it out')
-    key = credentials.get(API_KEY_FIELD)
-    if not _given(key):
+    token = credentials.get(API_KEY_FIELD)
+    if not _given(token):
         return None
-    if not isinstance(key, str) or not key.strip() or any(c.isspace() for c in key.strip()):
+    if not isinstance(token, str) or not token.strip() or \
+            any(c.isspace() for c in token.strip()):
         raise ConfigError(f'credentials.{API_KEY_FIELD}', HIDDEN,
                           'must be the API token as one word (no spaces or line breaks)')
-    return key.strip()
+    return token.strip()
 
 
 def _dataset_info(info: Any) -> dict:

@@ -30,6 +30,8 @@ HPCDataSource with a workspace has its path inside the workspace (see
 data_workspace).
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import posixpath
@@ -39,10 +41,12 @@ import stat
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, BinaryIO, Protocol
 
+import paramiko
 import requests
 
 from .data_workspace import (Workspace, WorkspaceError, find_command, join,
@@ -76,7 +80,7 @@ def protocol(prop: str, value: Any) -> str:
     raise ConfigError(prop, value, f'must be one of {", ".join(PROTOCOLS)}')
 
 
-def _flag(prop, value):
+def _flag(prop: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(prop, value, 'must be true or false')
     return value
@@ -89,25 +93,27 @@ class DataInfrastructure:
     name: str
     endpoint: str
     internet_access: bool = False
-    protocols: tuple = ()
-    ssh: Optional[SshSettings] = None
-    workdir: Optional[str] = None       # the deployment's working directory there
+    protocols: tuple[str, ...] = ()
+    ssh: SshSettings | None = None
+    workdir: str | None = None       # the deployment's working directory there
     secrets_pending: bool = False       # credentials will come from Vault (not read yet)
     # where workspaces are folders when the host has no hpc-workspace tools
-    workspace_basepath: Optional[str] = None
-    _workspace_paths: dict = field(default_factory=dict, repr=False, compare=False)
+    workspace_basepath: str | None = None
+    _workspace_paths: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     _workspace_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
                                             compare=False)
 
     @classmethod
-    def from_properties(cls, name, props):
+    def from_properties(cls, name: str, props: Mapping[str, Any]) -> DataInfrastructure:
+        """The infrastructure of node ``name``; ConfigError naming the node, property
+        and value."""
         try:
             return cls._from_properties(name, props)
         except ConfigError as exc:
             raise exc.for_node(name) from None
 
     @classmethod
-    def _from_properties(cls, name, props):
+    def _from_properties(cls, name: str, props: Mapping[str, Any]) -> DataInfrastructure:
         for key in props:
             if key not in DAI_PROPERTIES:
                 raise ConfigError(key, props[key], f'is not a property of a data access '
@@ -160,19 +166,22 @@ class DataInfrastructure:
                    protocols=protocols, ssh=ssh, workspace_basepath=basepath)
 
     @property
-    def web_base(self):
+    def web_base(self) -> str | None:
         """The http(s) address, or None for an infrastructure reached only over SSH."""
         scheme = urllib.parse.urlsplit(self.endpoint).scheme.lower()
         return self.endpoint.rstrip('/') if scheme in ('http', 'https') else None
 
     @property
-    def host(self):
+    def host(self) -> str:
+        """The host name: the SSH login's, else the endpoint's."""
         return self.ssh.host if self.ssh else endpoint_host(self.endpoint)
 
-    def supports(self, name):
+    def supports(self, name: str) -> bool:
+        """Whether protocol ``name`` may be used here (any, when none are listed)."""
         return not self.protocols or name in self.protocols
 
-    def transport(self):
+    def transport(self) -> SshTransport:
+        """The SSH transport to the host; ConfigError when it has no SSH credentials."""
         if self.ssh is None:
             raise ConfigError('credentials', None, f"data access infrastructure "
                                                    f"'{self.name}' has no SSH credentials")
@@ -195,7 +204,8 @@ class DataInfrastructure:
                 self._workspace_paths[workspace.name] = path
             return self._workspace_paths[workspace.name]
 
-    def resolve(self, path):
+    def resolve(self, path: str) -> str:
+        """``path`` with ${workdir} replaced by the deployment's working directory here."""
         if WORKDIR_PLACEHOLDER not in path:
             return path
         if not self.workdir:
@@ -205,7 +215,8 @@ class DataInfrastructure:
         return path.replace(WORKDIR_PLACEHOLDER, self.workdir)
 
 
-def endpoint_host(endpoint):
+def endpoint_host(endpoint: str) -> str:
+    """The host name in an endpoint (a URL, host or host:port); '' when none."""
     if '://' in endpoint:
         return urllib.parse.urlsplit(endpoint).hostname or ''
     host = endpoint.split('/')[0]
@@ -214,7 +225,7 @@ def endpoint_host(endpoint):
     return name if colon and port.isdigit() and ':' not in name else host
 
 
-def _ssh_endpoint(value) -> tuple:
+def _ssh_endpoint(value: Any) -> tuple[str | None, int | None]:
     """(host, port or None) of a GridFTP infrastructure's ``ssh_endpoint``
     (host or host:port); (None, None) when not given."""
     if value in (None, ''):
@@ -256,10 +267,13 @@ class DataSource:
     kind: str
     path: str
     infra: DataInfrastructure
-    workspace: Optional[Workspace] = None    # an HPCDataSource's: path is inside it
+    workspace: Workspace | None = None    # an HPCDataSource's: path is inside it
 
     @classmethod
-    def from_properties(cls, name, kind, props, infra):
+    def from_properties(cls, name: str, kind: str, props: Mapping[str, Any],
+                        infra: DataInfrastructure) -> DataSource:
+        """The source of node ``name`` (``kind`` 'file' or 'web') on ``infra``;
+        ConfigError naming the node, property and value."""
         key = 'filepath' if kind == 'file' else 'resource'
         value = props.get(key)
         if not isinstance(value, str) or not value.strip() or '\n' in value or '\0' in value:
@@ -277,24 +291,28 @@ class DataSource:
                 raise exc.for_node(name) from None
         return cls(name=name, kind=kind, path=value.strip(), infra=infra, workspace=workspace)
 
-    def location(self):
+    def location(self) -> str:
+        """The path on the host: inside the workspace, or with ${workdir} resolved."""
         if self.workspace is not None:
             return join(self.infra.workspace_path(self.workspace), self.path)
         return self.infra.resolve(self.path)
 
-    def url(self):
+    def url(self) -> str | None:
+        """The http(s) address of the source, or None when its host has no web endpoint."""
         base = self.infra.web_base
         if base is None:
             return None
-        return base + '/' + urllib.parse.quote(self.location().lstrip('/'), safe="/~:@!$&'()*+,;=%?")
+        return base + '/' + urllib.parse.quote(self.location().lstrip('/'),
+                                               safe="/~:@!$&'()*+,;=%?")
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.workspace is not None:
             return f"'{self.name}' ({self.infra.name}:workspace {self.workspace.name}/{self.path})"
         return f"'{self.name}' ({self.infra.name}:{self.path})"
 
 
-def _workspace_of(props: dict, path: str, infra: DataInfrastructure) -> Optional[Workspace]:
+def _workspace_of(props: Mapping[str, Any], path: str,
+                  infra: DataInfrastructure) -> Workspace | None:
     """An HPCDataSource's workspace, its filepath checked against it; None
     when it names none."""
     workspace = Workspace.from_property(props.get('workspace'))
@@ -320,9 +338,9 @@ class Transfer:
     target: DataSource
     timeout: float = 6 * 3600
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _outcome: object = field(default=None, repr=False)
+    _outcome: tuple[str, str] | None = field(default=None, repr=False)
 
-    def check(self):
+    def check(self) -> None:
         """ConfigError when the protocol cannot move this source to this target."""
         src, dst = self.source, self.target
         if self.protocol == 'CKANAPI' or 'ckan' in (src.kind, dst.kind):
@@ -356,9 +374,12 @@ class Transfer:
                                   f'{self.protocol} reads a FileDataSource on an '
                                   f'infrastructure with SSH credentials').for_node(self.name)
             hosts = [src.infra, dst.infra]
+            # (the peer is src.infra or dst.infra, whose ssh is checked above: mypy
+            # cannot follow that through _peer)
             if self.protocol in ('RSYNC', 'GRIDFTP') and _rsync_runner(self) is not None and \
                     src.infra.ssh.login != dst.infra.ssh.login and \
-                    not _peer(self).secrets_pending and _peer(self).ssh.pkey() is None:
+                    not _peer(self).secrets_pending and \
+                    _peer(self).ssh.pkey() is None:  # type: ignore[union-attr]
                 peer = _peer(self)
                 raise ConfigError('transfer_protocol', self.protocol,
                                   f"{self.protocol} between '{src.infra.name}' and "
@@ -372,7 +393,7 @@ class Transfer:
                                   f"'{infra.name}' supports only "
                                   f"{', '.join(infra.protocols)}").for_node(self.name)
 
-    def run(self):
+    def run(self) -> str:
         """Move the data (once: later calls give the first call's outcome)."""
         with self._lock:
             if self._outcome is None:
@@ -391,17 +412,17 @@ class Transfer:
             raise TransferError(text)
         return text
 
-    def _failure(self, why):
+    def _failure(self, why: str) -> str:
         return f"{self.protocol} transfer '{self.name}' from {self.source} to " \
                f"{self.target} failed: {why}"
 
-    def forget(self):
+    def forget(self) -> None:
         """Run again at the next call (a new run)."""
         with self._lock:
             self._outcome = None
 
 
-def run_all(transfers, max_parallel=8):
+def run_all(transfers: Iterable[Transfer], max_parallel: int = 8) -> list[str]:
     """Run independent transfers concurrently; TransferError naming every one
     that failed. Returns what each did."""
     transfers = list(transfers)
@@ -428,7 +449,7 @@ def run_all(transfers, max_parallel=8):
 _HOME_PREFIXES = ('~/', '$HOME/', '${HOME}/')
 
 
-def home_relative(path):
+def home_relative(path: str) -> str:
     """A path for SFTP and rsync's remote side: relative to the login
     directory when it starts at the home."""
     if path in ('~', '$HOME', '${HOME}'):
@@ -439,7 +460,7 @@ def home_relative(path):
     return path
 
 
-def shell_path(path):
+def shell_path(path: str) -> str:
     """``path`` quoted for a POSIX shell, with a leading home reference expanded."""
     rel = home_relative(path)
     if rel == path:
@@ -460,7 +481,7 @@ def rsync_local_path(path: str) -> str:
     return shell_path(path)
 
 
-def _target_file(target_path, source_name):
+def _target_file(target_path: str, source_name: str) -> str:
     """A target ending in '/' is a folder that receives the file under its name."""
     if target_path.endswith('/'):
         if not source_name:
@@ -477,37 +498,56 @@ def _target_file(target_path, source_name):
 SPECIAL_BITS = 0o7000
 
 
+class Readable(Protocol):
+    """What a copy reads from: an open SFTP or local file, or an HTTP response's body."""
+
+    def read(self, size: int, /) -> bytes:
+        """Up to ``size`` bytes; b'' at the end."""
+        ...
+
+
+class Writable(Protocol):
+    """What a copy writes to: an open SFTP or local file."""
+
+    def write(self, data: bytes, /) -> object:
+        """Write ``data`` whole."""
+        ...
+
+
 class RemoteFiles:
     """File operations over one SFTP session of its own."""
 
     # permission bits a written file may keep
     file_bits = 0o777 & ~SPECIAL_BITS
 
-    def __init__(self, transport):
+    def __init__(self, transport: SshTransport) -> None:
         self.where = f'{transport.settings.user}@{transport.settings.host}'
-        self.sftp = transport.connection.open_sftp()
+        self.sftp: paramiko.SFTPClient = transport.connection.open_sftp()
 
-    def close(self):
+    def close(self) -> None:
+        """End the SFTP session."""
         self.sftp.close()
 
-    def mode(self, path):
+    def mode(self, path: str) -> int:
         """st_mode of ``path`` (links followed)."""
-        return self.sftp.stat(home_relative(path)).st_mode
+        # (paramiko types st_mode Optional: None only from a server that sends no
+        # permissions, which OpenSSH always sends; the same below)
+        return self.sftp.stat(home_relative(path)).st_mode  # type: ignore[return-value]
 
     def link_mode(self, path: str) -> int:
         """st_mode of ``path`` itself (a link is not followed)."""
-        return self.sftp.lstat(home_relative(path)).st_mode
+        return self.sftp.lstat(home_relative(path)).st_mode  # type: ignore[return-value]
 
     def real(self, path: str) -> str:
         """The absolute path of ``path`` with every link resolved (by the server)."""
         return self.sftp.normalize(home_relative(path))
 
-    def entries(self, path):
+    def entries(self, path: str) -> list[tuple[str, int]]:
         """[(name, st_mode)] of a folder, from one request (links not followed)."""
-        return sorted((a.filename, a.st_mode)
+        return sorted((a.filename, a.st_mode)  # type: ignore[misc]
                       for a in self.sftp.listdir_attr(home_relative(path)))
 
-    def mkdir(self, path):
+    def mkdir(self, path: str) -> None:
         """A folder whose parent exists (an existing one is kept)."""
         try:
             self.sftp.mkdir(home_relative(path))
@@ -515,12 +555,14 @@ class RemoteFiles:
             if not stat.S_ISDIR(self.mode(path)):
                 raise
 
-    def open_read(self, path):
+    def open_read(self, path: str) -> paramiko.SFTPFile:
+        """The file at ``path``, open for reading (with read-ahead)."""
         fh = self.sftp.open(home_relative(path), 'rb')
         fh.prefetch()
         return fh
 
-    def makedirs(self, path):
+    def makedirs(self, path: str) -> None:
+        """A folder and its missing parents (mkdir -p)."""
         path = home_relative(path)
         parts = [p for p in path.split('/') if p]
         current = '/' if path.startswith('/') else ''
@@ -531,7 +573,7 @@ class RemoteFiles:
             except FileNotFoundError:
                 self.sftp.mkdir(current)
 
-    def write(self, path: str, reader, mode: int) -> int:
+    def write(self, path: str, reader: Readable, mode: int) -> int:
         """``reader``'s bytes into ``path`` (replaced whole, never half
         written) with ``mode``'s permission bits that this side allows."""
         path = home_relative(path)
@@ -578,18 +620,20 @@ class LocalFiles:
     group or world writable), as a results folder must be."""
     where = 'the orchestrator'
 
-    def __init__(self, private: bool = False):
+    def __init__(self, private: bool = False) -> None:
         self.private = private
         self.file_bits = (0o755 if private else 0o777) & ~SPECIAL_BITS
 
-    def close(self):
+    def close(self) -> None:
+        """As RemoteFiles.close; nothing to release here."""
         pass
 
     @staticmethod
-    def _p(path):
+    def _p(path: str) -> str:
         return os.path.expanduser(path)
 
-    def mode(self, path):
+    def mode(self, path: str) -> int:
+        """st_mode of ``path`` (links followed)."""
         return os.stat(self._p(path)).st_mode
 
     def link_mode(self, path: str) -> int:
@@ -600,7 +644,8 @@ class LocalFiles:
         """The absolute path of ``path`` with every link resolved."""
         return os.path.realpath(self._p(path))
 
-    def entries(self, path):
+    def entries(self, path: str) -> list[tuple[str, int]]:
+        """[(name, st_mode)] of a folder (links not followed)."""
         with os.scandir(self._p(path)) as found:
             return sorted((e.name, e.stat(follow_symlinks=False).st_mode) for e in found)
 
@@ -611,19 +656,24 @@ class LocalFiles:
         else:
             os.makedirs(self._p(path), exist_ok=True)
 
-    def open_read(self, path):
+    def open_read(self, path: str) -> BinaryIO:
+        """The file at ``path``, open for reading."""
         return open(self._p(path), 'rb')
 
     makedirs = mkdir
 
-    def write(self, path: str, reader, mode: int) -> int:
+    def write(self, path: str, reader: Readable, mode: int) -> int:
         """``reader``'s bytes into ``path`` (replaced whole, never half
         written) with ``mode``'s permission bits that this side allows."""
         return replace_file_with(self._p(path), lambda out: _pump(reader, out),
                                  stat.S_IMODE(mode) & self.file_bits)
 
 
-def _pump(reader, out):
+# either side of a copy
+Files = RemoteFiles | LocalFiles
+
+
+def _pump(reader: Readable, out: Writable) -> int:
     size = 0
     while True:
         chunk = reader.read(CHUNK)
@@ -633,8 +683,8 @@ def _pump(reader, out):
         size += len(chunk)
 
 
-def copy_tree(src, src_path: str, dst, dst_path: str, follow_links: bool = True,
-              skipped: Optional[list] = None) -> tuple:
+def copy_tree(src: Files, src_path: str, dst: Files, dst_path: str, follow_links: bool = True,
+              skipped: list[str] | None = None) -> tuple[int, int]:
     """Copy a file or a folder (recursively) from one side to the other; a
     folder's contents land in ``dst_path``. Returns (files, bytes).
 
@@ -668,12 +718,13 @@ def copy_tree(src, src_path: str, dst, dst_path: str, follow_links: bool = True,
 class _TreeCopy:
     """One copy_tree: its counts and the links it left out."""
 
-    def __init__(self, src, dst, follow_links: bool):
+    def __init__(self, src: Files, dst: Files, follow_links: bool) -> None:
         self.src, self.dst, self.follow_links = src, dst, follow_links
         self.files = self.size = 0
-        self.skipped = []
+        self.skipped: list[str] = []
 
-    def folder(self, src_path: str, dst_path: str, real: str, ancestors: frozenset) -> None:
+    def folder(self, src_path: str, dst_path: str, real: str,
+               ancestors: frozenset[str]) -> None:
         """The contents of a folder into an existing one: one listing per
         folder, no request per file beyond the copy itself. ``real``: the
         folder's resolved path; ``ancestors``: those of the folders above it."""
@@ -709,7 +760,7 @@ class _TreeCopy:
 
 # -- movers -------------------------------------------------------------------
 
-def _sftp_relay(transfer):
+def _sftp_relay(transfer: Transfer) -> str:
     src_files = RemoteFiles(transfer.source.infra.transport())
     try:
         dst_files = RemoteFiles(transfer.target.infra.transport())
@@ -725,7 +776,8 @@ def _sftp_relay(transfer):
     return f'{files} file(s), {size} bytes relayed over SFTP through the orchestrator'
 
 
-def _run_remote(transfer, transport, command, what, lend=None):
+def _run_remote(transfer: Transfer, transport: SshTransport, command: str, what: str,
+                lend: Loan | None = None) -> None:
     """Run a transfer's command on a host (lending keys: ``lend`` is a Loan); TransferError
     with the command's exit code and stderr when it fails."""
     if lend:
@@ -738,8 +790,9 @@ def _run_remote(transfer, transport, command, what, lend=None):
             f'{result.stderr.strip()[-500:]}'))
 
 
-def _http(transfer):
+def _http(transfer: Transfer) -> str:
     url = transfer.source.url()
+    assert url is not None      # check() refuses an HTTP source without an http(s) endpoint
     target = transfer.target
     dest = target.location()
     if dest.endswith('/'):
@@ -782,7 +835,9 @@ def web_file_name(source: DataSource) -> str:
     """The name a web resource takes in a target folder: the last segment of
     its URL, decoded. ConfigError when, decoded, it is no plain file name: a
     ``%2F`` or ``..`` there would put the file outside the folder."""
-    segment = posixpath.basename(urllib.parse.urlsplit(source.url()).path.rstrip('/'))
+    url = source.url()
+    assert url is not None      # called for HTTP sources, which check() gave an endpoint
+    segment = posixpath.basename(urllib.parse.urlsplit(url).path.rstrip('/'))
     name = urllib.parse.unquote(segment)
     if name in ('', '.', '..') or '/' in name or '\0' in name:
         raise ConfigError('resource', source.path,
@@ -792,9 +847,10 @@ def web_file_name(source: DataSource) -> str:
     return name
 
 
-def _rsync_runner(transfer):
+def _rsync_runner(transfer: Transfer) -> str | None:
     """'source' or 'target': the host rsync runs on; None: relay through here."""
     src, dst = transfer.source.infra, transfer.target.infra
+    assert src.ssh is not None and dst.ssh is not None     # check() refuses them without
     if src.ssh.login == dst.ssh.login or src.internet_access:
         return 'source'
     if dst.internet_access:
@@ -802,12 +858,12 @@ def _rsync_runner(transfer):
     return None
 
 
-def _peer(transfer):
+def _peer(transfer: Transfer) -> DataInfrastructure:
     return transfer.target.infra if _rsync_runner(transfer) == 'source' \
         else transfer.source.infra
 
 
-def _rsync(transfer):
+def _rsync(transfer: Transfer) -> str:
     runner = _rsync_runner(transfer)
     if runner is None:
         how = _sftp_relay(transfer)
@@ -816,6 +872,7 @@ def _rsync(transfer):
     src_path, dst_path = src.location(), dst.location()
     here = src.infra if runner == 'source' else dst.infra
     transport = here.transport()
+    assert src.infra.ssh is not None and dst.infra.ssh is not None     # as _rsync_runner
     if src.infra.ssh.login == dst.infra.ssh.login:
         parent = posixpath.dirname(dst_path.rstrip('/'))
         command = (f'mkdir -p -- {shell_path(parent or ".")} && '
@@ -824,6 +881,7 @@ def _rsync(transfer):
         _run_remote(transfer, transport, command, f'rsync on {here.host}')
         return f'rsync on {here.host}'
     peer = _peer(transfer)
+    assert peer.ssh is not None
     peer_key = peer.ssh.pkey()
     host_key = SshTransport(peer.ssh).connection.server_key()
     known = f'{peer.ssh.known_hosts_name} {host_key.get_name()} {host_key.get_base64()}\n'
@@ -861,18 +919,19 @@ def _rsync(transfer):
            f'with a lent key'
 
 
-def _ckan(transfer):
+def _ckan(transfer: Transfer) -> str:
     """A CKANAPI transfer: see croupier_plugin.core.ckan."""
     from .ckan import move      # ckan builds on this module
     return move(transfer)
 
 
-MOVERS = {'HTTP': _http, 'SFTP': _sftp_relay, 'RSYNC': _rsync, 'CKANAPI': _ckan}
+MOVERS: dict[str, Callable[[Transfer], str]] = {'HTTP': _http, 'SFTP': _sftp_relay,
+                                                'RSYNC': _rsync, 'CKANAPI': _ckan}
 
 
 # -- a job's outputs into a local folder -------------------------------------
 
-def publish_path_problem(path: str) -> Optional[str]:
+def publish_path_problem(path: str) -> str | None:
     """Why ``path`` cannot be a ``publish`` entry, or None: it must name a
     file or folder whose copy lands inside the job's results folder (no '..',
     and not ending in '.')."""
@@ -896,8 +955,8 @@ class Publication:
     private to the orchestrator's user, and no file keeps setuid, setgid or
     sticky bits, nor group or world write permission."""
     job: str
-    locate: object
-    paths: list
+    locate: Callable[[], tuple[LocalTransport | SshTransport, str]]
+    paths: list[str]
     folder: str
 
     def run(self) -> str:
@@ -924,7 +983,7 @@ class Publication:
         remote = LocalFiles() if isinstance(transport, LocalTransport) \
             else RemoteFiles(transport)
         files = size = 0
-        skipped = []
+        skipped: list[str] = []
         try:
             for path in self.paths:
                 if path.startswith('/') or home_relative(path) != path:
@@ -946,7 +1005,7 @@ class Publication:
         return done
 
 
-def _refuse_links_below(files, workdir: str, path: str) -> None:
+def _refuse_links_below(files: Files, workdir: str, path: str) -> None:
     """TransferError when a folder on the way from ``workdir`` to its
     relative ``path`` is a link (it could lead anywhere on the host)."""
     current = workdir

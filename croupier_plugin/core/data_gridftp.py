@@ -86,7 +86,7 @@ def _absolute(path: str, home: str) -> str:
     return posixpath.join(home, '' if rel == '.' else rel)
 
 
-def _install_client(transport) -> None:
+def _install_client(transport: SshTransport) -> None:
     """Croupier's ~/.globus/gridftp-ssh on the host that runs globus-url-copy:
     written when missing or an older Croupier one; a script of the user's own is
     kept, and the transfer refused (it could not pin the peer's host key)."""
@@ -124,6 +124,8 @@ def command(transfer: Transfer, runner: str, src_path: str, dst_path: str, folde
     """The shell command run on the ``runner`` ('source' or 'target') host:
     globus-url-copy between its own file and the peer's, over sshftp."""
     here = transfer.source.infra if runner == 'source' else transfer.target.infra
+    # check() refuses a GRIDFTP transfer whose ends lack SSH credentials
+    assert transfer.source.infra.ssh is not None and transfer.target.infra.ssh is not None
     peer = _peer(transfer) if transfer.source.infra.ssh.login != \
         transfer.target.infra.ssh.login else None
     if folder:
@@ -135,6 +137,7 @@ def command(transfer: Transfer, runner: str, src_path: str, dst_path: str, folde
         if local:
             full = _absolute(path, home)
             return file_url(full + '/' if folder and not full.endswith('/') else full)
+        assert peer is not None and peer.ssh is not None    # not local: there is a peer
         return sshftp_url(peer.ssh.user, peer.ssh.host, peer.ssh.port, path)
 
     src_url = url(src_path, peer is None or runner == 'source')
@@ -164,10 +167,12 @@ def gridftp(transfer: Transfer) -> str:
     home = transport.home()
     known_file = f'.croupier-known-hosts-{secrets.token_hex(6)}'
     line = command(transfer, runner, src_path, dst_path, folder, home, known_file)
+    assert src.infra.ssh is not None and dst.infra.ssh is not None     # as in command()
     if src.infra.ssh.login == dst.infra.ssh.login:
         _run_remote(transfer, transport, line, f'globus-url-copy on {here.host}')
         return f'globus-url-copy on {here.host}'
     peer = _peer(transfer)
+    assert peer.ssh is not None
     host_key = SshTransport(peer.ssh).connection.server_key()
     known = f'{peer.ssh.known_hosts_name} {host_key.get_name()} {host_key.get_base64()}\n'
     _install_client(transport)

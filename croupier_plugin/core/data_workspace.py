@@ -25,9 +25,12 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, CroupierError
+
+if TYPE_CHECKING:                   # data imports this module
+    from .data import DataInfrastructure
 
 # the names hpc-workspace accepts: ASCII letters and digits, '-', '.' and '_'
 # (starting with a letter or digit, so that no name reads as an option)
@@ -53,7 +56,7 @@ class Workspace:
     lifetime: int = 1
 
     @classmethod
-    def from_property(cls, value: Any) -> Optional['Workspace']:
+    def from_property(cls, value: Any) -> Workspace | None:
         """The workspace of an HPCDataSource's ``workspace`` property; None when
         it gives none (absent, or only the type's defaults). ConfigError naming
         the sub-property and value otherwise."""
@@ -105,7 +108,7 @@ class WorkspaceState:
                 'workspace_created': self.created, 'workspace_tool': self.tool}
 
     @classmethod
-    def from_properties(cls, props: Mapping[str, Any]) -> Optional['WorkspaceState']:
+    def from_properties(cls, props: Mapping[str, Any]) -> WorkspaceState | None:
         """The state install stored, or None when it stored none."""
         if not props.get('workspace_path') or not props.get('workspace_name'):
             return None
@@ -114,7 +117,7 @@ class WorkspaceState:
                    tool=props.get('workspace_tool') or FOLDER)
 
 
-def fallback_base(basepath: Optional[str]) -> str:
+def fallback_base(basepath: str | None) -> str:
     """The folder that holds fallback workspaces, quoted for a POSIX shell:
     ``basepath`` when given, else croupier-workspaces in the login's home."""
     if basepath:
@@ -128,7 +131,7 @@ def _has_tools() -> str:
             '&& command -v ws_release >/dev/null 2>&1')
 
 
-def prepare_command(workspace: Workspace, basepath: Optional[str] = None) -> str:
+def prepare_command(workspace: Workspace, basepath: str | None = None) -> str:
     """The shell command that finds the workspace, or makes it when allowed.
     It prints ``tool=…``, ``existing=0|1`` and ``path=…`` lines; exit code 3
     (and ``missing``) when it does not exist and may not be created."""
@@ -153,7 +156,7 @@ def parse_prepare(workspace: Workspace, host: str, exit_code: int, stdout: str,
                   stderr: str) -> WorkspaceState:
     """The WorkspaceState from prepare_command's output; WorkspaceError naming
     the workspace, the host and why when it failed."""
-    fields = {}
+    fields: dict[str, str] = {}
     for line in stdout.splitlines():
         key, _, value = line.partition('=')
         if key in ('tool', 'existing', 'path'):
@@ -174,7 +177,7 @@ def parse_prepare(workspace: Workspace, host: str, exit_code: int, stdout: str,
                           tool=fields.get('tool') or FOLDER)
 
 
-def find_command(workspace: Workspace, basepath: Optional[str] = None) -> str:
+def find_command(workspace: Workspace, basepath: str | None = None) -> str:
     """The shell command that prints the workspace's absolute path (exit
     code 3 when there is none)."""
     name = shlex.quote(workspace.name)
@@ -183,7 +186,7 @@ def find_command(workspace: Workspace, basepath: Optional[str] = None) -> str:
             f'[ -d "$d" ] || exit 3; cd -- "$d" && pwd -P; fi')
 
 
-def release_command(state: WorkspaceState, basepath: Optional[str] = None) -> str:
+def release_command(state: WorkspaceState, basepath: str | None = None) -> str:
     """The shell command that gives back a workspace install created: with
     ws_release, or by removing the fallback folder, which must be exactly the
     folder of that name (install recorded it; nothing else is removed)."""
@@ -207,7 +210,7 @@ def join(workspace_path: str, path: str) -> str:
     return posixpath.join(workspace_path, inside) + ('/' if folder else '')
 
 
-def relative_path_problem(path: str) -> Optional[str]:
+def relative_path_problem(path: str) -> str | None:
     """Why ``path`` cannot be a filepath inside a workspace, or None."""
     if path.startswith(('/', '~', '$HOME', '${HOME}')):
         return 'is relative to the workspace: no absolute or home path'
@@ -218,7 +221,7 @@ def relative_path_problem(path: str) -> Optional[str]:
     return None
 
 
-def prepare(infra: Any, workspace: Workspace) -> WorkspaceState:
+def prepare(infra: DataInfrastructure, workspace: Workspace) -> WorkspaceState:
     """Find or make ``workspace`` on the data access infrastructure ``infra``
     (over its SSH login). WorkspaceError when it cannot."""
     result = infra.transport().run(prepare_command(workspace, infra.workspace_basepath),
@@ -226,7 +229,7 @@ def prepare(infra: Any, workspace: Workspace) -> WorkspaceState:
     return parse_prepare(workspace, infra.host, result.exit_code, result.stdout, result.stderr)
 
 
-def release(infra: Any, state: WorkspaceState) -> None:
+def release(infra: DataInfrastructure, state: WorkspaceState) -> None:
     """Give back a workspace that install created. WorkspaceError when the
     release command fails."""
     result = infra.transport().run(release_command(state, infra.workspace_basepath))

@@ -1,5 +1,7 @@
 """An InfrastructureInterface's settings, validated from blueprint properties."""
 
+from __future__ import annotations
+
 import math
 import posixpath
 import re
@@ -7,16 +9,17 @@ import secrets
 import shlex
 import time
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Optional
+from typing import Any
 
 from .cluster import Cluster
 from .errors import ConfigError
 from .model import has_line_break, directive_word, string_list
 from .schedulers import SCHEDULERS, get_scheduler
 from .simulate import NoTransport, SimulatedCluster
-from .transport import LocalTransport, SshSettings, SshTransport
+from .transport import LocalTransport, SshSettings, SshTransport, Transport
 
 TRANSPORTS = ('ssh', 'local')
 # (100: a job name or a directory name stays well within the schedulers' and NAME_MAX)
@@ -35,10 +38,13 @@ MONITORING_KEYS = ('monitor_period', 'monitor_interface', 'hpc_label', 'unknown_
 
 @dataclass
 class InfrastructureSettings:
+    """How Croupier reaches one InfrastructureInterface and runs its jobs: scheduler,
+    transport, login, folders and monitoring, checked from the node's properties."""
+
     name: str
     scheduler: str
     transport: str = 'ssh'
-    ssh: Optional[SshSettings] = None
+    ssh: SshSettings | None = None
     modules: list = field(default_factory=list)
     job_prefix: str = ''
     base_dir: str = '$HOME'
@@ -46,29 +52,30 @@ class InfrastructureSettings:
     monitor_period: float = 15.0
     unknown_grace: float = 180.0
     skip_cleanup: bool = False
-    monitor_interface: Optional[str] = None
+    monitor_interface: str | None = None
     hpc_label: str = ''
-    partition: Optional[str] = None         # for jobs that name none
+    partition: str | None = None         # for jobs that name none
     simulate: bool = False                  # a dry run: nothing is sent to the cluster
     accounting: bool = False                # keep each ended job's scheduler figures
-    reporting_user: Optional[str] = None    # kept with those figures
+    reporting_user: str | None = None    # kept with those figures
     # the exporter's ``deployment`` label of this interface's jobs ('' : the deployment id)
     deployment_label: str = ''
     only_jobs: bool = False                 # the exporter collects no partition metrics
     # the front-end's time zone: the date a recurrent reservation's name is formatted with
     country_tz: str = 'GMT'
     # a site script run with a reservation's name once run_jobs no longer needs it
-    reservation_deletion_path: Optional[str] = None
+    reservation_deletion_path: str | None = None
 
     @classmethod
-    def from_properties(cls, name, props):
+    def from_properties(cls, name: str, props: Mapping[str, Any]) -> InfrastructureSettings:
+        """The settings of node ``name``; ConfigError naming the node, property and value."""
         try:
             return cls._from_properties(name, props)
         except ConfigError as exc:
             raise exc.for_node(name) from None
 
     @classmethod
-    def _from_properties(cls, name, props):
+    def _from_properties(cls, name: str, props: Mapping[str, Any]) -> InfrastructureSettings:
         config = props.get('config')
         if not isinstance(config, dict):
             raise ConfigError('config', config, 'must be a mapping with infrastructure_interface')
@@ -160,7 +167,7 @@ class InfrastructureSettings:
         simulate = props.get('simulate', False)
         if not isinstance(simulate, bool):
             raise ConfigError('simulate', simulate, 'must be true or false')
-        options = props.get('accounting_options')
+        options: Any = props.get('accounting_options')
         # (legacy.py checks the values; given at all, the figures are collected)
         accounting = isinstance(options, dict) and options != {}
         reporting_user = (options.get('reporting_user') or None) if accounting else None
@@ -194,14 +201,18 @@ class InfrastructureSettings:
             script = shlex.quote(path)
         return f'{script} {shlex.quote(reservation)}'
 
-    def make_transport(self):
+    def make_transport(self) -> Transport | NoTransport:
+        """A new transport to the front-end: SSH, this machine, or none in a dry run."""
         if self.simulate:
             return NoTransport(self.name)
         if self.transport == 'local':
             return LocalTransport()
+        assert self.ssh is not None     # _from_properties sets it for transport: ssh
         return SshTransport(self.ssh)
 
-    def cluster(self, transport=None):
+    def cluster(self, transport: Transport | None = None) -> Cluster:
+        """The Cluster that submits and watches this interface's jobs (a simulated one
+        in a dry run), over ``transport`` or a new one."""
         scheduler = get_scheduler(self.scheduler, monitor=self.monitor_interface)
         if self.simulate:
             return SimulatedCluster(self.name, scheduler)
@@ -219,7 +230,7 @@ class InfrastructureSettings:
         stamp = time.strftime('%Y%m%dT%H%M%S', time.gmtime())
         return f'{self.base_dir.rstrip("/")}/{label}_{stamp}_{secrets.token_hex(3)}'
 
-    def resolve_base_dir(self, transport):
+    def resolve_base_dir(self, transport: Transport) -> str:
         """base_dir with a leading $HOME or ~ replaced by the remote home."""
         base = self.base_dir
         for head in ('$HOME', '${HOME}', '~'):
@@ -229,7 +240,7 @@ class InfrastructureSettings:
             return transport.home().rstrip('/') + '/' + base
         return base
 
-    def create_workdir(self, transport, deployment_id):
+    def create_workdir(self, transport: Transport, deployment_id: str) -> str:
         """A new directory for this deployment's jobs under base_dir."""
         base = self.resolve_base_dir(transport)
         label = self.workdir_prefix or re.sub(r'[^A-Za-z0-9_.\-]', '_', deployment_id or 'run')
@@ -239,7 +250,7 @@ class InfrastructureSettings:
                       check=True)
         return path
 
-    def remove_workdir(self, transport, path: str) -> None:
+    def remove_workdir(self, transport: Transport, path: str) -> None:
         """Remove a working directory this interface's create_workdir made, and
         nothing else (see check_removable_workdir)."""
         check_removable_workdir(path, self.resolve_base_dir(transport),
@@ -263,7 +274,7 @@ _WORKDIR_SUFFIX = r'_[0-9]{8}T[0-9]{6}_[0-9a-f]{6}'
 _WORKDIR_LABEL = r'[A-Za-z0-9_.\-]+'
 
 
-def check_removable_workdir(path: object, base: str, label: Optional[str]) -> str:
+def check_removable_workdir(path: object, base: str, label: str | None) -> str:
     """``path`` when it has the exact shape create_workdir gives a working
     directory: directly under the (resolved) ``base``, named ``label`` (the
     interface's workdir_prefix; any cleaned-up deployment id when None), a UTC

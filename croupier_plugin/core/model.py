@@ -9,12 +9,14 @@ import enum
 import math
 import re
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 
 
 class JobState(str, enum.Enum):
+    """A job's state, the same for every scheduler (each maps its raw states onto it)."""
+
     PENDING = 'PENDING'
     RUNNING = 'RUNNING'
     COMPLETED = 'COMPLETED'
@@ -32,14 +34,16 @@ class JobState(str, enum.Enum):
     MOVED = 'MOVED'
 
     @property
-    def terminal(self):
+    def terminal(self) -> bool:
+        """Whether the job has ended (no later state will come)."""
         return self in TERMINAL_STATES
 
     @property
-    def successful(self):
+    def successful(self) -> bool:
+        """Whether the job ended as COMPLETED."""
         return self is JobState.COMPLETED
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.value
 
 
@@ -55,15 +59,18 @@ class JobStatus(NamedTuple):
     state: JobState
     raw_state: str = ''
     reason: str = ''
-    exit_code: Optional[int] = None
-    signal: Optional[int] = None
+    exit_code: int | None = None
+    signal: int | None = None
     source: str = ''
 
     @property
-    def terminal(self):
+    def terminal(self) -> bool:
+        """Whether the job has ended, by its normalized state."""
         return self.state.terminal
 
-    def describe(self):
+    def describe(self) -> str:
+        """The state for a log line or a job's reason: the normalized state, the raw
+        one when it differs, the exit code, signal and scheduler's reason."""
         parts = [f'{self.state.value}']
         if self.raw_state and self.raw_state != self.state.value:
             parts.append(f'({self.raw_state})')
@@ -80,8 +87,8 @@ class JobTimes(NamedTuple):
     """How long a job waited and ran, in seconds, as the scheduler tells it
     (None where it does not)."""
     job_id: str
-    queued: Optional[float] = None      # submission to start, or to now while pending
-    walltime: Optional[float] = None    # run time so far, or in all once it ended
+    queued: float | None = None      # submission to start, or to now while pending
+    walltime: float | None = None    # run time so far, or in all once it ended
 
 
 class PartitionFigures(NamedTuple):
@@ -168,7 +175,7 @@ def parse_duration(prop: str, value: object) -> int:
                                    '"01:30:00" or "1-12:00:00"')
 
 
-def format_hms(seconds):
+def format_hms(seconds: float) -> str:
     """'HH:MM:SS' (hours may exceed 24), accepted by SLURM and PBS alike."""
     h, rest = divmod(int(seconds), 3600)
     m, s = divmod(rest, 60)
@@ -202,14 +209,14 @@ def directive_word(prop: str, value: object) -> str:
     return text
 
 
-def string_list(prop, value):
+def string_list(prop: str, value: Any) -> list[str]:
     """A list of strings; a single string counts as a one-element list."""
     if value is None:
         return []
     if isinstance(value, str):
         return [value]
     if isinstance(value, (list, tuple)):
-        out = []
+        out: list[str] = []
         for i, item in enumerate(value):
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 raise ConfigError(f'{prop}[{i}]', item, 'must be a string')
@@ -218,12 +225,14 @@ def string_list(prop, value):
     raise ConfigError(prop, value, 'must be a list of strings')
 
 
-def env_mapping(prop, value):
+def env_mapping(prop: str, value: Any) -> dict[str, str]:
+    """Environment variables ({NAME: value}, ["NAME=value"] or [{NAME: value}]) as
+    {NAME: string}; a boolean becomes 'true'/'false' and None ''."""
     if value is None:
         return {}
     if isinstance(value, (list, tuple)):
         # also accept ["NAME=value", ...] and [{NAME: value}, ...]
-        pairs = {}
+        pairs: dict[Any, Any] = {}
         for i, item in enumerate(value):
             if isinstance(item, dict) and len(item) == 1:
                 pairs.update(item)
@@ -235,7 +244,7 @@ def env_mapping(prop, value):
         value = pairs
     if not isinstance(value, dict):
         raise ConfigError(prop, value, 'must be a mapping of variable names to values')
-    out = {}
+    out: dict[str, str] = {}
     for k, v in value.items():
         if not isinstance(k, str) or not _ENV_NAME.fullmatch(k):
             raise ConfigError(f'{prop}.{k}', k, 'is not a valid environment variable name')
@@ -248,7 +257,7 @@ def env_mapping(prop, value):
 _SAFE_NAME = re.compile(r'[^A-Za-z0-9_.\-]')
 
 
-def scheduler_job_name(name):
+def scheduler_job_name(name: str) -> str:
     """The job name as given to schedulers: their directives cannot be quoted,
     so anything outside [A-Za-z0-9_.-] becomes '_'. The literal name reaches the
     job in CROUPIER_JOB_NAME; jobs are tracked by id, never by this name."""
@@ -275,7 +284,7 @@ def _number(prop: str, value: object) -> float:
     return value
 
 
-def _sweep_values(prop, item):
+def _sweep_values(prop: str, item: dict[str, Any]) -> list[str]:
     start = _number(f'{prop}.start', item.get('start'))
     end = _number(f'{prop}.end', item.get('end'))
     step = _number(f'{prop}.step', item.get('step', 1))
@@ -293,7 +302,7 @@ def _sweep_values(prop, item):
             for i in range(count)]
 
 
-def factory_rows(prop, kind, raw):
+def factory_rows(prop: str, kind: str, raw: Any) -> list[dict[str, str]]:
     """The rows (one {name: value} per element) of a job factory:
     parameter_sweep [{name, start, end, step}, ...] gives the product of the
     ranges (end included when reached); zip [{name, values}, ...] the i-th
@@ -308,11 +317,12 @@ def factory_rows(prop, kind, raw):
     if not isinstance(raw, list) or not raw:
         raise ConfigError(prop, raw, 'must be a list of parameters '
                                      f'({", ".join(_PARAMETER_KEYS[kind])})')
-    columns = []
+    columns: list[tuple[str, list[str]]] = []
     for i, item in enumerate(raw):
         at = f'{prop}[{i}]'
         if not isinstance(item, dict):
-            raise ConfigError(at, item, f'must be a mapping with {", ".join(_PARAMETER_KEYS[kind])}')
+            raise ConfigError(at, item,
+                              f'must be a mapping with {", ".join(_PARAMETER_KEYS[kind])}')
         for key in item:
             if key not in _PARAMETER_KEYS[kind]:
                 raise ConfigError(f'{at}.{key}', item[key],
@@ -344,7 +354,7 @@ def factory_rows(prop, kind, raw):
     if kind == 'zip':
         return [{name: values[i] for name, values in columns}
                 for i in range(len(columns[0][1]))]
-    rows = [{}]
+    rows: list[dict[str, str]] = [{}]
     for name, values in columns:
         rows = [dict(row, **{name: v}) for row in rows for v in values]
         if len(rows) > MAX_FACTORY_ELEMENTS:
@@ -353,7 +363,7 @@ def factory_rows(prop, kind, raw):
     return rows
 
 
-def job_options_mapping(name, options, prefix='job_options'):
+def job_options_mapping(name: Any, options: Any, prefix: str = 'job_options') -> dict[str, Any]:
     """Checks shared by every kind of job: a name, and options that form a mapping."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigError('name', name, 'a job needs a non-empty name')
@@ -370,37 +380,37 @@ def job_options_mapping(name, options, prefix='job_options'):
 class JobSpec:
     """A job as Croupier submits it, independent of the scheduler."""
     name: str
-    commands: list = field(default_factory=list)
-    script: Optional[str] = None          # path of a script on the remote host
-    arguments: list = field(default_factory=list)
-    nodes: Optional[int] = None
-    tasks: Optional[int] = None
-    tasks_per_node: Optional[int] = None
-    cpus_per_task: Optional[int] = None
-    max_time: Optional[int] = None        # seconds
-    partition: Optional[str] = None
-    memory: Optional[str] = None
-    mem_per_cpu: Optional[str] = None
-    account: Optional[str] = None
-    qos: Optional[str] = None
-    reservation: Optional[str] = None
-    mail_user: Optional[str] = None
-    mail_type: Optional[str] = None
-    stdout: Optional[str] = None
-    stderr: Optional[str] = None
-    array: Optional[str] = None
-    env: dict = field(default_factory=dict)
-    modules: list = field(default_factory=list)
-    pre: list = field(default_factory=list)
-    post: list = field(default_factory=list)
-    extra_directives: list = field(default_factory=list)
-    local_script: Optional[str] = None    # a blueprint file, uploaded by SFTP at submission
-    local_script_data: Optional[bytes] = field(default=None, repr=False)
-    container: Optional[dict] = None      # image, home, volumes, launcher (SingularityJob)
-    submit_token: Optional[str] = None    # set by the engine for each submission
+    commands: list[str] = field(default_factory=list)
+    script: str | None = None          # path of a script on the remote host
+    arguments: list[str] = field(default_factory=list)
+    nodes: int | None = None
+    tasks: int | None = None
+    tasks_per_node: int | None = None
+    cpus_per_task: int | None = None
+    max_time: int | None = None        # seconds
+    partition: str | None = None
+    memory: str | None = None
+    mem_per_cpu: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    reservation: str | None = None
+    mail_user: str | None = None
+    mail_type: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    array: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    modules: list[str] = field(default_factory=list)
+    pre: list[str] = field(default_factory=list)
+    post: list[str] = field(default_factory=list)
+    extra_directives: list[str] = field(default_factory=list)
+    local_script: str | None = None    # a blueprint file, uploaded by SFTP at submission
+    local_script_data: bytes | None = field(default=None, repr=False)
+    container: dict[str, Any] | None = None  # image, home, volumes, launcher (SingularityJob)
+    submit_token: str | None = None    # set by the engine for each submission
     # a job factory: one array element per row, each row's values as env variables
-    factory: Optional[str] = None         # 'parameter_sweep', 'zip' or 'repeat'
-    parameters: list = field(default_factory=list)
+    factory: str | None = None         # 'parameter_sweep', 'zip' or 'repeat'
+    parameters: list[dict[str, str]] = field(default_factory=list)
 
     # job_options keys accepted, with the spellings of the original Croupier
     OPTION_ALIASES = {
@@ -431,11 +441,12 @@ class JobSpec:
     LAUNCHERS = ('none', 'srun', 'mpirun')
 
     @classmethod
-    def from_options(cls, name, options, prefix='job_options', container=False):
+    def from_options(cls, name: str, options: Any, prefix: str = 'job_options',
+                     container: bool = False) -> 'JobSpec':
         """Validate a blueprint's ``job_options`` mapping into a JobSpec.
         ``container`` allows (and requires) the SingularityJob options."""
         options = job_options_mapping(name, options, prefix)
-        values = {}
+        values: dict[str, tuple[str, Any]] = {}
         for key, raw in options.items():
             target = cls.OPTION_ALIASES.get(key)
             if target is None:
@@ -450,7 +461,7 @@ class JobSpec:
 
         spec = cls(name=name)
 
-        def p(key):
+        def p(key: str) -> str:
             return f'{prefix}.{key}'
 
         for target, (key, raw) in values.items():
