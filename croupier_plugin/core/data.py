@@ -149,7 +149,8 @@ class DataInfrastructure:
         for key in ('cert', 'cert_password'):
             # a GridFTP infrastructure's certificate: the same refusal as validation's
             if credentials.pop(key, None) not in (None, ''):
-                raise ConfigError(f'credentials.{key}', '<hidden>', credential_refusal(key))
+                raise ConfigError(f'credentials.{key}', '<hidden>',
+                                  credential_refusal(key) or 'is not supported')
         ssh = None
         secret_given = any(credentials.get(k) for k in ('password', 'private_key',
                                                           'private_key_file'))

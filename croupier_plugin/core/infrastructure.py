@@ -12,7 +12,7 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from .cluster import Cluster
 from .errors import ConfigError
@@ -201,10 +201,11 @@ class InfrastructureSettings:
             script = shlex.quote(path)
         return f'{script} {shlex.quote(reservation)}'
 
-    def make_transport(self) -> Transport | NoTransport:
+    def make_transport(self) -> Transport:
         """A new transport to the front-end: SSH, this machine, or none in a dry run."""
         if self.simulate:
-            return NoTransport(self.name)
+            # it stands in for a Transport: each of its methods refuses
+            return cast(Transport, NoTransport(self.name))
         if self.transport == 'local':
             return LocalTransport()
         assert self.ssh is not None     # _from_properties sets it for transport: ssh
