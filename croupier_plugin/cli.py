@@ -7,7 +7,8 @@ import re
 import signal
 import sys
 import time
-from typing import Optional
+from types import FrameType
+from typing import Any, Optional, TextIO
 
 from . import runner
 from .core.accounting import figures_columns
@@ -19,19 +20,22 @@ class Console:
     """Shows the local engine's output: our progress lines and errors; the
     engine's per-task events only with --verbose."""
 
-    def __init__(self, verbose=False, stream=None):
+    def __init__(self, verbose: bool = False, stream: Optional[TextIO] = None) -> None:
         self.verbose = verbose
         self.stream = stream or sys.stdout
         self.start = time.monotonic()
         # set for a run on a named deployment: everything is recorded for the portal
         self.events: Optional[EventLog] = None
 
-    def line(self, text):
+    def line(self, text: str) -> None:
+        """Write ``text`` as a progress line, with the seconds since the console began."""
         elapsed = time.monotonic() - self.start
         self.stream.write(f'[{elapsed:7.1f}s] {text}\n')
         self.stream.flush()
 
-    def log_out(self, log, **kwargs):
+    def log_out(self, log: dict[str, Any], **kwargs: Any) -> None:
+        """Record a log line of the local engine; show errors, warnings and Croupier's
+        own lines (every line with --verbose)."""
         if self.events is not None:
             self.events.log(log)
         text = (log.get('message') or {}).get('text', '')
@@ -41,7 +45,9 @@ class Console:
                 or (ours and level != 'debug' and (log.get('context') or {}).get('node_id')):
             self.line(text)
 
-    def event_out(self, event, **kwargs):
+    def event_out(self, event: dict[str, Any], **kwargs: Any) -> None:
+        """Record an event of the local engine; show failures (every event with
+        --verbose)."""
         if self.events is not None:
             self.events.event(event)
         etype = event.get('event_type', '')
@@ -49,7 +55,8 @@ class Console:
         if self.verbose or etype in ('task_failed', 'workflow_failed'):
             self.line(f'{etype}: {text}' if etype else text)
 
-    def install(self):
+    def install(self) -> None:
+        """Make this console the one Cloudify's logs and events go to."""
         from cloudify import logs
         logs.stdout_log_out = self.log_out
         logs.stdout_event_out = self.event_out
@@ -57,7 +64,7 @@ class Console:
         logging.getLogger('ctx').propagate = False
 
 
-def _table(rows):
+def _table(rows: list[dict]) -> str:
     headers = ['job', 'infrastructure', 'scheduler id', 'state', 'exit code', 'duration']
     with_labels = any(r.get('labels') for r in rows)
     # the scheduler's figures, when an interface keeps them (accounting_options)
@@ -82,13 +89,14 @@ def _table(rows):
         body.append(row)
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
               for i, h in enumerate(headers)]
-    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths)),
+    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths, strict=False)),
              '  '.join('-' * w for w in widths)]
-    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths, strict=False))
+              for row in body]
     return '\n'.join(lines)
 
 
-def job_instances(env) -> list:
+def job_instances(env: runner.Environment) -> list:
     """The deployment's job node instances (nodes of type croupier.nodes.Job or
     derived), as stored: what `croupier status` and the portal's job table show."""
     from .edge import JOB_TYPE
@@ -98,7 +106,7 @@ def job_instances(env) -> list:
                             or [nodes[instance.node_id].type])]
 
 
-def job_rows(env):
+def job_rows(env: runner.Environment) -> list[dict]:
     """The summary rows from the deployment's stored runtime properties: one per
     job, and one per earlier attempt of a job that was retried or rerun."""
     rows = []
@@ -128,7 +136,9 @@ def _inputs(args: argparse.Namespace) -> dict:
     return args.loaded_inputs
 
 
-def cmd_validate(args):
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Parse the blueprint with its inputs and print every problem found; 1 when
+    there is one."""
     env = runner.init_env(args.blueprint, _inputs(args))
     problems = validate_plan(env.storage)
     if problems:
@@ -139,7 +149,9 @@ def cmd_validate(args):
     return 0
 
 
-def cmd_run(args):
+def cmd_run(args: argparse.Namespace) -> int:
+    """Validate, install, run_jobs and (unless --keep) uninstall the blueprint in one
+    go, then print the jobs' table; 1 when a step failed."""
     console = Console(verbose=args.verbose)
     env = runner.init_env(args.blueprint, _inputs(args), name=args.name)
     problems = validate_plan(env.storage)
@@ -159,7 +171,8 @@ def cmd_run(args):
     return status
 
 
-def _run_workflow(console, env, workflow, name=None, parameters=None):
+def _run_workflow(console: Console, env: runner.Environment, workflow: str,
+                  name: Optional[str] = None, parameters: Optional[dict] = None) -> int:
     """Execute ``workflow``; SIGINT/SIGTERM (and `croupier cancel NAME`) cancel it.
 
     On a named deployment, its logs and events are recorded (see eventlog), and a
@@ -168,7 +181,7 @@ def _run_workflow(console, env, workflow, name=None, parameters=None):
     """
     from cloudify.workflows import workflow_api
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         console.line(f'signal {signum}: cancelling {workflow}')
         workflow_api.set_cancel_request()
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -194,7 +207,7 @@ def _run_workflow(console, env, workflow, name=None, parameters=None):
             runner.remove_pid_file(name, only_pid=os.getpid())
 
 
-def _end_cancelled_as_cancelled(console: Console, env) -> None:
+def _end_cancelled_as_cancelled(console: Console, env: runner.Environment) -> None:
     """Have the engine store an execution that ends after a cancel request as
     cancelled, in the same write that stores its end (a reader never sees it ended
     as anything else), and record a workflow_cancelled event for it."""
@@ -231,7 +244,7 @@ _EXECUTION_STATUS = {'terminated': 'completed', 'pending': 'started'}
 RUNNING_STATUSES = ('pending', 'started', 'cancelling', 'force_cancelling')
 
 
-def execution_rows(env, runner_alive: bool) -> list[dict]:
+def execution_rows(env: runner.Environment, runner_alive: bool) -> list[dict]:
     """The stored executions of the deployment, newest first, each with its status
     as `croupier status --executions` and the portal show it: completed, failed,
     cancelled, started; one still marked running whose runner has gone (``runner_alive``
@@ -272,9 +285,10 @@ def _executions_table(rows: list[dict]) -> str:
             for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
               for i, h in enumerate(headers)]
-    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths)),
+    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths, strict=False)),
              '  '.join('-' * w for w in widths)]
-    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths, strict=False))
+              for row in body]
     return '\n'.join(lines)
 
 
@@ -323,7 +337,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     return _run_workflow(console, env, 'install', args.name)
 
 
-def _load(name: str) -> Optional[object]:
+def _load(name: str) -> Optional[runner.Environment]:
     """The stored deployment ``name`` (None when there is none), its name checked."""
     _check_name(name)
     try:
@@ -333,7 +347,7 @@ def _load(name: str) -> Optional[object]:
                          f'`croupier uninstall {name}` forgets it') from None
 
 
-def _named(name: str):
+def _named(name: str) -> runner.Environment:
     """The stored deployment ``name``; a ValueError naming it when there is none."""
     env = _load(name)
     if env is None:
@@ -341,7 +355,8 @@ def _named(name: str):
     return env
 
 
-def cmd_execute(args):
+def cmd_execute(args: argparse.Namespace) -> int:
+    """Run a workflow on the named deployment, then print the jobs' table."""
     env = _named(args.name)
     console = Console(verbose=args.verbose)
     console.install()
@@ -350,7 +365,7 @@ def cmd_execute(args):
     return status
 
 
-def cmd_rerun(args):
+def cmd_rerun(args: argparse.Namespace) -> int:
     """run_jobs again on a deployment, keeping what completed: only the jobs that
     failed (or never ran because of them) are submitted."""
     env = _named(args.name)
@@ -362,7 +377,9 @@ def cmd_rerun(args):
     return status
 
 
-def cmd_status(args):
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the named deployment's jobs (those with the --label values given) and,
+    with --executions, its executions."""
     env = _named(args.name)
     rows = job_rows(env)
     for wanted in args.label or []:
@@ -413,7 +430,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         if pidfd is not None:
             signal.pidfd_send_signal(pidfd, signal.SIGTERM)
         else:
-            os.kill(pid, signal.SIGTERM)
+            # (a positive int here: current is None for any other pid)
+            os.kill(pid, signal.SIGTERM)  # type: ignore[arg-type]
     except ProcessLookupError:
         runner.remove_pid_file(args.name)
         print(f'no execution of {args.name!r} is running (process {pid} just ended)',
@@ -449,7 +467,7 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     return status
 
 
-def cmd_keys_generate(args):
+def cmd_keys_generate(args: argparse.Namespace) -> int:
     """An ed25519 key pair: the private key goes to Vault, the public line to stdout."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -493,7 +511,7 @@ def cmd_keys_generate(args):
     return 0
 
 
-def cmd_exporter(args):
+def cmd_exporter(args: argparse.Namespace) -> int:
     """The Prometheus exporter, until SIGINT or SIGTERM."""
     import threading
 
@@ -511,7 +529,7 @@ def cmd_exporter(args):
         return 2
     stop = threading.Event()
 
-    def on_signal(signum, frame):
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         stop.set()
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
@@ -524,7 +542,7 @@ def cmd_exporter(args):
     return 0
 
 
-def cmd_config(args) -> int:
+def cmd_config(args: argparse.Namespace) -> int:
     """Print the site configuration in effect and where each value comes from."""
     from .core import site
     try:
@@ -547,12 +565,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run(args.host, args.port, args.catalogue, args.allow_remote)
 
 
-def _cause(exc):
+def _cause(exc: BaseException) -> str:
     text = str(exc)
     return text if text else type(exc).__name__
 
 
-def main(argv=None):
+def main(argv: Optional[list[str]] = None) -> int:
+    """The `croupier` command line: run the subcommand ``argv`` names; its exit status
+    (2 for a bad blueprint, inputs or file)."""
     parser = argparse.ArgumentParser(prog='croupier', description='Run HPC workflow '
                                      'blueprints on the embedded Cloudify engine.')
     sub = parser.add_subparsers(dest='command', required=True)

@@ -4,8 +4,10 @@ operations.py and workflows.py that knows Cloudify's names."""
 
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Any
 
 from cloudify.exceptions import NonRecoverableError
 
@@ -16,12 +18,12 @@ from .core.data import (DataInfrastructure, DataSource, Publication, Transfer,
 from .core.engine import RETRY_STATES, JobPolicy
 from .core.errors import (AuthenticationError, ConfigError, CroupierError, HostKeyError,
                           TransportError)
-from .core.exporter import client_from_properties, registration_payload
+from .core.exporter import ExporterClient, client_from_properties, registration_payload
 from .core.infrastructure import InfrastructureSettings
 from .core.model import JobSpec, parse_duration
 from .core.schedulers import get_scheduler
 from .core.schedulers.pycompss import PycompssJob
-from .core.transport import SshSettings
+from .core.transport import SshSettings, Transport
 from .core.vault import VaultSettings, fetch_credentials, merge_credentials
 
 INTERFACE_TYPE = 'croupier.nodes.InfrastructureInterface'
@@ -61,18 +63,22 @@ def own_properties(properties: dict) -> dict:
     return {k: v for k, v in (properties or {}).items() if k not in ROOT_PROPERTIES}
 
 
-def is_type(node, type_name):
+def is_type(node: Any, type_name: str) -> bool:
+    """Whether the Cloudify node (or node instance's node) is of ``type_name`` or derives
+    from it."""
     return type_name in (getattr(node, 'type_hierarchy', None) or [node.type])
 
 
-def vault_settings(node_id, properties):
+def vault_settings(node_id: str, properties: dict[str, Any]) -> VaultSettings:
+    """A Vault node's settings; NonRecoverableError naming node, property and value when
+    they are not valid."""
     try:
         return VaultSettings.from_properties(own_properties(properties), node=node_id)
     except ConfigError as exc:
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
 
 
-def exporter_client(node_id, properties):
+def exporter_client(node_id: str, properties: dict[str, Any]) -> ExporterClient:
     """The client of an HPCExporter node; its bad address names node, property and value.
     A node that gives no address takes the site's (CROUPIER_EXPORTER_ADDRESS or the site
     configuration file)."""
@@ -91,7 +97,7 @@ def exporter_client(node_id, properties):
         raise NonRecoverableError(str(exc)) from None
 
 
-def exporter_registration(settings):
+def exporter_registration(settings: InfrastructureSettings) -> dict[str, Any]:
     """What the exporter is told about an interface (no secret)."""
     try:
         return registration_payload(settings)
@@ -99,7 +105,9 @@ def exporter_registration(settings):
         raise NonRecoverableError(str(exc)) from None
 
 
-def _credentials_from_vault(node_id, creds, vault, fetch, host=None):
+def _credentials_from_vault(node_id: str, creds: dict[str, Any] | None,
+                            vault: tuple[str, dict[str, Any]], fetch: bool,
+                            host: str | None = None) -> dict[str, Any]:
     """``creds`` completed from the Vault node ``vault`` (node id, properties);
     ``fetch=False`` checks the blueprint only, standing in for the secrets."""
     vault_id, vault_props = vault
@@ -140,7 +148,8 @@ def contained_host(node_id: str, target_id: str, target_properties: dict,
     return host
 
 
-def interface_settings(node_id: str, properties: dict, vault=None, fetch: bool = True,
+def interface_settings(node_id: str, properties: dict,
+                       vault: tuple[str, dict[str, Any]] | None = None, fetch: bool = True,
                        host: str | None = None) -> InfrastructureSettings:
     """The interface's settings; with ``vault`` (node id, Vault properties) its
     credentials are completed from Vault (``fetch=False`` checks the blueprint
@@ -163,7 +172,7 @@ def interface_settings(node_id: str, properties: dict, vault=None, fetch: bool =
     return settings
 
 
-def with_site_known_hosts(ssh):
+def with_site_known_hosts(ssh: SshSettings | None) -> SshSettings | None:
     """``ssh`` (SshSettings or None) also trusting the host keys of the site's
     known_hosts file, when the site configuration names one."""
     if ssh is None:
@@ -171,12 +180,13 @@ def with_site_known_hosts(ssh):
     return replace(ssh, site_known_hosts=site.load().get('known_hosts'))
 
 
-def _options(value):
+def _options(value: Any) -> Any:
     # a copy of a mapping; anything else goes on to be refused by name
     return dict(value) if isinstance(value, dict) else (value or {})
 
 
-def _parse_job(name, options, kind, now=None):
+def _parse_job(name: str, options: Any, kind: str,
+               now: datetime | None = None) -> JobSpec | PycompssJob:
     """The job's spec from its options. ``recurrent_reservation: true`` (the original
     Croupier's option) makes ``reservation`` a strftime pattern, formatted with
     ``now`` (the interface's local time; UTC when checking without an interface)."""
@@ -194,7 +204,7 @@ def _parse_job(name, options, kind, now=None):
     return JobSpec.from_options(name, options, container=(kind == 'container'))
 
 
-def job_kind(types):
+def job_kind(types: Sequence[str]) -> str:
     """'pycompss', 'container' or 'batch', from a node's type hierarchy."""
     if PYCOMPSS_TYPE in types:
         return 'pycompss'
@@ -203,7 +213,8 @@ def job_kind(types):
     return 'batch'
 
 
-def job_spec(node_id, instance_id, properties, settings, kind='batch'):
+def job_spec(node_id: str, instance_id: str, properties: dict[str, Any],
+             settings: InfrastructureSettings, kind: str = 'batch') -> JobSpec | PycompssJob:
     """The job spec of a job node instance on the interface ``settings``."""
     if (kind == 'pycompss') != (settings.scheduler == 'PYCOMPSS'):
         raise NonRecoverableError(
@@ -219,11 +230,13 @@ def job_spec(node_id, instance_id, properties, settings, kind='batch'):
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
     spec.modules = list(settings.modules) + list(spec.modules)
     if getattr(spec, 'partition', 'none') is None and settings.partition:
-        spec.partition = settings.partition
+        # (a PycompssJob has no partition: the getattr above keeps it out)
+        spec.partition = settings.partition  # type: ignore[union-attr]
     return spec
 
 
-def check_for_scheduler(settings, spec):
+def check_for_scheduler(settings: InfrastructureSettings,
+                        spec: JobSpec | PycompssJob) -> None:
     """ConfigError for options the interface's scheduler has no equivalent of."""
     scheduler = get_scheduler(settings.scheduler, monitor=settings.monitor_interface)
     check = getattr(scheduler, 'check', None)
@@ -231,7 +244,7 @@ def check_for_scheduler(settings, spec):
         check(spec)
 
 
-def job_options_check(node_id, properties, kind='batch'):
+def job_options_check(node_id: str, properties: dict[str, Any], kind: str = 'batch') -> None:
     """Validate a job's options without knowing its interface yet."""
     try:
         _parse_job(node_id, _options(properties.get('job_options')), kind)
@@ -239,7 +252,7 @@ def job_options_check(node_id, properties, kind='batch'):
         raise NonRecoverableError(str(exc.for_node(node_id))) from None
 
 
-def as_cloudify_error(exc, what):
+def as_cloudify_error(exc: Exception, what: str) -> Exception:
     """A core error as the error Cloudify should see."""
     if isinstance(exc, (ConfigError, HostKeyError, AuthenticationError)):
         return NonRecoverableError(f'{what}: {exc}')
@@ -258,32 +271,40 @@ class NodeView:
     """What the data planning needs of a node, from the local storage's dicts or
     the workflow's node objects alike."""
     id: str
-    types: list
-    properties: dict
-    relationships: list         # [(relationship type hierarchy, target node id)]
+    types: list[str]
+    properties: dict[str, Any]
+    # [(relationship type hierarchy, target node id)]
+    relationships: list[tuple[list[str], str]]
 
-    def targets(self, rel_type):
+    def targets(self, rel_type: str) -> list[str]:
+        """The ids of the nodes this node has a ``rel_type`` relationship to."""
         return [target for types, target in self.relationships if rel_type in types]
 
-    def is_a(self, type_name):
+    def is_a(self, type_name: str) -> bool:
+        """Whether the node is of ``type_name`` or derives from it."""
         return type_name in self.types
 
 
 @dataclass
 class Dataflow:
-    infrastructures: dict = field(default_factory=dict)
-    sources: dict = field(default_factory=dict)
-    transfers: dict = field(default_factory=dict)
-    inputs: dict = field(default_factory=dict)      # job node id -> [source node ids]
-    outputs: dict = field(default_factory=dict)
-    problems: list = field(default_factory=list)
+    """A deployment's data infrastructures, sources and transfers by node id, the
+    jobs' inputs and outputs, and the problems found building them."""
+    infrastructures: dict[str, DataInfrastructure] = field(default_factory=dict)
+    sources: dict[str, DataSource] = field(default_factory=dict)
+    transfers: dict[str, Transfer] = field(default_factory=dict)
+    # job node id -> [source node ids]
+    inputs: dict[str, list[str]] = field(default_factory=dict)
+    outputs: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
-    def raise_problems(self):
+    def raise_problems(self) -> None:
+        """NonRecoverableError listing every problem, when there is one."""
         if self.problems:
             raise NonRecoverableError('the dataflow is not valid:\n' + '\n'.join(self.problems))
 
 
-def _vault_of_view(view, views):
+def _vault_of_view(view: NodeView,
+                   views: Mapping[str, NodeView]) -> tuple[str, dict[str, Any]] | None:
     vaults = view.targets(FROM_VAULT)
     if not vaults:
         return None
@@ -309,7 +330,10 @@ def ckan_catalogue(view: NodeView) -> CkanCatalogue:
         raise NonRecoverableError(str(exc)) from None
 
 
-def data_infrastructure(view, views, fetch=True):
+def data_infrastructure(view: NodeView, views: Mapping[str, NodeView],
+                        fetch: bool = True) -> DataInfrastructure:
+    """The data infrastructure (or CKAN catalogue) of a DataAccessInfrastructure node,
+    its credentials completed from Vault; NonRecoverableError when it is not valid."""
     if view.is_a(CKAN_DATASET_TYPE):
         return ckan_catalogue(view)
     props = {k: v for k, v in view.properties.items() if k in
@@ -329,7 +353,7 @@ def data_infrastructure(view, views, fetch=True):
     return infra
 
 
-def build_dataflow(views, fetch=True):
+def build_dataflow(views: Mapping[str, NodeView], fetch: bool = True) -> Dataflow:
     """The deployment's data objects and transfers, and every problem found
     (each naming node, property and value)."""
     flow = Dataflow()
@@ -362,8 +386,9 @@ def build_dataflow(views, fetch=True):
             continue
         try:
             if kind == 'ckan':
+                # (infra is a CkanCatalogue here: checked just above)
                 flow.sources[view.id] = CkanResource.from_resource_properties(
-                    view.id, view.properties, infra)
+                    view.id, view.properties, infra)  # type: ignore[arg-type]
                 continue
             flow.sources[view.id] = DataSource.from_properties(view.id, kind, view.properties,
                                                                infra)
@@ -390,7 +415,7 @@ def build_dataflow(views, fetch=True):
     return flow
 
 
-def _transfer(view, views, flow):
+def _transfer(view: NodeView, views: Mapping[str, NodeView], flow: Dataflow) -> Transfer:
     name = protocol('transfer_protocol', view.properties.get('transfer_protocol'))
     ends = {}
     for rel in (FROM_SOURCE, TO_TARGET):
@@ -414,7 +439,8 @@ def _transfer(view, views, flow):
     return transfer
 
 
-def assign_workdirs(flow, interfaces):
+def assign_workdirs(flow: Dataflow,
+                    interfaces: Sequence[tuple[InfrastructureSettings, str | None]]) -> None:
     """Give each data infrastructure the working directory of the interface on
     the same host (and port; the same user first) for ``${workdir}``.
     ``interfaces``: [(InfrastructureSettings, workdir)]."""
@@ -423,15 +449,17 @@ def assign_workdirs(flow, interfaces):
             continue
         same_host = [(s, w) for s, w in interfaces if s.ssh is not None and w and
                      (s.ssh.host, s.ssh.port) == (infra.ssh.host, infra.ssh.port)]
-        same_user = [(s, w) for s, w in same_host if s.ssh.user == infra.ssh.user]
-        chosen = (same_user or same_host or [(None, None)])[0][1]
+        # (same_host holds only interfaces with ssh settings; (None, None) is the fallback)
+        same_user = [(s, w) for s, w in same_host
+                     if s.ssh.user == infra.ssh.user]  # type: ignore[union-attr]
+        chosen = (same_user or same_host or [(None, None)])[0][1]  # type: ignore[list-item]
         infra.workdir = chosen
 
 
 _LABEL_KEY = re.compile(r'[A-Za-z0-9_.\-/]+')
 
 
-def job_labels(node_id, properties):
+def job_labels(node_id: str, properties: dict[str, Any]) -> dict[str, str]:
     """The job's ``labels``: a mapping, or a list of 'key=value' strings."""
     raw = properties.get('labels') or {}
     items = raw
@@ -462,7 +490,7 @@ def job_labels(node_id, properties):
 MAX_RETRIES = 100
 
 
-def job_policy(node_id, properties):
+def job_policy(node_id: str, properties: dict[str, Any]) -> JobPolicy:
     """The job's retry and queue-time policy from ``max_retries``, ``retry_on``
     and ``max_time_in_queue``."""
     retries = properties.get('max_retries', 0)
@@ -491,7 +519,7 @@ def job_policy(node_id, properties):
                      max_time_in_queue=seconds)
 
 
-def publish_paths(node_id, properties):
+def publish_paths(node_id: str, properties: dict[str, Any]) -> list[str]:
     """The job's ``publish`` list: paths of files or folders to copy back."""
     paths = properties.get('publish') or []
     if isinstance(paths, str):
@@ -510,7 +538,8 @@ def publish_paths(node_id, properties):
     return [p.strip() for p in paths]
 
 
-def publication(job_name, paths, results_dir, locate):
+def publication(job_name: str, paths: list[str], results_dir: str,
+                locate: Callable[[], tuple[Transport, str]]) -> Publication:
     """Copies ``paths`` of the job into results_dir/<job>; ``locate()`` gives the
     (transport, working directory) the job ran with."""
     return Publication(job_name, locate, paths, os.path.join(results_dir, job_name))

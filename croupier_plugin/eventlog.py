@@ -71,19 +71,19 @@ def scrub(text: Any, secrets: list[str]) -> Any:
     return text
 
 
-def input_definitions(env) -> dict:
+def input_definitions(env: runner.Environment) -> dict:
     """The input definitions of the blueprint of the stored deployment ``env`` (the
     deployment's own plan holds the input values instead)."""
     blueprint = env.storage._storage.get_blueprint(env.name) or {}
     return (blueprint.get('plan') or {}).get('inputs') or {}
 
 
-def given_inputs(env) -> dict:
+def given_inputs(env: runner.Environment) -> dict:
     """The inputs the stored deployment ``env`` was created with."""
     return (env.storage._storage.get_deployment(env.name) or {}).get('inputs') or {}
 
 
-def deployment_secrets(env) -> list[str]:
+def deployment_secrets(env: runner.Environment) -> list[str]:
     """The secret strings among the stored deployment's inputs."""
     return secret_strings(given_inputs(env), input_definitions(env))
 

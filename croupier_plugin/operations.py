@@ -1,10 +1,12 @@
 """Lifecycle operations: read ctx, build core objects, call the core."""
 
+from __future__ import annotations
+
 import os
 import shlex
 import subprocess
 import tempfile
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from cloudify import ctx as _ctx  # noqa: F401  (ctx is passed in by the decorator)
 from cloudify.decorators import operation
@@ -15,10 +17,14 @@ from .core.data import DataSource
 from .core.data_workspace import WorkspaceState, prepare, release
 from .core.engine import JobRecord
 from .core.errors import CroupierError
+from .core.infrastructure import InfrastructureSettings
 from .validation import node_view, validate_nodes
 
+if TYPE_CHECKING:
+    from cloudify.context import CloudifyContext, NodeInstanceContext
 
-def _deployment_nodes(ctx):
+
+def _deployment_nodes(ctx: CloudifyContext) -> list[Any]:
     """Every node of the deployment: from the local engine's storage, or from
     the manager's REST API."""
     storage = getattr(ctx._endpoint, 'storage', None)
@@ -28,7 +34,8 @@ def _deployment_nodes(ctx):
     return list(get_rest_client().nodes.list(deployment_id=ctx.deployment.id))
 
 
-def _vault_of(ctx, instance=None):
+def _vault_of(ctx: CloudifyContext, instance: NodeInstanceContext | None = None
+              ) -> tuple[str, dict[str, Any]] | None:
     """(node id, properties) of the Vault the interface takes its credentials from."""
     for rel in (instance or ctx.instance).relationships:
         if edge.FROM_VAULT in (rel.type_hierarchy or [rel.type]):
@@ -49,7 +56,7 @@ def _contained_host(node: Any, instance: Any) -> Optional[str]:
     return instance.runtime_properties.get(edge.CONTAINED_HOST)
 
 
-def _check_deployment(ctx):
+def _check_deployment(ctx: CloudifyContext) -> None:
     """Refuse a deployment with any bad interface or job before touching a host."""
     problems = validate_nodes(_deployment_nodes(ctx))
     if problems:
@@ -67,7 +74,7 @@ def _recurring(node: Any) -> bool:
 
 
 @operation
-def configure_interface(ctx: Any, recurrence: bool = False, **kwargs: Any) -> None:
+def configure_interface(ctx: CloudifyContext, recurrence: bool = False, **kwargs: Any) -> None:
     """Log in to the front-end and create the deployment's working directory,
     once every interface and job of the deployment was found valid.
 
@@ -116,7 +123,7 @@ def configure_interface(ctx: Any, recurrence: bool = False, **kwargs: Any) -> No
 
 
 @operation
-def cleanup_interface(ctx: Any, **kwargs: Any) -> None:
+def cleanup_interface(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Remove the working directory (a recurring interface's every recurrence's)
     unless skip_cleanup."""
     props = ctx.instance.runtime_properties
@@ -151,7 +158,7 @@ def cleanup_interface(ctx: Any, **kwargs: Any) -> None:
 
 
 @operation
-def configure_job(ctx: Any, recurrence: bool = False, **kwargs: Any) -> None:
+def configure_job(ctx: CloudifyContext, recurrence: bool = False, **kwargs: Any) -> None:
     """Validate the job's options and its relationships, and run its bootstrap
     script in its interface's working directory.
 
@@ -184,7 +191,7 @@ def configure_job(ctx: Any, recurrence: bool = False, **kwargs: Any) -> None:
 
 
 @operation
-def revert_job(ctx: Any, **kwargs: Any) -> None:
+def revert_job(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Run the job's revert script (application removal) at uninstall."""
     deployment = _deployment_options(ctx)
     if deployment.get('revert'):
@@ -198,11 +205,11 @@ def revert_job(ctx: Any, **kwargs: Any) -> None:
         _run_deployment_script(ctx, 'revert', deployment)
 
 
-def _deployment_options(ctx):
+def _deployment_options(ctx: CloudifyContext) -> dict:
     return edge.deployment_options(ctx.node.id, ctx.node.properties)
 
 
-def _interfaces_of(ctx):
+def _interfaces_of(ctx: CloudifyContext) -> list[tuple[InfrastructureSettings, str | None]]:
     """[(settings, workdir)] of the interfaces the job may run on."""
     nodes = {n.id: n for n in _deployment_nodes(ctx)}
     found = []
@@ -223,7 +230,7 @@ def _interfaces_of(ctx):
     return found
 
 
-def _deployment_source(ctx):
+def _deployment_source(ctx: CloudifyContext) -> str:
     for rel in ctx.instance.relationships:
         if 'deployment_source' in (rel.type_hierarchy or [rel.type]):
             props = rel.target.node.properties
@@ -231,7 +238,7 @@ def _deployment_source(ctx):
     return ''
 
 
-def _run_deployment_script(ctx, which, options):
+def _run_deployment_script(ctx: CloudifyContext, which: str, options: dict[str, Any]) -> None:
     """Run the blueprint's bootstrap or revert script with the deployment inputs,
     on the HPC front-end in the working directory (hpc_execution: on every
     interface the job may be placed on) or here (once)."""
@@ -243,7 +250,8 @@ def _run_deployment_script(ctx, which, options):
         _run_script_for(ctx, which, options, local, settings, workdir)
 
 
-def _run_script_for(ctx, which, options, local, settings, workdir):
+def _run_script_for(ctx: CloudifyContext, which: str, options: dict[str, Any], local: str,
+                    settings: InfrastructureSettings, workdir: str | None) -> None:
     if not workdir:
         raise NonRecoverableError(f"node '{ctx.node.id}': its interface has no working "
                                   f"directory")
@@ -284,13 +292,13 @@ def _run_script_for(ctx, which, options, local, settings, workdir):
 
 
 @operation
-def configure_vault(ctx, **kwargs):
+def configure_vault(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Check the Vault node's properties (the interfaces log in when they need to)."""
     edge.vault_settings(ctx.node.id, ctx.node.properties)
 
 
 @operation
-def configure_exporter(ctx, **kwargs):
+def configure_exporter(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Check the HPCExporter's address, and that the exporter answers and takes its token."""
     client = edge.exporter_client(ctx.node.id, ctx.node.properties)
     try:
@@ -304,7 +312,7 @@ def configure_exporter(ctx, **kwargs):
 
 
 @operation
-def register_with_exporter(ctx, **kwargs):
+def register_with_exporter(ctx: CloudifyContext, **kwargs: Any) -> None:
     """interface_monitored_by, established: the interface's front-end (scheduler,
     host, port, login user; no secret) registered with the exporter."""
     source = ctx.source
@@ -328,7 +336,7 @@ def register_with_exporter(ctx, **kwargs):
 
 
 @operation
-def unregister_from_exporter(ctx, **kwargs):
+def unregister_from_exporter(ctx: CloudifyContext, **kwargs: Any) -> None:
     """interface_monitored_by, unlinked: the exporter forgets the interface and its
     jobs. An exporter that cannot be reached does not stop the uninstall."""
     client = edge.exporter_client(ctx.target.node.id, ctx.target.node.properties)
@@ -343,7 +351,7 @@ def unregister_from_exporter(ctx, **kwargs):
 
 
 @operation
-def configure_data_infrastructure(ctx, **kwargs):
+def configure_data_infrastructure(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Check the data access infrastructure; with a Vault, read its credentials
     now so that a refused JWT or a missing secret fails the install."""
     views = {n.id: node_view(n) for n in _deployment_nodes(ctx)}
@@ -353,13 +361,13 @@ def configure_data_infrastructure(ctx, **kwargs):
 
 
 @operation
-def configure_transfer(ctx, **kwargs):
+def configure_transfer(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Refuse a transfer Croupier cannot run (a protocol it does not support,
     a source or target of the wrong kind) at install."""
     _check_deployment(ctx)
 
 
-def _workspace_source(ctx):
+def _workspace_source(ctx: CloudifyContext) -> DataSource:
     """The HPCDataSource of this operation as a core DataSource, its
     infrastructure's credentials read (from Vault too)."""
     views = {n.id: node_view(n) for n in _deployment_nodes(ctx)}
@@ -377,7 +385,7 @@ def _workspace_source(ctx):
 
 
 @operation
-def prepare_workspace(ctx, **kwargs) -> None:
+def prepare_workspace(ctx: CloudifyContext, **kwargs: Any) -> None:
     """An HPCDataSource with a workspace: find it, or make it when ``create``
     (hpc-workspace tools, else a folder), before any job runs; its path, and
     whether this install made it, kept in runtime properties."""
@@ -400,7 +408,7 @@ def prepare_workspace(ctx, **kwargs) -> None:
 
 
 @operation
-def release_workspace(ctx, **kwargs) -> None:
+def release_workspace(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Uninstall: give back the workspace install created (ws_release, or the
     folder removed); one that existed before is kept. A failure is logged and
     does not stop the uninstall."""

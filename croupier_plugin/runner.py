@@ -15,6 +15,8 @@ the manager picks them: the URL's version for a URL, the blueprint's DSL
 version for ``cloudify/types/types.yaml``.
 """
 
+from __future__ import annotations
+
 import contextlib
 import copy
 import os
@@ -22,10 +24,16 @@ import re
 import shutil
 import stat
 import threading
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import yaml
 from cloudify.workflows.local import FileStorage
+# the local Cloudify environment init_env and load_named give (cli, the portal)
+from cloudify.workflows.local import _Environment as Environment
+
+if TYPE_CHECKING:
+    from cloudify_rest_client.node_instances import NodeInstance
+    from dsl_parser.import_resolver.abstract_import_resolver import AbstractImportResolver
 
 from .core.files import replace_file
 
@@ -63,7 +71,7 @@ _PARSED_IMPORTS: dict = {}
 _PARSED_IMPORTS_LOCK = threading.Lock()
 
 
-def parsed_import(path: str, import_url: str):
+def parsed_import(path: str, import_url: str) -> Any:
     """The parsed YAML (dsl_parser's Holder) of the import ``import_url`` read
     from the local file ``path``: a fresh copy of one parse per process."""
     from dsl_parser import utils as dsl_utils
@@ -81,7 +89,7 @@ def parsed_import(path: str, import_url: str):
     return copy.deepcopy(parsed)
 
 
-def _resolver_class():
+def _resolver_class() -> type[AbstractImportResolver]:
     # dsl_parser is imported only when a blueprint is parsed
     from dsl_parser.exceptions import DSLParsingLogicException
     from dsl_parser.import_resolver.abstract_import_resolver import (AbstractImportResolver,
@@ -114,7 +122,7 @@ def _resolver_class():
                 return types_for_version(RESOURCES, dsl_version)
             return None
 
-        def fetch_import(self, import_url: str, **kwargs):
+        def fetch_import(self, import_url: str, **kwargs: Any) -> Any:
             """``import_url`` for a blueprint of ``kwargs['dsl_version']``: Croupier's
             plugin.yaml and the Cloudify types already parsed (``parsed_import``),
             anything else as text."""
@@ -129,7 +137,7 @@ def _resolver_class():
             """Any other remote import, read as written."""
             return read_import(import_url)
 
-        def retrieve_plugin(self, import_url: str, **kwargs) -> None:
+        def retrieve_plugin(self, import_url: str, **kwargs: Any) -> None:
             """No plugin catalogue: plugin.yaml is imported as a file."""
             return None
 
@@ -152,7 +160,7 @@ def import_rules() -> list:
     return rules
 
 
-def resolver(types_root: Optional[str] = None):
+def resolver(types_root: Optional[str] = None) -> AbstractImportResolver:
     """The import resolver of the embedded runner; ``types_root`` (default:
     ``$CROUPIER_CLOUDIFY_TYPES``) reads a manager's own types files instead of
     Croupier's."""
@@ -234,7 +242,7 @@ def _yaml_error(where: str, exc: yaml.YAMLError) -> InputError:
     return InputError(f'{where}{at}: {problem}')
 
 
-def parse_yaml(text: str, where: str, construct: bool = True):
+def parse_yaml(text: str, where: str, construct: bool = True) -> Any:
     """The document in ``text`` (``where`` names it in errors), built with PyYAML's
     safe loader only after the size and alias-expansion limits were checked.
 
@@ -258,7 +266,7 @@ def parse_yaml(text: str, where: str, construct: bool = True):
         loader.dispose()
 
 
-def read_yaml_file(path: str, what: str, construct: bool = True):
+def read_yaml_file(path: str, what: str, construct: bool = True) -> Any:
     """The YAML document in the file ``path`` (a ``what``: 'inputs file', 'blueprint'),
     refused unread when larger than MAX_YAML_BYTES."""
     where = f'{what} {path}'
@@ -305,7 +313,8 @@ def check_blueprint(path: str) -> None:
 AGENT_MODULES = ['cloudify_agent.operations', 'cloudify_agent.installer.operations']
 
 
-def init_env(blueprint, inputs=None, name='croupier', storage=None):
+def init_env(blueprint: str, inputs: dict[str, Any] | None = None, name: str = 'croupier',
+             storage: FileStorage | None = None) -> Environment:
     """A local Cloudify environment for ``blueprint`` (parsed and checked)."""
     from cloudify.workflows import local
     check_blueprint(blueprint)
@@ -415,14 +424,14 @@ class PrivateFileStorage(FileStorage):
                 os.mkdir(os.path.join(folder, sub))
         self._write_json(os.path.join(folder, 'deployment.json'), deployment)
 
-    def set_deployment_attributes(self, name: str, **attrs) -> None:
+    def set_deployment_attributes(self, name: str, **attrs: Any) -> None:
         """Update the stored deployment's attributes, replacing its file whole."""
         deployment = self.get_deployment(name)
         deployment.update(attrs)
         self._write_json(os.path.join(self._deployment_dir(name), 'deployment.json'),
                          deployment)
 
-    def store_instance(self, deployment_id: str, instance: dict):
+    def store_instance(self, deployment_id: str, instance: NodeInstance) -> NodeInstance:
         """Store a node instance, replacing its file whole."""
         from cloudify_rest_client.node_instances import NodeInstance
         self._write_json(self._instance_path(deployment_id, instance.id), instance,
@@ -441,7 +450,7 @@ class PrivateFileStorage(FileStorage):
             super().store_deployment_update(deployment_id, update_id, update)
 
     def set_deployment_update_attributes(self, deployment_id: str, update_id: str,
-                                         **attrs) -> None:
+                                         **attrs: Any) -> None:
         """Cloudify's, under umask 077."""
         with private_umask():
             super().set_deployment_update_attributes(deployment_id, update_id, **attrs)
@@ -488,7 +497,7 @@ def store_lock() -> Iterator[None]:
         os.close(fd)
 
 
-def load_named(name: str) -> Optional[object]:
+def load_named(name: str) -> Optional[Environment]:
     """The stored environment of the named deployment, or None."""
     from cloudify.workflows import local
     return local.load_env(name, storage=file_storage(), resolver=resolver())
@@ -570,6 +579,8 @@ def remove_named(name: str) -> bool:
     return found
 
 
-def execute(env, workflow, parameters=None):
+def execute(env: Environment, workflow: str, parameters: dict[str, Any] | None = None) -> Any:
+    """Run ``workflow`` on the local environment with Croupier's task retries (none);
+    the workflow's result."""
     return env.execute(workflow, parameters=parameters or {}, task_retries=TASK_RETRIES,
                        task_retry_interval=TASK_RETRY_INTERVAL)

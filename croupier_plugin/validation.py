@@ -1,30 +1,32 @@
 """Check a parsed deployment before anything touches a cluster."""
 
+from collections.abc import Iterable
 from typing import Any, Optional
 
 from cloudify.exceptions import NonRecoverableError
 
 from . import edge
+from .core.infrastructure import InfrastructureSettings
 from .core.legacy import legacy_problems
 
 
-def _types(node):
+def _types(node: Any) -> list[str]:
     return node.get('type_hierarchy') or [node.get('type')]
 
 
-def node_view(node):
+def node_view(node: Any) -> edge.NodeView:
     """A stored node (dict-like) as the data planning sees it."""
     return edge.NodeView(node.id, _types(node), node.properties,
                          [(rel.get('type_hierarchy') or [rel.get('type')], rel['target_id'])
                           for rel in node.get('relationships') or []])
 
 
-def validate_plan(storage):
+def validate_plan(storage: Any) -> list[str]:
     """Every problem found in a local deployment's nodes."""
     return validate_nodes(storage.get_nodes())
 
 
-def validate_nodes(node_list):
+def validate_nodes(node_list: Iterable[Any]) -> list[str]:
     """Every problem found in the deployment's nodes, as messages naming node,
     property and value. No remote side effect."""
     problems = []
@@ -139,7 +141,8 @@ def _contained_host(node: Any, nodes: dict) -> Optional[str]:
     return None
 
 
-def _monitoring_problems(node_id, node, nodes, settings):
+def _monitoring_problems(node_id: str, node: Any, nodes: dict[str, Any],
+                         settings: InfrastructureSettings | None) -> list[str]:
     """An interface's interface_monitored_by: to an HPCExporter, over ssh."""
     problems = []
     for rel in node.get('relationships') or []:

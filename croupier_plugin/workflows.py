@@ -1,34 +1,48 @@
 """The run_jobs workflow: the blueprint's jobs, handed to the core engine."""
 
+from __future__ import annotations
+
 import os
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from cloudify.decorators import workflow
 from cloudify.exceptions import NonRecoverableError
 from cloudify.workflows import workflow_api
 
 from . import edge
-from .core.data import TransferError, run_all
+from .core.data import Transfer, TransferError, run_all
 from .core.engine import Engine, JobFailed, JobRecord, PlannedJob, RunCancelled
 from .core.errors import CroupierError
-from .core.exporter import JobRegistrar
+from .core.exporter import ExporterClient, JobRegistrar
+from .core.infrastructure import InfrastructureSettings
 from .core.monitor import InfrastructureUnreachable, Monitor
 from .core.placement import Candidate
 
+if TYPE_CHECKING:
+    from cloudify.workflows.workflow_context import (CloudifyWorkflowContext,
+                                                     CloudifyWorkflowNode,
+                                                     CloudifyWorkflowNodeInstance,
+                                                     CloudifyWorkflowRelationshipInstance)
 
-def _instances(ctx, type_name):
+    from .core.engine.loop import Events
+
+
+def _instances(ctx: CloudifyWorkflowContext, type_name: str
+               ) -> Iterator[tuple[CloudifyWorkflowNode, CloudifyWorkflowNodeInstance]]:
     for node in ctx.nodes:
         if edge.is_type(node, type_name):
             for instance in node.instances:
                 yield node, instance
 
 
-def _relationship_types(rel):
+def _relationship_types(rel: CloudifyWorkflowRelationshipInstance) -> list[str]:
     raw = getattr(rel.relationship, '_relationship', None) or {}
     return raw.get('type_hierarchy') or [rel.type]
 
 
-def node_views(ctx):
+def node_views(ctx: CloudifyWorkflowContext) -> dict[str, edge.NodeView]:
+    """Every node of the deployment as the data planning sees it, by node id."""
     return {node.id: edge.NodeView(node.id, getattr(node, 'type_hierarchy', None) or [node.type],
                                    node.properties,
                                    [((r._relationship or {}).get('type_hierarchy') or [r.type],
@@ -36,11 +50,14 @@ def node_views(ctx):
             for node in ctx.nodes}
 
 
-def default_results_dir(ctx):
+def default_results_dir(ctx: CloudifyWorkflowContext) -> str:
+    """Where published job outputs go when run_jobs names no results_dir:
+    ~/croupier-results/<deployment id>."""
     return os.path.join(os.path.expanduser('~'), 'croupier-results', ctx.deployment.id)
 
 
-def plan_jobs(ctx, results_dir=None):
+def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
+              ) -> tuple[list[PlannedJob], dict[str, InfrastructureSettings], list[Transfer]]:
     """PlannedJobs for every Job instance, with its cluster, parents and
     transfers; and the transfers tied to no job."""
     clusters, settings_of = {}, {}
@@ -89,7 +106,9 @@ def plan_jobs(ctx, results_dir=None):
                                  kind)
             if getattr(spec, 'local_script', None):
                 # a file shipped with the blueprint, uploaded next to the job at submission
-                with open(ctx.download_resource(spec.local_script), 'rb') as fh:
+                # (a PycompssJob has no local_script: the getattr above keeps it out)
+                with open(ctx.download_resource(spec.local_script),  # type: ignore[union-attr]
+                          'rb') as fh:
                     spec.local_script_data = fh.read()
             cluster, workdir = clusters[manager]
             candidates.append(Candidate(settings_of[manager].name, cluster, workdir, spec))
@@ -107,14 +126,16 @@ def plan_jobs(ctx, results_dir=None):
             # from wherever the job ran
             job.stage_out.append(edge.publication(
                 instance.id, paths, results_dir,
-                lambda job=job: (job.cluster.transport, job.workdir)))
+                # (job=job binds this job; mypy infers no type for a lambda's default)
+                lambda job=job: (job.cluster.transport, job.workdir)))  # type: ignore[misc]
         jobs.append(job)
     tied = {id(t) for plan in wiring.values() for t in plan[0] + plan[1]}
     loose = [t for t in flow.transfers.values() if id(t) not in tied]
     return jobs, settings_of, loose
 
 
-def wire_transfers(flow):
+def wire_transfers(flow: edge.Dataflow
+                   ) -> dict[str, tuple[list[Transfer], list[Transfer], list[str]]]:
     """job node id -> (input transfers, output transfers, producer job node ids).
 
     A job's input transfers are those writing one of its input sources; its
@@ -122,7 +143,7 @@ def wire_transfers(flow):
     that moves one job's output to another job's input runs once, after the
     producer, and the consumer waits for the producer; so does a job that
     reads a source another job writes."""
-    producer_of = {}
+    producer_of: dict[str, str] = {}
     for job_id, sources in flow.outputs.items():
         for source in sources:
             producer_of.setdefault(source, job_id)
@@ -149,7 +170,7 @@ def wire_transfers(flow):
 class RuntimeStore:
     """Persists each job's record in its node instance's runtime properties."""
 
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx: CloudifyWorkflowContext) -> None:
         self.ctx = ctx
 
     def __call__(self, instance_id: str, record: dict) -> None:
@@ -163,7 +184,7 @@ class RuntimeStore:
         self.ctx.update_node_instance(instance_id, runtime_properties=props, force=True)
 
 
-def exporters(ctx):
+def exporters(ctx: CloudifyWorkflowContext) -> dict[str, ExporterClient]:
     """{interface node id: ExporterClient} for interfaces monitored by an HPCExporter."""
     clients = {}
     for node, instance in _instances(ctx, edge.INTERFACE_TYPE):
@@ -174,8 +195,8 @@ def exporters(ctx):
     return clients
 
 
-def _reporter(ctx, registrar=None):
-    def report(kind, job, **info):
+def _reporter(ctx: CloudifyWorkflowContext, registrar: JobRegistrar | None = None) -> Events:
+    def report(kind: str, job: PlannedJob, **info: Any) -> None:
         # a dry run's jobs exist nowhere: the exporter must not ask the cluster about them
         if registrar is not None and kind in ('submitted', 'reattached') and \
                 not job.record.simulated:
@@ -206,7 +227,10 @@ def _reporter(ctx, registrar=None):
 
 
 @workflow
-def run_jobs(ctx, max_parallel_submissions=16, results_dir='', rerun_failed=False, **kwargs):
+def run_jobs(ctx: CloudifyWorkflowContext, max_parallel_submissions: int | str = 16,
+             results_dir: str = '', rerun_failed: bool = False, **kwargs: Any) -> list:
+    """Run every job of the deployment to its end on the core engine (transfers tied to
+    no job first); the engine's summary of the jobs."""
     ctx.refresh_node_instances()
     jobs, settings_of, loose = plan_jobs(ctx, results_dir or None)
     if loose:
@@ -244,7 +268,8 @@ def run_jobs(ctx, max_parallel_submissions=16, results_dir='', rerun_failed=Fals
     return summary
 
 
-def delete_reservations(ctx: Any, jobs: list, settings_of: dict) -> None:
+def delete_reservations(ctx: CloudifyWorkflowContext, jobs: list[PlannedJob],
+                        settings_of: dict[str, InfrastructureSettings]) -> None:
     """Once run_jobs no longer needs them (every job ended, failed or was cancelled),
     run the interface's config.reservation_deletion_path on its front-end with the
     name of each reservation its submitted jobs ran in, once per reservation (the
@@ -277,7 +302,7 @@ def delete_reservations(ctx: Any, jobs: list, settings_of: dict) -> None:
 
 
 @workflow
-def croupier_install(ctx, **kwargs) -> None:
+def croupier_install(ctx: CloudifyWorkflowContext, **kwargs: Any) -> None:
     """The original Croupier's install workflow: Cloudify's install of every node
     instance (Croupier revokes the Vault tokens it used right after use, which the
     original did here)."""
@@ -287,7 +312,7 @@ def croupier_install(ctx, **kwargs) -> None:
 
 
 @workflow
-def croupier_configure(ctx: Any, **kwargs: Any) -> None:
+def croupier_configure(ctx: CloudifyWorkflowContext, **kwargs: Any) -> None:
     """The original Croupier's preparation of a recurrence of a recurring workflow:
     every interface with recurring_workflow: true gets a new working directory
     (its configure operation again), then every job it manages is made ready to
@@ -301,14 +326,14 @@ def croupier_configure(ctx: Any, **kwargs: Any) -> None:
         ctx.logger.info('croupier_configure: no interface has recurring_workflow: true; '
                         'nothing to prepare')
         return
-    for node, instance in recurring:
+    for _node, instance in recurring:
         # one at a time, as install does: each logs in and makes its directory
         instance.execute_operation('cloudify.interfaces.lifecycle.configure',
                                    kwargs={'recurrence': True}).get()
     names = {node.id for node, _ in recurring}
     # (a workflow's relationship names its target node instance)
     targets = {instance.id for _, instance in recurring}
-    for node, instance in _instances(ctx, edge.JOB_TYPE):
+    for _node, instance in _instances(ctx, edge.JOB_TYPE):
         if any(edge.MANAGED_BY in _relationship_types(rel) and rel.target_id in targets
                for rel in instance.relationships):
             instance.execute_operation('cloudify.interfaces.lifecycle.configure',

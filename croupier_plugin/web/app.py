@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import os
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Callable, Optional
 from urllib.parse import urlencode
 
@@ -82,7 +83,8 @@ def create_app(token: str, catalogue: str) -> FastAPI:
         return hmac.compare_digest(given.encode(), token.encode())
 
     @app.middleware('http')
-    async def require_token(request: Request, call_next):
+    async def require_token(request: Request,
+                            call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if not authorised(request):
             if request.url.path.startswith('/api/'):
                 return JSONResponse({'error': 'an access token is needed: '
@@ -101,12 +103,12 @@ def create_app(token: str, catalogue: str) -> FastAPI:
         return await call_next(request)
 
     @app.exception_handler(PortalError)
-    async def portal_error(request: Request, exc: PortalError):
+    async def portal_error(request: Request, exc: PortalError) -> JSONResponse:
         return JSONResponse({'error': str(exc), 'fields': exc.fields},
                             status_code=exc.status)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # the exception's text may quote what it was given: only its type is told
         log.error('%s %s: %s', request.method, request.url.path, type(exc).__name__)
         return JSONResponse({'error': f'internal error ({type(exc).__name__})'},
@@ -120,7 +122,8 @@ def create_app(token: str, catalogue: str) -> FastAPI:
         return [_summary(a) for a in apps.applications()]
 
     @app.post('/api/v1/applications', status_code=201, tags=['applications'])
-    def api_upload(package: UploadFile = File(..., description='a zip of the blueprint '
+    # (File, Body and Form in the defaults: FastAPI's way of declaring a parameter)
+    def api_upload(package: UploadFile = File(..., description='a zip of the blueprint '  # noqa: B008
                                                              'folder'),
                    name: Optional[str] = Form(None)) -> dict:
         """Upload a blueprint package; validated as `croupier validate` does."""
@@ -160,7 +163,7 @@ def create_app(token: str, catalogue: str) -> FastAPI:
         return service.instance_view(name)['executions']
 
     @app.post('/api/v1/instances/{name}/executions', status_code=202, tags=['executions'])
-    def api_execute(name: str, request: ExecutionRequest = Body(default=None)) -> dict:
+    def api_execute(name: str, request: ExecutionRequest = Body(default=None)) -> dict:  # noqa: B008
         """Start a workflow (default run_jobs) on the instance in a worker process."""
         request = request or ExecutionRequest()
         return service.start_execution(name, request.workflow, request.parameters)
@@ -186,7 +189,7 @@ def create_app(token: str, catalogue: str) -> FastAPI:
 
     @app.get('/api/v1/instances/{name}/events', tags=['instances'],
              response_class=StreamingResponse)
-    async def api_events(name: str, request: Request):
+    async def api_events(name: str, request: Request) -> StreamingResponse:
         """Server-sent events: the instance (as GET gives it) each time it changes."""
         service.check_name(name, 'instance')
 
@@ -199,28 +202,28 @@ def create_app(token: str, catalogue: str) -> FastAPI:
 
     @app.get('/api/v1/dashboard/events', tags=['instances'],
              response_class=StreamingResponse)
-    async def api_dashboard_events(request: Request):
+    async def api_dashboard_events(request: Request) -> StreamingResponse:
         """Server-sent events: every instance with its last execution (as
         ``GET /api/v1/instances`` gives them) each time any of them changes."""
         return _stream(request, service.dashboard)
 
     # ------------------------------------------------------------ pages
 
-    def page(request: Request, template: str, status: int = 200, **context) -> Response:
+    def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
         return templates.TemplateResponse(request, template, context, status_code=status)
 
     @app.get('/', response_class=HTMLResponse, include_in_schema=False)
-    def dashboard_page(request: Request):
+    def dashboard_page(request: Request) -> Response:
         return page(request, 'dashboard.html', rows=service.dashboard(),
                     applications=apps.applications())
 
     @app.get('/applications', response_class=HTMLResponse, include_in_schema=False)
-    def applications_page(request: Request):
+    def applications_page(request: Request) -> Response:
         return page(request, 'applications.html', applications=_listing(apps))
 
     @app.post('/applications', response_class=HTMLResponse, include_in_schema=False)
-    def upload_page(request: Request, package: UploadFile = File(None),
-                    name: str = Form('')):
+    def upload_page(request: Request, package: UploadFile = File(None),  # noqa: B008
+                    name: str = Form('')) -> Response:
         try:
             if package is None or not package.filename:
                 raise PortalError('choose a zip of the blueprint folder', 'package')
@@ -234,7 +237,7 @@ def create_app(token: str, catalogue: str) -> FastAPI:
 
     def application_page(request: Request, app_name: str, status: int = 200,
                          errors: Optional[dict] = None, given: Optional[dict] = None,
-                         error: str = '', mode: str = 'basic'):
+                         error: str = '', mode: str = 'basic') -> Response:
         application = apps.get(app_name)
         plan = application.plan()
         graph = service.job_graph(plan.get('nodes') or [])
@@ -245,11 +248,11 @@ def create_app(token: str, catalogue: str) -> FastAPI:
                     errors=errors or {}, given=given or {}, error=error, mode=mode)
 
     @app.get('/applications/{app_name}', response_class=HTMLResponse, include_in_schema=False)
-    def application_get(request: Request, app_name: str):
+    def application_get(request: Request, app_name: str) -> Response:
         return application_page(request, app_name)
 
     @app.post('/applications/{app_name}', response_class=HTMLResponse, include_in_schema=False)
-    async def create_page(request: Request, app_name: str):
+    async def create_page(request: Request, app_name: str) -> Response:
         form = await request.form()
         mode = str(form.get('mode') or 'basic')
         name = str(form.get('instance_name') or '')
@@ -294,7 +297,7 @@ def create_app(token: str, catalogue: str) -> FastAPI:
 
     @app.get('/instances/{name}', response_class=HTMLResponse, include_in_schema=False)
     def instance_page(request: Request, name: str, level: str = '', event_type: str = '',
-                      offset: int = 0, message: str = ''):
+                      offset: int = 0, message: str = '') -> Response:
         view = service.instance_view(name)
         states = {}
         for job in view['jobs']:
@@ -305,7 +308,7 @@ def create_app(token: str, catalogue: str) -> FastAPI:
                     level=level, event_type=event_type, message=message)
 
     @app.post('/instances/{name}/action', include_in_schema=False)
-    def instance_action(request: Request, name: str, action: str = Form(...)):
+    def instance_action(request: Request, name: str, action: str = Form(...)) -> Response:
         try:
             if action == 'execute':
                 service.start_execution(name, 'run_jobs', {})
@@ -330,7 +333,7 @@ def create_app(token: str, catalogue: str) -> FastAPI:
                                 status_code=303)
 
     @app.exception_handler(404)
-    async def not_found(request: Request, exc: Exception):
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({'error': f'not found: {request.url.path}'}, status_code=404)
 
     return app
@@ -343,7 +346,7 @@ STREAM_SECONDS = 1.0
 def _stream(request: Request, read: Callable[[], Any]) -> StreamingResponse:
     """Server-sent events of what ``read()`` answers (read in a thread), sent again
     each time it changes, until the client goes away."""
-    async def stream():
+    async def stream() -> AsyncIterator[str]:
         last = None
         while not await request.is_disconnected():
             text = json.dumps(await asyncio.to_thread(read), default=str)

@@ -127,7 +127,7 @@ class InputSpec:
                     constraints=self.constraints, choices=self.choices)
 
 
-def input_specs(definitions: dict) -> list[InputSpec]:
+def input_specs(definitions: Optional[dict]) -> list[InputSpec]:
     """The blueprint's input definitions as form fields, in blueprint order."""
     specs = []
     for name, d in (definitions or {}).items():
@@ -465,7 +465,7 @@ def instance_names() -> list[str]:
     return sorted(names)
 
 
-def _job_rows(env, now: float) -> list[dict]:
+def _job_rows(env: runner.Environment, now: float) -> list[dict]:
     """One row per job instance: the current attempt's figures and its earlier
     attempts' count."""
     rows = []
@@ -499,7 +499,7 @@ def _when(value: Any) -> Optional[str]:
     return value.isoformat(timespec='seconds') if hasattr(value, 'isoformat') else str(value)
 
 
-def _executions(env, name: str, secrets: list[str]) -> list[dict]:
+def _executions(env: runner.Environment, name: str, secrets: list[str]) -> list[dict]:
     """The deployment's executions as `croupier status --executions` shows them,
     newest first, times as ISO text and errors scrubbed of secrets."""
     alive = cli.live_runner(name) is not None or Workers.alive(name)
@@ -511,7 +511,7 @@ def _executions(env, name: str, secrets: list[str]) -> list[dict]:
     return found
 
 
-def load_env(name: str):
+def load_env(name: str) -> runner.Environment | None:
     """The stored deployment ``name``, or None (also while it is being created)."""
     try:
         return runner.load_named(name)
@@ -774,7 +774,8 @@ def start_execution(name: str, workflow: str, parameters: dict) -> dict:
         raise PortalError('parameters: a mapping of names to values', 'parameters')
     announced = Workers.start(name, 'execute', workflow, json.dumps(parameters),
                               announce=True)
-    started = Workers.wait_for_execution(name, announced)
+    # (with announce=True, start gives the pipe's read end: never None)
+    started = Workers.wait_for_execution(name, announced)  # type: ignore[arg-type]
     if started is None:
         raise PortalError(f'instance {name}: {workflow} did not start: '
                           f'{Workers.log_tail(name, 800).strip()}', status=500)

@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 from .. import cli
 from . import service
@@ -29,11 +29,11 @@ class AnnouncingConsole(cli.Console):
     """The CLI's console that writes the id of the execution it sees first (its
     workflow_started event comes after the engine stored the execution) to a pipe."""
 
-    def __init__(self, announce_fd: Optional[int], **kwargs) -> None:
+    def __init__(self, announce_fd: Optional[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.announce_fd = announce_fd
 
-    def event_out(self, event: dict, **kwargs) -> None:
+    def event_out(self, event: dict, **kwargs: Any) -> None:
         """Announce the execution on its first event, then show and record it."""
         execution = (event.get('context') or {}).get('execution_id')
         if self.announce_fd is not None and execution:
