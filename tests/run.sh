@@ -2,7 +2,7 @@
 # The whole test suite on a fresh Debian 12 machine (as root, Python 3.11):
 # installs the test bed's packages, makes the virtualenv .venv with Croupier
 # and its test tools, starts the test bed (SLURM + slurmdbd, sshd) and runs
-# pytest (the unit tests beside the bed's tests). Extra
+# ruff and mypy, then pytest (the unit tests beside the bed's tests). Extra
 # arguments go to one pytest run instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,12 @@ fi
 # phases run side by side, one core each: the unit tests in the background with
 # a home of their own (nothing they write reaches the bed's tests), their
 # output shown when both are done.
+# The package's lint (ruff.toml: type hints and docstrings on every function)
+# and the core's type check (mypy.ini), before the tests; a finding fails the
+# run, after the tests.
+lint_status=0
+.venv/bin/ruff check croupier_plugin || lint_status=$?
+.venv/bin/mypy || lint_status=$?
 unit_home="$(mktemp -d)"
 unit_log="$unit_home/unit-tests.log"
 HOME="$unit_home" CROUPIER_HOME="$unit_home/.croupier" \
@@ -42,4 +48,7 @@ rm -rf "$unit_home"
 if [ "$bed_status" != 0 ]; then
     exit "$bed_status"
 fi
-exit "$unit_status"
+if [ "$unit_status" != 0 ]; then
+    exit "$unit_status"
+fi
+exit "$lint_status"
