@@ -1,5 +1,6 @@
 """run_jobs end to end: blueprints on the embedded engine against the bed's SLURM."""
 
+import json
 import os
 import re
 import signal
@@ -130,6 +131,20 @@ def croupier(*args, env_vars=None, **kw):
                           capture_output=True, text=True, env=env_vars, **kw)
 
 
+def stored_job_ids(home, name: str) -> dict:
+    """{job instance: scheduler id} of the named deployment's submitted jobs, read from
+    the store's node-instance files under CROUPIER_HOME ``home``."""
+    folder = os.path.join(home, 'deployments', 'deployments', name, 'node-instances')
+    ids = {}
+    for file_name in os.listdir(folder) if os.path.isdir(folder) else []:
+        with open(os.path.join(folder, file_name)) as fh:
+            instance = json.load(fh)
+        job_id = (instance.get('runtime_properties') or {}).get('job_id')
+        if job_id:
+            ids[instance['id']] = job_id
+    return ids
+
+
 def test_resumed_run_reattaches_jobs_and_never_submits_twice(bed_inputs, ssh, tmp_path,
                                                              accounting):
     env_vars = dict(os.environ, CROUPIER_HOME=str(tmp_path))
@@ -141,20 +156,23 @@ def test_resumed_run_reattaches_jobs_and_never_submits_twice(bed_inputs, ssh, tm
     proc = subprocess.Popen([sys.executable, '-m', 'croupier_plugin.cli', 'execute', 'resume'],
                             env=env_vars, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    # kill the orchestrating process once the middle jobs were submitted
-    first_ids = {}
+    # kill the orchestrating process once the middle jobs were submitted, before the
+    # last one is: the middle jobs wait in SLURM while the first one runs, and the
+    # last is submitted only once they run. The store is read directly (its files are
+    # replaced whole), a look of milliseconds: `croupier status` takes seconds on a
+    # loaded machine, longer than that window may last.
+    first_ids: dict = {}
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        status = croupier('status', 'resume', env_vars=env_vars).stdout
-        rows = [line.split() for line in status.splitlines()[2:]]
-        first_ids = {r[0]: r[2] for r in rows if len(r) > 3 and r[2] != 'NOT'}
-        if sum(1 for r in rows if r[0].startswith(('simulate', 'analyse'))
-               and len(r) > 3 and r[3] in ('PENDING', 'RUNNING')) == 2:
+        first_ids = stored_job_ids(tmp_path, 'resume')
+        if sorted(name.split('_')[0] for name in first_ids) == ['analyse', 'prepare',
+                                                                 'simulate']:
             break
-        time.sleep(0.3)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert len(first_ids) == 3, status
+    status = croupier('status', 'resume', env_vars=env_vars).stdout
+    assert len(first_ids) == 3, (first_ids, status)
     resumed = croupier('execute', 'resume', env_vars=env_vars, timeout=180)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert 're-attached' in resumed.stdout
