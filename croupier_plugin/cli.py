@@ -64,6 +64,18 @@ class Console:
         logging.getLogger('ctx').propagate = False
 
 
+def layout(headers: list[str], body: list[list[str]]) -> str:
+    """A plain-text table: the headers, a rule, then each row, columns as wide as
+    their widest cell."""
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
+              for i, h in enumerate(headers)]
+    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths, strict=False)),
+             '  '.join('-' * w for w in widths)]
+    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths, strict=False))
+              for row in body]
+    return '\n'.join(lines)
+
+
 def _table(rows: list[dict]) -> str:
     headers = ['job', 'infrastructure', 'scheduler id', 'state', 'exit code', 'duration']
     with_labels = any(r.get('labels') for r in rows)
@@ -87,13 +99,7 @@ def _table(rows: list[dict]) -> str:
         if with_labels:
             row.append(','.join(f'{k}={v}' for k, v in sorted((r.get('labels') or {}).items())))
         body.append(row)
-    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
-              for i, h in enumerate(headers)]
-    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths, strict=False)),
-             '  '.join('-' * w for w in widths)]
-    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths, strict=False))
-              for row in body]
-    return '\n'.join(lines)
+    return layout(headers, body)
 
 
 def job_instances(env: runner.Environment) -> list:
@@ -283,13 +289,7 @@ def _executions_table(rows: list[dict]) -> str:
              r['started_at'].isoformat(timespec='seconds') if r['started_at'] else '',
              '' if r['duration_seconds'] is None else f"{r['duration_seconds']:.1f}s"]
             for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
-              for i, h in enumerate(headers)]
-    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths, strict=False)),
-             '  '.join('-' * w for w in widths)]
-    lines += ['  '.join(c.ljust(w) for c, w in zip(row, widths, strict=False))
-              for row in body]
-    return '\n'.join(lines)
+    return layout(headers, body)
 
 
 # A deployment name becomes a folder name in the store: nothing that could climb out

@@ -34,7 +34,7 @@ import ckanapi
 import requests
 
 from .data import (DataInfrastructure, DataSource, RemoteFiles, Transfer, TransferError,
-                   refuse_userinfo)
+                   refuse_userinfo, send_response)
 from .errors import ConfigError
 
 CKAN_PROTOCOL = 'CKANAPI'
@@ -365,15 +365,7 @@ def _fetch(transfer: Transfer) -> str:
         if response.status_code >= 400:
             raise TransferError(transfer._failure(
                 f'GET {url} answered {response.status_code} {response.reason}'))
-        response.raw.decode_content = True
-        files = RemoteFiles(transfer.target.infra.transport())
-        try:
-            parent = posixpath.dirname(dest)
-            if parent:
-                files.makedirs(parent)
-            size = files.write(dest, response.raw, 0o644)
-        finally:
-            files.close()
+        size = send_response(response, transfer.target.infra.transport(), dest)
     return f'resource {resource.path!r} ({size} bytes) fetched from {catalogue.endpoint} and ' \
            f'sent to {transfer.target.infra.host} over SFTP'
 

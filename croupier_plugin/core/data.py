@@ -515,6 +515,21 @@ class Writable(Protocol):
         ...
 
 
+def send_response(response: requests.Response, transport: SshTransport, dest: str) -> int:
+    """Stream an HTTP answer's body, as it arrives, into ``dest`` on the host of
+    ``transport`` over SFTP (its folder made first, the file replaced whole, 0644);
+    the number of bytes sent."""
+    response.raw.decode_content = True
+    files = RemoteFiles(transport)
+    try:
+        parent = posixpath.dirname(dest)
+        if parent:
+            files.makedirs(parent)
+        return files.write(dest, response.raw, 0o644)
+    finally:
+        files.close()
+
+
 class RemoteFiles:
     """File operations over one SFTP session of its own."""
 
@@ -820,15 +835,7 @@ def _http(transfer: Transfer) -> str:
         if response.status_code >= 400:
             raise TransferError(transfer._failure(
                 f'GET {url} answered {response.status_code} {response.reason}'))
-        response.raw.decode_content = True
-        files = RemoteFiles(transport)
-        try:
-            parent = posixpath.dirname(dest)
-            if parent:
-                files.makedirs(parent)
-            size = files.write(dest, response.raw, 0o644)
-        finally:
-            files.close()
+        size = send_response(response, transport, dest)
     return f'GET {url} here, {size} bytes sent to {target.infra.host} over SFTP'
 
 

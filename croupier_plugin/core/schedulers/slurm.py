@@ -44,21 +44,10 @@ def wait_status(text: str) -> tuple[int | None, int | None]:
 
 
 def slurm_duration(text: str | None) -> int | None:
-    """squeue's TimeUsed ('5:03', '1:02:03', '2-01:02:03') in seconds, or None."""
-    text = (text or '').strip()
-    days = 0
-    if '-' in text:
-        head, _, text = text.partition('-')
-        if not head.isdigit():
-            return None
-        days = int(head)
-    parts = text.split(':')
-    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
-        return None
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + int(part)
-    return days * 86400 + seconds
+    """squeue's TimeUsed ('5:03', '1:02:03', '2-01:02:03') in whole seconds, or None
+    (read as every scheduler duration is, by accounting.clock_seconds)."""
+    seconds = clock_seconds(text)
+    return None if seconds is None else int(seconds)
 
 
 def _epoch(text: str | None) -> int | None:
