@@ -122,3 +122,27 @@ def test_module_commands_and_names():
     script = SlurmScheduler().render_script(spec(
         commands=['true'], modules=['module use /apps/modules', 'COMPSs/3.3', "x'y"]))
     assert "module use /apps/modules\nmodule load COMPSs/3.3\nmodule load 'x'\"'\"'y'\n" in script
+
+
+def test_a_shell_job_ending_between_the_status_looks_is_read_as_ended(tmp_path):
+    """SHELL status looks at the exit-code file, then at the process: a job that
+    writes its code and ends in between is EXITED with that code, never KILLED."""
+    jobs = tmp_path / '.croupier' / 'jobs'
+    jobs.mkdir(parents=True)
+    (jobs / 'sh-0123abcd.submitted').write_text('')
+    (jobs / 'sh-0123abcd.pid').write_text('999999\n')
+    scheduler = ShellScheduler()
+    # `kill -0` stands for the moment the job writes its code and exits
+    race = ('kill() { echo 0 > "$HOME/.croupier/jobs/sh-0123abcd.rc"; return 1; }; '
+            + scheduler.status_command(['sh-0123abcd']))
+    result = subprocess.run(['bash', '-c', race], capture_output=True, text=True,
+                            env=dict(os.environ, HOME=str(tmp_path)))
+    status = scheduler.parse_status_output(result.stdout, ['sh-0123abcd'])['sh-0123abcd']
+    assert (status.raw_state, status.state.name, status.exit_code) == ('EXITED', 'COMPLETED', 0)
+    # a process gone with no code at all is still KILLED
+    (jobs / 'sh-0123abcd.rc').unlink()
+    result = subprocess.run(['bash', '-c', scheduler.status_command(['sh-0123abcd'])],
+                            capture_output=True, text=True,
+                            env=dict(os.environ, HOME=str(tmp_path)))
+    status = scheduler.parse_status_output(result.stdout, ['sh-0123abcd'])['sh-0123abcd']
+    assert (status.raw_state, status.state.name) == ('KILLED', 'FAILED')

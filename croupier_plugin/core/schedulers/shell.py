@@ -113,6 +113,8 @@ class ShellScheduler(Scheduler):
             'elif [ -f "$d/$j.cancelled" ]; then echo "$j|CANCELLED|"; '
             'elif [ -f "$d/$j.pid" ]; then '
             'if kill -0 "$(cat "$d/$j.pid")" 2>/dev/null; then echo "$j|RUNNING|"; '
+            # it may have written its exit code and ended between the two looks
+            'elif [ -f "$d/$j.rc" ]; then echo "$j|EXITED|$(cat "$d/$j.rc")"; '
             'else echo "$j|KILLED|"; fi; '
             'elif [ -f "$d/$j.submitted" ]; then echo "$j|SUBMITTED|"; '
             'fi; done'
