@@ -283,15 +283,19 @@ class Monitor:
         if isinstance(answer, tuple):
             answer, figures = answer
             changes.extend(self._apply_figures(cluster, figures))
+        # (the loop runs for every job followed: what it can, it asks once per cycle)
+        accounting = bool(getattr(cluster, 'accounting', False))
         for job in jobs:
             new = answer.get(job.job_id) or cluster.scheduler.missing(job.job_id, 'monitor')
             new = self._bounded_unknown(job, new, now)
-            if job.status is None or (new.state, new.raw_state, new.exit_code) != \
-                    (job.status.state, job.status.raw_state, job.status.exit_code):
-                changes.append(JobChange(job, job.status, new))
-            self._ended(job, new)
+            old = job.status
+            if old is None or (new.state, new.raw_state, new.exit_code) != \
+                    (old.state, old.raw_state, old.exit_code):
+                changes.append(JobChange(job, old, new))
+                if accounting:
+                    self._ended(job, new)
             job.status = new
-            if job.marker and new.terminal:
+            if job.marker and new.state.terminal:
                 state.spent_markers.add(job.job_id)     # left, if its script wrote one
         return changes
 
