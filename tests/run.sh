@@ -21,18 +21,18 @@ bash tests/bed/bed.sh start
 if [ "$#" -gt 0 ]; then
     exec .venv/bin/python -m pytest "$@"
 fi
-# The unit tests need no bed and mostly use the CPU (Cloudify's blueprint
-# parser); the bed's tests mostly wait for SLURM, and share one SLURM, sshd
-# and OpenBao and count what those saw, so they run one at a time. The two
-# phases run side by side, one core each: the unit tests in the background with
-# a home of their own (nothing they write reaches the bed's tests), their
-# output shown when both are done.
 # The package's lint (ruff.toml: type hints and docstrings on every function)
 # and the core's type check (mypy.ini), before the tests; a finding fails the
 # run, after the tests.
 lint_status=0
 .venv/bin/ruff check croupier_plugin || lint_status=$?
 .venv/bin/mypy || lint_status=$?
+# The unit tests need no bed and mostly use the CPU (Cloudify's blueprint
+# parser); the bed's tests mostly wait for SLURM, and share one SLURM, sshd
+# and OpenBao and count what those saw, so they run one at a time. The two
+# phases run side by side, one core each: the unit tests in the background with
+# a home of their own (nothing they write reaches the bed's tests), their
+# output shown when both are done.
 unit_home="$(mktemp -d)"
 unit_log="$unit_home/unit-tests.log"
 HOME="$unit_home" CROUPIER_HOME="$unit_home/.croupier" \
