@@ -91,3 +91,35 @@ def test_unknown_id_is_unknown(local):
     cluster, _ = local
     status = cluster.statuses(['sh-doesnotexist'])['sh-doesnotexist']
     assert status.state is JobState.UNKNOWN
+
+
+def _job_files(cluster, job_id, pid_text):
+    """Leave a job's state files as a launcher would at some instant: submitted,
+    with ``pid_text`` in its pid file and no exit code yet."""
+    cluster.transport.run(
+        'd="$HOME/.croupier/jobs"; mkdir -p "$d" && : > "$d/%s.submitted" && '
+        'printf %%s %s > "$d/%s.pid"' % (job_id, shlex.quote(pid_text), job_id))
+
+
+def test_a_pid_file_being_written_is_not_read_as_a_killed_job(local):
+    cluster, _ = local
+    job_id = 'sh-' + uuid.uuid4().hex[:16]
+    _job_files(cluster, job_id, '')     # the launcher has opened the file, not yet written it
+    try:
+        status = cluster.statuses([job_id])[job_id]
+        assert status.state is JobState.RUNNING, status
+    finally:
+        cluster.transport.run(f'rm -f "$HOME/.croupier/jobs/{job_id}".*')
+
+
+def test_a_launcher_gone_without_an_exit_code_is_a_failed_job(local):
+    cluster, _ = local
+    job_id = 'sh-' + uuid.uuid4().hex[:16]
+    gone = cluster.transport.run('sh -c \'echo $$\'').stdout.strip()   # a pid that has ended
+    _job_files(cluster, job_id, gone)
+    try:
+        status = cluster.statuses([job_id])[job_id]
+        assert (status.state, status.raw_state) == (JobState.FAILED, 'KILLED'), status
+        assert 'without recording an exit code' in status.reason
+    finally:
+        cluster.transport.run(f'rm -f "$HOME/.croupier/jobs/{job_id}".*')

@@ -21,7 +21,7 @@ TIMEOUT_EXIT = 124
 
 # Runs the job and records its exit code; arguments: dir id script out err limit.
 _LAUNCHER = r'''d=$1; id=$2
-echo "$$" > "$d/$id.pid"
+echo "$$" > "$d/$id.pid.tmp" && mv "$d/$id.pid.tmp" "$d/$id.pid"
 if [ -f "$d/$id.cancelled" ]; then exit 0; fi
 if [ -n "$6" ]; then timeout -s TERM -k 5 "$6" bash "$3" > "$4" 2> "$5"
 else bash "$3" > "$4" 2> "$5"; fi
@@ -111,8 +111,9 @@ class ShellScheduler(Scheduler):
             f'd={STATE_DIR}; for j in {ids}; do '
             'if [ -f "$d/$j.rc" ]; then echo "$j|EXITED|$(cat "$d/$j.rc")"; '
             'elif [ -f "$d/$j.cancelled" ]; then echo "$j|CANCELLED|"; '
-            'elif [ -f "$d/$j.pid" ]; then '
-            'if kill -0 "$(cat "$d/$j.pid")" 2>/dev/null; then echo "$j|RUNNING|"; '
+            'elif [ -f "$d/$j.pid" ]; then p=$(cat "$d/$j.pid"); '
+            # an empty pid file is one being written (only by launchers older than the rename)
+            'if [ -z "$p" ] || kill -0 "$p" 2>/dev/null; then echo "$j|RUNNING|"; '
             # it may have written its exit code and ended between the two looks
             'elif [ -f "$d/$j.rc" ]; then echo "$j|EXITED|$(cat "$d/$j.rc")"; '
             'else echo "$j|KILLED|"; fi; '
