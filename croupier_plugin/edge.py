@@ -91,8 +91,8 @@ def not_recoverable(func: Callable[P, R]) -> Callable[P, R]:
 
 def _stored_view(node: Any) -> NodeView:
     """A stored node (the local storage's or the REST API's, dict-like) as a view."""
-    return NodeView(node.id, node.get('type_hierarchy') or [node.get('type')],
-                    node.properties,
+    return NodeView(node.get('id'), node.get('type_hierarchy') or [node.get('type')],
+                    node.get('properties') or {},
                     [(rel.get('type_hierarchy') or [rel.get('type')], rel['target_id'])
                      for rel in node.get('relationships') or []])
 

@@ -27,37 +27,16 @@ from .errors import ConfigError, CroupierError
 from .exporter import ExporterClient, client_from_properties, registration_payload
 from .infrastructure import InfrastructureSettings
 from .legacy import legacy_problems
+from .names import (  # noqa: F401  (re-exported: the edge reads them from here)
+    INTERFACE_TYPE, JOB_TYPE, SINGULARITY_TYPE, PYCOMPSS_TYPE, VAULT_TYPE, EXPORTER_TYPE,
+    MANAGED_BY, DEPENDS_ON, FROM_VAULT, MONITORED_BY, CONTAINED_IN, CONTAINED_HOST,
+    DAI_TYPE, FILE_SOURCE_TYPE, WEB_SOURCE_TYPE, CKAN_DATASET_TYPE, CKAN_RESOURCE_TYPE,
+    TRANSFER_TYPE, LOCATED_AT, FROM_SOURCE, TO_TARGET, INPUT, OUTPUT)
 from .model import JobSpec, parse_duration
 from .schedulers import get_scheduler
 from .schedulers.pycompss import PycompssJob
 from .transport import SshSettings
 from .vault import VaultSettings, fetch_credentials, merge_credentials
-
-INTERFACE_TYPE = 'croupier.nodes.InfrastructureInterface'
-JOB_TYPE = 'croupier.nodes.Job'
-SINGULARITY_TYPE = 'croupier.nodes.SingularityJob'
-PYCOMPSS_TYPE = 'croupier.nodes.PyCOMPSsJob'
-VAULT_TYPE = 'croupier.nodes.Vault'
-EXPORTER_TYPE = 'croupier.nodes.HPCExporter'
-MANAGED_BY = 'task_managed_by_interface'
-DEPENDS_ON = 'job_depends_on'
-FROM_VAULT = 'retrieve_credentials_from_vault'
-MONITORED_BY = 'interface_monitored_by'
-CONTAINED_IN = 'interface_contained_in'
-# runtime property of an interface instance: the front-end's address taken at
-# configure from its interface_contained_in target (the Compute node's ip)
-CONTAINED_HOST = 'contained_host'
-DAI_TYPE = 'croupier.nodes.DataAccessInfrastructure'
-FILE_SOURCE_TYPE = 'croupier.nodes.FileDataSource'
-WEB_SOURCE_TYPE = 'croupier.nodes.WebDataSource'
-CKAN_DATASET_TYPE = 'croupier.nodes.CKAN_dataset'
-CKAN_RESOURCE_TYPE = 'croupier.nodes.CKAN_resource'
-TRANSFER_TYPE = 'croupier.nodes.DataTransfer'
-LOCATED_AT = 'ds_located_at'
-FROM_SOURCE = 'from_source'
-TO_TARGET = 'to_target'
-INPUT = 'input'
-OUTPUT = 'output'
 
 # what the manager's cloudify.nodes.Root adds to every node; no Croupier node uses them
 ROOT_PROPERTIES = ('use_external_resource', 'resource_id')
