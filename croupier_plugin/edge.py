@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from cloudify.exceptions import NonRecoverableError, RecoverableError
 
-from .core import blueprint
+from .core import blueprint, site
 from .core.blueprint import (CKAN_DATASET_TYPE, CKAN_RESOURCE_TYPE,  # noqa: F401
                              CONTAINED_HOST, CONTAINED_IN, DAI_TYPE, DEPENDS_ON,
                              DEPLOYMENT_KEYS, EXPORTER_TYPE, FILE_SOURCE_TYPE, FROM_SOURCE,
@@ -247,23 +247,33 @@ def publication(job_name: str, paths: list[str], results_dir: str,
 
 # -- planning, once per deployment per process ------------------------------------
 
-# the nodes as written (their repr) -> their plan without secrets; the latest few
+# (the nodes as written, the site configuration) -> their plan without secrets, when
+# it has no problem; the latest few
 KEPT_PLANS = 8
-_plans: dict[str, DeploymentPlan] = {}
+_plans: dict[tuple[str, str], DeploymentPlan] = {}
 
 
 def checked_plan(views: Mapping[str, NodeView]) -> DeploymentPlan:
     """The plan without secrets of the deployment whose nodes are ``views``, made once
-    per process for the same nodes (``croupier install`` validates, then runs the
-    operations of all the nodes in its process: each would otherwise plan the whole
-    deployment again)."""
-    key = repr(sorted(views.items()))
-    if key not in _plans:
+    per process for the same nodes under the same site configuration (``croupier
+    install`` validates, then runs the operations of all the nodes in its process:
+    each would otherwise plan the whole deployment again). A plan with problems is
+    made afresh each time, so a mended key file or site is seen at once."""
+    try:
+        site_now = repr(sorted(site.load().values.items()))
+    except CroupierError:
+        return plan_deployment(views)       # the plan reports the site's own error
+    key = (repr(sorted(views.items())), site_now)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = plan_deployment(views)
+        if plan.problems:
+            return plan
         if len(_plans) >= KEPT_PLANS:
             # (a manager's worker lives long and serves many deployments)
             del _plans[next(iter(_plans))]
-        _plans[key] = plan_deployment(views)
-    return _plans[key]
+        _plans[key] = plan
+    return plan
 
 
 def valid_plan(views: Mapping[str, NodeView]) -> DeploymentPlan:

@@ -170,3 +170,22 @@ def test_the_decorator_leaves_other_errors_and_results_alone():
     assert fine(4) == 8
     with pytest.raises(KeyError):
         broken()
+
+
+def test_a_kept_plan_follows_the_site_and_keeps_no_problem(monkeypatch):
+    """A plan is reused only for the same nodes under the same site configuration, and
+    a plan with problems is never kept: a long-lived worker sees a mended site or
+    blueprint at once."""
+    for variable in ('VAULT_ADDR', 'CROUPIER_CONFIG'):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv('HOME', '/nonexistent-croupier-home')
+    views = deployment()
+    views['vault'] = view('vault', VAULT_TYPE, {'user': 'a', 'jwt': 'x.y.z'})
+    views['hpc1'].relationships.append(([blueprint.FROM_VAULT], 'vault'))
+    assert any("node 'vault', property 'address'" in p for p in edge.checked_plan(views).problems)
+    monkeypatch.setenv('VAULT_ADDR', 'https://vault.site:8200')
+    plan = edge.checked_plan(views)
+    assert plan.problems == []
+    assert edge.checked_plan(views) is plan                 # the same nodes, the same site
+    monkeypatch.setenv('VAULT_ADDR', 'https://other.site:8200')
+    assert edge.checked_plan(views) is not plan
