@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import ConfigError, SchedulerError
 from ..model import JobSpec, JobState, JobStatus, format_hms, scheduler_job_name
+from . import template
 from .base import Scheduler, check_job_ids, render_body, shebang
 from .pbs_figures import NOW_MARK as NOW_MARK  # where the tests and the bench read it
 from .pbs_figures import Index, PbsFigures, PbsProFigures
@@ -165,37 +166,9 @@ class PbsFamily(PbsFigures, Scheduler):
         """Shell lines run before the job's body."""
         lines: list[str] = []
         if not spec.array:
-            # The exit-code file (see the module docstring). Debian's
-            # slurm-wlm-torque sets no PBS_JOBID; its qsub prints SLURM's id.
-            # A job killed by a signal must not record 0: bash runs the EXIT
-            # trap on SIGTERM with the last command's status, so the signals
-            # a batch system sends (qdel, limits) first exit with 128+n.
-            # The same code also goes to the marker directory, which the
-            # monitor lists often and empties as it reads (see marker_command).
-            lines += [
-                'croupier_job_id=${PBS_JOBID:-${SLURM_JOB_ID:-}}',
-                'if [ -n "$croupier_job_id" ]; then',
-                f'  croupier_rc_dir={RC_DIR}',
-                f'  croupier_marks={MARKER_DIR}',
-                # files of an earlier job with the same id (ids wrap around)
-                '  rm -f "$croupier_rc_dir/$croupier_job_id.rc" '
-                '"$croupier_rc_dir/$croupier_job_id.cancelled" '
-                '"$croupier_marks/$croupier_job_id.rc"',
-                # started: its waiting dependants can be queued behind it
-                '  { mkdir -p "$croupier_marks" && '
-                'echo run > "$croupier_marks/$croupier_job_id.run"; } || :',
-                '  trap \'croupier_exit=$?; { mkdir -p "$croupier_rc_dir" && '
-                'printf "%s\\n" "$croupier_exit" > "$croupier_rc_dir/$croupier_job_id.rc.tmp" && '
-                'mv -f "$croupier_rc_dir/$croupier_job_id.rc.tmp" '
-                '"$croupier_rc_dir/$croupier_job_id.rc"; } || :; '
-                '{ printf "%s\\n" "$croupier_exit" > "$croupier_marks/$croupier_job_id.rc.tmp" && '
-                'mv -f "$croupier_marks/$croupier_job_id.rc.tmp" '
-                '"$croupier_marks/$croupier_job_id.rc"; } 2>/dev/null || :; '
-                'exit "$croupier_exit"\' EXIT',
-                "  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
-                "  trap 'exit 138' USR1; trap 'exit 140' USR2; trap 'exit 152' XCPU",
-                'fi',
-            ]
+            # the exit-code file and the monitor's markers (see the module docstring)
+            lines += template.script('pbs_prologue.sh', rc_dir=RC_DIR,
+                                     marker_dir=MARKER_DIR).split('\n')
         # PBS starts jobs in $HOME; the job's files are where it was submitted
         lines.append('if [ -n "${PBS_O_WORKDIR:-}" ]; then cd "$PBS_O_WORKDIR" || exit 1; fi')
         return lines

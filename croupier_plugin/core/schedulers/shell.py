@@ -14,19 +14,11 @@ from collections.abc import Callable, Sequence
 
 from ..errors import ConfigError
 from ..model import JobSpec, JobState, JobStatus, scheduler_job_name
+from . import template
 from .base import Scheduler, check_job_ids, is_job_id, render_body, shebang
 
 STATE_DIR = '"$HOME"/.croupier/jobs'
 TIMEOUT_EXIT = 124
-
-# Runs the job and records its exit code; arguments: dir id script out err limit.
-_LAUNCHER = r'''d=$1; id=$2
-echo "$$" > "$d/$id.pid.tmp" && mv "$d/$id.pid.tmp" "$d/$id.pid"
-if [ -f "$d/$id.cancelled" ]; then exit 0; fi
-if [ -n "$6" ]; then timeout -s TERM -k 5 "$6" bash "$3" > "$4" 2> "$5"
-else bash "$3" > "$4" 2> "$5"; fi
-rc=$?
-echo "$rc" > "$d/$id.rc.tmp" && mv "$d/$id.rc.tmp" "$d/$id.rc"'''
 
 _ROW = re.compile(r'(\S+)\|(\w+)\|(-?[0-9]*)')
 
@@ -88,11 +80,12 @@ class ShellScheduler(Scheduler):
         stdout, stderr = self.output_paths(spec, job_id, workdir)
         limit = str(spec.max_time) if spec.max_time else ''
         q = shlex.quote
+        launcher = q(template.script('shell_launcher.sh'))
         return (
             f'd={STATE_DIR}; mkdir -p "$d" && cd {q(workdir)} && '
             f': > "$d/{job_id}.submitted" || exit $?; '
             # only the launcher goes to the background, detached from this shell's output
-            f'setsid bash -c {q(_LAUNCHER)} croupier-job "$d" {job_id} {q(script_path)} '
+            f'setsid bash -c {launcher} croupier-job "$d" {job_id} {q(script_path)} '
             f'{q(stdout)} {q(stderr)} {q(limit)} < /dev/null > /dev/null 2>&1 & '
             f'echo {job_id}'
         )

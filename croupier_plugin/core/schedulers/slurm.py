@@ -4,6 +4,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 
 from ..model import JobSpec, JobState, JobStatus, format_hms, scheduler_job_name
+from . import template
 from .base import Scheduler, check_job_ids, is_job_id, parse_exit_code, render_body, shebang
 from .slurm_figures import SACCT_MARK, SlurmFigures
 # where the tests and the bench read it
@@ -133,31 +134,14 @@ class SlurmScheduler(SlurmFigures, Scheduler):
         if not self.leaves_marker(spec):
             return []
         if spec.array:
-            lines = ['if [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && '
-                     '[ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then',
-                     '  croupier_mark="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
-                     '  croupier_count=" ${SLURM_ARRAY_TASK_COUNT:-0}"']
-        else:
-            lines = ['if [ -n "${SLURM_JOB_ID:-}" ]; then',
-                     '  croupier_mark="$SLURM_JOB_ID"',
-                     "  croupier_count=''"]
-        return lines + [
-            f'  croupier_marks={MARKER_DIR}',
-            # a marker of an earlier job with the same id (ids wrap around)
-            '  rm -f "$croupier_marks/$croupier_mark.rc"',
-            # started: its waiting dependants can be queued behind it
-            '  { mkdir -p "$croupier_marks" && echo run > "$croupier_marks/$croupier_mark.run"; } '
-            '|| :',
-            '  trap \'croupier_exit=$?; { mkdir -p "$croupier_marks" && '
-            'printf "%s%s\\n" "$croupier_exit" "$croupier_count" > '
-            '"$croupier_marks/$croupier_mark.rc.tmp" && '
-            'mv -f "$croupier_marks/$croupier_mark.rc.tmp" "$croupier_marks/$croupier_mark.rc"; } '
-            '|| :; exit "$croupier_exit"\' EXIT',
-            # killed by a signal: 128+n, which the monitor leaves to the scheduler
-            "  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
-            "  trap 'exit 138' USR1; trap 'exit 140' USR2; trap 'exit 152' XCPU",
-            'fi',
-        ]
+            return template.script(
+                'slurm_prologue.sh', marker_dir=MARKER_DIR,
+                job_known='[ -n "${SLURM_ARRAY_JOB_ID:-}" ] && [ -n "${SLURM_ARRAY_TASK_ID:-}" ]',
+                mark='"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+                count='" ${SLURM_ARRAY_TASK_COUNT:-0}"').split('\n')
+        return template.script('slurm_prologue.sh', marker_dir=MARKER_DIR,
+                               job_known='[ -n "${SLURM_JOB_ID:-}" ]', mark='"$SLURM_JOB_ID"',
+                               count="''").split('\n')
 
     def leaves_marker(self, spec: JobSpec) -> bool:
         """Every job, arrays included (one marker per element)."""
@@ -296,9 +280,7 @@ class SlurmScheduler(SlurmFigures, Scheduler):
         live = '|'.join(self.LIVE)
         # awk lists the wanted ids squeue does not show, and the arrays whose
         # elements squeue shows all ended (some may have been purged already)
-        awk = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
-               '{split($1,b,/[_+]/);if($2~/^(' + live + ')$/||$1!~/_/){l[b[1]]=1;l[$1]=1}}'
-               'END{s="";for(k in w)if(!(k in l))s=s (s==""?"":",") k;print s}')
+        awk = template.command('slurm_missing.awk', live=live)
         fields = 'JobArrayID:|,State:|,Reason:|,exit_code:'
         sacct_fields = 'JobID,State,ExitCode,Reason'
         prefix = ''
@@ -311,8 +293,7 @@ class SlurmScheduler(SlurmFigures, Scheduler):
         if len(job_ids) > self.MANY_IDS:
             # squeue filters a long --jobs list slowly; all the user's jobs,
             # filtered on the cluster by awk, cost one pass
-            keep = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
-                    '{split($1,b,/[_+]/);if((b[1] in w)||($1 in w))print}')
+            keep = template.command('slurm_keep_ids.awk')
             query = (f'sq=$(squeue --me --noheader --states=all {fmt} 2>/dev/null | '
                      f'awk -F"|" -v ids="$ids" {shlex.quote(keep)}); ')
         else:

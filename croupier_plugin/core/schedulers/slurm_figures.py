@@ -9,6 +9,7 @@ from typing import Protocol
 
 from ..accounting import JobFigures, clock_seconds, combined, whole_number
 from ..model import JobState, JobStatus, JobTimes, PartitionFigures
+from . import template
 from .base import check_job_ids
 
 # the status command's line between squeue's rows and sacct's
@@ -73,7 +74,7 @@ class SlurmFigures:
         default partition's name ends in '*'), then its pending and running
         jobs of all users, counted on the cluster (one line per partition and
         state)."""
-        count = ('{n[$1 FS $2]++} END{for(k in n)print k FS n[k]}')
+        count = template.command('slurm_queue_counts.awk')
         return [f'echo {shlex.quote(SINFO_MARK)}',
                 "sinfo --noheader -o '%P|%a|%D|%F|%C' 2>/dev/null",
                 f'echo {shlex.quote(QUEUE_MARK)}',
