@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import SchedulerError
 from ..model import JobSpec, JobState, JobStatus
+from . import template
 
 if TYPE_CHECKING:
     from ..accounting import JobFigures
@@ -303,9 +304,7 @@ class Scheduler(abc.ABC):
         files += [f'{j}.run' for j in check_job_ids(started)]
         files += list(extra)
         clean = f'rm -f -- {" ".join(files)}; ' if files else ''
-        return (f'cd {directory} 2>/dev/null || exit 0; {clean}'
-                'for f in *.run *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
-                'printf "%s %s\\n" "${f%.*}" "$c"; fi; done; exit 0')
+        return template.command('marker_listing.sh', directory=directory, clean=clean)
 
     def parse_markers(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """{job_id: JobStatus} for the jobs whose markers say something: a

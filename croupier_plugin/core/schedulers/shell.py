@@ -99,20 +99,8 @@ class ShellScheduler(Scheduler):
 
     def status_command(self, job_ids: Sequence[str]) -> str:
         """As Scheduler.status_command: one ``id|STATE|code`` line per job from its files."""
-        ids = ' '.join(check_job_ids(job_ids))
-        return (
-            f'd={STATE_DIR}; for j in {ids}; do '
-            'if [ -f "$d/$j.rc" ]; then echo "$j|EXITED|$(cat "$d/$j.rc")"; '
-            'elif [ -f "$d/$j.cancelled" ]; then echo "$j|CANCELLED|"; '
-            'elif [ -f "$d/$j.pid" ]; then p=$(cat "$d/$j.pid"); '
-            # an empty pid file is one being written (only by launchers older than the rename)
-            'if [ -z "$p" ] || kill -0 "$p" 2>/dev/null; then echo "$j|RUNNING|"; '
-            # it may have written its exit code and ended between the two looks
-            'elif [ -f "$d/$j.rc" ]; then echo "$j|EXITED|$(cat "$d/$j.rc")"; '
-            'else echo "$j|KILLED|"; fi; '
-            'elif [ -f "$d/$j.submitted" ]; then echo "$j|SUBMITTED|"; '
-            'fi; done'
-        )
+        return template.command('shell_status.sh', state_dir=STATE_DIR,
+                                ids=' '.join(check_job_ids(job_ids)))
 
     def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """As Scheduler.parse_status_output: an exit code 124 is TIMEOUT, other non-zero FAILED."""

@@ -276,11 +276,6 @@ class SlurmScheduler(SlurmFigures, Scheduler):
         With ``times`` each row also carries the submit and start times (epoch
         seconds) and the walltime used, after the fields the monitor reads.
         """
-        ids = ','.join(check_job_ids(job_ids))
-        live = '|'.join(self.LIVE)
-        # awk lists the wanted ids squeue does not show, and the arrays whose
-        # elements squeue shows all ended (some may have been purged already)
-        awk = template.command('slurm_missing.awk', live=live)
         fields = 'JobArrayID:|,State:|,Reason:|,exit_code:'
         sacct_fields = 'JobID,State,ExitCode,Reason'
         prefix = ''
@@ -289,27 +284,21 @@ class SlurmScheduler(SlurmFigures, Scheduler):
             sacct_fields += ',Submit,Start,End,ElapsedRaw'
             # times as epoch seconds: no time zone to guess on this side
             prefix = 'SLURM_TIME_FORMAT=%s; export SLURM_TIME_FORMAT; '
-        fmt = f"--Format='{fields}'"
-        if len(job_ids) > self.MANY_IDS:
-            # squeue filters a long --jobs list slowly; all the user's jobs,
-            # filtered on the cluster by awk, cost one pass
-            keep = template.command('slurm_keep_ids.awk')
-            query = (f'sq=$(squeue --me --noheader --states=all {fmt} 2>/dev/null | '
-                     f'awk -F"|" -v ids="$ids" {shlex.quote(keep)}); ')
-        else:
-            query = f'sq=$(squeue --noheader --states=all --jobs="$ids" {fmt} 2>/dev/null); '
-        return (
-            prefix +
-            f'ids={shlex.quote(ids)}; '
-            + query +
-            'rc=$?; '
-            'printf "%s\\n" "$sq"; '
-            f'echo "{SQUEUE_RC_MARK}$rc"; '
-            f'echo {shlex.quote(SACCT_MARK)}; '
-            f'm=$(printf "%s\\n" "$sq" | awk -F"|" -v ids="$ids" {shlex.quote(awk)}); '
-            'if [ -n "$m" ]; then sacct --noheader --parsable2 --allocations --jobs="$m" '
-            f'--format={sacct_fields}; fi'
-        )
+        missing = template.command('slurm_missing.awk', live='|'.join(self.LIVE))
+        return template.command(
+            'slurm_status.sh', prefix=prefix, ids=shlex.quote(','.join(check_job_ids(job_ids))),
+            query=self._squeue_query(len(job_ids), f"--Format='{fields}'"),
+            squeue_rc_mark=SQUEUE_RC_MARK, sacct_mark=shlex.quote(SACCT_MARK),
+            missing=shlex.quote(missing), sacct_fields=sacct_fields)
+
+    def _squeue_query(self, count: int, squeue_format: str) -> str:
+        """The squeue part of status_command for ``count`` ids: by id for a
+        few; for many, all the user's jobs filtered on the cluster by awk
+        (squeue filters a long --jobs list slowly)."""
+        if count > self.MANY_IDS:
+            return template.command('slurm_squeue_mine.sh', format=squeue_format,
+                                    keep=shlex.quote(template.command('slurm_keep_ids.awk')))
+        return template.command('slurm_squeue_ids.sh', format=squeue_format)
 
     def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """As Scheduler.parse_status_output: squeue's rows first, sacct's for what
