@@ -270,42 +270,23 @@ class PbsFamily(PbsFigures, Scheduler):
         a FORM_MARK line that says which form follows.
         """
         ids = check_job_ids(job_ids)
-        quoted = ' '.join(shlex.quote(i) for i in ids)
-        arrays = any(_array_base(i) is not None for i in ids)
-        # shell builtins only: a poll must fail when qstat fails, even where
-        # other tools are missing from PATH
         per_id = '|'.join(f'*{shlex.quote(p)}*' for p in _PER_ID_ERRORS)
+        return template.command(
+            'pbs_status.sh', ids=' '.join(shlex.quote(i) for i in ids), per_id=per_id,
+            query=self._qstat_query(any(_array_base(i) is not None for i in ids)),
+            qstat_rc_mark=QSTAT_RC_MARK, files_mark=shlex.quote(FILES_MARK), rc_dir=RC_DIR)
 
-        def ask(qstat: str) -> str:
-            return (f'{{ croupier_err=$({qstat} -- "$@" 2>&1 >&3); '
-                    'croupier_rc=$?; } 3>&1; ')
-
-        text = self.qstat_command(arrays)
+    def _qstat_query(self, arrays: bool) -> str:
+        """The qstat part of status_command: the JSON form first where the
+        flavour has one and the server has not refused it, else the text form."""
+        text = template.command('pbs_qstat_ask.sh', qstat=self.qstat_command(arrays))
         as_json = None if self.json_refused else self.json_qstat_command(arrays)
         if as_json is None:
-            query = ask(text)
-        else:
-            query = (f'echo {shlex.quote(FORM_MARK + "json")}; ' + ask(as_json)
-                     + 'if [ "$croupier_rc" -ne 0 ] && [ -n "$(croupier_others)" ]; then '
-                     f'echo {shlex.quote(FORM_MARK + "text")}; ' + ask(text) + 'fi; ')
-        return (
-            f'set -- {quoted}; '
-            'croupier_others() { printf "%s\\n" "$croupier_err" | while IFS= read -r l; do '
-            f'case "$l" in ""|{per_id}) ;; *) echo "$l" ;; esac; done; }}; '
-            + query +
-            f'printf "%s\\n" "{QSTAT_RC_MARK}$croupier_rc" "$croupier_err" '
-            f'{shlex.quote(FILES_MARK)}; '
-            f'd={RC_DIR}; '
-            'for i in "$@"; do '
-            'if [ -f "$d/$i.rc" ] && read -r v < "$d/$i.rc"; then '
-            'printf "rc %s %s\\n" "$i" "$v"; fi; '
-            'if [ -f "$d/$i.cancelled" ]; then printf "cancelled %s\\n" "$i"; fi; '
-            'done; '
-            # exit codes 35 (finished, no -x) and 153 (unknown id) come with
-            # per-id messages only: the other ids' answers stand
-            'if [ "$croupier_rc" -ne 0 ] && [ -n "$(croupier_others)" ]; then '
-            'printf "%s\\n" "$croupier_err" >&2; exit "$croupier_rc"; fi'
-        )
+            return text
+        return template.command(
+            'pbs_qstat_json_first.sh', json_mark=shlex.quote(FORM_MARK + 'json'),
+            ask_json=template.command('pbs_qstat_ask.sh', qstat=as_json),
+            text_mark=shlex.quote(FORM_MARK + 'text'), ask_text=text)
 
     @staticmethod
     def _split_output(stdout: str) -> tuple[str, str | None, str, list[str]]:
@@ -559,9 +540,7 @@ class PbsFamily(PbsFigures, Scheduler):
         """qdel, after leaving a cancel file for each id (see the module
         docstring) so that the end of a job killed by qdel reads as CANCELLED."""
         quoted = ' '.join(shlex.quote(i) for i in check_job_ids(job_ids))
-        return (f'set -- {quoted}; d={RC_DIR}; mkdir -p "$d" && '
-                'for i in "$@"; do : > "$d/$i.cancelled"; done; '
-                'qdel -- "$@"')
+        return template.command('pbs_cancel.sh', ids=quoted, rc_dir=RC_DIR)
 
 
 class TorqueScheduler(PbsFamily):
