@@ -11,8 +11,9 @@ left out of what it renders (a script's own comments would reach the job).
 
 Two kinds of file:
 
-- a script part (``script``): the lines as they are, without the file's final
-  newline;
+- a script part (``script``, ``script_lines``): the lines as they are,
+  without the file's final newline; with ``script_lines`` a placeholder
+  alone on its line may stand for any number of lines;
 - a one-line command (``command``): a remote command sent as one line, written
   one part per line for reading; its lines, stripped of their indentation, are
   joined with one space (a line ending in ``;`` or ``then`` reads the same
@@ -21,8 +22,13 @@ Two kinds of file:
 """
 
 import functools
+import re
 import string
+from collections.abc import Sequence
 from importlib import resources
+
+# a placeholder alone on its line, which script_lines fills with lines
+_LINES = re.compile(r'@\{([a-z_][a-z0-9_]*)\}')
 
 
 class ShellTemplate(string.Template):
@@ -42,10 +48,27 @@ def _text(name: str) -> str:
                    if not line.lstrip().startswith('#@'))
 
 
-def script(name: str, **values: str) -> str:
+def script(name: str, /, **values: str) -> str:
     """Script part ``name`` with its placeholders filled (KeyError for a missing value)."""
     text = _text(name)
     return ShellTemplate(text[:-1] if text.endswith('\n') else text).substitute(values)
+
+
+def script_lines(name: str, /, **values: str | Sequence[str]) -> list[str]:
+    """Script part ``name`` as lines: a placeholder alone on its line given a
+    sequence of lines takes them all (none: the line goes); the others are
+    filled in as by ``script``."""
+    text = _text(name)
+    out: list[str] = []
+    for line in (text[:-1] if text.endswith('\n') else text).split('\n'):
+        m = _LINES.fullmatch(line)
+        value = values[m[1]] if m else None
+        if m and not isinstance(value, str):
+            out.extend(value or ())
+        else:
+            words = {k: v for k, v in values.items() if isinstance(v, str)}
+            out.append(ShellTemplate(line).substitute(words))
+    return out
 
 
 @functools.cache
@@ -57,6 +80,6 @@ def _command_text(name: str) -> str:
     return joint.join(line for line in lines if line and not line.startswith('#'))
 
 
-def command(name: str, **values: str) -> str:
+def command(name: str, /, **values: str) -> str:
     """One-line command ``name`` with its placeholders filled."""
     return ShellTemplate(_command_text(name)).substitute(values)
