@@ -100,7 +100,7 @@ def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
                                       f"relationship to an InfrastructureInterface (several "
                                       f"let Croupier place it)")
         kind = edge.job_kind(getattr(node, 'type_hierarchy', None) or [node.type])
-        candidates = []
+        candidates, script_data = [], None
         for manager in managers:
             spec = edge.job_spec(node.id, instance.id, node.properties, settings_of[manager],
                                  kind)
@@ -109,7 +109,7 @@ def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
                 # (a PycompssJob has no local_script: the getattr above keeps it out)
                 with open(ctx.download_resource(spec.local_script),  # type: ignore[union-attr]
                           'rb') as fh:
-                    spec.local_script_data = fh.read()
+                    script_data = fh.read()
             cluster, workdir = clusters[manager]
             candidates.append(Candidate(settings_of[manager].name, cluster, workdir, spec))
         first = candidates[0]
@@ -120,7 +120,8 @@ def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
         job = PlannedJob(instance.id, first.spec, first.cluster, first.workdir, parents, record,
                          stage_in=list(stage_in), stage_out=list(stage_out),
                          policy=edge.job_policy(node.id, node.properties),
-                         placements=candidates if len(candidates) > 1 else [])
+                         placements=candidates if len(candidates) > 1 else [],
+                         script_data=script_data)
         paths = edge.publish_paths(node.id, node.properties)
         if paths:
             # from wherever the job ran

@@ -51,3 +51,11 @@ def test_setup_ships_every_template_as_package_data() -> None:
     for name in os.listdir(TEMPLATES):
         path = f'core/schedulers/templates/{name}'
         assert any(fnmatch.fnmatch(path, g) for g in globs), path
+
+
+def test_a_line_placeholder_takes_any_number_of_lines_and_keeps_empty_ones() -> None:
+    """No lines: the placeholder's line goes; an empty command stays an empty line."""
+    without = template.script_lines('job_post.sh', post=[])
+    assert without[:2] == ['(', 'set -e'] and without[2] == ')'
+    kept = template.script_lines('job_post.sh', post=['a', '', 'b'])
+    assert kept[2:5] == ['a', '', 'b']

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import SchedulerError
-from ..model import JobSpec, JobState, JobStatus
+from ..model import Container, JobSpec, JobState, JobStatus
 from . import template
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _main_lines(spec: JobSpec) -> list[str]:
     """The main part of the job's body: the container, the script with its
     arguments, or the commands."""
     if spec.container:
-        return _container_lines(spec)
+        return _container_lines(spec.container, spec)
     if not spec.script:
         return list(spec.commands)
     names = list(spec.parameters[0]) if spec.parameters else []
@@ -126,25 +126,24 @@ def substituted(argument: str, names: Sequence[str]) -> str:
     return ''.join(out) or "''"
 
 
-def _container_lines(spec: JobSpec) -> list[str]:
+def _container_lines(container: Container, spec: JobSpec) -> list[str]:
     """The main part of a SingularityJob: the commands (or the script) inside the
     image, with Apptainer or Singularity, whichever the host has, optionally
     under srun or mpirun."""
     q = shlex.quote
-    c = spec.container
-    assert c is not None  # only called for a SingularityJob
     run = ['"$croupier_runtime"', 'exec']
-    if c.get('home'):
-        run += ['-H', q(c['home'])]
-    for volume in c.get('volumes', []):
+    if container.home:
+        run += ['-H', q(container.home)]
+    for volume in container.volumes:
         run += ['-B', q(volume)]
-    run.append(q(c['image']))
+    # (JobSpec.from_options requires the image of a container)
+    run.append(q(container.image or ''))
     if spec.script:
         names = list(spec.parameters[0]) if spec.parameters else []
         run += [q(spec.script)] + [substituted(a, names) for a in spec.arguments]
     else:
         run += ['bash', '-c', q('set -e\n' + '\n'.join(spec.commands))]
-    launcher = c.get('launcher') or 'none'
+    launcher = container.launcher or 'none'
     if launcher != 'none':
         run.insert(0, launcher)
     return template.script_lines('job_container.sh', run=' '.join(run))
@@ -182,8 +181,10 @@ class Scheduler(abc.ABC):
     script_suffix = '.sh'
 
     @abc.abstractmethod
-    def render_script(self, spec: JobSpec) -> str:
-        """The batch script for ``spec``, as text."""
+    def render_script(self, spec: JobSpec, token: str | None = None) -> str:
+        """The batch script for ``spec``, as text; ``token`` (one submission's
+        mark) is written where lookup_command finds it, by the schedulers that
+        find lost submissions."""
 
     @abc.abstractmethod
     def submit_command(self, spec: JobSpec, script_path: str, workdir: str) -> str:

@@ -173,7 +173,7 @@ class PbsFamily(PbsFigures, Scheduler):
         lines.append('if [ -n "${PBS_O_WORKDIR:-}" ]; then cd "$PBS_O_WORKDIR" || exit 1; fi')
         return lines
 
-    def render_script(self, spec: JobSpec) -> str:
+    def render_script(self, spec: JobSpec, token: str | None = None) -> str:
         """As Scheduler.render_script: #PBS directives, the prologue, the body."""
         head = [shebang(spec)] + [f'#PBS {d}' for d in self.directives(spec)]
         return '\n'.join(head + self.prologue(spec)) + '\n' + render_body(spec)

@@ -49,7 +49,7 @@ class ShellScheduler(Scheduler):
                               'a SHELL interface runs no job arrays or factories; use '
                               'SLURM, PBS or TORQUE')
 
-    def render_script(self, spec: JobSpec) -> str:
+    def render_script(self, spec: JobSpec, token: str | None = None) -> str:
         """As Scheduler.render_script: a bash script, with the time limit as a comment."""
         self.check(spec)
         head = [shebang(spec), f'# croupier SHELL job {scheduler_job_name(spec.name)}']

@@ -89,8 +89,9 @@ class SlurmScheduler(SlurmFigures, Scheduler):
 
     # -- script -------------------------------------------------------------
 
-    def directives(self, spec: JobSpec) -> list[str]:
-        """The #SBATCH options of ``spec`` (name, resources, token, output files, extras)."""
+    def directives(self, spec: JobSpec, token: str | None = None) -> list[str]:
+        """The #SBATCH options of ``spec`` (name, resources, the submission's
+        ``token``, output files, extras)."""
         name = scheduler_job_name(spec.name)
         out = [f'--job-name={name}']
         for flag, value in (('--nodes', spec.nodes), ('--ntasks', spec.tasks),
@@ -105,8 +106,8 @@ class SlurmScheduler(SlurmFigures, Scheduler):
                 out.append(f'{flag}={value}')
         if spec.max_time:
             out.append(f'--time={slurm_time(spec.max_time)}')
-        if getattr(spec, 'submit_token', None):
-            out.append(f'--comment=croupier:{spec.submit_token}')
+        if token:
+            out.append(f'--comment=croupier:{token}')
         stdout, stderr = self.output_patterns(spec)
         out.append(f'--output={stdout}')
         out.append(f'--error={stderr}')
@@ -120,9 +121,9 @@ class SlurmScheduler(SlurmFigures, Scheduler):
         ident = '%A_%a' if spec.array else '%j'
         return (spec.stdout or f'{name}.{ident}.out', spec.stderr or f'{name}.{ident}.err')
 
-    def render_script(self, spec: JobSpec) -> str:
+    def render_script(self, spec: JobSpec, token: str | None = None) -> str:
         """As Scheduler.render_script: #SBATCH directives, the marker prologue, the body."""
-        head = [shebang(spec)] + [f'#SBATCH {d}' for d in self.directives(spec)]
+        head = [shebang(spec)] + [f'#SBATCH {d}' for d in self.directives(spec, token)]
         return '\n'.join(head + self.prologue(spec)) + '\n' + render_body(spec)
 
     def prologue(self, spec: JobSpec) -> list[str]:
