@@ -304,6 +304,17 @@ class SlurmScheduler(SlurmFigures, Scheduler):
     def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """As Scheduler.parse_status_output: squeue's rows first, sacct's for what
         squeue no longer shows; an array's elements aggregated into one status."""
+        squeue_rows, sacct_rows = self._status_rows(stdout)
+        result: dict[str, JobStatus] = {}
+        for job_id in job_ids:
+            key = str(job_id)
+            result[job_id] = self._job_status(key, squeue_rows.get(key), sacct_rows.get(key))
+        return result
+
+    @staticmethod
+    def _status_rows(stdout: str) -> tuple[dict[str, list[_Row]], dict[str, list[_Row]]]:
+        """({id: squeue rows}, {id: sacct rows}) of status_command's output; an
+        array element's row is filed under its own id and its array's."""
         squeue_rows: dict[str, list[_Row]] = {}
         sacct_rows: dict[str, list[_Row]] = {}
         rows = squeue_rows
@@ -339,23 +350,18 @@ class SlurmScheduler(SlurmFigures, Scheduler):
                 continue
             rows.setdefault(base, []).append(row)
             rows.setdefault(job, []).append(row)   # an element, also asked about by its id
-        result: dict[str, JobStatus] = {}
-        row_status = self._row_status
-        for job_id in job_ids:
-            key = str(job_id)
-            queued = squeue_rows.get(key)
-            accounted = sacct_rows.get(key)
-            if queued and not accounted and len(queued) == 1:
-                result[job_id] = row_status(key, queued[0])     # the common case
-                continue
-            if accounted and not queued and len(accounted) == 1:
-                result[job_id] = row_status(key, accounted[0])
-                continue
-            merged = self._merge_rows(key, queued or [], accounted or [])
-            statuses = [row_status(key, r) for r in merged]
-            result[job_id] = (self._aggregate(key, statuses) if statuses
-                              else self.missing(job_id, 'squeue+sacct'))
-        return result
+        return squeue_rows, sacct_rows
+
+    def _job_status(self, key: str, queued: list[_Row] | None,
+                    accounted: list[_Row] | None) -> JobStatus:
+        """One job's status from its squeue and sacct rows (UNKNOWN when neither has one)."""
+        if queued and not accounted and len(queued) == 1:
+            return self._row_status(key, queued[0])     # the common case
+        if accounted and not queued and len(accounted) == 1:
+            return self._row_status(key, accounted[0])
+        merged = self._merge_rows(key, queued or [], accounted or [])
+        statuses = [self._row_status(key, r) for r in merged]
+        return self._aggregate(key, statuses) if statuses else self.missing(key, 'squeue+sacct')
 
     @staticmethod
     def _merge_rows(key: str, queued: list[_Row], accounted: list[_Row]) -> list[_Row]:
