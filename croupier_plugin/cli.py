@@ -105,11 +105,10 @@ def _table(rows: list[dict]) -> str:
 def job_instances(env: runner.Environment) -> list:
     """The deployment's job node instances (nodes of type croupier.nodes.Job or
     derived), as stored: what `croupier status` and the portal's job table show."""
-    from .edge import JOB_TYPE
-    nodes = {n.id: n for n in env.storage.get_nodes()}
+    from .edge import JOB_TYPE, node_views
+    views = node_views(env.storage)
     return [instance for instance in env.storage.get_node_instances()
-            if JOB_TYPE in (nodes[instance.node_id].get('type_hierarchy')
-                            or [nodes[instance.node_id].type])]
+            if views[instance.node_id].is_a(JOB_TYPE)]
 
 
 def job_rows(env: runner.Environment) -> list[dict]:

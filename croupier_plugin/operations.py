@@ -13,34 +13,25 @@ from cloudify.decorators import operation
 from cloudify.exceptions import NonRecoverableError
 
 from . import edge
+from .core import blueprint
+from .core.blueprint import DeploymentPlan, NodeView
 from .core.data import DataSource
 from .core.data_workspace import WorkspaceState, prepare, release
 from .core.engine import JobRecord
 from .core.errors import CroupierError
 from .core.infrastructure import InfrastructureSettings
-from .validation import node_view, validate_nodes
 
 if TYPE_CHECKING:
     from cloudify.context import CloudifyContext, NodeInstanceContext
 
 
-def _deployment_nodes(ctx: CloudifyContext) -> list[Any]:
-    """Every node of the deployment: from the local engine's storage, or from
-    the manager's REST API."""
-    storage = getattr(ctx._endpoint, 'storage', None)
-    if storage is not None:
-        return storage.get_nodes()
-    from cloudify.manager import get_rest_client
-    return list(get_rest_client().nodes.list(deployment_id=ctx.deployment.id))
-
-
-def _vault_of(ctx: CloudifyContext, instance: NodeInstanceContext | None = None
-              ) -> tuple[str, dict[str, Any]] | None:
-    """(node id, properties) of the Vault the interface takes its credentials from."""
-    for rel in (instance or ctx.instance).relationships:
-        if edge.FROM_VAULT in (rel.type_hierarchy or [rel.type]):
-            return rel.target.node.id, rel.target.node.properties
-    return None
+def _interface_settings(views: dict[str, NodeView], node: Any,
+                        instance: NodeInstanceContext) -> InfrastructureSettings:
+    """The settings of the interface ``node`` (its ``instance``), its credentials
+    completed from its Vault (read now) and its front-end found."""
+    return edge.not_recoverable(blueprint.interface_settings)(
+        node.id, node.properties, blueprint.vault_of(views[node.id], views),
+        host=_contained_host(node, instance))
 
 
 def _contained_host(node: Any, instance: Any) -> Optional[str]:
@@ -50,17 +41,17 @@ def _contained_host(node: Any, instance: Any) -> Optional[str]:
     if isinstance(credentials, dict) and credentials.get('host'):
         return None
     for rel in instance.relationships:
-        if edge.CONTAINED_IN in (rel.type_hierarchy or [rel.type]):
+        if edge.related(rel, edge.CONTAINED_IN):
             return edge.contained_host(node.id, rel.target.node.id, rel.target.node.properties,
                                        rel.target.instance.runtime_properties)
     return instance.runtime_properties.get(edge.CONTAINED_HOST)
 
 
-def _check_deployment(ctx: CloudifyContext) -> None:
-    """Refuse a deployment with any bad interface or job before touching a host."""
-    problems = validate_nodes(_deployment_nodes(ctx))
-    if problems:
-        raise NonRecoverableError('the deployment is not valid:\n' + '\n'.join(problems))
+def _check_deployment(ctx: CloudifyContext) -> tuple[DeploymentPlan, dict[str, NodeView]]:
+    """The deployment's plan (made once per process) and its nodes; a deployment
+    with any bad interface or job refused before touching a host."""
+    views = edge.node_views(ctx)
+    return edge.valid_plan(views), views
 
 
 # runtime property of a recurring interface: the working directories of its
@@ -74,6 +65,7 @@ def _recurring(node: Any) -> bool:
 
 
 @operation
+@edge.cloudify_errors
 def configure_interface(ctx: CloudifyContext, recurrence: bool = False, **kwargs: Any) -> None:
     """Log in to the front-end and create the deployment's working directory,
     once every interface and job of the deployment was found valid.
@@ -84,10 +76,9 @@ def configure_interface(ctx: CloudifyContext, recurrence: bool = False, **kwargs
     uninstall, with what their jobs left there)."""
     if recurrence and not _recurring(ctx.node):
         return
-    _check_deployment(ctx)
+    _plan, views = _check_deployment(ctx)
     host = _contained_host(ctx.node, ctx.instance)
-    settings = edge.interface_settings(ctx.node.id, ctx.node.properties, _vault_of(ctx),
-                                       host=host)
+    settings = _interface_settings(views, ctx.node, ctx.instance)
     props = ctx.instance.runtime_properties
     if host:
         # the jobs' operations and run_jobs reach the front-end through it
@@ -123,6 +114,7 @@ def configure_interface(ctx: CloudifyContext, recurrence: bool = False, **kwargs
 
 
 @operation
+@edge.cloudify_errors
 def cleanup_interface(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Remove the working directory (a recurring interface's every recurrence's)
     unless skip_cleanup."""
@@ -140,8 +132,7 @@ def cleanup_interface(ctx: CloudifyContext, **kwargs: Any) -> None:
     if ctx.node.properties.get('skip_cleanup'):
         ctx.logger.info('%s: keeping %s (skip_cleanup)', ctx.node.id, ', '.join(workdirs))
         return
-    settings = edge.interface_settings(ctx.node.id, ctx.node.properties, _vault_of(ctx),
-                                       host=_contained_host(ctx.node, ctx.instance))
+    settings = _interface_settings(edge.node_views(ctx), ctx.node, ctx.instance)
     transport = settings.make_transport()
     for workdir in workdirs:
         try:
@@ -158,6 +149,7 @@ def cleanup_interface(ctx: CloudifyContext, **kwargs: Any) -> None:
 
 
 @operation
+@edge.cloudify_errors
 def configure_job(ctx: CloudifyContext, recurrence: bool = False, **kwargs: Any) -> None:
     """Validate the job's options and its relationships, and run its bootstrap
     script in its interface's working directory.
@@ -167,16 +159,10 @@ def configure_job(ctx: CloudifyContext, recurrence: bool = False, **kwargs: Any)
     (run_jobs runs it again) and its bootstrap script runs again in the new
     working directory. At install, a job whose interfaces are all recurring has
     its bootstrap left to croupier_configure: there is no working directory yet."""
-    edge.job_options_check(ctx.node.id, ctx.node.properties,
-                           edge.job_kind(ctx.node.type_hierarchy or [ctx.node.type]))
-    managers = [r for r in ctx.instance.relationships
-                if edge.MANAGED_BY in (r.type_hierarchy or [r.type])]
-    if not managers:
-        raise NonRecoverableError(
-            f"node '{ctx.node.id}': a job needs a {edge.MANAGED_BY} relationship (several "
-            f"let Croupier place it)")
-    ctx.instance.runtime_properties['labels'] = edge.job_labels(ctx.node.id,
-                                                                 ctx.node.properties)
+    plan, views = _check_deployment(ctx)
+    job = plan.jobs[ctx.node.id]
+    managers = [r for r in ctx.instance.relationships if edge.related(r, edge.MANAGED_BY)]
+    ctx.instance.runtime_properties['labels'] = job.labels
     if recurrence:
         for key in JobRecord.property_names():
             ctx.instance.runtime_properties.pop(key, None)
@@ -185,45 +171,41 @@ def configure_job(ctx: CloudifyContext, recurrence: bool = False, **kwargs: Any)
         ctx.logger.info('%s: its interface has recurring_workflow: croupier_configure '
                         'prepares it before each recurrence', ctx.node.id)
         return
-    deployment = _deployment_options(ctx)
-    if deployment.get('bootstrap'):
-        _run_deployment_script(ctx, 'bootstrap', deployment)
+    if job.deployment.get('bootstrap'):
+        _run_deployment_script(ctx, 'bootstrap', job.deployment, views)
 
 
 @operation
+@edge.cloudify_errors
 def revert_job(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Run the job's revert script (application removal) at uninstall."""
     deployment = _deployment_options(ctx)
     if deployment.get('revert'):
-        managers = [r for r in ctx.instance.relationships
-                    if edge.MANAGED_BY in (r.type_hierarchy or [r.type])]
+        managers = [r for r in ctx.instance.relationships if edge.related(r, edge.MANAGED_BY)]
         if managers and all(_recurring(r.target.node) and
                             not r.target.instance.runtime_properties.get('workdir')
                             for r in managers):
             ctx.logger.info('%s: no recurrence was configured: nothing to revert', ctx.node.id)
             return
-        _run_deployment_script(ctx, 'revert', deployment)
+        _run_deployment_script(ctx, 'revert', deployment, edge.node_views(ctx))
 
 
 def _deployment_options(ctx: CloudifyContext) -> dict:
     return edge.deployment_options(ctx.node.id, ctx.node.properties)
 
 
-def _interfaces_of(ctx: CloudifyContext) -> list[tuple[InfrastructureSettings, str | None]]:
+def _interfaces_of(ctx: CloudifyContext, views: dict[str, NodeView]
+                   ) -> list[tuple[InfrastructureSettings, str | None]]:
     """[(settings, workdir)] of the interfaces the job may run on."""
-    nodes = {n.id: n for n in _deployment_nodes(ctx)}
     found = []
     for rel in ctx.instance.relationships:
-        if edge.MANAGED_BY in (rel.type_hierarchy or [rel.type]):
-            target = nodes[rel.target.node.id]
-            vault = None
-            for trel in target.get('relationships') or []:
-                if edge.FROM_VAULT in (trel.get('type_hierarchy') or [trel.get('type')]):
-                    vault = (trel['target_id'], nodes[trel['target_id']].properties)
-            settings = edge.interface_settings(
-                target.id, target.properties, vault,
-                host=rel.target.instance.runtime_properties.get(edge.CONTAINED_HOST))
-            found.append((settings, rel.target.instance.runtime_properties.get('workdir')))
+        if edge.related(rel, edge.MANAGED_BY):
+            target = views[rel.target.node.id]
+            runtime = rel.target.instance.runtime_properties
+            settings = edge.not_recoverable(blueprint.interface_settings)(
+                target.id, target.properties, blueprint.vault_of(target, views),
+                host=runtime.get(edge.CONTAINED_HOST))
+            found.append((settings, runtime.get('workdir')))
     if not found:
         raise NonRecoverableError(f"node '{ctx.node.id}' has no {edge.MANAGED_BY} "
                                   f"relationship")
@@ -232,18 +214,19 @@ def _interfaces_of(ctx: CloudifyContext) -> list[tuple[InfrastructureSettings, s
 
 def _deployment_source(ctx: CloudifyContext) -> str:
     for rel in ctx.instance.relationships:
-        if 'deployment_source' in (rel.type_hierarchy or [rel.type]):
+        if edge.related(rel, 'deployment_source'):
             props = rel.target.node.properties
             return str(props.get('endpoint') or props.get('resource') or rel.target.node.id)
     return ''
 
 
-def _run_deployment_script(ctx: CloudifyContext, which: str, options: dict[str, Any]) -> None:
+def _run_deployment_script(ctx: CloudifyContext, which: str, options: dict[str, Any],
+                           views: dict[str, NodeView]) -> None:
     """Run the blueprint's bootstrap or revert script with the deployment inputs,
     on the HPC front-end in the working directory (hpc_execution: on every
     interface the job may be placed on) or here (once)."""
     local = ctx.download_resource(options[which])
-    interfaces = _interfaces_of(ctx)
+    interfaces = _interfaces_of(ctx, views)
     if not options['hpc_execution']:
         interfaces = interfaces[:1]
     for settings, workdir in interfaces:
@@ -274,7 +257,9 @@ def _run_script_for(ctx: CloudifyContext, which: str, options: dict[str, Any], l
                                    f'{shlex.quote(remote)} {args}')
             transport.run(f'rm -f -- {shlex.quote(remote)}')
         except CroupierError as exc:
-            raise edge.as_cloudify_error(exc, what) from None
+            # never retried: the script may have run, in part or whole, before the
+            # connection broke, and a script is not known to be safe to run twice
+            raise NonRecoverableError(f'{what}: {exc}') from None
         code, out, err = result.exit_code, result.stdout, result.stderr
     else:
         with tempfile.TemporaryDirectory(prefix='croupier-deploy-') as cwd:
@@ -292,12 +277,14 @@ def _run_script_for(ctx: CloudifyContext, which: str, options: dict[str, Any], l
 
 
 @operation
+@edge.cloudify_errors
 def configure_vault(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Check the Vault node's properties (the interfaces log in when they need to)."""
     edge.vault_settings(ctx.node.id, ctx.node.properties)
 
 
 @operation
+@edge.cloudify_errors
 def configure_exporter(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Check the HPCExporter's address, and that the exporter answers and takes its token."""
     client = edge.exporter_client(ctx.node.id, ctx.node.properties)
@@ -312,13 +299,12 @@ def configure_exporter(ctx: CloudifyContext, **kwargs: Any) -> None:
 
 
 @operation
+@edge.cloudify_errors
 def register_with_exporter(ctx: CloudifyContext, **kwargs: Any) -> None:
     """interface_monitored_by, established: the interface's front-end (scheduler,
     host, port, login user; no secret) registered with the exporter."""
     source = ctx.source
-    settings = edge.interface_settings(source.node.id, source.node.properties,
-                                       _vault_of(ctx, source.instance),
-                                       host=_contained_host(source.node, source.instance))
+    settings = _interface_settings(edge.node_views(ctx), source.node, source.instance)
     if settings.simulate:
         # the exporter would log in to the cluster to follow it
         ctx.logger.info('%s: simulated: not registered with the exporter', source.node.id)
@@ -336,6 +322,7 @@ def register_with_exporter(ctx: CloudifyContext, **kwargs: Any) -> None:
 
 
 @operation
+@edge.cloudify_errors
 def unregister_from_exporter(ctx: CloudifyContext, **kwargs: Any) -> None:
     """interface_monitored_by, unlinked: the exporter forgets the interface and its
     jobs. An exporter that cannot be reached does not stop the uninstall."""
@@ -351,16 +338,18 @@ def unregister_from_exporter(ctx: CloudifyContext, **kwargs: Any) -> None:
 
 
 @operation
+@edge.cloudify_errors
 def configure_data_infrastructure(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Check the data access infrastructure; with a Vault, read its credentials
     now so that a refused JWT or a missing secret fails the install."""
-    views = {n.id: node_view(n) for n in _deployment_nodes(ctx)}
+    views = edge.node_views(ctx)
     infra = edge.data_infrastructure(views[ctx.node.id], views, fetch=True)
     ctx.logger.info('%s: data at %s%s', ctx.node.id, infra.endpoint,
                     f' (SSH as {infra.ssh.user}@{infra.ssh.host})' if infra.ssh else '')
 
 
 @operation
+@edge.cloudify_errors
 def configure_transfer(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Refuse a transfer Croupier cannot run (a protocol it does not support,
     a source or target of the wrong kind) at install."""
@@ -370,7 +359,7 @@ def configure_transfer(ctx: CloudifyContext, **kwargs: Any) -> None:
 def _workspace_source(ctx: CloudifyContext) -> DataSource:
     """The HPCDataSource of this operation as a core DataSource, its
     infrastructure's credentials read (from Vault too)."""
-    views = {n.id: node_view(n) for n in _deployment_nodes(ctx)}
+    views = edge.node_views(ctx)
     view = views[ctx.node.id]
     located = view.targets(edge.LOCATED_AT)
     if len(located) != 1 or located[0] not in views or not views[located[0]].is_a(edge.DAI_TYPE):
@@ -385,6 +374,7 @@ def _workspace_source(ctx: CloudifyContext) -> DataSource:
 
 
 @operation
+@edge.cloudify_errors
 def prepare_workspace(ctx: CloudifyContext, **kwargs: Any) -> None:
     """An HPCDataSource with a workspace: find it, or make it when ``create``
     (hpc-workspace tools, else a folder), before any job runs; its path, and
@@ -400,7 +390,9 @@ def prepare_workspace(ctx: CloudifyContext, **kwargs: Any) -> None:
     try:
         state = prepare(source.infra, source.workspace)
     except CroupierError as exc:
-        raise edge.as_cloudify_error(exc, f"node '{ctx.node.id}'") from None
+        # never retried: a workspace made before the connection broke would be found
+        # by the retry and taken as one that existed before (kept at uninstall)
+        raise NonRecoverableError(f"node '{ctx.node.id}': {exc}") from None
     props.update(state.to_properties())
     ctx.logger.info('%s: workspace %s %s at %s on %s (%s)', ctx.node.id, state.name,
                     'created' if state.created else 'found', state.path, source.infra.host,
@@ -408,6 +400,7 @@ def prepare_workspace(ctx: CloudifyContext, **kwargs: Any) -> None:
 
 
 @operation
+@edge.cloudify_errors
 def release_workspace(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Uninstall: give back the workspace install created (ws_release, or the
     folder removed); one that existed before is kept. A failure is logged and

@@ -11,6 +11,9 @@ from cloudify.exceptions import NonRecoverableError
 from cloudify.workflows import workflow_api
 
 from . import edge
+from .core.blueprint import (DeploymentPlan, NodeView, assign_workdirs, plan_deployment,
+                             wire_transfers)  # noqa: F401  (importable from here)
+from .core.cluster import Cluster
 from .core.data import Transfer, TransferError, run_all
 from .core.engine import Engine, JobFailed, JobRecord, PlannedJob, RunCancelled
 from .core.errors import CroupierError
@@ -22,8 +25,7 @@ from .core.placement import Candidate
 if TYPE_CHECKING:
     from cloudify.workflows.workflow_context import (CloudifyWorkflowContext,
                                                      CloudifyWorkflowNode,
-                                                     CloudifyWorkflowNodeInstance,
-                                                     CloudifyWorkflowRelationshipInstance)
+                                                     CloudifyWorkflowNodeInstance)
 
     from .core.engine.loop import Events
 
@@ -36,18 +38,9 @@ def _instances(ctx: CloudifyWorkflowContext, type_name: str
                 yield node, instance
 
 
-def _relationship_types(rel: CloudifyWorkflowRelationshipInstance) -> list[str]:
-    raw = getattr(rel.relationship, '_relationship', None) or {}
-    return raw.get('type_hierarchy') or [rel.type]
-
-
-def node_views(ctx: CloudifyWorkflowContext) -> dict[str, edge.NodeView]:
-    """Every node of the deployment as the data planning sees it, by node id."""
-    return {node.id: edge.NodeView(node.id, getattr(node, 'type_hierarchy', None) or [node.type],
-                                   node.properties,
-                                   [((r._relationship or {}).get('type_hierarchy') or [r.type],
-                                     r.target_id) for r in node.relationships])
-            for node in ctx.nodes}
+def node_views(ctx: CloudifyWorkflowContext) -> dict[str, NodeView]:
+    """Every node of the deployment as planning sees it, by node id."""
+    return edge.node_views(ctx)
 
 
 def default_results_dir(ctx: CloudifyWorkflowContext) -> str:
@@ -60,112 +53,65 @@ def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
               ) -> tuple[list[PlannedJob], dict[str, InfrastructureSettings], list[Transfer]]:
     """PlannedJobs for every Job instance, with its cluster, parents and
     transfers; and the transfers tied to no job."""
-    clusters, settings_of = {}, {}
-    for node, instance in _instances(ctx, edge.INTERFACE_TYPE):
-        vault = None
-        for rel in instance.relationships:
-            if edge.FROM_VAULT in _relationship_types(rel):
-                target = rel.target_node_instance.node
-                vault = (target.id, target.properties)
-        settings = edge.interface_settings(
-            node.id, node.properties, vault,
-            host=instance.runtime_properties.get(edge.CONTAINED_HOST))
-        workdir = instance.runtime_properties.get('workdir')
-        if not workdir and node.properties.get('recurring_workflow') is True:
-            raise NonRecoverableError(f"node '{node.id}' has no working directory yet: it has "
+    views = node_views(ctx)
+    plan = plan_deployment(views, fetch=True)
+    if plan.problems:
+        raise NonRecoverableError('the deployment is not valid:\n' + '\n'.join(plan.problems))
+    clusters: dict[str, tuple[Cluster, str]] = {}
+    for node_id, settings in plan.interfaces.items():
+        view = views[node_id]
+        workdir = view.runtime.get('workdir')
+        if not workdir and view.properties.get('recurring_workflow') is True:
+            raise NonRecoverableError(f"node '{node_id}' has no working directory yet: it has "
                                       f"recurring_workflow: true, so execute croupier_configure "
                                       f"before each run_jobs")
         if not workdir:
-            raise NonRecoverableError(f"node '{node.id}' has no working directory: run the "
+            raise NonRecoverableError(f"node '{node_id}' has no working directory: run the "
                                       f"install workflow before run_jobs")
-        settings.name = node.id
-        clusters[instance.id] = (settings.cluster(), workdir)
-        settings_of[instance.id] = settings
-    flow = edge.build_dataflow(node_views(ctx))
-    flow.raise_problems()
-    edge.assign_workdirs(flow, [(settings_of[i], w) for i, (_, w) in clusters.items()])
-    wiring = wire_transfers(flow)
+        clusters[node_id] = (settings.cluster(), workdir)
+    assign_workdirs(plan.dataflow, [(plan.interfaces[i], w) for i, (_, w) in clusters.items()])
     results_dir = results_dir or default_results_dir(ctx)
     jobs = []
-    for node, instance in _instances(ctx, edge.JOB_TYPE):
-        managers, parents = [], []
-        for rel in instance.relationships:
-            hierarchy = _relationship_types(rel)
-            if edge.MANAGED_BY in hierarchy:
-                managers.append(rel.target_id)
-            elif edge.DEPENDS_ON in hierarchy:
-                parents.append(rel.target_id)
-        if not managers or any(m not in clusters for m in managers):
-            raise NonRecoverableError(f"node '{node.id}': a job needs a {edge.MANAGED_BY} "
-                                      f"relationship to an InfrastructureInterface (several "
-                                      f"let Croupier place it)")
-        kind = edge.job_kind(getattr(node, 'type_hierarchy', None) or [node.type])
-        candidates, script_data = [], None
-        for manager in managers:
-            spec = edge.job_spec(node.id, instance.id, node.properties, settings_of[manager],
-                                 kind)
-            if getattr(spec, 'local_script', None):
-                # a file shipped with the blueprint, uploaded next to the job at submission
-                # (a PycompssJob has no local_script: the getattr above keeps it out)
-                with open(ctx.download_resource(spec.local_script),  # type: ignore[union-attr]
-                          'rb') as fh:
-                    script_data = fh.read()
-            cluster, workdir = clusters[manager]
-            candidates.append(Candidate(settings_of[manager].name, cluster, workdir, spec))
-        first = candidates[0]
-        record = JobRecord.from_properties(instance.runtime_properties)
-        stage_in, stage_out, producers = wiring.get(node.id, ([], [], []))
-        for producer in producers:
-            parents += [i.id for i in ctx.get_node(producer).instances if i.id not in parents]
-        job = PlannedJob(instance.id, first.spec, first.cluster, first.workdir, parents, record,
-                         stage_in=list(stage_in), stage_out=list(stage_out),
-                         policy=edge.job_policy(node.id, node.properties),
-                         placements=candidates if len(candidates) > 1 else [],
-                         script_data=script_data)
-        paths = edge.publish_paths(node.id, node.properties)
-        if paths:
-            # from wherever the job ran
-            job.stage_out.append(edge.publication(
-                instance.id, paths, results_dir,
-                # (job=job binds this job; mypy infers no type for a lambda's default)
-                lambda job=job: (job.cluster.transport, job.workdir)))  # type: ignore[misc]
-        jobs.append(job)
-    tied = {id(t) for plan in wiring.values() for t in plan[0] + plan[1]}
-    loose = [t for t in flow.transfers.values() if id(t) not in tied]
-    return jobs, settings_of, loose
+    for job in plan.jobs.values():
+        view = views[job.node_id]
+        # (a job's relationships name nodes: each of their instances is meant)
+        parents = [i for p in job.parents + job.producers for i in views[p].instance_ids()]
+        for instance_id in view.instance_ids():
+            candidates = [_candidate(ctx, plan, clusters, job.specs[(instance_id, interface)],
+                                     interface) for interface in job.interfaces]
+            first = candidates[0]
+            record = JobRecord.from_properties(view.instances.get(instance_id, {}))
+            planned = PlannedJob(instance_id, first.spec, first.cluster, first.workdir,
+                                 list(dict.fromkeys(parents)), record,
+                                 stage_in=list(job.stage_in), stage_out=list(job.stage_out),
+                                 policy=job.policy,
+                                 placements=candidates if len(candidates) > 1 else [],
+                                 script_data=first.script_data)
+            if job.publish:
+                # from wherever the job ran
+                planned.stage_out.append(edge.publication(
+                    instance_id, job.publish, results_dir,
+                    # (job=planned binds this job; mypy infers no type for a lambda's default)
+                    lambda job=planned: (job.cluster.transport,  # type: ignore[misc]
+                                         job.workdir)))
+            jobs.append(planned)
+    return jobs, {i: plan.interfaces[i] for i in clusters}, plan.loose_transfers
 
 
-def wire_transfers(flow: edge.Dataflow
-                   ) -> dict[str, tuple[list[Transfer], list[Transfer], list[str]]]:
-    """job node id -> (input transfers, output transfers, producer job node ids).
-
-    A job's input transfers are those writing one of its input sources; its
-    output transfers those reading one of its output sources. A transfer
-    that moves one job's output to another job's input runs once, after the
-    producer, and the consumer waits for the producer; so does a job that
-    reads a source another job writes."""
-    producer_of: dict[str, str] = {}
-    for job_id, sources in flow.outputs.items():
-        for source in sources:
-            producer_of.setdefault(source, job_id)
-    wiring = {}
-    for job_id in set(flow.inputs) | set(flow.outputs):
-        outputs = set(flow.outputs.get(job_id, []))
-        inputs = set(flow.inputs.get(job_id, []))
-        stage_out = [t for t in flow.transfers.values() if t.source.name in outputs]
-        stage_in, producers = [], []
-        for source in inputs:
-            if source in producer_of and producer_of[source] != job_id:
-                producers.append(producer_of[source])
-        for t in flow.transfers.values():
-            if t.target.name not in inputs:
-                continue
-            if t.source.name in producer_of and producer_of[t.source.name] != job_id:
-                producers.append(producer_of[t.source.name])
-            else:
-                stage_in.append(t)
-        wiring[job_id] = (stage_in, stage_out, sorted(set(producers)))
-    return wiring
+def _candidate(ctx: CloudifyWorkflowContext, plan: DeploymentPlan,
+               clusters: dict[str, tuple[Cluster, str]], spec: Any, interface: str
+               ) -> Candidate:
+    """Where a job may run: the interface ``interface``'s cluster and working directory,
+    with the job's ``spec`` there (its local script read from the blueprint)."""
+    if getattr(spec, 'local_script', None):
+        # a file shipped with the blueprint, uploaded next to the job at submission
+        # (a PycompssJob has no local_script: the getattr above keeps it out)
+        with open(ctx.download_resource(spec.local_script), 'rb') as fh:
+            script_data = fh.read()
+    else:
+        script_data = None
+    cluster, workdir = clusters[interface]
+    return Candidate(plan.interfaces[interface].name, cluster, workdir, spec, script_data)
 
 
 class RuntimeStore:
@@ -187,12 +133,12 @@ class RuntimeStore:
 
 def exporters(ctx: CloudifyWorkflowContext) -> dict[str, ExporterClient]:
     """{interface node id: ExporterClient} for interfaces monitored by an HPCExporter."""
+    views = node_views(ctx)
     clients = {}
-    for node, instance in _instances(ctx, edge.INTERFACE_TYPE):
-        for rel in instance.relationships:
-            if edge.MONITORED_BY in _relationship_types(rel):
-                target = rel.target_node_instance.node
-                clients[node.id] = edge.exporter_client(target.id, target.properties)
+    for view in views.values():
+        if view.is_a(edge.INTERFACE_TYPE):
+            for target in view.targets(edge.MONITORED_BY):
+                clients[view.id] = edge.exporter_client(target, views[target].properties)
     return clients
 
 
@@ -228,6 +174,7 @@ def _reporter(ctx: CloudifyWorkflowContext, registrar: JobRegistrar | None = Non
 
 
 @workflow
+@edge.cloudify_errors
 def run_jobs(ctx: CloudifyWorkflowContext, max_parallel_submissions: int | str = 16,
              results_dir: str = '', rerun_failed: bool = False, **kwargs: Any) -> list:
     """Run every job of the deployment to its end on the core engine (transfers tied to
@@ -303,6 +250,7 @@ def delete_reservations(ctx: CloudifyWorkflowContext, jobs: list[PlannedJob],
 
 
 @workflow
+@edge.cloudify_errors
 def croupier_install(ctx: CloudifyWorkflowContext, **kwargs: Any) -> None:
     """The original Croupier's install workflow: Cloudify's install of every node
     instance (Croupier revokes the Vault tokens it used right after use, which the
@@ -313,6 +261,7 @@ def croupier_install(ctx: CloudifyWorkflowContext, **kwargs: Any) -> None:
 
 
 @workflow
+@edge.cloudify_errors
 def croupier_configure(ctx: CloudifyWorkflowContext, **kwargs: Any) -> None:
     """The original Croupier's preparation of a recurrence of a recurring workflow:
     every interface with recurring_workflow: true gets a new working directory
@@ -335,7 +284,7 @@ def croupier_configure(ctx: CloudifyWorkflowContext, **kwargs: Any) -> None:
     # (a workflow's relationship names its target node instance)
     targets = {instance.id for _, instance in recurring}
     for _node, instance in _instances(ctx, edge.JOB_TYPE):
-        if any(edge.MANAGED_BY in _relationship_types(rel) and rel.target_id in targets
+        if any(edge.related(rel, edge.MANAGED_BY) and rel.target_id in targets
                for rel in instance.relationships):
             instance.execute_operation('cloudify.interfaces.lifecycle.configure',
                                        kwargs={'recurrence': True}).get()

@@ -1,8 +1,14 @@
 """Error types of the core.
 
-The Cloudify edge maps them: ``ConfigError`` and ``HostKeyError`` and
-``AuthenticationError`` become ``NonRecoverableError``; ``TransportError``
-becomes ``RecoverableError``; ``JobFailed`` fails the ``run_jobs`` execution.
+The Cloudify edge maps them in one place (``edge.as_cloudify_error``, applied to every
+operation and workflow by ``edge.cloudify_errors``): ``TransportError`` becomes
+``RecoverableError`` (the server may be back soon: a manager's task_retries may retry
+the operation), except ``CommandInterrupted``, whose effect is unknown; it, and
+``ConfigError``, ``HostKeyError``, ``AuthenticationError`` and every other
+``CroupierError``, become ``NonRecoverableError``. Operations that run something not
+safe to repeat (bootstrap and revert scripts, a workspace's creation) map every
+error to ``NonRecoverableError`` themselves. ``JobFailed`` fails the ``run_jobs``
+execution.
 """
 
 from __future__ import annotations

@@ -12,12 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ConfigError
+from .names import CKAN_DATASET_TYPE, DAI_TYPE, ECMWF_TYPE, INTERFACE_TYPE, JOB_TYPE
 
-INTERFACE_TYPE = 'croupier.nodes.InfrastructureInterface'
-DAI_TYPE = 'croupier.nodes.DataAccessInfrastructure'
-CKAN_DATASET_TYPE = 'croupier.nodes.CKAN_dataset'
-ECMWF_TYPE = 'croupier.nodes.ECMWFVerticalInterpolation'
-JOB_TYPE = 'croupier.nodes.Job'
 
 # node types refused whole, with the reason
 UNSUPPORTED_TYPES = {

@@ -23,14 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .. import cli, runner
+from ..core.blueprint import DEPENDS_ON, JOB_TYPE, MANAGED_BY, vault_of
 from ..core.files import replace_file
 from ..eventlog import (CREDENTIAL_TYPES, HIDDEN, given_inputs, input_definitions, is_secret,
                         read_events, scrub, secret_name, secret_strings)
 
-JOB_TYPE = 'croupier.nodes.Job'
-DEPENDS_ON = 'job_depends_on'
-MANAGED_BY = 'task_managed_by_interface'
-FROM_VAULT = 'retrieve_credentials_from_vault'
 MAX_PACKAGE_BYTES = 20 * 1024 * 1024      # an uploaded blueprint package, zipped
 MAX_UNPACKED_BYTES = 100 * 1024 * 1024    # and unpacked
 MAX_PACKAGE_FILES = 2000
@@ -143,19 +140,14 @@ def input_specs(definitions: Optional[dict]) -> list[InputSpec]:
 def job_graph(nodes: list[dict]) -> dict:
     """The jobs of a plan (or stored deployment) and their dependencies:
     {'jobs': [{name, interface, layer}], 'edges': [[parent, child]]}."""
+    from .. import edge
     jobs, edges = {}, []
-    for node in nodes:
-        types = node.get('type_hierarchy') or [node.get('type')]
-        if JOB_TYPE not in types:
+    for view in edge.node_views(nodes).values():
+        if not view.is_a(JOB_TYPE):
             continue
-        interface = None
-        for rel in node.get('relationships') or []:
-            rel_types = rel.get('type_hierarchy') or [rel.get('type')]
-            if DEPENDS_ON in rel_types:
-                edges.append([rel['target_id'], node['id']])
-            elif MANAGED_BY in rel_types:
-                interface = rel['target_id']
-        jobs[node['id']] = {'name': node['id'], 'interface': interface}
+        edges += [[parent, view.id] for parent in view.targets(DEPENDS_ON)]
+        managers = view.targets(MANAGED_BY)
+        jobs[view.id] = {'name': view.id, 'interface': managers[-1] if managers else None}
     edges = [e for e in edges if e[0] in jobs]
     layer: dict[str, int] = {}
 
@@ -582,12 +574,10 @@ def job_output(name: str, job: str, stream: str, lines: int = 50) -> str:
     path = record.get(stream)
     if not path or not record.get('cluster'):
         return ''
-    nodes = {n.id: n for n in env.storage.get_nodes()}
-    target = nodes[record['cluster']]
-    vault = None
-    for rel in target.get('relationships') or []:
-        if FROM_VAULT in (rel.get('type_hierarchy') or [rel.get('type')]):
-            vault = (rel['target_id'], nodes[rel['target_id']].properties)
+    views = edge.node_views(env.storage)
+    target = views[record['cluster']]
+    vault_view = vault_of(target, views)
+    vault = (vault_view.id, vault_view.properties) if vault_view else None
     settings = edge.interface_settings(target.id, target.properties, vault)
     cluster = settings.cluster()
     text = cluster.tail(path, max(1, min(int(lines), 1000)))

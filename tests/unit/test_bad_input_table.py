@@ -138,6 +138,9 @@ CASES = [
     ('bad pinned host key', blueprint(
         credentials="{host: h, user: u, password: pw, host_key: 'ssh-ed25519 nope'}"),
      "node 'hpc', property 'credentials.host_key' = 'ssh-ed25519 nope'"),
+    ('host_key not a string', blueprint(
+        credentials="{host: h, user: u, password: pw, host_key: [ssh-ed25519, AAAA]}"),
+     "node 'hpc', property 'credentials.host_key' = ['ssh-ed25519', 'AAAA']"),
     ('host_key_check not a boolean', blueprint(
         credentials="{host: h, user: u, password: pw, host_key_check: maybe}"),
      "node 'hpc', property 'credentials.host_key_check' = 'maybe'"),

@@ -164,7 +164,10 @@ def test_upload_create_execute_and_read_output(browser, portal, bed_inputs, tmp_
     # a bar per job: queue wait and run, or one span when it ended between two polls
     bars = [r.get_attribute('class') for r in b.finds('#gantt svg rect')]
     assert len([c for c in bars if c in ('run', 'span')]) == 3, bars
-    assert b.find('#instance-state').text == 'completed'
+    # the execution ends after its last job (the worker still records the run): the
+    # page follows it without reloading
+    b.until(lambda: b.find('#instance-state').text == 'completed', 30, 'execution completed')
+    assert b.driver.execute_script('return window.croupierMarker') == marker
     # a job's stdout, on demand
     b.click_output('hello_', 'stdout')
     b.until(lambda: b.find('#output').text.startswith('hello from '), 30, 'stdout shown')

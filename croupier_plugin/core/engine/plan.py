@@ -73,6 +73,7 @@ class PlannedJob:
         """Run the job on ``candidate``'s infrastructure."""
         self.cluster, self.workdir, self.spec = candidate.cluster, candidate.workdir, \
             candidate.spec
+        self.script_data = candidate.script_data
 
     @property
     def state(self) -> Optional[JobState]:
