@@ -30,6 +30,7 @@ setup(
                  'types-paramiko==5.1.0.20261030'],
     },
     package_data={'croupier_plugin': ['resources/*.yaml', 'web/templates/*.html',
+                                      'core/schedulers/templates/*',
                                       'web/static/*']},
     entry_points={'console_scripts': ['croupier = croupier_plugin.cli:main']},
 )

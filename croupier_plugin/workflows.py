@@ -85,7 +85,8 @@ def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
                                  list(dict.fromkeys(parents)), record,
                                  stage_in=list(job.stage_in), stage_out=list(job.stage_out),
                                  policy=job.policy,
-                                 placements=candidates if len(candidates) > 1 else [])
+                                 placements=candidates if len(candidates) > 1 else [],
+                                 script_data=first.script_data)
             if job.publish:
                 # from wherever the job ran
                 planned.stage_out.append(edge.publication(
@@ -106,9 +107,11 @@ def _candidate(ctx: CloudifyWorkflowContext, plan: DeploymentPlan,
         # a file shipped with the blueprint, uploaded next to the job at submission
         # (a PycompssJob has no local_script: the getattr above keeps it out)
         with open(ctx.download_resource(spec.local_script), 'rb') as fh:
-            spec.local_script_data = fh.read()
+            script_data = fh.read()
+    else:
+        script_data = None
     cluster, workdir = clusters[interface]
-    return Candidate(plan.interfaces[interface].name, cluster, workdir, spec)
+    return Candidate(plan.interfaces[interface].name, cluster, workdir, spec, script_data)
 
 
 class RuntimeStore:

@@ -74,24 +74,32 @@ class Cluster:
             name += '-' + hashlib.sha1(spec.name.encode()).hexdigest()[:8]
         return f'{workdir.rstrip("/")}/{name}{self.scheduler.script_suffix}'
 
-    def submit(self, spec: JobSpec, workdir: str, after: Iterable[str] = ()) -> SubmittedJob:
+    @staticmethod
+    def blueprint_script_path(spec: JobSpec, workdir: str) -> str:
+        """Where the blueprint script of ``spec`` (local_script) goes: next to the job."""
+        # script bytes are only ever read from the file local_script names
+        assert spec.local_script is not None
+        return f'{workdir.rstrip("/")}/{posixpath.basename(spec.local_script)}'
+
+    def submit(self, spec: JobSpec, workdir: str, after: Iterable[str] = (), *,
+               token: str | None = None, script_data: bytes | None = None) -> SubmittedJob:
         """Upload the job's script by SFTP and submit it; returns SubmittedJob.
         With ``after`` (scheduler job ids on this infrastructure), the scheduler
         starts the job once they completed, and drops it when one fails.
+        ``token`` marks the scheduler's job, so that a submission whose answer
+        was lost can be found again; ``script_data``: the bytes of the
+        blueprint file ``spec.local_script`` names, uploaded next to the job.
 
         The submission is never repeated by the transport: if the connection
         breaks during it, CommandInterrupted says the outcome is unknown.
         """
-        script_data = getattr(spec, 'local_script_data', None)
         if script_data is not None:
-            # local_script_data is only read from the file local_script names
-            assert spec.local_script is not None
-            # the blueprint's script goes next to the job, by SFTP
-            uploaded = f'{workdir.rstrip("/")}/{posixpath.basename(spec.local_script)}'
+            uploaded = self.blueprint_script_path(spec, workdir)
             self.transport.write_file(uploaded, script_data, mode=0o700)
-            spec = dataclasses.replace(spec, script=uploaded, local_script_data=None)
+            spec = spec.with_script(uploaded)
         script_path = self.script_path(spec, workdir)
-        self.transport.write_file(script_path, self.scheduler.render_script(spec), mode=0o700)
+        self.transport.write_file(script_path, self.scheduler.render_script(spec, token),
+                                  mode=0o700)
         if after:
             # the schedulers that have dependencies (SLURM, PBS) take after=;
             # Scheduler's abstract signature does not declare it

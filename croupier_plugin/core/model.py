@@ -5,11 +5,13 @@ Every scheduler maps its raw states onto ``JobState``; every blueprint's
 refuses bad values with a ``ConfigError`` naming the property and the value.
 """
 
+import dataclasses
 import enum
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from .errors import ConfigError
 
@@ -375,14 +377,89 @@ def job_options_mapping(name: Any, options: Any, prefix: str = 'job_options') ->
 
 
 # --------------------------------------------------------------------------
+# the job spec: its parts, and the table its job_options are read by
+
+#: reads one job_options value: (property, value) -> the field's value, or ConfigError
+Parser = Callable[[str, Any], Any]
+
+
+def _single_lines(prop: str, value: Any) -> list[str]:
+    """A list of strings each one non-empty line (modules, extra directives)."""
+    items = string_list(prop, value)
+    for i, item in enumerate(items):
+        if has_line_break(item) or not item.strip():
+            raise ConfigError(f'{prop}[{i}]', item, 'must be a single line')
+    return items
+
+
+def _path(prop: str, value: Any) -> str:
+    """A path of one line (a script on the cluster, or a blueprint file)."""
+    if not isinstance(value, str):
+        raise ConfigError(prop, value, 'must be a path')
+    if '\n' in value or '\0' in value:
+        raise ConfigError(prop, value, 'must be a single-line path')
+    return value
+
+
+def _memory(prop: str, value: Any) -> str:
+    """A size such as 500M, 4G or 1024 (MB), as SLURM writes it (500M, 4G, 1024)."""
+    text = str(value).strip() if not isinstance(value, bool) else ''
+    text = '' if has_line_break(str(value)) else text
+    if not _MEMORY.fullmatch(text):
+        raise ConfigError(prop, value, 'must be a size such as 500M, 4G or 1024 (MB)')
+    return text.upper().rstrip('B') if text[-1:].isalpha() else text
+
+
+def _mail_type(prop: str, value: Any) -> str:
+    """SLURM mail types, comma-separated, upper case."""
+    types = [t.strip().upper() for t in str(value).split(',')]
+    bad = [t for t in types if t not in _MAIL_TYPES]
+    if has_line_break(str(value)):
+        raise ConfigError(prop, value, 'must be a single line (it goes into a '
+                                       'scheduler directive)')
+    if bad:
+        raise ConfigError(prop, value, f'unknown mail type(s) {bad}; '
+                                       f'use {sorted(_MAIL_TYPES)}')
+    return ','.join(types)
+
+
+def _array_range(prop: str, value: Any) -> str:
+    """An array's index range ("0-9", "1,3,5-7%2")."""
+    text = str(value).strip()
+    if not _ARRAY.fullmatch(text) or has_line_break(str(value)):
+        raise ConfigError(prop, value, 'must be an index range such as "0-9" or "1,3,5-7%2"')
+    return text
+
+
+def _volumes(prop: str, value: Any) -> list[str]:
+    """A container's bind mounts, each src[:dest[:opts]]."""
+    volumes = string_list(prop, value)
+    for i, volume in enumerate(volumes):
+        if not volume or '\n' in volume:
+            raise ConfigError(f'{prop}[{i}]', volume, 'must be src[:dest[:opts]]')
+    return volumes
+
+
+LAUNCHERS = ('none', 'srun', 'mpirun')
+
+
+def _launcher(prop: str, value: Any) -> str:
+    """How the container is started: one of LAUNCHERS."""
+    if value not in LAUNCHERS:
+        raise ConfigError(prop, value, f'must be one of {LAUNCHERS}')
+    return str(value)
+
+
+def _line(prop: str, value: Any) -> str:
+    """A single-line string (a container's image or home)."""
+    if not isinstance(value, str) or '\n' in value:
+        raise ConfigError(prop, value, 'must be a single-line string')
+    return value
+
 
 @dataclass
-class JobSpec:
-    """A job as Croupier submits it, independent of the scheduler."""
-    name: str
-    commands: list[str] = field(default_factory=list)
-    script: str | None = None          # path of a script on the remote host
-    arguments: list[str] = field(default_factory=list)
+class Resources:
+    """What the job asks the scheduler for."""
     nodes: int | None = None
     tasks: int | None = None
     tasks_per_node: int | None = None
@@ -394,23 +471,164 @@ class JobSpec:
     account: str | None = None
     qos: str | None = None
     reservation: str | None = None
-    mail_user: str | None = None
-    mail_type: str | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    array: str | None = None
+
+
+@dataclass
+class Attributes:
+    """What the job runs, in which environment, and where its output goes."""
+    commands: list[str] = field(default_factory=list)
+    script: str | None = None          # path of a script on the remote host
+    arguments: list[str] = field(default_factory=list)
+    local_script: str | None = None    # a blueprint file, uploaded by SFTP at submission
     env: dict[str, str] = field(default_factory=dict)
     modules: list[str] = field(default_factory=list)
     pre: list[str] = field(default_factory=list)
     post: list[str] = field(default_factory=list)
+    stdout: str | None = None
+    stderr: str | None = None
+    mail_user: str | None = None
+    mail_type: str | None = None
     extra_directives: list[str] = field(default_factory=list)
-    local_script: str | None = None    # a blueprint file, uploaded by SFTP at submission
-    local_script_data: bytes | None = field(default=None, repr=False)
-    container: dict[str, Any] | None = None  # image, home, volumes, launcher (SingularityJob)
-    submit_token: str | None = None    # set by the engine for each submission
-    # a job factory: one array element per row, each row's values as env variables
+
+
+@dataclass
+class JobArray:
+    """The job's array elements: an index range, and a job factory's table
+    (one row per element, each row's values as environment variables)."""
+    indices: str | None = None
     factory: str | None = None         # 'parameter_sweep', 'zip' or 'repeat'
     parameters: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Container:
+    """The image a SingularityJob runs in, and how."""
+    image: str | None = None
+    home: str | None = None
+    volumes: list[str] = field(default_factory=list)
+    launcher: str | None = None        # one of LAUNCHERS; None: 'none'
+
+
+T = TypeVar('T')
+
+
+class _InPart(Generic[T]):
+    """A flat name of JobSpec from before its parts, kept for the code and tests
+    that read (or set) it: ``spec.nodes`` is ``spec.resources.nodes``."""
+
+    def __init__(self, part: str, name: str | None = None) -> None:
+        self.part = part
+        self.name = name or ''
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = self.name or name
+
+    @overload
+    def __get__(self, spec: None, owner: type) -> '_InPart[T]': ...
+
+    @overload
+    def __get__(self, spec: 'JobSpec', owner: type) -> T: ...
+
+    def __get__(self, spec: 'JobSpec | None', owner: type) -> 'T | _InPart[T]':
+        if spec is None:
+            return self
+        value: T = getattr(getattr(spec, self.part), self.name)
+        return value
+
+    def __set__(self, spec: 'JobSpec', value: T) -> None:
+        setattr(getattr(spec, self.part), self.name, value)
+
+
+#: every job_options key (the canonical one of OPTION_ALIASES) read by one
+#: parser into one field of one part: key -> (part, field, parser). Keys that
+#: are not here (scale, scale_max_in_parallel, the factories) are read together
+#: after the others. Defaults are the parts' own.
+OPTIONS: dict[str, tuple[str, str, Parser]] = {
+    'commands': ('attributes', 'commands', string_list),
+    'script': ('attributes', 'script', _path),
+    'arguments': ('attributes', 'arguments', string_list),
+    'local_script': ('attributes', 'local_script', _path),
+    'env': ('attributes', 'env', env_mapping),
+    'modules': ('attributes', 'modules', _single_lines),
+    'pre': ('attributes', 'pre', string_list),
+    'post': ('attributes', 'post', string_list),
+    'stdout': ('attributes', 'stdout', directive_word),
+    'stderr': ('attributes', 'stderr', directive_word),
+    'mail_user': ('attributes', 'mail_user', directive_word),
+    'mail_type': ('attributes', 'mail_type', _mail_type),
+    'extra_directives': ('attributes', 'extra_directives', _single_lines),
+    'nodes': ('resources', 'nodes', positive_int),
+    'tasks': ('resources', 'tasks', positive_int),
+    'tasks_per_node': ('resources', 'tasks_per_node', positive_int),
+    'cpus_per_task': ('resources', 'cpus_per_task', positive_int),
+    'max_time': ('resources', 'max_time', parse_duration),
+    'partition': ('resources', 'partition', directive_word),
+    'memory': ('resources', 'memory', _memory),
+    'mem_per_cpu': ('resources', 'mem_per_cpu', _memory),
+    'account': ('resources', 'account', directive_word),
+    'qos': ('resources', 'qos', directive_word),
+    'reservation': ('resources', 'reservation', directive_word),
+    'array': ('job_array', 'indices', _array_range),
+    'image': ('container', 'image', _line),
+    'home': ('container', 'home', _line),
+    'volumes': ('container', 'volumes', _volumes),
+    'launcher': ('container', 'launcher', _launcher),
+}
+
+
+@dataclass(init=False)
+class JobSpec:
+    """A job as Croupier submits it, independent of the scheduler: its
+    resources, attributes, array and (a SingularityJob) container. Values of
+    one submission (its token, a blueprint script's bytes) are not in it: they
+    are arguments of Cluster.submit and Scheduler.render_script."""
+    name: str
+    resources: Resources
+    attributes: Attributes
+    job_array: JobArray
+    container: Container | None
+
+    def __init__(self, name: str, resources: Resources | None = None,
+                 attributes: Attributes | None = None, job_array: JobArray | None = None,
+                 container: Container | None = None, **flat: Any) -> None:
+        """The parts, and any flat names (``commands=[...]``) set in them."""
+        self.name = name
+        self.resources = resources or Resources()
+        self.attributes = attributes or Attributes()
+        self.job_array = job_array or JobArray()
+        self.container = container
+        for key, value in flat.items():
+            if not isinstance(type(self).__dict__.get(key), _InPart):
+                raise TypeError(f'JobSpec has no field {key!r}')
+            setattr(self, key, value)
+
+    nodes = _InPart[int | None]('resources')
+    tasks = _InPart[int | None]('resources')
+    tasks_per_node = _InPart[int | None]('resources')
+    cpus_per_task = _InPart[int | None]('resources')
+    max_time = _InPart[int | None]('resources')
+    partition = _InPart[str | None]('resources')
+    memory = _InPart[str | None]('resources')
+    mem_per_cpu = _InPart[str | None]('resources')
+    account = _InPart[str | None]('resources')
+    qos = _InPart[str | None]('resources')
+    reservation = _InPart[str | None]('resources')
+    commands = _InPart[list[str]]('attributes')
+    script = _InPart[str | None]('attributes')
+    arguments = _InPart[list[str]]('attributes')
+    local_script = _InPart[str | None]('attributes')
+    env = _InPart[dict[str, str]]('attributes')
+    modules = _InPart[list[str]]('attributes')
+    pre = _InPart[list[str]]('attributes')
+    post = _InPart[list[str]]('attributes')
+    stdout = _InPart[str | None]('attributes')
+    stderr = _InPart[str | None]('attributes')
+    mail_user = _InPart[str | None]('attributes')
+    mail_type = _InPart[str | None]('attributes')
+    extra_directives = _InPart[list[str]]('attributes')
+    array = _InPart[str | None]('job_array', 'indices')
+    factory = _InPart[str | None]('job_array')
+    parameters = _InPart[list[dict[str, str]]]('job_array')
 
     # job_options keys accepted, with the spellings of the original Croupier
     OPTION_ALIASES = {
@@ -438,14 +656,39 @@ class JobSpec:
     }
     FACTORIES = ('parameter_sweep', 'zip', 'repeat')
     CONTAINER_KEYS = ('image', 'home', 'volumes', 'launcher')
-    LAUNCHERS = ('none', 'srun', 'mpirun')
+    LAUNCHERS = LAUNCHERS
+
+    def with_script(self, script: str) -> 'JobSpec':
+        """A copy of the spec that runs ``script`` (a path on the cluster)."""
+        return dataclasses.replace(
+            self, attributes=dataclasses.replace(self.attributes, script=script))
 
     @classmethod
     def from_options(cls, name: str, options: Any, prefix: str = 'job_options',
                      container: bool = False) -> 'JobSpec':
-        """Validate a blueprint's ``job_options`` mapping into a JobSpec.
-        ``container`` allows (and requires) the SingularityJob options."""
+        """Validate a blueprint's ``job_options`` mapping into a JobSpec, each
+        key by its row of OPTIONS, then the checks across keys. ``container``
+        allows (and requires) the SingularityJob options."""
         options = job_options_mapping(name, options, prefix)
+        values = cls._given(options, prefix)
+        spec = cls(name=name, container=Container() if container else None)
+        for target, (key, raw) in values.items():
+            row = OPTIONS.get(target)
+            if row is None:
+                continue        # read with the others below
+            part, field_name, parser = row
+            if part == 'container' and not container:
+                raise ConfigError(f'{prefix}.{key}', raw,
+                                  'is an option of croupier.nodes.SingularityJob')
+            setattr(getattr(spec, part), field_name, parser(f'{prefix}.{key}', raw))
+        spec._read_array(values, prefix)
+        spec._check(options, prefix)
+        return spec
+
+    @classmethod
+    def _given(cls, options: dict[str, Any], prefix: str) -> dict[str, tuple[str, Any]]:
+        """{canonical key: (key as given, value)} of the options given a value;
+        ConfigError for an unknown key or one given under two spellings."""
         values: dict[str, tuple[str, Any]] = {}
         for key, raw in options.items():
             target = cls.OPTION_ALIASES.get(key)
@@ -458,74 +701,14 @@ class JobSpec:
                 raise ConfigError(f'{prefix}.{key}', raw, f'is given twice (also as another '
                                                            f'spelling of {target})')
             values[target] = (key, raw)
+        return values
 
-        spec = cls(name=name)
-
+    def _read_array(self, values: dict[str, tuple[str, Any]], prefix: str) -> None:
+        """The array part from a job factory, or scale (with scale_max_in_parallel)."""
         def p(key: str) -> str:
             return f'{prefix}.{key}'
 
-        for target, (key, raw) in values.items():
-            if target in ('commands', 'arguments', 'modules', 'pre', 'post', 'extra_directives'):
-                setattr(spec, target, string_list(p(key), raw))
-                if target in ('extra_directives', 'modules'):
-                    for i, item in enumerate(getattr(spec, target)):
-                        if has_line_break(item) or not item.strip():
-                            raise ConfigError(f'{p(key)}[{i}]', item, 'must be a single line')
-            elif target in ('script', 'local_script'):
-                if not isinstance(raw, str):
-                    raise ConfigError(p(key), raw, 'must be a path')
-                if '\n' in raw or '\0' in raw:
-                    raise ConfigError(p(key), raw, 'must be a single-line path')
-                setattr(spec, target, raw)
-            elif target in cls.CONTAINER_KEYS:
-                if not container:
-                    raise ConfigError(p(key), raw, 'is an option of croupier.nodes.SingularityJob')
-                spec.container = spec.container or {}
-                if target == 'volumes':
-                    spec.container['volumes'] = string_list(p(key), raw)
-                    for i, vol in enumerate(spec.container['volumes']):
-                        if not vol or '\n' in vol:
-                            raise ConfigError(f'{p(key)}[{i}]', vol, 'must be src[:dest[:opts]]')
-                elif target == 'launcher':
-                    if raw not in cls.LAUNCHERS:
-                        raise ConfigError(p(key), raw, f'must be one of {cls.LAUNCHERS}')
-                    spec.container['launcher'] = raw
-                else:
-                    if not isinstance(raw, str) or '\n' in raw:
-                        raise ConfigError(p(key), raw, 'must be a single-line string')
-                    spec.container[target] = raw
-            elif target in ('nodes', 'tasks', 'tasks_per_node', 'cpus_per_task'):
-                setattr(spec, target, positive_int(p(key), raw))
-            elif target == 'max_time':
-                spec.max_time = parse_duration(p(key), raw)
-            elif target in ('memory', 'mem_per_cpu'):
-                text = str(raw).strip() if not isinstance(raw, bool) else ''
-                text = '' if has_line_break(str(raw)) else text
-                if not _MEMORY.fullmatch(text):
-                    raise ConfigError(p(key), raw, 'must be a size such as 500M, 4G or 1024 (MB)')
-                setattr(spec, target, text.upper().rstrip('B') if text[-1:].isalpha() else text)
-            elif target in ('partition', 'account', 'qos', 'reservation', 'mail_user',
-                            'stdout', 'stderr'):
-                setattr(spec, target, directive_word(p(key), raw))
-            elif target == 'mail_type':
-                types = [t.strip().upper() for t in str(raw).split(',')]
-                bad = [t for t in types if t not in _MAIL_TYPES]
-                if has_line_break(str(raw)):
-                    raise ConfigError(p(key), raw, 'must be a single line (it goes into a '
-                                                   'scheduler directive)')
-                if bad:
-                    raise ConfigError(p(key), raw, f'unknown mail type(s) {bad}; '
-                                                   f'use {sorted(_MAIL_TYPES)}')
-                spec.mail_type = ','.join(types)
-            elif target == 'array':
-                text = str(raw).strip()
-                if not _ARRAY.fullmatch(text) or has_line_break(str(raw)):
-                    raise ConfigError(p(key), raw, 'must be an index range such as "0-9" or '
-                                                   '"1,3,5-7%2"')
-                spec.array = text
-            elif target == 'env':
-                spec.env = env_mapping(p(key), raw)
-        factories = [t for t in cls.FACTORIES if t in values]
+        factories = [t for t in self.FACTORIES if t in values]
         if len(factories) > 1:
             key, raw = values[factories[1]]
             raise ConfigError(p(key), raw, f'give one job factory, not {" and ".join(factories)}')
@@ -533,44 +716,47 @@ class JobSpec:
             if factories and other in values:
                 key, raw = values[other]
                 raise ConfigError(p(key), raw, f'cannot be combined with {factories[0]}')
+        limit = values.get('scale_max_in_parallel')
         if factories:
             key, raw = values[factories[0]]
-            spec.factory = factories[0]
-            spec.parameters = factory_rows(p(key), factories[0], raw)
-            spec.array = f'0-{len(spec.parameters) - 1}'
-            if 'scale_max_in_parallel' in values:
-                k2, raw2 = values.pop('scale_max_in_parallel')
-                spec.array += f'%{positive_int(p(k2), raw2)}'
+            rows = factory_rows(p(key), factories[0], raw)
+            self.job_array = JobArray(f'0-{len(rows) - 1}', factories[0], rows)
+            if limit is not None:
+                self.job_array.indices = f'{self.array}%{positive_int(p(limit[0]), limit[1])}'
+            return
         if 'scale' in values:
             key, raw = values['scale']
             count = positive_int(p(key), raw)
-            if spec.array:
+            if self.array:
                 raise ConfigError(p(key), raw, 'cannot be combined with array')
             if count > 1:
-                spec.array = f'0-{count - 1}'
-                if 'scale_max_in_parallel' in values:
-                    k2, raw2 = values['scale_max_in_parallel']
-                    spec.array += f'%{positive_int(p(k2), raw2)}'
-        elif 'scale_max_in_parallel' in values:
-            k2, raw2 = values['scale_max_in_parallel']
-            raise ConfigError(p(k2), raw2, 'needs scale')
+                self.job_array.indices = f'0-{count - 1}'
+                if limit is not None:
+                    self.job_array.indices += f'%{positive_int(p(limit[0]), limit[1])}'
+        elif limit is not None:
+            raise ConfigError(p(limit[0]), limit[1], 'needs scale')
 
-        if container and not (spec.container or {}).get('image'):
+    def _check(self, options: dict[str, Any], prefix: str) -> None:
+        """The checks across options: an image for a container, one way to give
+        the job's work, arguments only with a script, tasks that fit."""
+        def p(key: str) -> str:
+            return f'{prefix}.{key}'
+
+        if self.container is not None and not self.container.image:
             raise ConfigError(p('image'), None, 'a SingularityJob needs the image to run')
-        if spec.script and spec.local_script:
-            raise ConfigError(p('local_script'), spec.local_script,
+        if self.script and self.local_script:
+            raise ConfigError(p('local_script'), self.local_script,
                               'give either script (on the cluster) or local_script, not both')
-        script = spec.script or spec.local_script
-        if spec.commands and script:
+        script = self.script or self.local_script
+        if self.commands and script:
             raise ConfigError(p('script'), script, 'give either commands or a script, '
                                                    'not both')
-        if not spec.commands and not script:
+        if not self.commands and not script:
             raise ConfigError(prefix, options, 'a job needs commands or a script')
-        if spec.arguments and not script:
-            raise ConfigError(p('arguments'), spec.arguments, 'arguments need a script')
-        if spec.tasks_per_node and spec.nodes and spec.tasks and \
-                spec.tasks_per_node * spec.nodes < spec.tasks:
-            raise ConfigError(p('tasks'), spec.tasks,
+        if self.arguments and not script:
+            raise ConfigError(p('arguments'), self.arguments, 'arguments need a script')
+        if self.tasks_per_node and self.nodes and self.tasks and \
+                self.tasks_per_node * self.nodes < self.tasks:
+            raise ConfigError(p('tasks'), self.tasks,
                               f'exceeds nodes x tasks_per_node '
-                              f'({spec.nodes} x {spec.tasks_per_node})')
-        return spec
+                              f'({self.nodes} x {self.tasks_per_node})')

@@ -41,6 +41,8 @@ class Candidate:
     cluster: Cluster
     workdir: str
     spec: JobSpec
+    # the bytes of the blueprint file spec.local_script names, uploaded at submission
+    script_data: bytes | None = None
 
 
 def cores_needed(spec: JobSpec) -> int:

@@ -11,9 +11,7 @@ connecting.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import posixpath
 import secrets
 import time
 from collections.abc import Iterable
@@ -62,12 +60,12 @@ class SimulatedCluster(Cluster):
     def __repr__(self) -> str:
         return f'SimulatedCluster({self.key!r}, {self.scheduler.name})'
 
-    def submit(self, spec: Any, workdir: str, after: Iterable[str] = ()) -> SubmittedJob:
+    def submit(self, spec: Any, workdir: str, after: Iterable[str] = (), *,
+               token: str | None = None, script_data: bytes | None = None) -> SubmittedJob:
         """Render the job's script as it would be submitted and keep it in the
         returned SubmittedJob (``rendered_script``); nothing is sent."""
-        if getattr(spec, 'local_script_data', None) is not None:
-            uploaded = f'{workdir.rstrip("/")}/{posixpath.basename(spec.local_script)}'
-            spec = dataclasses.replace(spec, script=uploaded, local_script_data=None)
+        if script_data is not None:
+            spec = spec.with_script(self.blueprint_script_path(spec, workdir))
         script_path = self.script_path(spec, workdir)
         # the ids are never given to a scheduler; they only tell the attempts apart
         job_id = f'simulated-{self._run}-{next(self._serial)}'
@@ -76,7 +74,8 @@ class SimulatedCluster(Cluster):
                            time.time())
         # an attribute only a simulated job has (the engine reads it with getattr): not a
         # SubmittedJob field, which would add it to every job's as_dict()
-        job.rendered_script = self.scheduler.render_script(spec)  # type: ignore[attr-defined]
+        job.rendered_script = self.scheduler.render_script(  # type: ignore[attr-defined]
+            spec, token)
         return job
 
     def find_submitted(self, token: str) -> str | None:

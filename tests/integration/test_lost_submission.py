@@ -1,7 +1,6 @@
 """A submission whose answer is lost (connection or orchestrator died right after
 sbatch ran) is found again by its token: never submitted twice, never lost."""
 
-import dataclasses
 import shlex
 import uuid
 
@@ -70,9 +69,8 @@ def test_restart_during_submission_reattaches(ssh, workdir, accounting):
     cluster = Cluster('bed', ssh.inner, SlurmScheduler(), monitor_period=1)
     token = uuid.uuid4().hex[:16]
     # the earlier run got as far as sbatch, then died before storing the id
-    spec = dataclasses.replace(JobSpec.from_options(name, {'commands': ['echo done']}),
-                               submit_token=token)
-    first = cluster.submit(spec, workdir)
+    spec = JobSpec.from_options(name, {'commands': ['echo done']})
+    first = cluster.submit(spec, workdir, token=token)
     record, events = run_engine(cluster, workdir, name,
                                 {'state': 'SUBMITTING', 'submit_token': token})
     assert events[0] == 'reattached'

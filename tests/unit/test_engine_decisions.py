@@ -48,7 +48,7 @@ class ScriptedCluster:
         self.runs = {}
         self.polls = 0
 
-    def submit(self, spec, workdir, after=()):
+    def submit(self, spec, workdir, after=(), *, token=None, script_data=None):
         job_id = str(next(self.ids))
         self.submitted.append((spec.name, job_id))
         self.after[spec.name] = tuple(after)
@@ -392,7 +392,7 @@ class PbsCluster(ScriptedCluster):
         self.dropped = dropped
         self.looks = 0
 
-    def submit(self, spec, workdir, after=()):
+    def submit(self, spec, workdir, after=(), *, token=None, script_data=None):
         sub = super().submit(spec, workdir, after)
         sub.job_id += '.srv'
         self.submitted[-1] = (spec.name, sub.job_id)

@@ -19,7 +19,6 @@ properties), a stop event for cancellation, and an event sink for progress.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import secrets
 import threading
@@ -187,9 +186,6 @@ class Engine:
     def _submit(self, job: PlannedJob, after: tuple[str, ...] = ()) -> SubmittedJob:
         """Run the job's input transfers, then submit it (in a pool thread),
         to wait in the scheduler for the jobs ``after`` when given."""
-        spec = job.spec
-        if hasattr(spec, 'submit_token'):
-            spec = dataclasses.replace(spec, submit_token=job.record.submit_token)
         try:
             if job.stage_in and self._simulated(job):
                 self.events('inputs', job, reason=f'simulated: {len(job.stage_in)} input '
@@ -200,10 +196,9 @@ class Engine:
                 except TransferError as exc:
                     raise InputsFailed(str(exc)) from None
                 self.events('inputs', job, reason='; '.join(done))
-            if after:
-                submitted = job.cluster.submit(spec, job.workdir, after=after)
-            else:
-                submitted = job.cluster.submit(spec, job.workdir)
+            submitted = job.cluster.submit(job.spec, job.workdir, after=after,
+                                           token=job.record.submit_token,
+                                           script_data=job.script_data)
         finally:
             self._wake.set()
         return submitted

@@ -62,6 +62,8 @@ class PlannedJob:
     # several infrastructures (placement.Candidate): the job goes where it is
     # expected to start first; cluster, workdir and spec are then the chosen one's
     placements: list[Candidate] = field(default_factory=list)
+    # the bytes of the blueprint file spec.local_script names, uploaded at submission
+    script_data: bytes | None = None
 
     def __post_init__(self) -> None:
         """Records come from runtime properties as mappings: type them once."""
@@ -71,6 +73,7 @@ class PlannedJob:
         """Run the job on ``candidate``'s infrastructure."""
         self.cluster, self.workdir, self.spec = candidate.cluster, candidate.workdir, \
             candidate.spec
+        self.script_data = candidate.script_data
 
     @property
     def state(self) -> Optional[JobState]:

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import SchedulerError
-from ..model import JobSpec, JobState, JobStatus
+from ..model import Container, JobSpec, JobState, JobStatus
+from . import template
 
 if TYPE_CHECKING:
     from ..accounting import JobFigures
@@ -65,41 +66,28 @@ def render_body(spec: JobSpec, script_dir_var: str | None = None) -> str:
     post part's, when the main part succeeded).
     """
     q = shlex.quote
-    lines = [f'export CROUPIER_JOB_NAME={q(spec.name)}']
-    for key, value in spec.env.items():
-        lines.append(f'export {key}={q(value)}')
-    lines.extend(parameter_table(spec))
-    lines.append('set -e')
-    for module in spec.modules:
-        lines.append(module_command(module))
-    lines.extend(spec.pre)
-    lines.append('set +e')
-    lines.append('(')
-    lines.append('set -e')
-    if spec.container:
-        lines.extend(_container_lines(spec))
-    elif spec.script:
-        names = list(spec.parameters[0]) if spec.parameters else []
-        args = ' '.join(substituted(a, names) for a in spec.arguments)
-        # a bare file name is in the job's directory, not on PATH
-        path = spec.script if '/' in spec.script else './' + spec.script
-        lines.append(f'croupier_script={q(path)}')
-        lines.append('if [ -x "$croupier_script" ]; then "$croupier_script"'
-                     f'{" " + args if args else ""}; '
-                     f'else bash "$croupier_script"{" " + args if args else ""}; fi')
-    else:
-        lines.extend(spec.commands)
-    lines.append(')')
-    lines.append('croupier_rc=$?')
-    if spec.post:
-        lines.append('(')
-        lines.append('set -e')
-        lines.extend(spec.post)
-        lines.append(')')
-        lines.append('croupier_post_rc=$?')
-        lines.append('if [ "$croupier_rc" -eq 0 ]; then croupier_rc=$croupier_post_rc; fi')
-    lines.append('exit "$croupier_rc"')
+    post = template.script_lines('job_post.sh', post=spec.post) if spec.post else []
+    lines = template.script_lines(
+        'job_body.sh', name=q(spec.name), parameters=parameter_table(spec),
+        exports=[f'export {key}={q(value)}' for key, value in spec.env.items()],
+        modules=[module_command(m) for m in spec.modules], pre=spec.pre,
+        main=_main_lines(spec), post=post)
     return '\n'.join(lines) + '\n'
+
+
+def _main_lines(spec: JobSpec) -> list[str]:
+    """The main part of the job's body: the container, the script with its
+    arguments, or the commands."""
+    if spec.container:
+        return _container_lines(spec.container, spec)
+    if not spec.script:
+        return list(spec.commands)
+    names = list(spec.parameters[0]) if spec.parameters else []
+    args = ' '.join(substituted(a, names) for a in spec.arguments)
+    # a bare file name is in the job's directory, not on PATH
+    path = spec.script if '/' in spec.script else './' + spec.script
+    return template.script_lines('job_script.sh', path=shlex.quote(path),
+                                 args=' ' + args if args else '')
 
 
 # the element's index, whatever the scheduler: SLURM, PBS Pro, Torque
@@ -112,15 +100,11 @@ def parameter_table(spec: JobSpec) -> list[str]:
     if not spec.factory:
         return []
     q = shlex.quote
-    lines = [f'export CROUPIER_TASK_INDEX="{ARRAY_INDEX}"',
-             'case "$CROUPIER_TASK_INDEX" in']
+    rows = []
     for index, row in enumerate(spec.parameters):
         exports = ' '.join(f'{k}={q(v)} CROUPIER_PARAMETER_{k}={q(v)}' for k, v in row.items())
-        lines.append(f'{index}) {"export " + exports if exports else ":"} ;;')
-    lines.append('*) echo "croupier: element $CROUPIER_TASK_INDEX is not in the parameter '
-                 'table" >&2; exit 64 ;;')
-    lines.append('esac')
-    return lines
+        rows.append(f'{index}) {"export " + exports if exports else ":"} ;;')
+    return template.script_lines('job_parameters.sh', index=ARRAY_INDEX, rows=rows)
 
 
 def substituted(argument: str, names: Sequence[str]) -> str:
@@ -142,30 +126,27 @@ def substituted(argument: str, names: Sequence[str]) -> str:
     return ''.join(out) or "''"
 
 
-def _container_lines(spec: JobSpec) -> list[str]:
+def _container_lines(container: Container, spec: JobSpec) -> list[str]:
     """The main part of a SingularityJob: the commands (or the script) inside the
     image, with Apptainer or Singularity, whichever the host has, optionally
     under srun or mpirun."""
     q = shlex.quote
-    c = spec.container
-    assert c is not None  # only called for a SingularityJob
     run = ['"$croupier_runtime"', 'exec']
-    if c.get('home'):
-        run += ['-H', q(c['home'])]
-    for volume in c.get('volumes', []):
+    if container.home:
+        run += ['-H', q(container.home)]
+    for volume in container.volumes:
         run += ['-B', q(volume)]
-    run.append(q(c['image']))
+    # (JobSpec.from_options requires the image of a container)
+    run.append(q(container.image or ''))
     if spec.script:
         names = list(spec.parameters[0]) if spec.parameters else []
         run += [q(spec.script)] + [substituted(a, names) for a in spec.arguments]
     else:
         run += ['bash', '-c', q('set -e\n' + '\n'.join(spec.commands))]
-    launcher = c.get('launcher') or 'none'
+    launcher = container.launcher or 'none'
     if launcher != 'none':
         run.insert(0, launcher)
-    return ['croupier_runtime=$(command -v apptainer || command -v singularity) || '
-            '{ echo "croupier: neither apptainer nor singularity is on PATH" >&2; exit 127; }',
-            ' '.join(run)]
+    return template.script_lines('job_container.sh', run=' '.join(run))
 
 
 def shebang(spec: JobSpec) -> str:
@@ -200,8 +181,10 @@ class Scheduler(abc.ABC):
     script_suffix = '.sh'
 
     @abc.abstractmethod
-    def render_script(self, spec: JobSpec) -> str:
-        """The batch script for ``spec``, as text."""
+    def render_script(self, spec: JobSpec, token: str | None = None) -> str:
+        """The batch script for ``spec``, as text; ``token`` (one submission's
+        mark) is written where lookup_command finds it, by the schedulers that
+        find lost submissions."""
 
     @abc.abstractmethod
     def submit_command(self, spec: JobSpec, script_path: str, workdir: str) -> str:
@@ -303,9 +286,7 @@ class Scheduler(abc.ABC):
         files += [f'{j}.run' for j in check_job_ids(started)]
         files += list(extra)
         clean = f'rm -f -- {" ".join(files)}; ' if files else ''
-        return (f'cd {directory} 2>/dev/null || exit 0; {clean}'
-                'for f in *.run *.rc; do if [ -s "$f" ] && read -r c < "$f"; then '
-                'printf "%s %s\\n" "${f%.*}" "$c"; fi; done; exit 0')
+        return template.command('marker_listing.sh', directory=directory, clean=clean)
 
     def parse_markers(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """{job_id: JobStatus} for the jobs whose markers say something: a

@@ -26,26 +26,21 @@ FAILED here, and the cluster deletes it; see ``system_hold``.
 """
 
 import abc
-import json
 import math
 import re
 import shlex
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from ..errors import ConfigError, SchedulerError
-from ..accounting import JobFigures, clock_seconds, combined, whole_number
-from ..model import (JobSpec, JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
-                     scheduler_job_name)
+from ..model import JobSpec, JobState, JobStatus, format_hms, scheduler_job_name
+from . import template
 from .base import Scheduler, check_job_ids, render_body, shebang
+from .pbs_figures import NOW_MARK as NOW_MARK  # where the tests and the bench read it
+from .pbs_figures import Index, PbsFigures, PbsProFigures
+from .qstat import (Attrs, Block, _array_base, _sequence, parse_qstat_full, parse_qstat_json,
+                    seconds)
 
 P, R = JobState.PENDING, JobState.RUNNING
-# a job's attributes in qstat -f (lower-case names), and one job's block
-Attrs = dict[str, str]
-Block = tuple[str, Attrs]
-# _index's result: ({id: attributes}, {sequence number: [attributes]})
-Index = tuple[dict[str, Attrs], dict[str, list[Attrs]]]
 # what the files say of a job: (exit code of its exit-code file, whether cancelled)
 Marks = tuple[int | None, bool]
 RC_DIR = '"$HOME"/.croupier/pbs'
@@ -53,21 +48,10 @@ RC_DIR = '"$HOME"/.croupier/pbs'
 # listing (removed once read; the exit-code files in RC_DIR stay for qstat's gaps)
 MARKER_DIR = '"$HOME"/.croupier/pbs-markers'
 QSTAT_RC_MARK = '@@croupier-qstat-rc='
-NOW_MARK = '@@croupier-now='
-# qstat -f's times (qtime, stime) and `date` in the same form: the server's local time,
-# compared with each other only, so no time zone is guessed
-QSTAT_TIME = '%a %b %d %H:%M:%S %Y'
 FILES_MARK = '@@croupier-files@@'
 # which form the qstat output after it has: json (PBS Pro's -F json) or text
 FORM_MARK = '@@croupier-qstat-form='
-# the queue figures' sections: queues, nodes, the server (its default queue)
-QUEUES_MARK = '@@croupier-queues@@'
-NODES_MARK = '@@croupier-nodes@@'
-SERVER_MARK = '@@croupier-server@@'
-JOBS_MARK = '@@croupier-jobs@@'
 
-_JOB_ID_LINE = re.compile(r'Job Id:\s*(\S+)\s*')
-_ATTRIBUTE = re.compile(r'\s+([A-Za-z_][A-Za-z0-9_.]*) = ?(.*)')
 # Torque: "qstat: Unknown Job Id Error 9.srv"; PBS Pro: "qstat: Unknown Job Id 9.srv";
 # PBS Pro without -x: "qstat: 9.srv Job has finished, use -x or -H ..."
 _UNKNOWN_LINE = re.compile(r'^(?![ \t]).*?(?:Unknown Job Id(?: Error)?\s+(\S+)|'
@@ -92,102 +76,6 @@ def pbs_size(text: str | int, factor: int = 1) -> str:
     return f'{int(m[1]) * factor}{(m[2] or "M").lower()}b'
 
 
-def seconds(text: str | None) -> int | None:
-    """'01:02:03' -> 3723, '90' -> 90; None when unreadable."""
-    parts = (text or '').strip().split(':')
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        return None
-    total = 0
-    for value in values:
-        total = total * 60 + value
-    return total
-
-
-def _qstat_time(text: str | None) -> float | None:
-    """'Sun Nov 22 16:42:17 2026' as seconds (of a naive local clock), or None."""
-    try:
-        return time.mktime(time.strptime(' '.join((text or '').split()), QSTAT_TIME))
-    except (ValueError, OverflowError):
-        return None
-
-
-def _sequence(job_id: str) -> str:
-    """'123.srv' -> '123', '7[].srv' -> '7[]', '7[3].srv' -> '7[3]'."""
-    return str(job_id).split('.', 1)[0]
-
-
-def _array_base(job_id: str) -> str | None:
-    """'7[].srv' / '7[3].srv' -> '7'; None for a job that is not an array."""
-    seq = _sequence(job_id)
-    return seq.split('[', 1)[0] if '[' in seq else None
-
-
-def parse_qstat_full(text: str) -> list[Block]:
-    """[(job id, {attribute (lower case): value})] from ``qstat -f`` output."""
-    blocks: list[Block] = []
-    attrs: Attrs | None = None
-    last: str | None = None
-    for line in text.splitlines():
-        m = _JOB_ID_LINE.fullmatch(line)
-        if m:
-            attrs, last = {}, None
-            blocks.append((m[1], attrs))
-            continue
-        if attrs is None or not line.strip():
-            continue
-        m = _ATTRIBUTE.fullmatch(line)
-        if m:
-            last = m[1].lower()
-            attrs[last] = m[2].rstrip('\r')
-        elif last is not None and line[:1] in ('\t', ' '):
-            # a folded value goes on where it was cut, even inside a word or
-            # at a space: only the continuation's indent is dropped
-            attrs[last] += line[1:] if line[0] == '\t' else line.lstrip()
-    for _job_id, values in blocks:
-        for name, value in values.items():
-            values[name] = value.strip()
-    return blocks
-
-
-def parse_qstat_json(text: str) -> list[Block]:
-    """[(job id, {attribute (lower case): value as text})] from PBS Pro's
-    ``qstat -f -F json``, in parse_qstat_full's shape: nested attributes are
-    named as the text form names them (``Resource_List.walltime`` ->
-    ``resource_list.walltime``). Empty output (every id unknown) has no jobs;
-    several objects one after the other are read in turn (one object holds
-    every id on the server recorded, but a qstat asking several servers may
-    print one each); ValueError when the output is not JSON."""
-    decoder = json.JSONDecoder()
-    blocks: list[Block] = []
-    at = 0
-    text = text.strip()
-    while at < len(text):
-        data, at = decoder.raw_decode(text, at)
-        if not isinstance(data, dict):
-            raise ValueError('not a JSON object')
-        blocks += [(job_id, _flattened(attrs))
-                   for job_id, attrs in (data.get('Jobs') or {}).items()]
-        while at < len(text) and text[at].isspace():
-            at += 1
-    return blocks
-
-
-def _flattened(values: Mapping[str, Any], prefix: str = '') -> Attrs:
-    """A JSON object's values as text, nested names joined with '.', lower case."""
-    out: Attrs = {}
-    for name, value in values.items():
-        key = prefix + str(name).lower()
-        if isinstance(value, dict):
-            out.update(_flattened(value, key + '.'))
-        elif isinstance(value, list):
-            out[key] = ','.join(str(v) for v in value)
-        else:
-            out[key] = str(value).strip()
-    return out
-
-
 def system_hold(attrs: Mapping[str, str]) -> bool:
     """Whether a held job (state H) waits for something only an administrator
     can give: a system hold (Hold_Types ``s``) that is not a dependency's
@@ -198,109 +86,7 @@ def system_hold(attrs: Mapping[str, str]) -> bool:
     return 's' in attrs.get('hold_types', '') and not attrs.get('depend')
 
 
-_RECORD_HEAD = re.compile(r'(?:Queue|Server):\s*(\S+)\s*')
-# node states in which a node starts no job (pbsnodes(8B); Torque's pbsnodes)
-_NODE_UNUSABLE = {'down', 'offline', 'unknown', 'state-unknown', 'stale', 'unresolvable',
-                  'provisioning', 'wait-provisioning', 'maintenance', 'sleep'}
-_TRUE = ('true', 'yes', '1')
-
-
-def _records(text: str, key: str) -> dict[str, Attrs]:
-    """{name: {attribute (lower case): value}} of ``qstat -Q -f``, ``qstat -B
-    -f`` or ``pbsnodes -a`` output, in either form: JSON (PBS Pro's ``-F
-    json``, its objects under ``key``) or text (a record's name at the start
-    of a line, ``Queue: name`` or ``Server: name`` for qstat, then indented
-    ``name = value`` lines)."""
-    stripped = text.strip()
-    if stripped.startswith('{'):
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            return {}
-        return {name: _flattened(attrs) for name, attrs in (data.get(key) or {}).items()
-                if isinstance(attrs, dict)}
-    records: dict[str, Attrs] = {}
-    attrs: Attrs | None = None
-    last: str | None = None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if line[0] not in ' \t':
-            m = _RECORD_HEAD.fullmatch(line)
-            attrs, last = {}, None
-            records[m[1] if m else line.strip()] = attrs
-            continue
-        m = _ATTRIBUTE.fullmatch(line)
-        if m and attrs is not None:
-            last = m[1].lower()
-            attrs[last] = m[2].strip()
-        elif attrs is not None and last is not None:
-            attrs[last] += line.strip()
-    return records
-
-
-def _state_counts(text: str | None) -> dict[str, int]:
-    """'Transit:0 Queued:1 Held:0 Running:2' -> {'transit': 0, 'queued': 1, ...}."""
-    counts: dict[str, int] = {}
-    for part in (text or '').split():
-        name, _, value = part.partition(':')
-        if value.isdigit():
-            counts[name.lower()] = int(value)
-    return counts
-
-
-def _number(text: str | None) -> int:
-    """An integer attribute ('8'), 0 when absent or unreadable."""
-    text = str(text or '').strip()
-    return int(text) if text.isdigit() else 0
-
-
-def _torque_busy_cpus(jobs: str | None) -> int:
-    """CPUs in use from Torque's ``jobs`` node attribute ('0/20.srv, 1-3/21.srv')."""
-    busy = 0
-    for item in (jobs or '').split(','):
-        cpus = item.strip().split('/', 1)[0]
-        low, _, high = cpus.partition('-')
-        if low.isdigit():
-            busy += int(high) - int(low) + 1 if high.isdigit() else 1
-    return busy
-
-
-def _queue_figures(name: str, attrs: Mapping[str, str], nodes: Mapping[str, Attrs],
-                   default: bool) -> PartitionFigures:
-    """A queue's figures: its jobs from ``state_count``; its cores and nodes
-    from the nodes that serve it (those whose ``queue`` names it, else every
-    node tied to no queue)."""
-    counts = _state_counts(attrs.get('state_count'))
-    mine = [n for n in nodes.values() if n.get('queue') == name] or \
-        [n for n in nodes.values() if not n.get('queue')]
-    cores_total = cores_allocated = cores_idle = nodes_allocated = nodes_idle = 0
-    for node in mine:
-        cpus = _number(node.get('resources_available.ncpus') or node.get('np'))
-        if 'resources_assigned.ncpus' in node:
-            used = _number(node['resources_assigned.ncpus'])
-        else:
-            used = _torque_busy_cpus(node.get('jobs'))
-        used = min(used, cpus) if cpus else used
-        usable = not {s.strip() for s in node.get('state', '').split(',')} & _NODE_UNUSABLE
-        cores_total += cpus
-        cores_allocated += used
-        if used:
-            nodes_allocated += 1
-        if usable:
-            cores_idle += max(0, cpus - used)
-            if not used:
-                nodes_idle += 1
-    available = all(attrs.get(flag, 'true').lower() in _TRUE for flag in ('enabled', 'started'))
-    return PartitionFigures(
-        name, available, len(mine), nodes_allocated, nodes_idle, cores_total,
-        cores_allocated, cores_idle,
-        jobs_pending=sum(counts.get(k, 0) for k in ('queued', 'held', 'waiting', 'transit')),
-        jobs_running=sum(counts.get(k, 0) for k in ('running', 'exiting', 'begun')),
-        default=default)
-
-
-class PbsFamily(Scheduler):
+class PbsFamily(PbsFigures, Scheduler):
     """What Torque and PBS Pro share; the subclasses hold the differences."""
 
     script_suffix = '.pbs'
@@ -380,42 +166,14 @@ class PbsFamily(Scheduler):
         """Shell lines run before the job's body."""
         lines: list[str] = []
         if not spec.array:
-            # The exit-code file (see the module docstring). Debian's
-            # slurm-wlm-torque sets no PBS_JOBID; its qsub prints SLURM's id.
-            # A job killed by a signal must not record 0: bash runs the EXIT
-            # trap on SIGTERM with the last command's status, so the signals
-            # a batch system sends (qdel, limits) first exit with 128+n.
-            # The same code also goes to the marker directory, which the
-            # monitor lists often and empties as it reads (see marker_command).
-            lines += [
-                'croupier_job_id=${PBS_JOBID:-${SLURM_JOB_ID:-}}',
-                'if [ -n "$croupier_job_id" ]; then',
-                f'  croupier_rc_dir={RC_DIR}',
-                f'  croupier_marks={MARKER_DIR}',
-                # files of an earlier job with the same id (ids wrap around)
-                '  rm -f "$croupier_rc_dir/$croupier_job_id.rc" '
-                '"$croupier_rc_dir/$croupier_job_id.cancelled" '
-                '"$croupier_marks/$croupier_job_id.rc"',
-                # started: its waiting dependants can be queued behind it
-                '  { mkdir -p "$croupier_marks" && '
-                'echo run > "$croupier_marks/$croupier_job_id.run"; } || :',
-                '  trap \'croupier_exit=$?; { mkdir -p "$croupier_rc_dir" && '
-                'printf "%s\\n" "$croupier_exit" > "$croupier_rc_dir/$croupier_job_id.rc.tmp" && '
-                'mv -f "$croupier_rc_dir/$croupier_job_id.rc.tmp" '
-                '"$croupier_rc_dir/$croupier_job_id.rc"; } || :; '
-                '{ printf "%s\\n" "$croupier_exit" > "$croupier_marks/$croupier_job_id.rc.tmp" && '
-                'mv -f "$croupier_marks/$croupier_job_id.rc.tmp" '
-                '"$croupier_marks/$croupier_job_id.rc"; } 2>/dev/null || :; '
-                'exit "$croupier_exit"\' EXIT',
-                "  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
-                "  trap 'exit 138' USR1; trap 'exit 140' USR2; trap 'exit 152' XCPU",
-                'fi',
-            ]
+            # the exit-code file and the monitor's markers (see the module docstring)
+            lines += template.script('pbs_prologue.sh', rc_dir=RC_DIR,
+                                     marker_dir=MARKER_DIR).split('\n')
         # PBS starts jobs in $HOME; the job's files are where it was submitted
         lines.append('if [ -n "${PBS_O_WORKDIR:-}" ]; then cd "$PBS_O_WORKDIR" || exit 1; fi')
         return lines
 
-    def render_script(self, spec: JobSpec) -> str:
+    def render_script(self, spec: JobSpec, token: str | None = None) -> str:
         """As Scheduler.render_script: #PBS directives, the prologue, the body."""
         head = [shebang(spec)] + [f'#PBS {d}' for d in self.directives(spec)]
         return '\n'.join(head + self.prologue(spec)) + '\n' + render_body(spec)
@@ -499,58 +257,6 @@ class PbsFamily(Scheduler):
     #: set once the server's qstat refused the JSON form: later polls ask in text
     json_refused = False
 
-    # -- accounting -------------------------------------------------------------
-
-    def accounting_command(self, job_ids: Sequence[str]) -> str:
-        """ONE qstat -f (with the finished jobs, where the flavour keeps them)
-        for the figures of every id in ``job_ids``; unknown ids only write to
-        stderr, which is dropped."""
-        ids = check_job_ids(job_ids)
-        arrays = any('[' in job_id for job_id in ids)
-        return f'{self.qstat_command(arrays)} -- ' + ' '.join(shlex.quote(j) for j in ids)
-
-    def parse_accounting(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobFigures]:
-        """{job_id: JobFigures} from accounting_command's output, for the jobs
-        qstat shows finished: walltime and CPU time used (resources_used),
-        nodes (Resource_List.nodect, else the hosts of exec_host) and CPUs
-        (resources_used.ncpus, else Resource_List.ncpus, else exec_host's
-        slots). An array's figures add up its subjobs'."""
-        blocks = parse_qstat_full(stdout)
-        by_sequence: dict[str, list[JobFigures]] = {}
-        for block_id, attrs in blocks:
-            if attrs.get('job_state', '') not in self.ENDED_STATES:
-                continue
-            figures = self._figures(attrs)
-            seq = _sequence(block_id)
-            base = _array_base(block_id)
-            if base is not None and seq.endswith('[]'):
-                continue        # the array's own block: its subjobs carry the use
-            by_sequence.setdefault(seq, []).append(figures)
-            if base is not None:
-                by_sequence.setdefault(base + '[]', []).append(figures)
-        out: dict[str, JobFigures] = {}
-        for job_id in job_ids:
-            found = by_sequence.get(_sequence(job_id))
-            if found:
-                out[job_id] = found[0] if len(found) == 1 and '[]' not in str(job_id) \
-                    else combined(found, 'qstat')
-        return out
-
-    #: job_state letters of a finished job in qstat -f (PBS Pro F, Torque C)
-    ENDED_STATES = ('F', 'C')
-
-    @staticmethod
-    def _figures(attrs: Mapping[str, str]) -> JobFigures:
-        """One finished job block's figures."""
-        slots = [s for s in attrs.get('exec_host', '').split('+') if s]
-        hosts = {s.split('/')[0] for s in slots}
-        elapsed = clock_seconds(attrs.get('resources_used.walltime'))
-        cpus = whole_number(attrs.get('resources_used.ncpus')) or \
-            whole_number(attrs.get('resource_list.ncpus')) or (len(slots) or None)
-        return JobFigures(None if elapsed is None else int(elapsed),
-                          clock_seconds(attrs.get('resources_used.cput')),
-                          whole_number(attrs.get('resource_list.nodect')) or
-                          (len(hosts) or None), cpus, 'qstat')
 
     def status_command(self, job_ids: Sequence[str]) -> str:
         """qstat for every id, then the exit-code and cancel files of each.
@@ -564,42 +270,23 @@ class PbsFamily(Scheduler):
         a FORM_MARK line that says which form follows.
         """
         ids = check_job_ids(job_ids)
-        quoted = ' '.join(shlex.quote(i) for i in ids)
-        arrays = any(_array_base(i) is not None for i in ids)
-        # shell builtins only: a poll must fail when qstat fails, even where
-        # other tools are missing from PATH
         per_id = '|'.join(f'*{shlex.quote(p)}*' for p in _PER_ID_ERRORS)
+        return template.command(
+            'pbs_status.sh', ids=' '.join(shlex.quote(i) for i in ids), per_id=per_id,
+            query=self._qstat_query(any(_array_base(i) is not None for i in ids)),
+            qstat_rc_mark=QSTAT_RC_MARK, files_mark=shlex.quote(FILES_MARK), rc_dir=RC_DIR)
 
-        def ask(qstat: str) -> str:
-            return (f'{{ croupier_err=$({qstat} -- "$@" 2>&1 >&3); '
-                    'croupier_rc=$?; } 3>&1; ')
-
-        text = self.qstat_command(arrays)
+    def _qstat_query(self, arrays: bool) -> str:
+        """The qstat part of status_command: the JSON form first where the
+        flavour has one and the server has not refused it, else the text form."""
+        text = template.command('pbs_qstat_ask.sh', qstat=self.qstat_command(arrays))
         as_json = None if self.json_refused else self.json_qstat_command(arrays)
         if as_json is None:
-            query = ask(text)
-        else:
-            query = (f'echo {shlex.quote(FORM_MARK + "json")}; ' + ask(as_json)
-                     + 'if [ "$croupier_rc" -ne 0 ] && [ -n "$(croupier_others)" ]; then '
-                     f'echo {shlex.quote(FORM_MARK + "text")}; ' + ask(text) + 'fi; ')
-        return (
-            f'set -- {quoted}; '
-            'croupier_others() { printf "%s\\n" "$croupier_err" | while IFS= read -r l; do '
-            f'case "$l" in ""|{per_id}) ;; *) echo "$l" ;; esac; done; }}; '
-            + query +
-            f'printf "%s\\n" "{QSTAT_RC_MARK}$croupier_rc" "$croupier_err" '
-            f'{shlex.quote(FILES_MARK)}; '
-            f'd={RC_DIR}; '
-            'for i in "$@"; do '
-            'if [ -f "$d/$i.rc" ] && read -r v < "$d/$i.rc"; then '
-            'printf "rc %s %s\\n" "$i" "$v"; fi; '
-            'if [ -f "$d/$i.cancelled" ]; then printf "cancelled %s\\n" "$i"; fi; '
-            'done; '
-            # exit codes 35 (finished, no -x) and 153 (unknown id) come with
-            # per-id messages only: the other ids' answers stand
-            'if [ "$croupier_rc" -ne 0 ] && [ -n "$(croupier_others)" ]; then '
-            'printf "%s\\n" "$croupier_err" >&2; exit "$croupier_rc"; fi'
-        )
+            return text
+        return template.command(
+            'pbs_qstat_json_first.sh', json_mark=shlex.quote(FORM_MARK + 'json'),
+            ask_json=template.command('pbs_qstat_ask.sh', qstat=as_json),
+            text_mark=shlex.quote(FORM_MARK + 'text'), ask_text=text)
 
     @staticmethod
     def _split_output(stdout: str) -> tuple[str, str | None, str, list[str]]:
@@ -676,101 +363,6 @@ class PbsFamily(Scheduler):
             result[job_id] = status
         return result, index
 
-    # -- queue figures ------------------------------------------------------
-
-    def figures_commands(self) -> list[str]:
-        """The shell parts printing the queues, the nodes and the server (for
-        its default queue), each after its mark: the text forms here."""
-        return self._figures_parts('qstat -Q -f', 'pbsnodes -a', 'qstat -B -f')
-
-    @staticmethod
-    def _figures_parts(queues: str, nodes: str, server: str) -> list[str]:
-        """Each command after its mark; a command that fails leaves its section
-        empty rather than failing the others or the command (as sinfo's does
-        for SLURM): the wrappers' qstat exits 153 for -B, and a server that
-        cannot tell its nodes still has queues to compare."""
-        return [f'echo {shlex.quote(QUEUES_MARK)}', f'{{ {queues} || :; }} 2>/dev/null',
-                f'echo {shlex.quote(NODES_MARK)}', f'{{ {nodes} || :; }} 2>/dev/null',
-                f'echo {shlex.quote(SERVER_MARK)}', f'{{ {server} || :; }} 2>/dev/null']
-
-    def queue_command(self) -> str:
-        """ONE command for every queue's figures (placement)."""
-        return '; '.join(self.figures_commands())
-
-    def parse_queue_output(self, stdout: str) -> dict[str, PartitionFigures]:
-        """{queue: PartitionFigures} from queue_command's output."""
-        sections: dict[str, list[str]] = {QUEUES_MARK: [], NODES_MARK: [], SERVER_MARK: []}
-        section: list[str] | None = None
-        for line in stdout.splitlines():
-            if line.strip() in sections:
-                section = sections[line.strip()]
-            elif line.strip() == JOBS_MARK:
-                break
-            elif section is not None:
-                section.append(line)
-        queues = _records('\n'.join(sections[QUEUES_MARK]), 'Queue')
-        nodes = _records('\n'.join(sections[NODES_MARK]), 'nodes')
-        servers = _records('\n'.join(sections[SERVER_MARK]), 'Server')
-        defaults = {attrs.get('default_queue') for attrs in servers.values()}
-        return {name: _queue_figures(name, attrs, nodes, name in defaults)
-                for name, attrs in queues.items()}
-
-    # -- exporter -------------------------------------------------------------
-
-    reports_partitions = True
-
-    def exporter_command(self, job_ids: Sequence[str], partitions: bool = True) -> str:
-        """ONE command for a metrics scrape: the server's clock, the queue
-        figures, then the status command of ``job_ids`` (qstat -f holds
-        qtime, stime and resources_used). ``partitions=False`` leaves the
-        queue figures out."""
-        parts = [f'echo "{NOW_MARK}$(LC_ALL=C date {shlex.quote("+" + QSTAT_TIME)})"',
-                 *(self.figures_commands() if partitions else []),
-                 f'echo {shlex.quote(JOBS_MARK)}']
-        if job_ids:
-            parts.append(self.status_command(job_ids))
-        return '; '.join(parts)
-
-    def parse_exporter_output(
-            self, stdout: str, job_ids: Sequence[str],
-    ) -> tuple[list[PartitionFigures], dict[str, JobStatus], dict[str, JobTimes]]:
-        """(queues, {id: JobStatus}, {id: JobTimes}) from exporter_command's output."""
-        now: float | None = None
-        head: list[str] = []
-        rest: list[str] | None = None
-        for line in stdout.splitlines():
-            if line.startswith(NOW_MARK) and now is None:
-                now = _qstat_time(line[len(NOW_MARK):])
-            elif rest is None and line.strip() == JOBS_MARK:
-                rest = []
-            elif rest is None:
-                head.append(line)
-            else:
-                rest.append(line)
-        if rest is None:        # no figures part: all of it is the status command's
-            head, rest = [], head
-        partitions = list(self.parse_queue_output('\n'.join(head)).values())
-        if not job_ids:
-            return partitions, {}, {}
-        text = '\n'.join(rest or [])
-        statuses, index = self._statuses(text, job_ids)
-        times: dict[str, JobTimes] = {}
-        for job_id in job_ids:
-            attrs = self._find(str(job_id), index)
-            if attrs is None:
-                continue
-            submit = _qstat_time(attrs.get('qtime'))
-            # PBS Pro says stime, Torque start_time
-            start = _qstat_time(attrs.get('stime') or attrs.get('start_time'))
-            queued: float | None = None
-            if submit is not None:
-                if start is not None:
-                    queued = max(0.0, start - submit)
-                elif statuses[job_id].state is JobState.PENDING and now is not None:
-                    queued = max(0.0, now - submit)
-            times[job_id] = JobTimes(str(job_id), queued,
-                                     seconds(attrs.get('resources_used.walltime')))
-        return partitions, statuses, times
 
     @staticmethod
     def _index(blocks: list[Block]) -> Index:
@@ -948,9 +540,7 @@ class PbsFamily(Scheduler):
         """qdel, after leaving a cancel file for each id (see the module
         docstring) so that the end of a job killed by qdel reads as CANCELLED."""
         quoted = ' '.join(shlex.quote(i) for i in check_job_ids(job_ids))
-        return (f'set -- {quoted}; d={RC_DIR}; mkdir -p "$d" && '
-                'for i in "$@"; do : > "$d/$i.cancelled"; done; '
-                'qdel -- "$@"')
+        return template.command('pbs_cancel.sh', ids=quoted, rc_dir=RC_DIR)
 
 
 class TorqueScheduler(PbsFamily):
@@ -1012,7 +602,7 @@ class TorqueScheduler(PbsFamily):
         return 'qstat -f -1 -t' if arrays else 'qstat -f -1'
 
 
-class PbsScheduler(PbsFamily):
+class PbsScheduler(PbsProFigures, PbsFamily):
     """PBS Pro / OpenPBS: select= chunks, -J arrays, job history (-x), qstat's JSON form."""
 
     name = 'PBS'
@@ -1104,13 +694,6 @@ class PbsScheduler(PbsFamily):
     def json_qstat_command(self, arrays: bool) -> str | None:
         """The same qstat printing JSON (-F json, PBS Pro 13 and later)."""
         return self.qstat_command(arrays).replace(' -f', ' -f -F json')
-
-    def figures_commands(self) -> list[str]:
-        """The queue figures in JSON, unless this server's qstat refused it."""
-        if self.json_refused:
-            return super().figures_commands()
-        return self._figures_parts('qstat -Q -f -F json', 'pbsnodes -a -F json',
-                                   'qstat -B -f -F json')
 
     def outcome(self, code: int,
                 attrs: Mapping[str, str]) -> tuple[JobState, int | None, str]:

@@ -427,10 +427,6 @@ class PycompssJob:
     pre_script: list = field(default_factory=list)
     compss_args: PycompssOptions = field(default_factory=PycompssOptions)
 
-    # Cluster.submit uploads a plain job's blueprint script (local_script) by
-    # SFTP first; a PyCOMPSs job has none
-    local_script_data = None
-
     OPTION_KEYS = ('pre_script', 'app_name', 'app_source', 'app_file', 'app_args', 'env',
                    'modules', 'compss_args')
 
@@ -552,7 +548,7 @@ class PycompssScheduler(Scheduler):
         words += [shell_word(a) for a in spec.app_args]
         return ' '.join(words)
 
-    def render_script(self, spec: JobSpec | PycompssJob) -> str:
+    def render_script(self, spec: JobSpec | PycompssJob, token: str | None = None) -> str:
         """As Scheduler.render_script: the launcher script (a PycompssJob only, else TypeError)."""
         if not isinstance(spec, PycompssJob):
             raise TypeError(f'{self.name} submits PycompssJob specs, not {type(spec).__name__}')

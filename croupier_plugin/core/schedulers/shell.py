@@ -14,19 +14,11 @@ from collections.abc import Callable, Sequence
 
 from ..errors import ConfigError
 from ..model import JobSpec, JobState, JobStatus, scheduler_job_name
+from . import template
 from .base import Scheduler, check_job_ids, is_job_id, render_body, shebang
 
 STATE_DIR = '"$HOME"/.croupier/jobs'
 TIMEOUT_EXIT = 124
-
-# Runs the job and records its exit code; arguments: dir id script out err limit.
-_LAUNCHER = r'''d=$1; id=$2
-echo "$$" > "$d/$id.pid.tmp" && mv "$d/$id.pid.tmp" "$d/$id.pid"
-if [ -f "$d/$id.cancelled" ]; then exit 0; fi
-if [ -n "$6" ]; then timeout -s TERM -k 5 "$6" bash "$3" > "$4" 2> "$5"
-else bash "$3" > "$4" 2> "$5"; fi
-rc=$?
-echo "$rc" > "$d/$id.rc.tmp" && mv "$d/$id.rc.tmp" "$d/$id.rc"'''
 
 _ROW = re.compile(r'(\S+)\|(\w+)\|(-?[0-9]*)')
 
@@ -57,7 +49,7 @@ class ShellScheduler(Scheduler):
                               'a SHELL interface runs no job arrays or factories; use '
                               'SLURM, PBS or TORQUE')
 
-    def render_script(self, spec: JobSpec) -> str:
+    def render_script(self, spec: JobSpec, token: str | None = None) -> str:
         """As Scheduler.render_script: a bash script, with the time limit as a comment."""
         self.check(spec)
         head = [shebang(spec), f'# croupier SHELL job {scheduler_job_name(spec.name)}']
@@ -88,11 +80,12 @@ class ShellScheduler(Scheduler):
         stdout, stderr = self.output_paths(spec, job_id, workdir)
         limit = str(spec.max_time) if spec.max_time else ''
         q = shlex.quote
+        launcher = q(template.script('shell_launcher.sh'))
         return (
             f'd={STATE_DIR}; mkdir -p "$d" && cd {q(workdir)} && '
             f': > "$d/{job_id}.submitted" || exit $?; '
             # only the launcher goes to the background, detached from this shell's output
-            f'setsid bash -c {q(_LAUNCHER)} croupier-job "$d" {job_id} {q(script_path)} '
+            f'setsid bash -c {launcher} croupier-job "$d" {job_id} {q(script_path)} '
             f'{q(stdout)} {q(stderr)} {q(limit)} < /dev/null > /dev/null 2>&1 & '
             f'echo {job_id}'
         )
@@ -106,20 +99,8 @@ class ShellScheduler(Scheduler):
 
     def status_command(self, job_ids: Sequence[str]) -> str:
         """As Scheduler.status_command: one ``id|STATE|code`` line per job from its files."""
-        ids = ' '.join(check_job_ids(job_ids))
-        return (
-            f'd={STATE_DIR}; for j in {ids}; do '
-            'if [ -f "$d/$j.rc" ]; then echo "$j|EXITED|$(cat "$d/$j.rc")"; '
-            'elif [ -f "$d/$j.cancelled" ]; then echo "$j|CANCELLED|"; '
-            'elif [ -f "$d/$j.pid" ]; then p=$(cat "$d/$j.pid"); '
-            # an empty pid file is one being written (only by launchers older than the rename)
-            'if [ -z "$p" ] || kill -0 "$p" 2>/dev/null; then echo "$j|RUNNING|"; '
-            # it may have written its exit code and ended between the two looks
-            'elif [ -f "$d/$j.rc" ]; then echo "$j|EXITED|$(cat "$d/$j.rc")"; '
-            'else echo "$j|KILLED|"; fi; '
-            'elif [ -f "$d/$j.submitted" ]; then echo "$j|SUBMITTED|"; '
-            'fi; done'
-        )
+        return template.command('shell_status.sh', state_dir=STATE_DIR,
+                                ids=' '.join(check_job_ids(job_ids)))
 
     def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """As Scheduler.parse_status_output: an exit code 124 is TIMEOUT, other non-zero FAILED."""

@@ -3,26 +3,21 @@
 import shlex
 from collections.abc import Iterable, Sequence
 
-from ..accounting import JobFigures, clock_seconds, combined, whole_number
-from ..model import (JobSpec, JobState, JobStatus, JobTimes, PartitionFigures, format_hms,
-                     scheduler_job_name)
+from ..model import JobSpec, JobState, JobStatus, format_hms, scheduler_job_name
+from . import template
 from .base import Scheduler, check_job_ids, is_job_id, parse_exit_code, render_body, shebang
+from .slurm_figures import SACCT_MARK, SlurmFigures
+# where the tests and the bench read it
+from .slurm_figures import slurm_duration as slurm_duration
 
 P, R = JobState.PENDING, JobState.RUNNING
-SACCT_MARK = '@@croupier-sacct@@'
 SQUEUE_RC_MARK = '@@croupier-squeue-rc='
-NOW_MARK = '@@croupier-now='
-SINFO_MARK = '@@croupier-sinfo@@'
-QUEUE_MARK = '@@croupier-queue@@'
-JOBS_MARK = '@@croupier-jobs@@'
 # where a job's script leaves its exit code (a file per job id, on the shared
 # home the login node sees too)
 MARKER_DIR = '"$HOME"/.croupier/slurm'
 
 # a status row: (job id, raw state, reason, exit text, source)
 _Row = tuple[str, str, str, str, str]
-# a times row: (submit, start, end, walltime used), epoch seconds or seconds
-_TimesRow = tuple[int | None, int | None, int | None, int | None]
 
 
 def slurm_time(seconds: float) -> str:
@@ -43,42 +38,7 @@ def wait_status(text: str) -> tuple[int | None, int | None]:
     return (value >> 8) & 0xff, 0
 
 
-def slurm_duration(text: str | None) -> int | None:
-    """squeue's TimeUsed ('5:03', '1:02:03', '2-01:02:03') in whole seconds, or None
-    (read as every scheduler duration is, by accounting.clock_seconds)."""
-    seconds = clock_seconds(text)
-    return None if seconds is None else int(seconds)
-
-
-def _epoch(text: str | None) -> int | None:
-    text = (text or '').strip()
-    return int(text) if text.isdigit() and text != '0' else None
-
-
-def _count(text: str | None) -> int:
-    text = (text or '').strip()
-    return int(text) if text.isdigit() else 0
-
-
-def _sections(stdout: str, marks: Iterable[str]) -> dict[str, list[str]]:
-    """{mark: [the lines after it, up to the next of ``marks``]}."""
-    out: dict[str, list[str]] = {m: [] for m in marks}
-    section: list[str] | None = None
-    for line in stdout.splitlines():
-        if line.startswith(NOW_MARK):
-            continue
-        if line.strip() in out:
-            section = out[line.strip()]
-        elif section is not None:
-            section.append(line)
-    return out
-
-
-def _field(fields: Sequence[str], i: int) -> str:
-    return fields[i] if len(fields) > i else ''
-
-
-class SlurmScheduler(Scheduler):
+class SlurmScheduler(SlurmFigures, Scheduler):
     """SLURM: sbatch scripts, squeue (and sacct) for status, scancel, sinfo for partitions."""
 
     name = 'SLURM'
@@ -129,8 +89,9 @@ class SlurmScheduler(Scheduler):
 
     # -- script -------------------------------------------------------------
 
-    def directives(self, spec: JobSpec) -> list[str]:
-        """The #SBATCH options of ``spec`` (name, resources, token, output files, extras)."""
+    def directives(self, spec: JobSpec, token: str | None = None) -> list[str]:
+        """The #SBATCH options of ``spec`` (name, resources, the submission's
+        ``token``, output files, extras)."""
         name = scheduler_job_name(spec.name)
         out = [f'--job-name={name}']
         for flag, value in (('--nodes', spec.nodes), ('--ntasks', spec.tasks),
@@ -145,8 +106,8 @@ class SlurmScheduler(Scheduler):
                 out.append(f'{flag}={value}')
         if spec.max_time:
             out.append(f'--time={slurm_time(spec.max_time)}')
-        if getattr(spec, 'submit_token', None):
-            out.append(f'--comment=croupier:{spec.submit_token}')
+        if token:
+            out.append(f'--comment=croupier:{token}')
         stdout, stderr = self.output_patterns(spec)
         out.append(f'--output={stdout}')
         out.append(f'--error={stderr}')
@@ -160,9 +121,9 @@ class SlurmScheduler(Scheduler):
         ident = '%A_%a' if spec.array else '%j'
         return (spec.stdout or f'{name}.{ident}.out', spec.stderr or f'{name}.{ident}.err')
 
-    def render_script(self, spec: JobSpec) -> str:
+    def render_script(self, spec: JobSpec, token: str | None = None) -> str:
         """As Scheduler.render_script: #SBATCH directives, the marker prologue, the body."""
-        head = [shebang(spec)] + [f'#SBATCH {d}' for d in self.directives(spec)]
+        head = [shebang(spec)] + [f'#SBATCH {d}' for d in self.directives(spec, token)]
         return '\n'.join(head + self.prologue(spec)) + '\n' + render_body(spec)
 
     def prologue(self, spec: JobSpec) -> list[str]:
@@ -174,31 +135,14 @@ class SlurmScheduler(Scheduler):
         if not self.leaves_marker(spec):
             return []
         if spec.array:
-            lines = ['if [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && '
-                     '[ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then',
-                     '  croupier_mark="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
-                     '  croupier_count=" ${SLURM_ARRAY_TASK_COUNT:-0}"']
-        else:
-            lines = ['if [ -n "${SLURM_JOB_ID:-}" ]; then',
-                     '  croupier_mark="$SLURM_JOB_ID"',
-                     "  croupier_count=''"]
-        return lines + [
-            f'  croupier_marks={MARKER_DIR}',
-            # a marker of an earlier job with the same id (ids wrap around)
-            '  rm -f "$croupier_marks/$croupier_mark.rc"',
-            # started: its waiting dependants can be queued behind it
-            '  { mkdir -p "$croupier_marks" && echo run > "$croupier_marks/$croupier_mark.run"; } '
-            '|| :',
-            '  trap \'croupier_exit=$?; { mkdir -p "$croupier_marks" && '
-            'printf "%s%s\\n" "$croupier_exit" "$croupier_count" > '
-            '"$croupier_marks/$croupier_mark.rc.tmp" && '
-            'mv -f "$croupier_marks/$croupier_mark.rc.tmp" "$croupier_marks/$croupier_mark.rc"; } '
-            '|| :; exit "$croupier_exit"\' EXIT',
-            # killed by a signal: 128+n, which the monitor leaves to the scheduler
-            "  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
-            "  trap 'exit 138' USR1; trap 'exit 140' USR2; trap 'exit 152' XCPU",
-            'fi',
-        ]
+            return template.script(
+                'slurm_prologue.sh', marker_dir=MARKER_DIR,
+                job_known='[ -n "${SLURM_ARRAY_JOB_ID:-}" ] && [ -n "${SLURM_ARRAY_TASK_ID:-}" ]',
+                mark='"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',
+                count='" ${SLURM_ARRAY_TASK_COUNT:-0}"').split('\n')
+        return template.script('slurm_prologue.sh', marker_dir=MARKER_DIR,
+                               job_known='[ -n "${SLURM_JOB_ID:-}" ]', mark='"$SLURM_JOB_ID"',
+                               count="''").split('\n')
 
     def leaves_marker(self, spec: JobSpec) -> bool:
         """Every job, arrays included (one marker per element)."""
@@ -315,31 +259,6 @@ class SlurmScheduler(Scheduler):
                 return job_id
         raise ValueError(f'no job id in sbatch output: {stdout.strip()[-300:]!r}')
 
-    # -- queue figures --------------------------------------------------------
-
-    @staticmethod
-    def _figures_parts() -> list[str]:
-        """Shell parts printing every partition's nodes and cores (sinfo; the
-        default partition's name ends in '*'), then its pending and running
-        jobs of all users, counted on the cluster (one line per partition and
-        state)."""
-        count = ('{n[$1 FS $2]++} END{for(k in n)print k FS n[k]}')
-        return [f'echo {shlex.quote(SINFO_MARK)}',
-                "sinfo --noheader -o '%P|%a|%D|%F|%C' 2>/dev/null",
-                f'echo {shlex.quote(QUEUE_MARK)}',
-                "squeue --noheader --states=PENDING,RUNNING -o '%P|%T' 2>/dev/null | "
-                f'awk -F"|" {shlex.quote(count)}']
-
-    def queue_command(self) -> str:
-        """ONE command for the partitions' figures (placement)."""
-        return '; '.join(self._figures_parts())
-
-    def parse_queue_output(self, stdout: str) -> dict[str, PartitionFigures]:
-        """{partition: PartitionFigures} from queue_command's output."""
-        sections = _sections(stdout, (SINFO_MARK, QUEUE_MARK))
-        return {p.name: p for p in self._partitions(sections[SINFO_MARK],
-                                                      sections[QUEUE_MARK])}
-
     # -- status -------------------------------------------------------------
 
     # squeue states of a job that has not ended
@@ -358,13 +277,6 @@ class SlurmScheduler(Scheduler):
         With ``times`` each row also carries the submit and start times (epoch
         seconds) and the walltime used, after the fields the monitor reads.
         """
-        ids = ','.join(check_job_ids(job_ids))
-        live = '|'.join(self.LIVE)
-        # awk lists the wanted ids squeue does not show, and the arrays whose
-        # elements squeue shows all ended (some may have been purged already)
-        awk = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
-               '{split($1,b,/[_+]/);if($2~/^(' + live + ')$/||$1!~/_/){l[b[1]]=1;l[$1]=1}}'
-               'END{s="";for(k in w)if(!(k in l))s=s (s==""?"":",") k;print s}')
         fields = 'JobArrayID:|,State:|,Reason:|,exit_code:'
         sacct_fields = 'JobID,State,ExitCode,Reason'
         prefix = ''
@@ -373,32 +285,36 @@ class SlurmScheduler(Scheduler):
             sacct_fields += ',Submit,Start,End,ElapsedRaw'
             # times as epoch seconds: no time zone to guess on this side
             prefix = 'SLURM_TIME_FORMAT=%s; export SLURM_TIME_FORMAT; '
-        fmt = f"--Format='{fields}'"
-        if len(job_ids) > self.MANY_IDS:
-            # squeue filters a long --jobs list slowly; all the user's jobs,
-            # filtered on the cluster by awk, cost one pass
-            keep = ('BEGIN{n=split(ids,a,",");for(i=1;i<=n;i++)w[a[i]]=1}'
-                    '{split($1,b,/[_+]/);if((b[1] in w)||($1 in w))print}')
-            query = (f'sq=$(squeue --me --noheader --states=all {fmt} 2>/dev/null | '
-                     f'awk -F"|" -v ids="$ids" {shlex.quote(keep)}); ')
-        else:
-            query = f'sq=$(squeue --noheader --states=all --jobs="$ids" {fmt} 2>/dev/null); '
-        return (
-            prefix +
-            f'ids={shlex.quote(ids)}; '
-            + query +
-            'rc=$?; '
-            'printf "%s\\n" "$sq"; '
-            f'echo "{SQUEUE_RC_MARK}$rc"; '
-            f'echo {shlex.quote(SACCT_MARK)}; '
-            f'm=$(printf "%s\\n" "$sq" | awk -F"|" -v ids="$ids" {shlex.quote(awk)}); '
-            'if [ -n "$m" ]; then sacct --noheader --parsable2 --allocations --jobs="$m" '
-            f'--format={sacct_fields}; fi'
-        )
+        missing = template.command('slurm_missing.awk', live='|'.join(self.LIVE))
+        return template.command(
+            'slurm_status.sh', prefix=prefix, ids=shlex.quote(','.join(check_job_ids(job_ids))),
+            query=self._squeue_query(len(job_ids), f"--Format='{fields}'"),
+            squeue_rc_mark=SQUEUE_RC_MARK, sacct_mark=shlex.quote(SACCT_MARK),
+            missing=shlex.quote(missing), sacct_fields=sacct_fields)
+
+    def _squeue_query(self, count: int, squeue_format: str) -> str:
+        """The squeue part of status_command for ``count`` ids: by id for a
+        few; for many, all the user's jobs filtered on the cluster by awk
+        (squeue filters a long --jobs list slowly)."""
+        if count > self.MANY_IDS:
+            return template.command('slurm_squeue_mine.sh', format=squeue_format,
+                                    keep=shlex.quote(template.command('slurm_keep_ids.awk')))
+        return template.command('slurm_squeue_ids.sh', format=squeue_format)
 
     def parse_status_output(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """As Scheduler.parse_status_output: squeue's rows first, sacct's for what
         squeue no longer shows; an array's elements aggregated into one status."""
+        squeue_rows, sacct_rows = self._status_rows(stdout)
+        result: dict[str, JobStatus] = {}
+        for job_id in job_ids:
+            key = str(job_id)
+            result[job_id] = self._job_status(key, squeue_rows.get(key), sacct_rows.get(key))
+        return result
+
+    @staticmethod
+    def _status_rows(stdout: str) -> tuple[dict[str, list[_Row]], dict[str, list[_Row]]]:
+        """({id: squeue rows}, {id: sacct rows}) of status_command's output; an
+        array element's row is filed under its own id and its array's."""
         squeue_rows: dict[str, list[_Row]] = {}
         sacct_rows: dict[str, list[_Row]] = {}
         rows = squeue_rows
@@ -434,23 +350,18 @@ class SlurmScheduler(Scheduler):
                 continue
             rows.setdefault(base, []).append(row)
             rows.setdefault(job, []).append(row)   # an element, also asked about by its id
-        result: dict[str, JobStatus] = {}
-        row_status = self._row_status
-        for job_id in job_ids:
-            key = str(job_id)
-            queued = squeue_rows.get(key)
-            accounted = sacct_rows.get(key)
-            if queued and not accounted and len(queued) == 1:
-                result[job_id] = row_status(key, queued[0])     # the common case
-                continue
-            if accounted and not queued and len(accounted) == 1:
-                result[job_id] = row_status(key, accounted[0])
-                continue
-            merged = self._merge_rows(key, queued or [], accounted or [])
-            statuses = [row_status(key, r) for r in merged]
-            result[job_id] = (self._aggregate(key, statuses) if statuses
-                              else self.missing(job_id, 'squeue+sacct'))
-        return result
+        return squeue_rows, sacct_rows
+
+    def _job_status(self, key: str, queued: list[_Row] | None,
+                    accounted: list[_Row] | None) -> JobStatus:
+        """One job's status from its squeue and sacct rows (UNKNOWN when neither has one)."""
+        if queued and not accounted and len(queued) == 1:
+            return self._row_status(key, queued[0])     # the common case
+        if accounted and not queued and len(accounted) == 1:
+            return self._row_status(key, accounted[0])
+        merged = self._merge_rows(key, queued or [], accounted or [])
+        statuses = [self._row_status(key, r) for r in merged]
+        return self._aggregate(key, statuses) if statuses else self.missing(key, 'squeue+sacct')
 
     @staticmethod
     def _merge_rows(key: str, queued: list[_Row], accounted: list[_Row]) -> list[_Row]:
@@ -515,185 +426,6 @@ class SlurmScheduler(Scheduler):
                                  exit_code=first.exit_code, signal=first.signal,
                                  source=first.source)
         raise AssertionError('unreachable')
-
-    # -- exporter -------------------------------------------------------------
-
-    reports_partitions = True
-
-    def exporter_command(self, job_ids: Sequence[str], partitions: bool = True) -> str:
-        """ONE command for a metrics scrape: the cluster's clock, every
-        partition's nodes and cores (sinfo), its pending and running jobs
-        counted on the cluster (squeue of all users, one line per partition
-        and state), then the status command of ``job_ids`` with their times.
-        ``partitions=False`` leaves sinfo and the squeue counts out."""
-        parts = [f'echo "{NOW_MARK}$(date +%s)"',
-                 *(self._figures_parts() if partitions else []),
-                 f'echo {shlex.quote(JOBS_MARK)}']
-        if job_ids:
-            parts.append(self.status_command(job_ids, times=True))
-        return '; '.join(parts)
-
-    def parse_exporter_output(
-            self, stdout: str, job_ids: Sequence[str],
-    ) -> tuple[list[PartitionFigures], dict[str, JobStatus], dict[str, JobTimes]]:
-        """(partitions, {id: JobStatus}, {id: JobTimes}) from exporter_command's output."""
-        now = None
-        for line in stdout.splitlines():
-            if line.startswith(NOW_MARK):
-                now = _epoch(line[len(NOW_MARK):])
-        sections = _sections(stdout, (SINFO_MARK, QUEUE_MARK, JOBS_MARK))
-        jobs = sections[JOBS_MARK]
-        partitions = self._partitions(sections[SINFO_MARK], sections[QUEUE_MARK])
-        text = '\n'.join(jobs)
-        statuses = self.parse_status_output(text, job_ids) if job_ids else {}
-        times = self._times(jobs, job_ids, now)
-        return partitions, statuses, times
-
-    @staticmethod
-    def _partitions(sinfo: Iterable[str], queue: Iterable[str]) -> list[PartitionFigures]:
-        """PartitionFigures from sinfo's lines, with the pending and running
-        job counts of squeue's (partition|state|count) lines."""
-        counts: dict[tuple[str, str], int] = {}
-        for line in queue:
-            fields = line.strip().split('|')
-            if len(fields) != 3:
-                continue
-            # a job queued to several partitions ("a,b") counts in each
-            for name in fields[0].split(','):
-                key = (name, fields[1])
-                counts[key] = counts.get(key, 0) + _count(fields[2])
-        out: dict[str, PartitionFigures] = {}
-        for line in sinfo:
-            fields = line.strip().split('|')
-            if len(fields) != 5:
-                continue
-            name, avail, _nodes, node_aiot, cpu_aiot = fields
-            default = name.endswith('*')
-            name = name.rstrip('*')
-            nodes = (node_aiot.split('/') + ['0'] * 4)[:4]
-            cpus = (cpu_aiot.split('/') + ['0'] * 4)[:4]
-            figures = out.get(name)
-            # a partition over several node sets has one line per set: add them up
-            values = [_count(nodes[3]), _count(nodes[0]), _count(nodes[1]),
-                      _count(cpus[3]), _count(cpus[0]), _count(cpus[1])]
-            if figures is not None:
-                values = [a + b for a, b in zip(values, figures[2:8], strict=False)]
-            # values: exactly the six node and core counts, which mypy cannot tell of a list
-            out[name] = PartitionFigures(  # type: ignore[misc]
-                                         name, avail.strip().lower() == 'up',
-                                         *values,  # type: ignore[arg-type]
-                                         jobs_pending=counts.get((name, 'PENDING'), 0),
-                                         jobs_running=counts.get((name, 'RUNNING'), 0),
-                                         default=default or bool(figures and figures.default))
-        return list(out.values())
-
-    @staticmethod
-    def _times(lines: Iterable[str], job_ids: Sequence[str],
-               now: int | None) -> dict[str, JobTimes]:
-        """JobTimes from the rows of a status command run with ``times``:
-        squeue rows (id|state|reason|rc|submit|start|used) before the sacct
-        mark, sacct rows (id|state|exit|reason|submit|start|end|elapsed) after."""
-        queued_rows: dict[str, list[_TimesRow]] = {}
-        accounted_rows: dict[str, list[_TimesRow]] = {}
-        rows = queued_rows
-        for line in lines:
-            if line.strip() == SACCT_MARK:
-                rows = accounted_rows
-                continue
-            if not line or line.startswith('@@'):
-                continue
-            fields = [f.strip() for f in line.split('|')]
-            if len(fields) < 7 or '.' in fields[0]:
-                continue
-            if rows is queued_rows:
-                submit, start = _epoch(fields[4]), _epoch(fields[5])
-                pending = fields[1] in ('PENDING', 'PD')
-                used = 0 if pending else slurm_duration(fields[6])
-                end = None
-            else:
-                if len(fields) < 8:
-                    continue
-                submit, start, end = _epoch(fields[4]), _epoch(fields[5]), _epoch(fields[6])
-                used = _count(fields[7]) if fields[7].isdigit() else None
-                pending = start is None
-            job = fields[0]
-            keys = [job]
-            if '_' in job or '+' in job:
-                keys.append(job.replace('+', '_').split('_')[0])
-            for key in keys:
-                rows.setdefault(key, []).append((submit, None if pending else start, end, used))
-        out: dict[str, JobTimes] = {}
-        for job_id in job_ids:
-            key = str(job_id)
-            found = queued_rows.get(key) or accounted_rows.get(key)
-            if not found:
-                continue
-            submits = [r[0] for r in found if r[0] is not None]
-            starts = [r[1] for r in found if r[1] is not None]
-            used_list = [r[3] for r in found if r[3] is not None]
-            submit = min(submits) if submits else None
-            queued = None
-            if submit is not None:
-                if starts:
-                    queued = max(0, min(starts) - submit)
-                elif now is not None:
-                    ends = [r[2] for r in found if r[2] is not None]
-                    # never started: waited until it was cancelled, or until now
-                    queued = max(0, (min(ends) if ends else now) - submit)
-            out[job_id] = JobTimes(key, queued, max(used_list) if used_list else None)
-        return out
-
-    # -- accounting -------------------------------------------------------------
-
-    ACCOUNTING_FIELDS = 'JobID,State,ElapsedRaw,TotalCPU,AllocNodes,AllocCPUS'
-
-    def accounting_command(self, job_ids: Sequence[str]) -> str:
-        """ONE sacct for the figures of every id in ``job_ids``: the job's row
-        (which adds up its steps' CPU time) and its steps' rows (whose batch
-        step tells when that CPU time is recorded)."""
-        ids = ','.join(check_job_ids(job_ids))
-        return (f'sacct --noheader --parsable2 --jobs={shlex.quote(ids)} '
-                f'--format={self.ACCOUNTING_FIELDS}')
-
-    def parse_accounting(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobFigures]:
-        """{job_id: JobFigures} from accounting_command's output: elapsed
-        (ElapsedRaw), CPU time used (TotalCPU), nodes and CPUs allocated. An
-        array's figures add up its elements' (the longest elapsed). A job that
-        sacct does not show yet, or shows unfinished, or that ran but whose
-        batch step is not recorded as ended yet (slurmdbd records the job's
-        end first, and its CPU time with the batch step's, a moment later), is
-        left out."""
-        rows: dict[str, list[tuple[bool, JobFigures]]] = {}
-        batch_ended: set[str] = set()
-        lines = [[f.strip() for f in line.split('|')] for line in stdout.splitlines()]
-        for fields in lines:
-            if len(fields) == 6 and fields[0].endswith('.batch'):
-                if self.STATES.get(fields[1].split(' ')[0].rstrip('+').upper(),
-                                   JobState.UNKNOWN).terminal:
-                    batch_ended.add(fields[0][:-len('.batch')])
-        for fields in lines:
-            if len(fields) != 6 or not fields[0] or '.' in fields[0]:
-                continue
-            job, raw, elapsed, cpu, nodes, cpus = fields
-            figures = JobFigures(whole_number(elapsed), clock_seconds(cpu), whole_number(nodes),
-                                 whole_number(cpus), 'sacct')
-            key = job.replace('+', '_').split('_')[0]
-            ended = self.STATES.get(raw.split(' ')[0].rstrip('+').upper(),
-                                    JobState.UNKNOWN).terminal
-            # a job that never ran (cancelled in the queue) has no batch step
-            ended = ended and (job in batch_ended or figures.elapsed == 0)
-            rows.setdefault(key, []).append((ended, figures))
-            if key != job:
-                rows.setdefault(job, []).append((ended, figures))
-        out: dict[str, JobFigures] = {}
-        for job_id in job_ids:
-            found = rows.get(str(job_id))
-            if not found or not all(ended for ended, _ in found):
-                continue
-            parts = [figures for _, figures in found]
-            out[job_id] = parts[0] if len(parts) == 1 else combined(parts, 'sacct')
-        return out
-
     # -- lost submissions ---------------------------------------------------
 
     finds_lost_submissions = True
