@@ -147,13 +147,13 @@ def _reporter(ctx: CloudifyWorkflowContext, registrar: JobRegistrar | None = Non
         # a dry run's jobs exist nowhere: the exporter must not ask the cluster about them
         if registrar is not None and kind in ('submitted', 'reattached') and \
                 not job.record.simulated:
-            registrar.add(job.cluster.key, job.name, info['job_id'])
+            registrar.add(job.cluster.name, job.name, info['job_id'])
         if kind == 'state':
             status = info['status']
-            ctx.logger.info('job %s [%s %s]: %s', job.name, job.cluster.key,
+            ctx.logger.info('job %s [%s %s]: %s', job.name, job.cluster.name,
                             job.record.job_id, status.describe())
         elif kind == 'submitted':
-            ctx.logger.info('job %s [%s %s]: %s', job.name, job.cluster.key, info['job_id'],
+            ctx.logger.info('job %s [%s %s]: %s', job.name, job.cluster.name, info['job_id'],
                             'simulated (nothing sent; its script is in rendered_script)'
                             if info.get('simulated') else 'submitted')
         elif kind == 'inputs':
@@ -166,7 +166,7 @@ def _reporter(ctx: CloudifyWorkflowContext, registrar: JobRegistrar | None = Non
             ctx.logger.info('job %s: retrying: %s', job.name, info['reason'])
         elif kind == 'reattached':
             ctx.logger.info('job %s [%s %s]: re-attached (submitted by an earlier run)',
-                            job.name, job.cluster.key, info['job_id'])
+                            job.name, job.cluster.name, info['job_id'])
         else:
             detail = info.get('reason', '')
             ctx.logger.info('job %s: %s%s', job.name, kind, f' ({detail})' if detail else '')
@@ -227,7 +227,7 @@ def delete_reservations(ctx: CloudifyWorkflowContext, jobs: list[PlannedJob],
     done = set()
     for job in jobs:
         reservation = getattr(job.spec, 'reservation', None)
-        settings = by_name.get(job.cluster.key)
+        settings = by_name.get(job.cluster.name)
         if not reservation or settings is None or not settings.reservation_deletion_path \
                 or not job.record.job_id or (settings.name, reservation) in done:
             continue

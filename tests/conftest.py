@@ -149,7 +149,7 @@ def follow_jobs(cluster, job_ids, limit=60, grace=30):
         for change in monitor.poll():
             seen[change.job.job_id].append(change.new.state)
         time.sleep(0.2)
-    return {t.job_id: t.status for t in tracked}, seen, monitor.polls(cluster.key)
+    return {t.job_id: t.status for t in tracked}, seen, monitor.polls(cluster.name)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import shlex
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from .errors import CroupierError, SchedulerError
 from .model import JobSpec, JobStatus, PartitionFigures, scheduler_job_name
@@ -32,21 +32,19 @@ class SubmittedJob:
     output files, and when it was submitted (epoch seconds)."""
     name: str
     job_id: str
-    cluster: str
+    infrastructure: str
     script_path: str
     stdout: Optional[str] = None
     stderr: Optional[str] = None
     submitted_at: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """The job's fields as a plain dict (for runtime properties)."""
-        return dict(self.__dict__)
+    # a dry run's job (simulate: true): the script it would have submitted
+    rendered_script: Optional[str] = None
 
 
 class Cluster:
     """Submit, poll and cancel jobs of one infrastructure.
 
-    ``key`` names the infrastructure (the blueprint node); ``monitor_period``
+    ``name`` names the infrastructure (its interface's node id); ``monitor_period``
     is how often the monitor asks it about its jobs.
     """
 
@@ -55,15 +53,15 @@ class Cluster:
     accounting = False           # the monitor collects each ended job's figures
     reporting_user: str | None = None  # accounting_options.reporting_user, kept with them
 
-    def __init__(self, key: str, transport: Transport, scheduler: Scheduler,
+    def __init__(self, name: str, transport: Transport, scheduler: Scheduler,
                  monitor_period: float = 15.0) -> None:
-        self.key = key
+        self.name = name
         self.transport = transport
         self.scheduler = scheduler
         self.monitor_period = float(monitor_period)
 
     def __repr__(self) -> str:
-        return f'Cluster({self.key!r}, {self.scheduler.name}, {self.transport!r})'
+        return f'Cluster({self.name!r}, {self.scheduler.name}, {self.transport!r})'
 
     def script_path(self, spec: JobSpec, workdir: str) -> str:
         """Where the batch script of ``spec`` goes in ``workdir``, named after
@@ -116,7 +114,7 @@ class Cluster:
             # the controller refused to talk (restarting, overloaded): the job was
             # not submitted, so trying again cannot make a duplicate
             log.warning('%s: submission of %s refused for now (%s); retrying in %.0f s',
-                        self.key, spec.name, (result.stderr or result.stdout).strip()[-200:],
+                        self.name, spec.name, (result.stderr or result.stdout).strip()[-200:],
                         delay)
             time.sleep(delay)
             delay *= 2
@@ -128,8 +126,8 @@ class Cluster:
             raise SchedulerError(str(exc), exit_code=result.exit_code,
                                  stderr=result.stderr) from None
         stdout, stderr = self.scheduler.output_paths(spec, job_id, workdir)
-        log.info('%s: submitted %s as job %s', self.key, spec.name, job_id)
-        return SubmittedJob(spec.name, job_id, self.key, script_path, stdout, stderr,
+        log.info('%s: submitted %s as job %s', self.name, spec.name, job_id)
+        return SubmittedJob(spec.name, job_id, self.name, script_path, stdout, stderr,
                             time.time())
 
     def find_submitted(self, token: str) -> str | None:
@@ -137,7 +135,7 @@ class Cluster:
         whose finds_lost_submissions is true)."""
         result = self.transport.run(self.scheduler.lookup_command(token))
         if result.exit_code != 0:
-            raise SchedulerError(f'{self.key}: job lookup failed with exit code '
+            raise SchedulerError(f'{self.name}: job lookup failed with exit code '
                                  f'{result.exit_code}: {result.stderr.strip()[-300:]}',
                                  exit_code=result.exit_code, stderr=result.stderr)
         return self.scheduler.parse_lookup_output(result.stdout, token)
@@ -181,7 +179,7 @@ class Cluster:
         SchedulerError when the command failed."""
         if result.exit_code != 0:
             raise SchedulerError(
-                f'{self.key}: status command failed with exit code {result.exit_code}: '
+                f'{self.name}: status command failed with exit code {result.exit_code}: '
                 f'{result.stderr.strip()[-500:]}', exit_code=result.exit_code,
                 stderr=result.stderr)
         statuses = self.scheduler.parse_status_output(result.stdout, job_ids)
@@ -200,7 +198,7 @@ class Cluster:
         result = self.transport.run(self.scheduler.marker_command(list(spent), list(started)))
         if result.exit_code != 0:
             log.warning('%s: reading exit-code markers failed with exit code %s: %s',
-                        self.key, result.exit_code, result.stderr.strip()[-300:])
+                        self.name, result.exit_code, result.stderr.strip()[-300:])
             return {}
         return self.scheduler.parse_markers(result.stdout, job_ids)
 
@@ -219,7 +217,7 @@ class Cluster:
                 f'deleting it failed: {(result.stderr or result.stdout).strip()[-200:]}'
         except CroupierError as exc:
             outcome = f'deleting it failed: {exc}'
-        log.warning('%s: jobs %s are held by the system: %s', self.key, ', '.join(held), outcome)
+        log.warning('%s: jobs %s are held by the system: %s', self.name, ', '.join(held), outcome)
         for job_id in held:
             status = statuses[job_id]
             statuses[job_id] = status._replace(reason=f'{status.reason}; {outcome}')
@@ -242,7 +240,7 @@ class Cluster:
             return None
         result = self.transport.run(command, timeout=60)
         if not result.ok:
-            raise SchedulerError(f'{self.key}: queue figures: exit code {result.exit_code}: '
+            raise SchedulerError(f'{self.name}: queue figures: exit code {result.exit_code}: '
                                  f'{result.stderr.strip()[-300:]}', result.exit_code,
                                  result.stderr)
         return scheduler.parse_queue_output(result.stdout)

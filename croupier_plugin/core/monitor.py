@@ -121,8 +121,8 @@ class Monitor:
         """Follow ``job_id`` on ``cluster``; ``marker``: its script leaves an
         exit-code marker to look for between status commands."""
         job = TrackedJob(name, cluster, str(job_id), status, marker=marker)
-        self._jobs[(cluster.key, str(job_id))] = job
-        self._clusters.setdefault(cluster.key, _ClusterState()).cluster = cluster
+        self._jobs[(cluster.name, str(job_id))] = job
+        self._clusters.setdefault(cluster.name, _ClusterState()).cluster = cluster
         return job
 
     def untrack(self, cluster_key: str, job_id: str | int) -> None:
@@ -156,7 +156,7 @@ class Monitor:
         now = self.clock() if now is None else now
         by_cluster: dict[str, _Group] = {}
         for job in self.active():
-            by_cluster.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
+            by_cluster.setdefault(job.cluster.name, (job.cluster, []))[1].append(job)
         for key, state in self._clusters.items():
             if state.accounting:
                 by_cluster.setdefault(key, (state.cluster, []))
@@ -167,7 +167,7 @@ class Monitor:
         that leave markers, whose next marker check has come."""
         by_cluster: dict[str, _Group] = {}
         for job in self.active():
-            key = job.cluster.key
+            key = job.cluster.name
             if job.marker and key not in exclude:
                 by_cluster.setdefault(key, (job.cluster, []))[1].append(job)
         return {k: v for k, v in by_cluster.items()
@@ -181,7 +181,7 @@ class Monitor:
         if force:
             groups: dict[str, _Group] = {}
             for job in self.active():
-                groups.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
+                groups.setdefault(job.cluster.name, (job.cluster, []))[1].append(job)
         else:
             groups = self.due(now)
         looks = {} if force else self.markers_due(now, exclude=groups)
@@ -204,7 +204,7 @@ class Monitor:
     def _look(self, cluster: Cluster, jobs: list[TrackedJob]
               ) -> dict[str, JobStatus] | TransportError | SchedulerError:
         """One marker check for ``jobs`` (the answer, or the error)."""
-        state = self._clusters[cluster.key]
+        state = self._clusters[cluster.name]
         state.marker_checks += 1
         spent, started = sorted(state.spent_markers), sorted(state.started_markers)
         try:
@@ -220,10 +220,10 @@ class Monitor:
                        answer: dict[str, JobStatus] | Exception) -> list[JobChange]:
         """The changes a marker check shows: the jobs it says started or
         ended. A failed check changes nothing: the next status command tells."""
-        state = self._clusters[cluster.key]
+        state = self._clusters[cluster.name]
         state.next_marker = self.clock() + self.marker_period
         if isinstance(answer, Exception):
-            log.info('%s: exit-code marker check failed (%s)', cluster.key, answer)
+            log.info('%s: exit-code marker check failed (%s)', cluster.name, answer)
             return []
         changes: list[JobChange] = []
         for job in jobs:
@@ -246,7 +246,7 @@ class Monitor:
              ) -> _Answer | TransportError | SchedulerError:
         """One status command for ``jobs`` (with the accounting of the ended
         jobs awaiting figures, when there are some): the answer, or the error."""
-        state = self._clusters[cluster.key]
+        state = self._clusters[cluster.name]
         state.polls += 1
         try:
             if state.accounting:
@@ -259,21 +259,21 @@ class Monitor:
     def _apply(self, cluster: Cluster, jobs: list[TrackedJob],
                answer: _Answer | Exception) -> list[JobChange]:
         now = self.clock()
-        state = self._clusters[cluster.key]
+        state = self._clusters[cluster.name]
         if isinstance(answer, Exception):
             state.failures += 1
             state.failing_since = state.failing_since or now
             state.last_error = str(answer)
             if now - state.failing_since > self.outage_limit:
                 raise InfrastructureUnreachable(
-                    f'{cluster.key}: no answer about its jobs for '
+                    f'{cluster.name}: no answer about its jobs for '
                     f'{now - state.failing_since:.0f} s (limit {self.outage_limit:g} s): '
                     f'{answer}')
             backoff = min(cluster.monitor_period * (2 ** (state.failures - 1)),
                           max(self.max_backoff, cluster.monitor_period))
             state.next_poll = now + backoff
             log.warning('%s: status poll failed (%s); next try in %.1f s',
-                        cluster.key, answer, backoff)
+                        cluster.name, answer, backoff)
             return []
         state.failures = 0
         state.failing_since = None
@@ -304,17 +304,17 @@ class Monitor:
         infrastructure keeping accounting figures: ask for its figures."""
         if new.terminal and getattr(job.cluster, 'accounting', False) and \
                 (job.status is None or not job.status.terminal):
-            self._clusters[job.cluster.key].accounting.setdefault(job.job_id, 0)
+            self._clusters[job.cluster.name].accounting.setdefault(job.job_id, 0)
 
     def _apply_figures(self, cluster: Cluster,
                        figures: dict[str, JobFigures]) -> list[JobChange]:
         """The figures that came back, as JobChanges; the jobs still without
         final figures are asked about again, up to accounting_asks times."""
-        state = self._clusters[cluster.key]
+        state = self._clusters[cluster.name]
         changes: list[JobChange] = []
         for job_id in list(state.accounting):
             found = figures.get(job_id)
-            job = self._jobs.get((cluster.key, job_id))
+            job = self._jobs.get((cluster.name, job_id))
             if found is not None:
                 del state.accounting[job_id]
                 if job is not None:
@@ -327,7 +327,7 @@ class Monitor:
             if state.accounting[job_id] >= self.accounting_asks:
                 del state.accounting[job_id]
                 log.warning('%s: no accounting figures for job %s after %d asks; '
-                            'giving up on them', cluster.key, job_id, self.accounting_asks)
+                            'giving up on them', cluster.name, job_id, self.accounting_asks)
         return changes
 
     def awaiting_figures(self) -> bool:
@@ -352,9 +352,9 @@ class Monitor:
                 answers = list(pool.map(lambda group: self._ask(*group), groups))
             for (cluster, _), answer in zip(groups, answers, strict=True):
                 if isinstance(answer, Exception):
-                    log.info('%s: asking for accounting figures failed (%s)', cluster.key,
+                    log.info('%s: asking for accounting figures failed (%s)', cluster.name,
                              answer)
-                    self._clusters[cluster.key].accounting.clear()
+                    self._clusters[cluster.name].accounting.clear()
                     continue
                 # asked with accounting: the answer holds statuses and figures
                 assert isinstance(answer, tuple)
@@ -404,10 +404,10 @@ class Monitor:
         active = self.active()
         if not active:
             return None
-        keys = {j.cluster.key for j in active} | \
+        keys = {j.cluster.name for j in active} | \
             {k for k, state in self._clusters.items() if state.accounting}
         wake = min(self._clusters[k].next_poll for k in keys)
-        for key in {j.cluster.key for j in active if j.marker}:
+        for key in {j.cluster.name for j in active if j.marker}:
             state = self._clusters[key]
             if not state.failures:
                 wake = min(wake, state.next_marker)

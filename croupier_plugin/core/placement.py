@@ -116,10 +116,10 @@ class FiguresCache:
         """The queue figures of ``cluster``, from the cache while younger than
         ``max_age`` (and its monitor period), else asked anew."""
         with self._lock:
-            entry = self._cache.get(cluster.key)
+            entry = self._cache.get(cluster.name)
             if entry and self.clock() - entry[0] < min(self.max_age, cluster.monitor_period):
                 return entry[1]
         figures = cluster.queue_figures()
         with self._lock:
-            self._cache[cluster.key] = (self.clock(), figures)
+            self._cache[cluster.name] = (self.clock(), figures)
         return figures

@@ -30,16 +30,16 @@ class NoTransport:
     """The transport of a simulated interface: any use is a bug, reported as
     one instead of opening a connection."""
 
-    def __init__(self, key: str) -> None:
-        self.key = key
+    def __init__(self, infrastructure: str) -> None:
+        self.infrastructure = infrastructure
 
     def __repr__(self) -> str:
-        return f'NoTransport({self.key!r})'
+        return f'NoTransport({self.infrastructure!r})'
 
     def __getattr__(self, name: str) -> Any:
         def refuse(*args: Any, **kwargs: Any) -> None:
-            raise CroupierError(f'{self.key} is simulated (simulate: true): nothing is sent '
-                                f'to its cluster, so {name} is not available')
+            raise CroupierError(f'{self.infrastructure} is simulated (simulate: true): nothing '
+                                f'is sent to its cluster, so {name} is not available')
         return refuse
 
 
@@ -49,16 +49,16 @@ class SimulatedCluster(Cluster):
 
     simulated = True
 
-    def __init__(self, key: str, scheduler: Any) -> None:
+    def __init__(self, name: str, scheduler: Any) -> None:
         """``scheduler`` renders the scripts; the monitor looks without delay
         (a period of 0), since looking costs nothing."""
         # NoTransport stands in for a Transport: each of its methods refuses
-        super().__init__(key, cast(Transport, NoTransport(key)), scheduler, monitor_period=0.0)
+        super().__init__(name, cast(Transport, NoTransport(name)), scheduler, monitor_period=0.0)
         self._serial = itertools.count(1)
         self._run = secrets.token_hex(3)
 
     def __repr__(self) -> str:
-        return f'SimulatedCluster({self.key!r}, {self.scheduler.name})'
+        return f'SimulatedCluster({self.name!r}, {self.scheduler.name})'
 
     def submit(self, spec: Any, workdir: str, after: Iterable[str] = (), *,
                token: str | None = None, script_data: bytes | None = None) -> SubmittedJob:
@@ -70,11 +70,9 @@ class SimulatedCluster(Cluster):
         # the ids are never given to a scheduler; they only tell the attempts apart
         job_id = f'simulated-{self._run}-{next(self._serial)}'
         stdout, stderr = self.scheduler.output_paths(spec, job_id, workdir)
-        job = SubmittedJob(spec.name, job_id, self.key, script_path, stdout, stderr,
+        job = SubmittedJob(spec.name, job_id, self.name, script_path, stdout, stderr,
                            time.time())
-        # an attribute only a simulated job has (the engine reads it with getattr): not a
-        # SubmittedJob field, which would add it to every job's as_dict()
-        job.rendered_script = self.scheduler.render_script(  # type: ignore[attr-defined]
+        job.rendered_script = self.scheduler.render_script(
             spec, token)
         return job
 

@@ -37,7 +37,7 @@ class ScriptedCluster:
     others (``after``) is dropped, as SLURM does, when one of them failed."""
 
     def __init__(self, key='hpc', period=0.01):
-        self.key = key
+        self.name = key
         self.monitor_period = period
         self.scheduler = SlurmScheduler()
         self.ids = itertools.count(100)
@@ -52,7 +52,7 @@ class ScriptedCluster:
         job_id = str(next(self.ids))
         self.submitted.append((spec.name, job_id))
         self.after[spec.name] = tuple(after)
-        return SubmittedJob(spec.name, job_id, self.key, f'{workdir}/{spec.name}.sh',
+        return SubmittedJob(spec.name, job_id, self.name, f'{workdir}/{spec.name}.sh',
                             f'{workdir}/{job_id}.out', f'{workdir}/{job_id}.err', 1.0)
 
     def _state(self, job_id, names):

@@ -24,7 +24,7 @@ class ScriptedCluster:
     """Answers status requests from a script, counting each request."""
 
     def __init__(self, key, period=10.0):
-        self.key = key
+        self.name = key
         self.monitor_period = period
         self.scheduler = SlurmScheduler()
         self.calls = []

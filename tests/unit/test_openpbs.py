@@ -588,7 +588,7 @@ def test_placement_prefers_the_queue_with_idle_cores():
 
     class Infra:
         def __init__(self, key, figures):
-            self.key, self.figures = key, figures
+            self.name, self.figures = key, figures
 
     spec = JobSpec.from_options('j', {'commands': ['true'], 'tasks': 3})
     candidates = [Candidate('busy', Infra('busy', busy), '/w', spec),

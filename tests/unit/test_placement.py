@@ -22,7 +22,7 @@ def test_slurm_queue_figures_from_the_bed():
 
 class FakeCluster:
     def __init__(self, key, figures):
-        self.key, self.figures, self.monitor_period = key, figures, 5.0
+        self.name, self.figures, self.monitor_period = key, figures, 5.0
 
 
 def candidate(name, spec_options, **partitions):

@@ -132,7 +132,7 @@ def scheduler_carries(job: PlannedJob, parent: PlannedJob) -> bool:
     its parents allow to start."""
     return (parent.state is JobState.RUNNING
             and bool(parent.record.job_id)
-            and parent.cluster.key == job.cluster.key
+            and parent.cluster.name == job.cluster.name
             and not parent.stage_out and not parent.placements
             and parent.policy.max_retries == 0
             and not job.placements and not job.policy.max_time_in_queue

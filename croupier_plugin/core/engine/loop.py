@@ -140,7 +140,7 @@ class Engine:
         for job in self.jobs.values():
             # a placed job is followed where it was submitted
             for candidate in job.placements:
-                if candidate.cluster.key == job.record.cluster:
+                if candidate.cluster.name == job.record.cluster:
                     job.use(candidate)
         for action in decisions.resume(self.jobs.values(), self.rerun_failed):
             job = action.job
@@ -163,7 +163,7 @@ class Engine:
                                                      'submitting it'):
                     raise CroupierError(
                         f"job '{job.name}': an earlier run was submitting it when it stopped, "
-                        f"and {job.cluster.key} cannot tell whether it got the job; check "
+                        f"and {job.cluster.name} cannot tell whether it got the job; check "
                         f"the scheduler's queue before running again")
             else:
                 self._reset(job)
@@ -210,7 +210,7 @@ class Engine:
                                           exclude=job.record.tried)
         job.use(candidate)
         self.events('placed', job, reason=reason)
-        return dict(cluster=candidate.cluster.key,
+        return dict(cluster=candidate.cluster.name,
                     placement={'chosen': candidate.name, 'reason': reason, 'figures': table})
 
     def _recover_submission(self, job: PlannedJob, why: str) -> bool:
@@ -224,7 +224,7 @@ class Engine:
         try:
             found = job.cluster.find_submitted(token)
         except CroupierError as exc:
-            log.warning('%s: looking up job %s by its token failed: %s', job.cluster.key,
+            log.warning('%s: looking up job %s by its token failed: %s', job.cluster.name,
                         job.name, exc)
             return False
         if found:
@@ -245,7 +245,7 @@ class Engine:
         a dry run's) and start monitoring it."""
         self._save(job, job_id=job_id, state=JobState.PENDING, stdout=stdout,
                    stderr=stderr, script=script, submitted_at=submitted_at,
-                   cluster=job.cluster.key, **extra)
+                   cluster=job.cluster.name, **extra)
         self.monitor.track(job.cluster, job_id, job.name,
                            JobStatus(job_id, JobState.PENDING, raw_state='SUBMITTED'),
                            marker=self._leaves_marker(job))
@@ -292,7 +292,7 @@ class Engine:
                 self._save(job, state=JobState.FAILED, reason=status.reason)
                 failures.append(Failure(job, status, ''))
                 continue
-            rendered = getattr(sub, 'rendered_script', None)
+            rendered = sub.rendered_script
             simulated = dict(simulated=True, rendered_script=rendered) \
                 if rendered is not None else {}
             self._follow(job, sub.job_id, sub.stdout, sub.stderr, sub.script_path,
@@ -419,12 +419,12 @@ class Engine:
         by_cluster: dict[str, tuple[Cluster, list[decisions.QueueTimeout]]] = {}
         for timeout in timeouts:
             cluster = timeout.job.cluster
-            by_cluster.setdefault(cluster.key, (cluster, []))[1].append(timeout)
+            by_cluster.setdefault(cluster.name, (cluster, []))[1].append(timeout)
         for cluster, late in by_cluster.values():
             try:
                 cluster.cancel([t.job.record.job_id for t in late])
             except CroupierError as exc:
-                log.warning('%s: cancelling jobs late in the queue failed: %s', cluster.key,
+                log.warning('%s: cancelling jobs late in the queue failed: %s', cluster.name,
                             exc)
                 continue
             for timeout in late:
@@ -435,16 +435,16 @@ class Engine:
         job = timeout.job
         cluster = job.cluster
         now = time.time()
-        self.monitor.untrack(cluster.key, job.record.job_id)
+        self.monitor.untrack(cluster.name, job.record.job_id)
         waited = f'still pending after {job.policy.max_time_in_queue:g} s (max_time_in_queue)'
         if timeout.move:
             # another infrastructure may start it sooner
             self._save(job, state=JobState.MOVED, raw_state='QUEUE_TIMEOUT', ended_at=now,
                        reason=f'{waited}: cancelled, to go to another infrastructure')
             job.record.archive_attempt()
-            job.record.tried.append(cluster.key)
+            job.record.tried.append(cluster.name)
             self._reset(job)
-            self.events('moved', job, reason=f'{waited} on {cluster.key}')
+            self.events('moved', job, reason=f'{waited} on {cluster.name}')
             return
         self._save(job, state=JobState.FAILED, raw_state='QUEUE_TIMEOUT',
                    reason=f'{waited}: cancelled', ended_at=now)
@@ -479,22 +479,22 @@ class Engine:
         jobs = decisions.held(self.jobs)
         by_cluster: dict[str, tuple[Cluster, list[PlannedJob]]] = {}
         for job in jobs:
-            by_cluster.setdefault(job.cluster.key, (job.cluster, []))[1].append(job)
+            by_cluster.setdefault(job.cluster.name, (job.cluster, []))[1].append(job)
         for cluster, waiting in by_cluster.values():
             try:
                 cluster.cancel([j.record.job_id for j in waiting])
             except CroupierError as exc:
                 log.warning('%s: cancelling jobs waiting for their parents failed: %s',
-                            cluster.key, exc)
+                            cluster.name, exc)
         failed = set(failed)
         for job in jobs:
             job_id = job.record.job_id
-            self.monitor.untrack(job.cluster.key, job_id)
+            self.monitor.untrack(job.cluster.name, job_id)
             names = [p for p in job.parents if p in failed] or \
                 [p for p in job.parents if self.jobs[p].state is not JobState.COMPLETED]
             job.record.reset()
             self._save(job, state=JobState.SKIPPED,
-                       reason=f"{why} ({', '.join(names)}): its {job.cluster.key} job "
+                       reason=f"{why} ({', '.join(names)}): its {job.cluster.name} job "
                               f"{job_id}, waiting for it, was cancelled before it started")
             self.events('skipped', job, reason=why)
 
@@ -510,17 +510,17 @@ class Engine:
         infrastructure."""
         by_cluster: dict[str, tuple[Cluster, list[TrackedJob]]] = {}
         for one in self.monitor.active():
-            by_cluster.setdefault(one.cluster.key, (one.cluster, []))[1].append(one)
+            by_cluster.setdefault(one.cluster.name, (one.cluster, []))[1].append(one)
         for cluster, tracked in by_cluster.values():
             try:
                 cluster.cancel([t.job_id for t in tracked])
             except CroupierError as exc:
-                log.warning('%s: cancelling jobs failed: %s', cluster.key, exc)
+                log.warning('%s: cancelling jobs failed: %s', cluster.name, exc)
             for t in tracked:
                 job = self.jobs[t.name]
                 self._save(job, state=JobState.CANCELLED, reason=f'cancelled: {why}',
                            reported=True, ended_at=time.time())
-                self.monitor.untrack(cluster.key, t.job_id)
+                self.monitor.untrack(cluster.name, t.job_id)
                 self.events('cancelled', job, reason=why)
 
     def summary(self) -> list[dict[str, Any]]:
@@ -532,7 +532,7 @@ class Engine:
             duration = None
             if r.submitted_at and r.ended_at:
                 duration = r.ended_at - r.submitted_at
-            rows.append(dict(name=job.name, cluster=job.cluster.key, job_id=r.job_id,
+            rows.append(dict(name=job.name, cluster=job.cluster.name, job_id=r.job_id,
                              state=r.state.value if r.state else None,
                              exit_code=r.exit_code, duration=duration,
                              attempts=len(r.attempts) + 1))

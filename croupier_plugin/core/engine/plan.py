@@ -93,7 +93,7 @@ class JobFailed(CroupierError):
         self.failures = failures
         lines = []
         for job, status, tail in failures:
-            line = f"job '{job.name}' ({job.cluster.key} job {job.record.job_id}) " \
+            line = f"job '{job.name}' ({job.cluster.name} job {job.record.job_id}) " \
                    f"ended {status.describe()}"
             if tail:
                 line += f'; last lines of its stderr:\n{tail.rstrip()}'

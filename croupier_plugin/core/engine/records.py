@@ -89,7 +89,7 @@ class JobRecord:
     submit_token: Optional[str] = None
     outputs: Optional[Outputs] = None
     attempts: list[Attempt] = field(default_factory=list)
-    tried: list[str] = field(default_factory=list)        # infrastructure keys left behind
+    tried: list[str] = field(default_factory=list)        # infrastructure names left behind
     placement: Optional[dict[str, Any]] = None
     # a dry run (simulate: true): nothing was sent; rendered_script is the
     # batch script the job would have been submitted with
