@@ -137,7 +137,8 @@ def node_views(source: Any) -> dict[str, NodeView]:
         nodes = _stored_nodes(source)                   # an operation's ctx
     else:
         nodes = source
-    return {node.id: _stored_view(node) for node in nodes}
+    views = (_stored_view(node) for node in nodes)
+    return {view.id: view for view in views}
 
 
 def is_type(node: Any, type_name: str) -> bool:
