@@ -173,6 +173,39 @@ def test_one_connection_shared_by_every_user_in_the_process(bed, ssh_settings):
     assert [line for line in logins if f' port {port} ' in line], logins
 
 
+def test_many_short_commands_at_once_keep_the_one_connection(bed, ssh_settings):
+    """Commands that end at once, ten at a time on one connection: the server never
+    ends the connection for a message about a session it already closed, and every
+    command reports its own exit code (never a made-up one)."""
+    from croupier_plugin.core.transport import close_all
+    close_all()
+    sshd_log = bed['sshd_log']
+    before = len(read(sshd_log))
+    transports = [SshTransport(ssh_settings) for _ in range(10)]
+    results, errors = [], []
+
+    def work(t):
+        try:
+            for _ in range(30):
+                results.append(t.run('exit 3').exit_code)
+        except Exception as exc:     # kept for the assert below, which names it
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in transports]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    connection = transports[0].connection
+    port = connection.client().get_transport().sock.getsockname()[1]
+    time.sleep(0.2)
+    ended = [line for line in read(sshd_log)[before:].splitlines()
+             if 'Disconnecting' in line and f' port {port}:' in line]
+    assert ended == []
+    assert errors == [] and results == [3] * 300
+    assert connection.connects == 1
+
+
 def kill_sessions(bed):
     # ends every connection of the test user on the server side
     subprocess.run(['pkill', '-f', f"sshd: {bed['user']}"], check=False)

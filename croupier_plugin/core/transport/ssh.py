@@ -583,10 +583,11 @@ class SshConnection:
                     with LentKeys(channel.get_transport(), loan) as lent:
                         if loan is not None:
                             lent.forward(channel)
-                        channel.exec_command(command)
-                        # nothing is ever sent on stdin: a command that reads it
-                        # gets end-of-file at once, as the local transport's does
-                        channel.shutdown_write()
+                        # nothing is ever sent on stdin: a command that reads it gets
+                        # end-of-file at once, as the local transport's does. (Not by
+                        # sending EOF on the channel: paramiko may send it after its
+                        # close, and sshd then ends the whole connection.)
+                        channel.exec_command('exec </dev/null; ' + command)
                         return self._collect(channel, timeout, command)
                 except _CONNECTION_ERRORS as exc:
                     self.broken(client)
@@ -636,7 +637,7 @@ class SshConnection:
                 raise TransportError(f'command timed out after {timeout} s: {command[:200]}')
             channel.status_event.wait(0.2)
         status = channel.recv_exit_status()
-        if status == -1 and not channel.get_transport().is_active():
+        if status == -1 and _connection_ending(channel.get_transport()):
             raise EOFError('connection closed before the exit status arrived')
         return CommandResult(status, b''.join(out).decode('utf-8', 'replace'),
                              b''.join(err).decode('utf-8', 'replace'))
@@ -683,6 +684,19 @@ class SshConnection:
                 # a status from the SFTP server (no such file, permission denied)
                 raise TransportError(f'SFTP: {exc}') from None
         raise AssertionError('not reached: the second attempt returns or raises')
+
+
+def _connection_ending(transport: paramiko.Transport, wait: float = 1.0) -> bool:
+    """Whether a session closed without an exit status was closed by the end of
+    its connection: paramiko closes a dead connection's sessions first and marks the
+    connection inactive a moment later, so the answer is awaited briefly. (A
+    command killed by a signal also leaves no exit status, on a live connection.)"""
+    end = time.monotonic() + wait
+    while transport.is_active():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 _POOL: dict[tuple, SshConnection] = {}
