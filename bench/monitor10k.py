@@ -63,7 +63,7 @@ def ended_output(ids):
 class StubCluster:
     """Answers like a Cluster, from a text instead of a remote command."""
 
-    key = 'bench-10k'
+    name = 'bench-10k'
     monitor_period = 1.0
 
     def __init__(self):

@@ -66,7 +66,7 @@ def test_status_table_columns():
 
 class Scripted:
     """A cluster answering from what the test gives it, counting commands."""
-    key = 'hpc'
+    name = 'hpc'
     monitor_period = 10.0
     accounting = True
 
