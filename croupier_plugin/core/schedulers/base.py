@@ -12,7 +12,7 @@ import abc
 import logging
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import SchedulerError
@@ -130,23 +130,28 @@ def _container_lines(container: Container, spec: JobSpec) -> list[str]:
     """The main part of a SingularityJob: the commands (or the script) inside the
     image, with Apptainer or Singularity, whichever the host has, optionally
     under srun or mpirun."""
+    launcher = container.launcher or 'none'
+    run = ([] if launcher == 'none' else [launcher]) + ['"$croupier_runtime"', 'exec']
+    run += _container_options(container) + _container_payload(spec)
+    return template.script_lines('job_container.sh', run=' '.join(run))
+
+
+def _container_options(container: Container) -> list[str]:
+    """The runtime's words before the payload: home, bind mounts, the image."""
     q = shlex.quote
-    run = ['"$croupier_runtime"', 'exec']
-    if container.home:
-        run += ['-H', q(container.home)]
+    words = ['-H', q(container.home)] if container.home else []
     for volume in container.volumes:
-        run += ['-B', q(volume)]
+        words += ['-B', q(volume)]
     # (JobSpec.from_options requires the image of a container)
-    run.append(q(container.image or ''))
+    return words + [q(container.image or '')]
+
+
+def _container_payload(spec: JobSpec) -> list[str]:
+    """What runs inside the image: the script with its arguments, or the commands."""
     if spec.script:
         names = list(spec.parameters[0]) if spec.parameters else []
-        run += [q(spec.script)] + [substituted(a, names) for a in spec.arguments]
-    else:
-        run += ['bash', '-c', q('set -e\n' + '\n'.join(spec.commands))]
-    launcher = container.launcher or 'none'
-    if launcher != 'none':
-        run.insert(0, launcher)
-    return template.script_lines('job_container.sh', run=' '.join(run))
+        return [shlex.quote(spec.script)] + [substituted(a, names) for a in spec.arguments]
+    return ['bash', '-c', shlex.quote('set -e\n' + '\n'.join(spec.commands))]
 
 
 def shebang(spec: JobSpec) -> str:
@@ -170,6 +175,31 @@ def parse_exit_code(text: str | None) -> tuple[int | None, int | None]:
     except ValueError:
         signal = None
     return exit_code, signal
+
+
+def read_markers(stdout: str, wanted: Collection[str]) -> tuple[set[str], dict[str, int]]:
+    """(ids with a start marker, {id: exit code}) of marker_command's output,
+    for the ids in ``wanted``."""
+    started: set[str] = set()
+    codes: dict[str, int] = {}
+    for line in stdout.splitlines():
+        job_id, _, text = line.strip().partition(' ')
+        if job_id not in wanted:
+            continue
+        if text == 'run':
+            started.add(job_id)
+        elif text.isdigit():
+            codes[job_id] = int(text)
+    return started, codes
+
+
+def exit_marker_status(job_id: str, code: int) -> JobStatus:
+    """The status an exit-code marker below 128 tells: 0 COMPLETED, else FAILED."""
+    if code == 0:
+        return JobStatus(job_id, JobState.COMPLETED, raw_state='COMPLETED',
+                         exit_code=0, source='exit-code marker')
+    return JobStatus(job_id, JobState.FAILED, raw_state='FAILED', exit_code=code,
+                     reason='NonZeroExitCode', source='exit-code marker')
 
 
 class Scheduler(abc.ABC):
@@ -293,29 +323,13 @@ class Scheduler(abc.ABC):
         start marker RUNNING; an exit code 0 COMPLETED, 1-127 FAILED (it wins
         over the start marker); a job ended by a signal (128 and up) is left to
         the scheduler, which knows why."""
-        wanted = {str(j) for j in job_ids}
-        started: set[str] = set()
-        codes: dict[str, int] = {}
-        for line in stdout.splitlines():
-            job_id, _, text = line.strip().partition(' ')
-            if job_id not in wanted:
-                continue
-            if text == 'run':
-                started.add(job_id)
-            elif text.isdigit():
-                codes[job_id] = int(text)
-        out: dict[str, JobStatus] = {}
-        for job_id in started - set(codes):
-            out[job_id] = JobStatus(job_id, JobState.RUNNING, raw_state='RUNNING',
-                                    source='start marker')
+        started, codes = read_markers(stdout, {str(j) for j in job_ids})
+        out = {job_id: JobStatus(job_id, JobState.RUNNING, raw_state='RUNNING',
+                                 source='start marker')
+               for job_id in started - set(codes)}
         for job_id, code in codes.items():
-            if code == 0:
-                out[job_id] = JobStatus(job_id, JobState.COMPLETED, raw_state='COMPLETED',
-                                        exit_code=0, source='exit-code marker')
-            elif code < 128:
-                out[job_id] = JobStatus(job_id, JobState.FAILED, raw_state='FAILED',
-                                        exit_code=code, reason='NonZeroExitCode',
-                                        source='exit-code marker')
+            if code < 128:
+                out[job_id] = exit_marker_status(job_id, code)
         return out
 
     def normalize(self, raw: str | None) -> JobState:

@@ -29,7 +29,7 @@ import abc
 import math
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from ..errors import ConfigError, SchedulerError
 from ..model import JobSpec, JobState, JobStatus, format_hms, scheduler_job_name
@@ -86,6 +86,49 @@ def system_hold(attrs: Mapping[str, str]) -> bool:
     return 's' in attrs.get('hold_types', '') and not attrs.get('depend')
 
 
+def _limit_directives(spec: JobSpec) -> list[str]:
+    """The ``-l`` directives of the job's walltime and memory per CPU."""
+    out = []
+    if spec.max_time:
+        out.append(f'-l walltime={format_hms(spec.max_time)}')
+    if spec.mem_per_cpu:
+        out.append(f'-l pmem={pbs_size(spec.mem_per_cpu)}')
+    return out
+
+
+def _read_files(lines: list[str]) -> tuple[dict[str, int], set[str]]:
+    """({id: exit code}, {cancelled ids}) of the exit-code and cancel files'
+    lines of status_command's output."""
+    exit_files: dict[str, int] = {}
+    cancelled: set[str] = set()
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == 'rc':
+            try:
+                exit_files[parts[1]] = int(parts[2])
+            except ValueError:
+                pass
+        elif len(parts) == 2 and parts[0] == 'cancelled':
+            cancelled.add(parts[1])
+    return exit_files, cancelled
+
+
+def _array_outcome(head: JobStatus | None, elements: list[JobStatus]) -> JobStatus:
+    """The status that decides how an array whose elements all ended ended."""
+    # Elements outside PBS Pro's job history have no exit status; then the
+    # parent's (0 all ok, 1 some failed, 2 PBS error) decides, and an
+    # element's own exit status only adds detail.
+    known = [s for s in elements if s.exit_code is not None or s.state is not JobState.FAILED]
+    if head and head.exit_code is not None and len(known) < len(elements):
+        candidates = [s for s in known if s.state is not JobState.COMPLETED] or [head]
+        if head.exit_code == 0:
+            candidates = [head]
+    else:
+        candidates = elements
+    order = [JobState.FAILED, JobState.TIMEOUT, JobState.CANCELLED, JobState.COMPLETED]
+    return min(candidates, key=lambda s: order.index(s.state) if s.state in order else -1)
+
+
 class PbsFamily(PbsFigures, Scheduler):
     """What Torque and PBS Pro share; the subclasses hold the differences."""
 
@@ -140,26 +183,18 @@ class PbsFamily(PbsFigures, Scheduler):
     def directives(self, spec: JobSpec) -> list[str]:
         """The #PBS options of ``spec`` (checked first: ConfigError for what PBS lacks)."""
         self.check(spec)
-        out = [f'-N {self.job_name(spec)}']
-        out.extend(self.resource_directives(spec))
-        if spec.max_time:
-            out.append(f'-l walltime={format_hms(spec.max_time)}')
-        if spec.mem_per_cpu:
-            out.append(f'-l pmem={pbs_size(spec.mem_per_cpu)}')
-        for flag, value in (('-q', spec.partition), ('-A', spec.account),
-                            ('-M', spec.mail_user)):
-            if value is not None:
-                out.append(f'{flag} {value}')
+        out = [f'-N {self.job_name(spec)}'] + self.resource_directives(spec)
+        out += _limit_directives(spec)
+        out += [f'{flag} {value}' for flag, value in (
+            ('-q', spec.partition), ('-A', spec.account), ('-M', spec.mail_user))
+            if value is not None]
         if spec.mail_type:
             out.append(f'-m {self.mail_points(spec.mail_type)}')
-        if spec.stdout:
-            out.append(f'-o {spec.stdout}')
-        if spec.stderr:
-            out.append(f'-e {spec.stderr}')
+        out += [f'{flag} {path}' for flag, path in (('-o', spec.stdout), ('-e', spec.stderr))
+                if path]
         if spec.array:
             out.append(self.array_directive(spec.array))
-        out.extend(spec.extra_directives)
-        return out
+        return out + list(spec.extra_directives)
 
     @staticmethod
     def prologue(spec: JobSpec) -> list[str]:
@@ -336,33 +371,27 @@ class PbsFamily(PbsFigures, Scheduler):
         # qstat's messages about single ids (attribute lines are indented)
         unknown = {_sequence(m[1] or m[2])
                    for m in _UNKNOWN_LINE.finditer(qstat_text + '\n' + errors)}
-        exit_files: dict[str, int] = {}
-        cancelled: set[str] = set()
-        for line in files:
-            parts = line.split()
-            if len(parts) == 3 and parts[0] == 'rc':
-                try:
-                    exit_files[parts[1]] = int(parts[2])
-                except ValueError:
-                    pass
-            elif len(parts) == 2 and parts[0] == 'cancelled':
-                cancelled.add(parts[1])
-
+        exit_files, cancelled = _read_files(files)
         result: dict[str, JobStatus] = {}
         for job_id in job_ids:
             key = str(job_id)
             marks = (exit_files.get(key), key in cancelled)
-            status: JobStatus | None
-            if _array_base(key) is not None and '[]' in key:
-                status = self._array_status(key, blocks, marks)
-            else:
-                attrs = self._find(key, index)
-                status = self._block_status(key, attrs, marks) if attrs is not None else None
-            if status is None:
-                status = self._without_qstat(key, marks, _sequence(key) in unknown)
-            result[job_id] = status
+            result[job_id] = self._job_status(key, blocks, index, marks, unknown)
         return result, index
 
+    def _job_status(self, key: str, blocks: list[Block], index: Index, marks: Marks,
+                    unknown: Collection[str]) -> JobStatus:
+        """One job's status: from its block (an array's: from its blocks), else
+        from its files; ``unknown``: the sequence numbers qstat said it does not know."""
+        status: JobStatus | None
+        if _array_base(key) is not None and '[]' in key:
+            status = self._array_status(key, blocks, marks)
+        else:
+            attrs = self._find(key, index)
+            status = self._block_status(key, attrs, marks) if attrs is not None else None
+        if status is None:
+            status = self._without_qstat(key, marks, _sequence(key) in unknown)
+        return status
 
     @staticmethod
     def _index(blocks: list[Block]) -> Index:
@@ -405,24 +434,28 @@ class PbsFamily(PbsFigures, Scheduler):
     def _block_status(self, job_id: str, attrs: Mapping[str, str], marks: Marks) -> JobStatus:
         """The status one job's qstat block tells (its exit-code file fills a gap)."""
         raw = attrs.get('job_state', '')
-        comment = attrs.get('comment', '')
         if raw.upper() in self.ENDED:
-            exit_text = attrs.get('exit_status')
-            exit_code, cancelled = marks
-            source = 'qstat'
-            code: int | None
-            try:
-                # None (no exit status) raises TypeError, handled below
-                code = int(exit_text)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                code = exit_code
-                if code is not None:
-                    source = 'qstat+exit-code file'
-            return self._ended(job_id, raw, code, attrs, cancelled, source)
+            return self._ended_block(job_id, raw, attrs, marks)
         state = self.normalize(raw)
         if raw.upper() == 'H':
             return self._held(job_id, raw, attrs)
-        return JobStatus(job_id, state, raw_state=raw, reason=comment, source='qstat')
+        return JobStatus(job_id, state, raw_state=raw, reason=attrs.get('comment', ''),
+                         source='qstat')
+
+    def _ended_block(self, job_id: str, raw: str, attrs: Mapping[str, str],
+                     marks: Marks) -> JobStatus:
+        """The status of an ended job's block: its exit status, else its exit-code file's."""
+        exit_code, cancelled = marks
+        source = 'qstat'
+        code: int | None
+        try:
+            # None (no exit status) raises TypeError, handled below
+            code = int(attrs.get('exit_status'))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            code = exit_code
+            if code is not None:
+                source = 'qstat+exit-code file'
+        return self._ended(job_id, raw, code, attrs, cancelled, source)
 
     @staticmethod
     def _held(job_id: str, raw: str, attrs: Mapping[str, str]) -> JobStatus:
@@ -494,18 +527,7 @@ class PbsFamily(PbsFigures, Scheduler):
     def _array_status(self, job_id: str, blocks: list[Block],
                       marks: Marks) -> JobStatus | None:
         """One status for an array from its own block and its elements' (None: neither shown)."""
-        base = _array_base(job_id)
-        parent: Attrs | None = None
-        elements: list[JobStatus] = []
-        for block_id, attrs in blocks:
-            seq = _sequence(block_id)
-            if _array_base(block_id) != base:
-                continue
-            if seq.endswith('[]'):
-                parent = attrs
-            else:
-                elements.append(self._block_status(block_id, attrs, (None, marks[1])))
-        head = self._block_status(job_id, parent, (None, marks[1])) if parent else None
+        head, elements = self._array_parts(job_id, blocks, marks[1])
         if not elements:
             return head
         done = sum(1 for s in elements if s.state is JobState.COMPLETED)
@@ -517,22 +539,27 @@ class PbsFamily(PbsFigures, Scheduler):
             assert first is not None    # no live element: then head is live
             return JobStatus(job_id, state, raw_state=first.raw_state, reason=summary,
                              source='qstat')
-        # all elements ended. Elements outside PBS Pro's job history have no
-        # exit status; then the parent's (0 all ok, 1 some failed, 2 PBS
-        # error) decides, and an element's own exit status only adds detail.
-        known = [s for s in elements if s.exit_code is not None or s.state is not JobState.FAILED]
-        if head and head.exit_code is not None and len(known) < len(elements):
-            candidates = [s for s in known if s.state is not JobState.COMPLETED] or [head]
-            if head.exit_code == 0:
-                candidates = [head]
-        else:
-            candidates = elements
-        order = [JobState.FAILED, JobState.TIMEOUT, JobState.CANCELLED, JobState.COMPLETED]
-        first = min(candidates, key=lambda s: order.index(s.state)
-                    if s.state in order else -1)
+        first = _array_outcome(head, elements)
         return JobStatus(job_id, first.state, raw_state=first.raw_state,
                          reason=summary + (f'; {first.reason}' if first.reason else ''),
                          exit_code=first.exit_code, signal=first.signal, source='qstat')
+
+    def _array_parts(self, job_id: str, blocks: list[Block],
+                     cancelled: bool) -> tuple[JobStatus | None, list[JobStatus]]:
+        """(the status of the array's own block, its elements' statuses) of
+        array ``job_id`` in ``blocks``."""
+        base = _array_base(job_id)
+        parent: Attrs | None = None
+        elements: list[JobStatus] = []
+        for block_id, attrs in blocks:
+            if _array_base(block_id) != base:
+                continue
+            if _sequence(block_id).endswith('[]'):
+                parent = attrs
+            else:
+                elements.append(self._block_status(block_id, attrs, (None, cancelled)))
+        head = self._block_status(job_id, parent, (None, cancelled)) if parent else None
+        return head, elements
 
     # -- cancel -------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Protocol
 from ..accounting import JobFigures, clock_seconds, combined, whole_number
 from ..model import JobState, JobStatus, JobTimes, PartitionFigures
 from .base import check_job_ids
-from .qstat import (QSTAT_TIME, Attrs, _array_base, _ATTRIBUTE, _flattened, _qstat_time,
+from .qstat import (QSTAT_TIME, Attrs, Block, _array_base, _ATTRIBUTE, _flattened, _qstat_time,
                     _sequence, parse_qstat_full, seconds)
 
 NOW_MARK = '@@croupier-now='
@@ -38,13 +38,18 @@ def _records(text: str, key: str) -> dict[str, Attrs]:
     of a line, ``Queue: name`` or ``Server: name`` for qstat, then indented
     ``name = value`` lines)."""
     stripped = text.strip()
-    if stripped.startswith('{'):
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            return {}
-        return {name: _flattened(attrs) for name, attrs in (data.get(key) or {}).items()
-                if isinstance(attrs, dict)}
+    if not stripped.startswith('{'):
+        return _text_records(text)
+    try:
+        data = json.loads(stripped)
+    except ValueError:
+        return {}
+    return {name: _flattened(attrs) for name, attrs in (data.get(key) or {}).items()
+            if isinstance(attrs, dict)}
+
+
+def _text_records(text: str) -> dict[str, Attrs]:
+    """_records of the text form."""
     records: dict[str, Attrs] = {}
     attrs: Attrs | None = None
     last: str | None = None
@@ -55,14 +60,21 @@ def _records(text: str, key: str) -> dict[str, Attrs]:
             m = _RECORD_HEAD.fullmatch(line)
             attrs, last = {}, None
             records[m[1] if m else line.strip()] = attrs
-            continue
-        m = _ATTRIBUTE.fullmatch(line)
-        if m and attrs is not None:
-            last = m[1].lower()
-            attrs[last] = m[2].strip()
-        elif attrs is not None and last is not None:
-            attrs[last] += line.strip()
+        elif attrs is not None:
+            last = _record_attribute(attrs, last, line)
     return records
+
+
+def _record_attribute(attrs: Attrs, last: str | None, line: str) -> str | None:
+    """Add ``line`` (``name = value``, or more of attribute ``last``'s value)
+    to ``attrs``; the name of the attribute read last."""
+    m = _ATTRIBUTE.fullmatch(line)
+    if m:
+        last = m[1].lower()
+        attrs[last] = m[2].strip()
+    elif last is not None:
+        attrs[last] += line.strip()
+    return last
 
 
 def _state_counts(text: str | None) -> dict[str, int]:
@@ -100,14 +112,22 @@ def _queue_figures(name: str, attrs: Mapping[str, str], nodes: Mapping[str, Attr
     counts = _state_counts(attrs.get('state_count'))
     mine = [n for n in nodes.values() if n.get('queue') == name] or \
         [n for n in nodes.values() if not n.get('queue')]
+    cores_total, cores_allocated, cores_idle, nodes_allocated, nodes_idle = _node_use(mine)
+    available = all(attrs.get(flag, 'true').lower() in _TRUE for flag in ('enabled', 'started'))
+    return PartitionFigures(
+        name, available, len(mine), nodes_allocated, nodes_idle, cores_total,
+        cores_allocated, cores_idle,
+        jobs_pending=sum(counts.get(k, 0) for k in ('queued', 'held', 'waiting', 'transit')),
+        jobs_running=sum(counts.get(k, 0) for k in ('running', 'exiting', 'begun')),
+        default=default)
+
+
+def _node_use(nodes: list[Attrs]) -> tuple[int, int, int, int, int]:
+    """(cores total, allocated, idle, nodes allocated, idle) of ``nodes``;
+    an unusable node's free cores are not idle."""
     cores_total = cores_allocated = cores_idle = nodes_allocated = nodes_idle = 0
-    for node in mine:
-        cpus = _number(node.get('resources_available.ncpus') or node.get('np'))
-        if 'resources_assigned.ncpus' in node:
-            used = _number(node['resources_assigned.ncpus'])
-        else:
-            used = _torque_busy_cpus(node.get('jobs'))
-        used = min(used, cpus) if cpus else used
+    for node in nodes:
+        cpus, used = _node_cpus(node)
         usable = not {s.strip() for s in node.get('state', '').split(',')} & _NODE_UNUSABLE
         cores_total += cpus
         cores_allocated += used
@@ -117,13 +137,53 @@ def _queue_figures(name: str, attrs: Mapping[str, str], nodes: Mapping[str, Attr
             cores_idle += max(0, cpus - used)
             if not used:
                 nodes_idle += 1
-    available = all(attrs.get(flag, 'true').lower() in _TRUE for flag in ('enabled', 'started'))
-    return PartitionFigures(
-        name, available, len(mine), nodes_allocated, nodes_idle, cores_total,
-        cores_allocated, cores_idle,
-        jobs_pending=sum(counts.get(k, 0) for k in ('queued', 'held', 'waiting', 'transit')),
-        jobs_running=sum(counts.get(k, 0) for k in ('running', 'exiting', 'begun')),
-        default=default)
+    return cores_total, cores_allocated, cores_idle, nodes_allocated, nodes_idle
+
+
+def _node_cpus(node: Attrs) -> tuple[int, int]:
+    """(CPUs, CPUs in use) of one node, PBS Pro's attributes or Torque's."""
+    cpus = _number(node.get('resources_available.ncpus') or node.get('np'))
+    if 'resources_assigned.ncpus' in node:
+        used = _number(node['resources_assigned.ncpus'])
+    else:
+        used = _torque_busy_cpus(node.get('jobs'))
+    return cpus, min(used, cpus) if cpus else used
+
+
+def _exporter_sections(stdout: str) -> tuple[float | None, list[str], list[str]]:
+    """(the server's clock, the queue figures' lines, the status command's
+    lines) of exporter_command's output."""
+    now: float | None = None
+    head: list[str] = []
+    rest: list[str] | None = None
+    for line in stdout.splitlines():
+        if line.startswith(NOW_MARK) and now is None:
+            now = _qstat_time(line[len(NOW_MARK):])
+        elif rest is None and line.strip() == JOBS_MARK:
+            rest = []
+        elif rest is None:
+            head.append(line)
+        else:
+            rest.append(line)
+    if rest is None:        # no figures part: all of it is the status command's
+        head, rest = [], head
+    return now, head, rest
+
+
+def _job_times(job_id: str, attrs: Mapping[str, str], status: JobStatus,
+               now: float | None) -> JobTimes:
+    """One job's JobTimes from its qstat block: queued from qtime to its
+    start (a pending job's: to ``now``), the walltime used."""
+    submit = _qstat_time(attrs.get('qtime'))
+    # PBS Pro says stime, Torque start_time
+    start = _qstat_time(attrs.get('stime') or attrs.get('start_time'))
+    queued: float | None = None
+    if submit is not None:
+        if start is not None:
+            queued = max(0.0, start - submit)
+        elif status.state is JobState.PENDING and now is not None:
+            queued = max(0.0, now - submit)
+    return JobTimes(str(job_id), queued, seconds(attrs.get('resources_used.walltime')))
 
 
 class _PbsStatus(Protocol):
@@ -169,7 +229,18 @@ class PbsFigures:
         nodes (Resource_List.nodect, else the hosts of exec_host) and CPUs
         (resources_used.ncpus, else Resource_List.ncpus, else exec_host's
         slots). An array's figures add up its subjobs'."""
-        blocks = parse_qstat_full(stdout)
+        by_sequence = self._figures_by_sequence(parse_qstat_full(stdout))
+        out: dict[str, JobFigures] = {}
+        for job_id in job_ids:
+            found = by_sequence.get(_sequence(job_id))
+            if found:
+                out[job_id] = found[0] if len(found) == 1 and '[]' not in str(job_id) \
+                    else combined(found, 'qstat')
+        return out
+
+    def _figures_by_sequence(self, blocks: list[Block]) -> dict[str, list[JobFigures]]:
+        """{sequence number: [figures]} of the finished jobs' blocks; a
+        subjob's also under its array's ('N[]')."""
         by_sequence: dict[str, list[JobFigures]] = {}
         for block_id, attrs in blocks:
             if attrs.get('job_state', '') not in self.ENDED_STATES:
@@ -182,13 +253,7 @@ class PbsFigures:
             by_sequence.setdefault(seq, []).append(figures)
             if base is not None:
                 by_sequence.setdefault(base + '[]', []).append(figures)
-        out: dict[str, JobFigures] = {}
-        for job_id in job_ids:
-            found = by_sequence.get(_sequence(job_id))
-            if found:
-                out[job_id] = found[0] if len(found) == 1 and '[]' not in str(job_id) \
-                    else combined(found, 'qstat')
-        return out
+        return by_sequence
 
     #: job_state letters of a finished job in qstat -f (PBS Pro F, Torque C)
     ENDED_STATES = ('F', 'C')
@@ -265,41 +330,16 @@ class PbsFigures:
             self: _PbsStatus, stdout: str, job_ids: Sequence[str],
     ) -> tuple[list[PartitionFigures], dict[str, JobStatus], dict[str, JobTimes]]:
         """(queues, {id: JobStatus}, {id: JobTimes}) from exporter_command's output."""
-        now: float | None = None
-        head: list[str] = []
-        rest: list[str] | None = None
-        for line in stdout.splitlines():
-            if line.startswith(NOW_MARK) and now is None:
-                now = _qstat_time(line[len(NOW_MARK):])
-            elif rest is None and line.strip() == JOBS_MARK:
-                rest = []
-            elif rest is None:
-                head.append(line)
-            else:
-                rest.append(line)
-        if rest is None:        # no figures part: all of it is the status command's
-            head, rest = [], head
+        now, head, rest = _exporter_sections(stdout)
         partitions = list(self.parse_queue_output('\n'.join(head)).values())
         if not job_ids:
             return partitions, {}, {}
-        text = '\n'.join(rest or [])
-        statuses, index = self._statuses(text, job_ids)
+        statuses, index = self._statuses('\n'.join(rest or []), job_ids)
         times: dict[str, JobTimes] = {}
         for job_id in job_ids:
             attrs = self._find(str(job_id), index)
-            if attrs is None:
-                continue
-            submit = _qstat_time(attrs.get('qtime'))
-            # PBS Pro says stime, Torque start_time
-            start = _qstat_time(attrs.get('stime') or attrs.get('start_time'))
-            queued: float | None = None
-            if submit is not None:
-                if start is not None:
-                    queued = max(0.0, start - submit)
-                elif statuses[job_id].state is JobState.PENDING and now is not None:
-                    queued = max(0.0, now - submit)
-            times[job_id] = JobTimes(str(job_id), queued,
-                                     seconds(attrs.get('resources_used.walltime')))
+            if attrs is not None:
+                times[job_id] = _job_times(job_id, attrs, statuses[job_id], now)
         return partitions, statuses, times
 
 

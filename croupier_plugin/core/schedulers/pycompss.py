@@ -60,6 +60,12 @@ def shell_word(text: object) -> str:
         prefix, text = text[:2], text[2:]
     if '$' not in text:
         return prefix + (shlex.quote(text) if text or not prefix else '')
+    return prefix + '"' + _expanded(text) + '"'
+
+
+def _expanded(text: str) -> str:
+    """The inside of a double-quoted word of ``text``: its variable
+    references as ``${NAME}`` (``$(pwd)`` as ``${PWD}``), the rest escaped."""
     parts: list[str] = []
     pos = 0
     for m in _VAR_REF.finditer(text):
@@ -72,7 +78,7 @@ def shell_word(text: object) -> str:
         parts.append(ref)
         pos = m.end()
     parts.append(_double_quoted(text[pos:]))
-    return prefix + '"' + ''.join(parts) + '"'
+    return ''.join(parts)
 
 
 # --------------------------------------------------------------------------
@@ -290,31 +296,53 @@ def _single_line(prop: str, value: Any, text: str) -> str:
 def _option_value(prop: str, option: Option, value: Any) -> str | bool:
     """The validated text of one value of ``option`` (True for a bare flag)."""
     if option.kind == 'switch' or (option.bare and _as_bool(value) is not None):
-        flag = _as_bool(value)
-        if flag is None:
-            raise ConfigError(prop, value, 'must be true or false')
-        return flag
+        return _switch_value(prop, value)
     if option.kind == 'int':
-        text = str(value).strip() if not isinstance(value, bool) else ''
-        if text in option.choices:
-            return text
-        if re.fullmatch(r'-?[0-9]+', text) and option.minimum <= int(text) <= option.maximum:
-            return str(int(text))
-        also = f' or {" or ".join(repr(c) for c in option.choices)}' if option.choices else ''
-        raise ConfigError(prop, value, f'must be an integer >= {option.minimum} and <= '
-                                       f'{option.maximum}{also}')
+        return _int_value(prop, option, value)
     if option.kind in ('bool', 'enum'):
-        text = value
-        if isinstance(value, bool):
-            text = 'true' if value else 'false'
-        elif isinstance(value, str) and value.strip().lower() in _BOOL:
-            text = value.strip().lower()
-        if isinstance(text, str) and text.strip() in option.choices:
-            return text.strip()
-        hint = ''
-        if value is False and 'off' in option.choices:
-            hint = " (YAML reads a bare off as false: write 'off' in quotes)"
-        raise ConfigError(prop, value, f'must be one of {", ".join(option.choices)}{hint}')
+        return _choice_value(prop, option, value)
+    return _text_value(prop, option, value)
+
+
+def _switch_value(prop: str, value: Any) -> bool:
+    """Whether a switch (or a bare flag) is given."""
+    flag = _as_bool(value)
+    if flag is None:
+        raise ConfigError(prop, value, 'must be true or false')
+    return flag
+
+
+def _int_value(prop: str, option: Option, value: Any) -> str:
+    """An ``int`` option's value: an integer in its bounds or one of its words."""
+    text = str(value).strip() if not isinstance(value, bool) else ''
+    if text in option.choices:
+        return text
+    if re.fullmatch(r'-?[0-9]+', text) and option.minimum <= int(text) <= option.maximum:
+        return str(int(text))
+    also = f' or {" or ".join(repr(c) for c in option.choices)}' if option.choices else ''
+    raise ConfigError(prop, value, f'must be an integer >= {option.minimum} and <= '
+                                   f'{option.maximum}{also}')
+
+
+def _choice_value(prop: str, option: Option, value: Any) -> str:
+    """A ``bool`` or ``enum`` option's value: one of its choices (a YAML
+    boolean read as 'true' or 'false')."""
+    text = value
+    if isinstance(value, bool):
+        text = 'true' if value else 'false'
+    elif isinstance(value, str) and value.strip().lower() in _BOOL:
+        text = value.strip().lower()
+    if isinstance(text, str) and text.strip() in option.choices:
+        return text.strip()
+    hint = ''
+    if value is False and 'off' in option.choices:
+        hint = " (YAML reads a bare off as false: write 'off' in quotes)"
+    raise ConfigError(prop, value, f'must be one of {", ".join(option.choices)}{hint}')
+
+
+def _text_value(prop: str, option: Option, value: Any) -> str:
+    """A ``word`` or ``text`` option's value: one non-empty line (a word: of
+    its pattern's characters)."""
     if isinstance(value, bool):
         if option.allow_bool:
             return 'true' if value else 'false'
@@ -329,6 +357,16 @@ def _option_value(prop: str, option: Option, value: Any) -> str | bool:
         raise ConfigError(prop, value, 'may not hold spaces or shell characters (it goes '
                                        'into a queue-system directive)')
     return text
+
+
+def _checked_value(prop: str, option: Option, value: Any) -> OptionValue | None:
+    """The validated value of a given option (a list for a repeated flag);
+    None when it is left out (a false switch, an empty list)."""
+    if option.repeat and isinstance(value, (list, tuple)):
+        items = [_option_value(f'{prop}[{i}]', option, v) for i, v in enumerate(value)]
+        return items or None
+    checked = _option_value(prop, option, value)
+    return None if checked is False else checked
 
 
 class PycompssOptions:
@@ -354,24 +392,23 @@ class PycompssOptions:
                                                '(num_nodes, exec_time, qos, ...)')
         values: dict[str, OptionValue] = {}
         for key, value in options.items():
-            prop = f'{prefix}.{key}'
-            option = cls.TABLE.get(key)
-            if option is None:
-                close = difflib.get_close_matches(str(key), cls.TABLE, n=3)
-                hint = f'; did you mean {", ".join(close)}?' if close else ''
-                raise ConfigError(prop, value, 'is not a documented enqueue_compss option '
-                                               f'(see enqueue_compss -h){hint}')
-            if value is None or value == '':
-                continue
-            if option.repeat and isinstance(value, (list, tuple)):
-                items = [_option_value(f'{prop}[{i}]', option, v) for i, v in enumerate(value)]
-                if items:
-                    values[key] = items
-                continue
-            checked = _option_value(prop, option, value)
-            if checked is not False:
+            option = cls._option(f'{prefix}.{key}', key, value)
+            checked = None if value is None or value == '' else \
+                _checked_value(f'{prefix}.{key}', option, value)
+            if checked is not None:
                 values[key] = checked
         return cls(values)
+
+    @classmethod
+    def _option(cls, prop: str, key: Any, value: Any) -> Option:
+        """The TABLE row of option ``key``; ConfigError, with the closest names, for another."""
+        option = cls.TABLE.get(key)
+        if option is None:
+            close = difflib.get_close_matches(str(key), cls.TABLE, n=3)
+            hint = f'; did you mean {", ".join(close)}?' if close else ''
+            raise ConfigError(prop, value, 'is not a documented enqueue_compss option '
+                                           f'(see enqueue_compss -h){hint}')
+        return option
 
     @staticmethod
     def _pairs(items: Sequence[Any], prefix: str) -> dict[Any, Any]:
@@ -433,53 +470,69 @@ class PycompssJob:
     @classmethod
     def from_options(cls, name: str, options: Any, prefix: str = 'job_options') -> Self:
         """Validate a PyCOMPSsJob's ``job_options`` mapping."""
-        options = job_options_mapping(name, options, prefix)
+        options = cls._known_options(job_options_mapping(name, options, prefix), prefix)
+        app_args = _app_args(options, prefix)
+        pre_script, modules = _script_lines(options, prefix)
+        return cls(
+            name=name,
+            # required: _text_option raises instead of returning None
+            app_file=_text_option(options, prefix, 'app_file', required=True),  # type: ignore[arg-type]
+            app_name=_text_option(options, prefix, 'app_name'),
+            app_source=_text_option(options, prefix, 'app_source'),
+            app_args=app_args,
+            env=env_mapping(f'{prefix}.env', options.get('env')),
+            modules=modules,
+            pre_script=pre_script,
+            compss_args=PycompssOptions.from_mapping(options.get('compss_args'),
+                                                     f'{prefix}.compss_args'),
+        )
+
+    @classmethod
+    def _known_options(cls, options: Mapping[str, Any], prefix: str) -> Mapping[str, Any]:
+        """``options``, once every key is checked to be a PyCOMPSs job option."""
         for key, raw in options.items():
             if key not in cls.OPTION_KEYS:
                 raise ConfigError(f'{prefix}.{key}', raw, 'is not a PyCOMPSs job option '
                                                           f'({", ".join(cls.OPTION_KEYS)})')
+        return options
 
-        def p(key: str) -> str:
-            return f'{prefix}.{key}'
 
-        def text(key: str, required: bool = False) -> str | None:
-            raw = options.get(key)
-            if raw is None or raw == '':
-                if required:
-                    raise ConfigError(p(key), raw, 'is required for a PyCOMPSs job')
-                return None
-            if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-                raise ConfigError(p(key), raw, 'must be a string')
-            return _single_line(p(key), raw, str(raw))
+def _text_option(options: Mapping[str, Any], prefix: str, key: str,
+                 required: bool = False) -> str | None:
+    """The single line a PyCOMPSsJob's text option ``key`` gives (None: unset)."""
+    raw = options.get(key)
+    if raw is None or raw == '':
+        if required:
+            raise ConfigError(f'{prefix}.{key}', raw, 'is required for a PyCOMPSs job')
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise ConfigError(f'{prefix}.{key}', raw, 'must be a string')
+    return _single_line(f'{prefix}.{key}', raw, str(raw))
 
-        args = options.get('app_args')
-        if isinstance(args, dict):
-            # a data type such as the COVID-19 example's: its values, in order
-            args = list(args.values())
-        app_args = string_list(p('app_args'), args)
-        for i, arg in enumerate(app_args):
-            if '\0' in arg:
-                raise ConfigError(f"{p('app_args')}[{i}]", arg, 'must not contain NUL')
-        pre_script = string_list(p('pre_script'), options.get('pre_script'))
-        modules = string_list(p('modules'), options.get('modules'))
-        for key, items in (('pre_script', pre_script), ('modules', modules)):
-            for i, item in enumerate(items):
-                _single_line(f'{p(key)}[{i}]', item, item)
-        for i, item in enumerate(modules):
-            check_module(f"{p('modules')}[{i}]", item)
-        return cls(
-            name=name,
-            # required: text raises instead of returning None
-            app_file=text('app_file', required=True),  # type: ignore[arg-type]
-            app_name=text('app_name'),
-            app_source=text('app_source'),
-            app_args=app_args,
-            env=env_mapping(p('env'), options.get('env')),
-            modules=modules,
-            pre_script=pre_script,
-            compss_args=PycompssOptions.from_mapping(options.get('compss_args'),
-                                                     p('compss_args')),
-        )
+
+def _app_args(options: Mapping[str, Any], prefix: str) -> list[str]:
+    """The application's arguments: a list, or a mapping's values in order."""
+    args = options.get('app_args')
+    if isinstance(args, dict):
+        # a data type such as the COVID-19 example's: its values, in order
+        args = list(args.values())
+    app_args = string_list(f'{prefix}.app_args', args)
+    for i, arg in enumerate(app_args):
+        if '\0' in arg:
+            raise ConfigError(f'{prefix}.app_args[{i}]', arg, 'must not contain NUL')
+    return app_args
+
+
+def _script_lines(options: Mapping[str, Any], prefix: str) -> tuple[list[str], list[str]]:
+    """(pre_script, modules): single lines each, every module item checked."""
+    pre_script = string_list(f'{prefix}.pre_script', options.get('pre_script'))
+    modules = string_list(f'{prefix}.modules', options.get('modules'))
+    for key, items in (('pre_script', pre_script), ('modules', modules)):
+        for i, item in enumerate(items):
+            _single_line(f'{prefix}.{key}[{i}]', item, item)
+    for i, item in enumerate(modules):
+        check_module(f'{prefix}.modules[{i}]', item)
+    return pre_script, modules
 
 
 _MODULE_NAME = re.compile(r'[A-Za-z0-9_.+\-/:@%]+')
@@ -513,6 +566,19 @@ def module_line(item: str) -> str:
 _SUBMITTED = (re.compile(r'Submitted batch job\s+([0-9]+)'),         # sbatch
               re.compile(r'Job <([0-9]+)> is submitted'))            # bsub
 _BARE_ID = re.compile(r'[0-9]+(\.[A-Za-z0-9_.\-]+)?')                # qsub: 123.server
+
+
+def _script_head(spec: PycompssJob) -> list[str]:
+    """The launcher script's first lines: the shebang, a comment, the job's names."""
+    q = shlex.quote
+    # a login shell brings the site's `module` command
+    lines = ['#!/bin/bash -l' if spec.modules else '#!/bin/bash',
+             (f'# croupier: submits PyCOMPSs job {scheduler_job_name(spec.name)} '
+              f'with {ENQUEUE_COMPSS}'),
+             f'export CROUPIER_JOB_NAME={q(spec.name)}']
+    if spec.app_name:
+        lines.append(f'export CROUPIER_APP_NAME={q(spec.app_name)}')
+    return lines
 
 
 class PycompssScheduler(Scheduler):
@@ -552,19 +618,9 @@ class PycompssScheduler(Scheduler):
         """As Scheduler.render_script: the launcher script (a PycompssJob only, else TypeError)."""
         if not isinstance(spec, PycompssJob):
             raise TypeError(f'{self.name} submits PycompssJob specs, not {type(spec).__name__}')
-        q = shlex.quote
-        # a login shell brings the site's `module` command
-        lines = ['#!/bin/bash -l' if spec.modules else '#!/bin/bash',
-                 (f'# croupier: submits PyCOMPSs job {scheduler_job_name(spec.name)} '
-                  f'with {ENQUEUE_COMPSS}'),
-                 f'export CROUPIER_JOB_NAME={q(spec.name)}']
-        if spec.app_name:
-            lines.append(f'export CROUPIER_APP_NAME={q(spec.app_name)}')
-        lines.append('set -e')
-        lines.extend(module_line(item) for item in spec.modules)
-        lines.extend(spec.pre_script)
-        for key, value in spec.env.items():
-            lines.append(f'export {key}={shell_word(value)}')
+        lines = _script_head(spec) + ['set -e'] + [module_line(item) for item in spec.modules]
+        lines += spec.pre_script
+        lines += [f'export {key}={shell_word(value)}' for key, value in spec.env.items()]
         if spec.app_source:
             lines.append(f'cd {shell_word(spec.app_source)}')
         lines.append(self.enqueue_command(spec))

@@ -5,7 +5,7 @@ parsing and by its figures (accounting, exporter)."""
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 # a job's attributes in qstat -f (lower-case names), and one job's block
@@ -60,21 +60,26 @@ def parse_qstat_full(text: str) -> list[Block]:
         if m:
             attrs, last = {}, None
             blocks.append((m[1], attrs))
-            continue
-        if attrs is None or not line.strip():
-            continue
-        m = _ATTRIBUTE.fullmatch(line)
-        if m:
-            last = m[1].lower()
-            attrs[last] = m[2].rstrip('\r')
-        elif last is not None and line[:1] in ('\t', ' '):
-            # a folded value goes on where it was cut, even inside a word or
-            # at a space: only the continuation's indent is dropped
-            attrs[last] += line[1:] if line[0] == '\t' else line.lstrip()
+        elif attrs is not None and line.strip():
+            last = _read_attribute(attrs, last, line)
     for _job_id, values in blocks:
         for name, value in values.items():
             values[name] = value.strip()
     return blocks
+
+
+def _read_attribute(attrs: Attrs, last: str | None, line: str) -> str | None:
+    """Add ``line`` (``name = value``, or the continuation of the value of
+    attribute ``last``) to ``attrs``; the name of the attribute read last."""
+    m = _ATTRIBUTE.fullmatch(line)
+    if m:
+        last = m[1].lower()
+        attrs[last] = m[2].rstrip('\r')
+    elif last is not None and line[:1] in ('\t', ' '):
+        # a folded value goes on where it was cut, even inside a word or
+        # at a space: only the continuation's indent is dropped
+        attrs[last] += line[1:] if line[0] == '\t' else line.lstrip()
+    return last
 
 
 def parse_qstat_json(text: str) -> list[Block]:
@@ -85,19 +90,21 @@ def parse_qstat_json(text: str) -> list[Block]:
     several objects one after the other are read in turn (one object holds
     every id on the server recorded, but a qstat asking several servers may
     print one each); ValueError when the output is not JSON."""
+    return [(job_id, _flattened(attrs)) for data in _json_objects(text.strip())
+            for job_id, attrs in (data.get('Jobs') or {}).items()]
+
+
+def _json_objects(text: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of ``text``, one after the other (ValueError: not JSON objects)."""
     decoder = json.JSONDecoder()
-    blocks: list[Block] = []
     at = 0
-    text = text.strip()
     while at < len(text):
         data, at = decoder.raw_decode(text, at)
         if not isinstance(data, dict):
             raise ValueError('not a JSON object')
-        blocks += [(job_id, _flattened(attrs))
-                   for job_id, attrs in (data.get('Jobs') or {}).items()]
+        yield data
         while at < len(text) and text[at].isspace():
             at += 1
-    return blocks
 
 
 def _flattened(values: Mapping[str, Any], prefix: str = '') -> Attrs:

@@ -23,6 +23,15 @@ TIMEOUT_EXIT = 124
 _ROW = re.compile(r'(\S+)\|(\w+)\|(-?[0-9]*)')
 
 
+def _exited(exit_code: int | None) -> tuple[JobState, str]:
+    """(state, reason) of a job that exited with ``exit_code``."""
+    if exit_code == 0:
+        return JobState.COMPLETED, ''
+    if exit_code == TIMEOUT_EXIT:
+        return JobState.TIMEOUT, 'time limit reached'
+    return JobState.FAILED, ''
+
+
 class ShellScheduler(Scheduler):
     """SHELL: each job a background process in its own session on a host without a batch system."""
 
@@ -109,27 +118,20 @@ class ShellScheduler(Scheduler):
             m = _ROW.fullmatch(line.strip())
             if m:
                 seen[m[1]] = (m[2], m[3])
-        result: dict[str, JobStatus] = {}
-        for job_id in job_ids:
-            if job_id not in seen:
-                result[job_id] = self.missing(job_id, 'shell')
-                continue
-            raw, code = seen[job_id]
-            state = self.normalize(raw)
-            exit_code = int(code) if code else None
-            reason = ''
-            if raw == 'EXITED':
-                if exit_code == 0:
-                    state = JobState.COMPLETED
-                elif exit_code == TIMEOUT_EXIT:
-                    state, reason = JobState.TIMEOUT, 'time limit reached'
-                else:
-                    state = JobState.FAILED
-            elif raw == 'KILLED':
-                reason = 'the process ended without recording an exit code'
-            result[job_id] = JobStatus(job_id, state, raw_state=raw, reason=reason,
-                                       exit_code=exit_code, source='shell')
-        return result
+        return {job_id: self._row_status(job_id, *seen[job_id]) if job_id in seen
+                else self.missing(job_id, 'shell') for job_id in job_ids}
+
+    def _row_status(self, job_id: str, raw: str, code: str) -> JobStatus:
+        """The status one ``id|STATE|code`` row tells."""
+        state = self.normalize(raw)
+        exit_code = int(code) if code else None
+        reason = ''
+        if raw == 'EXITED':
+            state, reason = _exited(exit_code)
+        elif raw == 'KILLED':
+            reason = 'the process ended without recording an exit code'
+        return JobStatus(job_id, state, raw_state=raw, reason=reason,
+                         exit_code=exit_code, source='shell')
 
     def cancel_command(self, job_ids: Sequence[str]) -> str:
         """As Scheduler.cancel_command: mark each job cancelled and end its session."""

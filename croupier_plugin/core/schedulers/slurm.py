@@ -1,7 +1,7 @@
 """SLURM: sbatch scripts, one squeue(+sacct) round trip for many jobs, scancel."""
 
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from ..model import JobSpec, JobState, JobStatus, format_hms, scheduler_job_name
 from . import template
@@ -15,6 +15,16 @@ SQUEUE_RC_MARK = '@@croupier-squeue-rc='
 # where a job's script leaves its exit code (a file per job id, on the shared
 # home the login node sees too)
 MARKER_DIR = '"$HOME"/.croupier/slurm'
+
+# status_command's (squeue --Format fields, sacct fields, shell prefix), without
+# and with the times; times as epoch seconds: no time zone to guess on this side
+_FIELDS, _SACCT_FIELDS = 'JobArrayID:|,State:|,Reason:|,exit_code:', 'JobID,State,ExitCode,Reason'
+STATUS_FIELDS = {
+    False: (_FIELDS, _SACCT_FIELDS, ''),
+    True: (_FIELDS + '|,SubmitTime:|,StartTime:|,TimeUsed:',
+           _SACCT_FIELDS + ',Submit,Start,End,ElapsedRaw',
+           'SLURM_TIME_FORMAT=%s; export SLURM_TIME_FORMAT; '),
+}
 
 # a status row: (job id, raw state, reason, exit text, source)
 _Row = tuple[str, str, str, str, str]
@@ -36,6 +46,104 @@ def wait_status(text: str) -> tuple[int | None, int | None]:
     if value & 0x7f:
         return 0, value & 0x7f
     return (value >> 8) & 0xff, 0
+
+
+def _split_markers(stdout: str,
+                   wanted: Collection[str]) -> tuple[str, dict[str, list[tuple[str, str]]]]:
+    """(the plain jobs' marker lines, {array id: [(index, text)]} of the
+    element markers of the arrays in ``wanted``) of marker_command's output."""
+    plain: list[str] = []
+    elements: dict[str, list[tuple[str, str]]] = {}
+    for line in stdout.splitlines():
+        name, _, text = line.strip().partition(' ')
+        array_id, sep, index = name.partition('_')
+        if sep and array_id in wanted and '_' not in index:
+            elements.setdefault(array_id, []).append((index, text))
+        else:
+            plain.append(line)
+    return '\n'.join(plain), elements
+
+
+def _read_element_markers(found: list[tuple[str, str]]) -> tuple[dict[str, int], int, set[str]]:
+    """({index: exit code}, the array's element count, the started indexes) of
+    one array's element markers ``found`` ((index, text))."""
+    codes: dict[str, int] = {}
+    count = 0
+    started: set[str] = set()
+    for index, text in found:
+        code, _, total = text.partition(' ')
+        if text == 'run':
+            started.add(index)
+        elif code.isdigit() and total.isdigit():
+            codes[index] = int(code)
+            count = max(count, int(total))
+    return codes, count, started
+
+
+def _array_markers(array_id: str, found: list[tuple[str, str]]) -> JobStatus | None:
+    """The JobStatus the element markers ``found`` ((index, text)) of one
+    array tell, or None when only the scheduler can tell."""
+    codes, count, started = _read_element_markers(found)
+    if count and len(codes) >= count:
+        return _ended_array(array_id, codes)
+    # running only while an element's start marker is unread: the exit codes
+    # of some elements say nothing of the others, which the scheduler may
+    # hold pending
+    if started - set(codes):
+        return JobStatus(array_id, JobState.RUNNING, raw_state='RUNNING',
+                         reason=f'array: {len(codes)}/{count or "?"} elements ended',
+                         source='start marker')
+    return None
+
+
+def _ended_array(array_id: str, codes: dict[str, int]) -> JobStatus | None:
+    """The status of an array every element of which left its exit code
+    ({index: code}): None when one was ended by a signal (the scheduler knows why)."""
+    if any(c >= 128 for c in codes.values()):
+        return None
+    done = sum(1 for c in codes.values() if c == 0)
+    summary = f'array: {done}/{len(codes)} elements completed'
+    failed = sorted((i for i, c in codes.items() if c), key=lambda i: int(i) if i.isdigit() else 0)
+    if not failed:
+        return JobStatus(array_id, JobState.COMPLETED, raw_state='COMPLETED',
+                         reason=summary, exit_code=0, source='exit-code marker')
+    first = failed[0]
+    return JobStatus(array_id, JobState.FAILED, raw_state='FAILED',
+                     reason=f'{summary}; element {first} ended with exit code {codes[first]}',
+                     exit_code=codes[first], source='exit-code marker')
+
+
+def _status_row(line: str, source: str) -> _Row | None:
+    """The row of one squeue or sacct line (None: too few fields)."""
+    fields = line.split('|')
+    if len(fields) < 4:
+        if len(fields) < 2:
+            return None
+        fields += [''] * (4 - len(fields))
+    if ' ' in line:         # padded columns (other formats): trim them
+        fields = [f.strip() for f in fields]
+    if source == 'squeue':
+        return (fields[0], fields[1], fields[2], fields[3], source)
+    return (fields[0], fields[1], fields[3], fields[2], source)
+
+
+def _file_row(rows: dict[str, list[_Row]], row: _Row) -> None:
+    """File ``row`` in ``rows`` under its job's id; an array element's also
+    under its array's id; a job step's ('.') nowhere: only allocations count."""
+    job = row[0]
+    if '_' not in job and '+' not in job:
+        if '.' not in job:
+            held = rows.get(job)
+            if held is None:
+                rows[job] = [row]
+            else:
+                held.append(row)
+        return
+    base = job.replace('+', '_').split('_')[0]
+    if '.' in base:
+        return
+    rows.setdefault(base, []).append(row)
+    rows.setdefault(job, []).append(row)   # an element, also asked about by its id
 
 
 class SlurmScheduler(SlurmFigures, Scheduler):
@@ -89,19 +197,20 @@ class SlurmScheduler(SlurmFigures, Scheduler):
 
     # -- script -------------------------------------------------------------
 
+    # the #SBATCH options given by a JobSpec attribute when it is set
+    VALUED_OPTIONS = (('--nodes', 'nodes'), ('--ntasks', 'tasks'),
+                      ('--ntasks-per-node', 'tasks_per_node'), ('--cpus-per-task', 'cpus_per_task'),
+                      ('--partition', 'partition'), ('--mem', 'memory'),
+                      ('--mem-per-cpu', 'mem_per_cpu'), ('--account', 'account'), ('--qos', 'qos'),
+                      ('--reservation', 'reservation'), ('--mail-user', 'mail_user'),
+                      ('--mail-type', 'mail_type'), ('--array', 'array'))
+
     def directives(self, spec: JobSpec, token: str | None = None) -> list[str]:
         """The #SBATCH options of ``spec`` (name, resources, the submission's
         ``token``, output files, extras)."""
-        name = scheduler_job_name(spec.name)
-        out = [f'--job-name={name}']
-        for flag, value in (('--nodes', spec.nodes), ('--ntasks', spec.tasks),
-                            ('--ntasks-per-node', spec.tasks_per_node),
-                            ('--cpus-per-task', spec.cpus_per_task),
-                            ('--partition', spec.partition), ('--mem', spec.memory),
-                            ('--mem-per-cpu', spec.mem_per_cpu), ('--account', spec.account),
-                            ('--qos', spec.qos), ('--reservation', spec.reservation),
-                            ('--mail-user', spec.mail_user), ('--mail-type', spec.mail_type),
-                            ('--array', spec.array)):
+        out = [f'--job-name={scheduler_job_name(spec.name)}']
+        for flag, attribute in self.VALUED_OPTIONS:
+            value = getattr(spec, attribute)
             if value is not None:
                 out.append(f'{flag}={value}')
         if spec.max_time:
@@ -109,10 +218,7 @@ class SlurmScheduler(SlurmFigures, Scheduler):
         if token:
             out.append(f'--comment=croupier:{token}')
         stdout, stderr = self.output_patterns(spec)
-        out.append(f'--output={stdout}')
-        out.append(f'--error={stderr}')
-        out.extend(spec.extra_directives)
-        return out
+        return out + [f'--output={stdout}', f'--error={stderr}'] + list(spec.extra_directives)
 
     @staticmethod
     def output_patterns(spec: JobSpec) -> tuple[str, str]:
@@ -162,60 +268,13 @@ class SlurmScheduler(SlurmFigures, Scheduler):
         element left its exit code (its count is in each): COMPLETED when all
         are 0, else FAILED with the first failed element's code; an element
         ended by a signal leaves the array to the scheduler, which knows why."""
-        wanted = {str(j) for j in job_ids}
-        plain: list[str] = []
-        elements: dict[str, list[tuple[str, str]]] = {}
-        for line in stdout.splitlines():
-            name, _, text = line.strip().partition(' ')
-            array_id, sep, index = name.partition('_')
-            if sep and array_id in wanted and '_' not in index:
-                elements.setdefault(array_id, []).append((index, text))
-            else:
-                plain.append(line)
-        out = super().parse_markers('\n'.join(plain), job_ids)
+        plain, elements = _split_markers(stdout, {str(j) for j in job_ids})
+        out = super().parse_markers(plain, job_ids)
         for array_id, found in elements.items():
-            status = self._array_markers(array_id, found)
+            status = _array_markers(array_id, found)
             if status is not None:
                 out[array_id] = status
         return out
-
-    @staticmethod
-    def _array_markers(array_id: str, found: list[tuple[str, str]]) -> JobStatus | None:
-        """The JobStatus the element markers ``found`` ((index, text)) of one
-        array tell, or None when only the scheduler can tell."""
-        codes: dict[str, int] = {}
-        count = 0
-        started: set[str] = set()
-        for index, text in found:
-            code, _, total = text.partition(' ')
-            if text == 'run':
-                started.add(index)
-            elif code.isdigit() and total.isdigit():
-                codes[index] = int(code)
-                count = max(count, int(total))
-        if not count or len(codes) < count:
-            # running only while an element's start marker is unread: the exit
-            # codes of some elements say nothing of the others, which the
-            # scheduler may hold pending
-            if started - set(codes):
-                return JobStatus(array_id, JobState.RUNNING, raw_state='RUNNING',
-                                 reason=f'array: {len(codes)}/{count or "?"} elements ended',
-                                 source='start marker')
-            return None
-        if any(c >= 128 for c in codes.values()):
-            return None
-        done = sum(1 for c in codes.values() if c == 0)
-        summary = f'array: {done}/{len(codes)} elements completed'
-        failed = sorted((i for i, c in codes.items() if c),
-                        key=lambda i: int(i) if i.isdigit() else 0)
-        if not failed:
-            return JobStatus(array_id, JobState.COMPLETED, raw_state='COMPLETED',
-                             reason=summary, exit_code=0, source='exit-code marker')
-        first = failed[0]
-        return JobStatus(array_id, JobState.FAILED, raw_state='FAILED',
-                         reason=f'{summary}; element {first} ended with exit code '
-                                f'{codes[first]}',
-                         exit_code=codes[first], source='exit-code marker')
 
     def holds_for(self, parent_spec: JobSpec) -> bool:
         """SLURM waits for any job, arrays included (for all their elements)."""
@@ -277,14 +336,7 @@ class SlurmScheduler(SlurmFigures, Scheduler):
         With ``times`` each row also carries the submit and start times (epoch
         seconds) and the walltime used, after the fields the monitor reads.
         """
-        fields = 'JobArrayID:|,State:|,Reason:|,exit_code:'
-        sacct_fields = 'JobID,State,ExitCode,Reason'
-        prefix = ''
-        if times:
-            fields += '|,SubmitTime:|,StartTime:|,TimeUsed:'
-            sacct_fields += ',Submit,Start,End,ElapsedRaw'
-            # times as epoch seconds: no time zone to guess on this side
-            prefix = 'SLURM_TIME_FORMAT=%s; export SLURM_TIME_FORMAT; '
+        fields, sacct_fields, prefix = STATUS_FIELDS[times]
         missing = template.command('slurm_missing.awk', live='|'.join(self.LIVE))
         return template.command(
             'slurm_status.sh', prefix=prefix, ids=shlex.quote(','.join(check_job_ids(job_ids))),
@@ -317,39 +369,15 @@ class SlurmScheduler(SlurmFigures, Scheduler):
         array element's row is filed under its own id and its array's."""
         squeue_rows: dict[str, list[_Row]] = {}
         sacct_rows: dict[str, list[_Row]] = {}
-        rows = squeue_rows
-        source = 'squeue'
+        rows, source = squeue_rows, 'squeue'
         for line in stdout.splitlines():
             if not line or line[0] == '@':
                 if line.strip() == SACCT_MARK:
                     rows, source = sacct_rows, 'sacct'
                 continue
-            fields = line.split('|')
-            row: _Row
-            if len(fields) < 4:
-                if len(fields) < 2:
-                    continue
-                fields += [''] * (4 - len(fields))
-            if ' ' in line:         # padded columns (other formats): trim them
-                fields = [f.strip() for f in fields]
-            job = fields[0]
-            if source == 'squeue':
-                row = (job, fields[1], fields[2], fields[3], source)
-            else:
-                row = (job, fields[1], fields[3], fields[2], source)
-            if '_' not in job and '+' not in job:
-                if '.' not in job:      # ('.': a job step row; only allocations count)
-                    held = rows.get(job)
-                    if held is None:
-                        rows[job] = [row]
-                    else:
-                        held.append(row)
-                continue
-            base = job.replace('+', '_').split('_')[0]
-            if '.' in base:
-                continue
-            rows.setdefault(base, []).append(row)
-            rows.setdefault(job, []).append(row)   # an element, also asked about by its id
+            row = _status_row(line, source)
+            if row is not None:
+                _file_row(rows, row)
         return squeue_rows, sacct_rows
 
     def _job_status(self, key: str, queued: list[_Row] | None,
@@ -384,28 +412,30 @@ class SlurmScheduler(SlurmFigures, Scheduler):
     def _row_status(self, job_id: str, row: _Row) -> JobStatus:
         """The JobStatus one squeue or sacct row tells (a system hold: FAILED)."""
         _row_id, raw, reason, exit_text, source = row
-        # thousands of rows share a few (state, exit) pairs: decode each pair once
-        decoded = self._decoded.get((raw, exit_text, source))
-        if decoded is None:
-            exit_code: int | None
-            signal: int | None
-            state = self.normalize(raw)
-            if not state.terminal:
-                exit_code = signal = None
-            elif source == 'squeue':
-                exit_code, signal = wait_status(exit_text)
-            else:
-                exit_code, signal = parse_exit_code(exit_text)
-            decoded = (state, exit_code, signal)
-            if len(self._decoded) < 10000:
-                self._decoded[(raw, exit_text, source)] = decoded
-        state, exit_code, signal = decoded
+        state, exit_code, signal = self._decode(raw, exit_text, source)
         if state is P and reason in self.SYSTEM_HOLDS:
             # held where only an administrator can release it: it would never start
             return JobStatus(job_id, JobState.FAILED, raw,
                              f'held by the system, so it would never start: {reason}',
                              exit_code, signal, source)
         return JobStatus(job_id, state, raw, reason, exit_code, signal, source)
+
+    def _decode(self, raw: str, exit_text: str,
+                source: str) -> tuple[JobState, int | None, int | None]:
+        """(state, exit code, signal) of a row's raw state and exit text."""
+        # thousands of rows share a few (state, exit) pairs: decode each pair once
+        decoded = self._decoded.get((raw, exit_text, source))
+        if decoded is None:
+            state = self.normalize(raw)
+            if not state.terminal:
+                decoded = (state, None, None)
+            elif source == 'squeue':
+                decoded = (state, *wait_status(exit_text))
+            else:
+                decoded = (state, *parse_exit_code(exit_text))
+            if len(self._decoded) < 10000:
+                self._decoded[(raw, exit_text, source)] = decoded
+        return decoded
 
     def _aggregate(self, job_id: str, statuses: list[JobStatus]) -> JobStatus:
         """One status for an array's element statuses: unfinished first, then the worst."""
