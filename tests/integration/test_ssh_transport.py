@@ -140,26 +140,33 @@ def test_login_shell_option(ssh_settings):
     assert plain.connection is login.connection
 
 
+def run_at_once(transports, command, times):
+    """Each transport runs ``command`` ``times`` times in a thread of its own, all at
+    once: the exit codes, and the errors raised (named, for the asserts)."""
+    results, errors = [], []
+
+    def work(t):
+        try:
+            for _ in range(times):
+                results.append(t.run(command).exit_code)
+        except Exception as exc:     # kept for the caller's assert, which names it
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in transports]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return results, errors
+
+
 def test_one_connection_shared_by_every_user_in_the_process(bed, ssh_settings):
     from croupier_plugin.core.transport import close_all
     close_all()
     sshd_log = bed['sshd_log']       # not the whole bed: a failed assert would print it
     before = len(read(sshd_log))
     transports = [SshTransport(ssh_settings) for _ in range(5)]
-    results, errors = [], []
-
-    def work(t):
-        try:
-            for _ in range(4):
-                results.append(t.run('echo $$').exit_code)
-        except Exception as exc:     # kept for the assert below, which names it
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=work, args=(t,)) for t in transports * 2]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    results, errors = run_at_once(transports * 2, 'echo $$', 4)
     assert errors == [] and results == [0] * 40
     connection = transports[0].connection
     assert all(t.connection is connection for t in transports)
@@ -182,20 +189,7 @@ def test_many_short_commands_at_once_keep_the_one_connection(bed, ssh_settings):
     sshd_log = bed['sshd_log']
     before = len(read(sshd_log))
     transports = [SshTransport(ssh_settings) for _ in range(10)]
-    results, errors = [], []
-
-    def work(t):
-        try:
-            for _ in range(30):
-                results.append(t.run('exit 3').exit_code)
-        except Exception as exc:     # kept for the assert below, which names it
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=work, args=(t,)) for t in transports]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    results, errors = run_at_once(transports, 'exit 3', 30)
     connection = transports[0].connection
     port = connection.client().get_transport().sock.getsockname()[1]
     time.sleep(0.2)
