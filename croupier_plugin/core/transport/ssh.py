@@ -689,14 +689,12 @@ class SshConnection:
 def _connection_ending(transport: paramiko.Transport, wait: float = 1.0) -> bool:
     """Whether a session closed without an exit status was closed by the end of
     its connection: paramiko closes a dead connection's sessions first and marks the
-    connection inactive a moment later, so the answer is awaited briefly. (A
-    command killed by a signal also leaves no exit status, on a live connection.)"""
-    end = time.monotonic() + wait
-    while transport.is_active():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.02)
-    return True
+    connection inactive a moment later, so the answer is awaited briefly: the
+    connection's thread ends once it is marked inactive. (A command killed by a
+    signal also leaves no exit status, on a live connection.)"""
+    if transport.is_active():
+        transport.join(wait)
+    return not transport.is_active()
 
 
 _POOL: dict[tuple, SshConnection] = {}
