@@ -72,13 +72,14 @@ def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
     assign_workdirs(plan.dataflow, [(plan.interfaces[i], w) for i, (_, w) in clusters.items()])
     results_dir = results_dir or default_results_dir(ctx)
     jobs = []
+    scripts: dict[str, bytes] = {}      # each blueprint script read once, whatever its users
     for job in plan.jobs.values():
         view = views[job.node_id]
         # (a job's relationships name nodes: each of their instances is meant)
         parents = [i for p in job.parents + job.producers for i in views[p].instance_ids()]
         for instance_id in view.instance_ids():
             candidates = [_candidate(ctx, plan, clusters, job.specs[(instance_id, interface)],
-                                     interface) for interface in job.interfaces]
+                                     interface, scripts) for interface in job.interfaces]
             first = candidates[0]
             record = JobRecord.from_properties(view.instances.get(instance_id, {}))
             planned = PlannedJob(instance_id, first.spec, first.cluster, first.workdir,
@@ -99,17 +100,20 @@ def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
 
 
 def _candidate(ctx: CloudifyWorkflowContext, plan: DeploymentPlan,
-               clusters: dict[str, tuple[Cluster, str]], spec: Any, interface: str
-               ) -> Candidate:
+               clusters: dict[str, tuple[Cluster, str]], spec: Any, interface: str,
+               scripts: dict[str, bytes]) -> Candidate:
     """Where a job may run: the interface ``interface``'s cluster and working directory,
-    with the job's ``spec`` there (its local script read from the blueprint)."""
-    if getattr(spec, 'local_script', None):
+    with the job's ``spec`` there (its local script read from the blueprint, once per
+    path into ``scripts``)."""
+    script_data = None
+    path = getattr(spec, 'local_script', None)
+    if path:
         # a file shipped with the blueprint, uploaded next to the job at submission
         # (a PycompssJob has no local_script: the getattr above keeps it out)
-        with open(ctx.download_resource(spec.local_script), 'rb') as fh:
-            script_data = fh.read()
-    else:
-        script_data = None
+        if path not in scripts:
+            with open(ctx.download_resource(path), 'rb') as fh:
+                scripts[path] = fh.read()
+        script_data = scripts[path]
     cluster, workdir = clusters[interface]
     return Candidate(plan.interfaces[interface].name, cluster, workdir, spec, script_data)
 
