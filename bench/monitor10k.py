@@ -65,6 +65,7 @@ class StubCluster:
 
     name = 'bench-10k'
     monitor_period = 1.0
+    accounting = False           # as Cluster's: no accounting figures collected
 
     def __init__(self):
         self.scheduler = SlurmScheduler()

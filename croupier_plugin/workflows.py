@@ -19,6 +19,7 @@ from .core.engine import Engine, JobFailed, JobRecord, PlannedJob, RunCancelled
 from .core.errors import CroupierError
 from .core.exporter import ExporterClient, JobRegistrar
 from .core.infrastructure import InfrastructureSettings
+from .core.model import JobSpec
 from .core.monitor import InfrastructureUnreachable, Monitor
 from .core.placement import Candidate
 
@@ -106,10 +107,10 @@ def _candidate(ctx: CloudifyWorkflowContext, plan: DeploymentPlan,
     with the job's ``spec`` there (its local script read from the blueprint, once per
     path into ``scripts``)."""
     script_data = None
-    path = getattr(spec, 'local_script', None)
+    # (a PycompssJob names no blueprint script)
+    path = spec.local_script if isinstance(spec, JobSpec) else None
     if path:
         # a file shipped with the blueprint, uploaded next to the job at submission
-        # (a PycompssJob has no local_script: the getattr above keeps it out)
         if path not in scripts:
             with open(ctx.download_resource(path), 'rb') as fh:
                 scripts[path] = fh.read()
@@ -230,7 +231,7 @@ def delete_reservations(ctx: CloudifyWorkflowContext, jobs: list[PlannedJob],
     by_name = {settings.name: settings for settings in settings_of.values()}
     done = set()
     for job in jobs:
-        reservation = getattr(job.spec, 'reservation', None)
+        reservation = job.spec.reservation if isinstance(job.spec, JobSpec) else None
         settings = by_name.get(job.cluster.name)
         if not reservation or settings is None or not settings.reservation_deletion_path \
                 or not job.record.job_id or (settings.name, reservation) in done:

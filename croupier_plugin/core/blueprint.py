@@ -270,10 +270,8 @@ def job_options_check(node_id: str, properties: Mapping[str, Any],
 def check_for_scheduler(settings: InfrastructureSettings,
                         spec: JobSpec | PycompssJob) -> None:
     """ConfigError for options the interface's scheduler has no equivalent of."""
-    scheduler = get_scheduler(settings.scheduler, monitor=settings.monitor_interface)
-    check = getattr(scheduler, 'check', None)
-    if check is not None:
-        check(spec)
+    if isinstance(spec, JobSpec):       # (a PycompssJob's options are PyCOMPSs' own)
+        get_scheduler(settings.scheduler, monitor=settings.monitor_interface).check(spec)
 
 
 def job_spec(node_id: str, instance_id: str, properties: Mapping[str, Any],
@@ -293,9 +291,8 @@ def job_spec(node_id: str, instance_id: str, properties: Mapping[str, Any],
     except ConfigError as exc:
         raise exc.for_node(node_id) from None
     spec.modules = list(settings.modules) + list(spec.modules)
-    if getattr(spec, 'partition', 'none') is None and settings.partition:
-        # (a PycompssJob has no partition: the getattr above keeps it out)
-        spec.partition = settings.partition  # type: ignore[union-attr]
+    if isinstance(spec, JobSpec) and spec.partition is None and settings.partition:
+        spec.partition = settings.partition
     return spec
 
 

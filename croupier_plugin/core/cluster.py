@@ -155,8 +155,7 @@ class Cluster:
         the status command followed by the scheduler's accounting command
         (one batch for all ``accounting_ids``)."""
         job_ids, accounting_ids = list(job_ids), list(accounting_ids)
-        keeper = getattr(self.scheduler, 'monitor', None) or self.scheduler
-        accounting = keeper.accounting_command(accounting_ids) if accounting_ids else None
+        accounting = self.scheduler.accounting_command(accounting_ids) if accounting_ids else None
         if accounting is None:
             return self.statuses(job_ids), {}
         # a subshell: a status command may end with `exit`, which must not
@@ -168,7 +167,7 @@ class Cluster:
         lines = result.stdout.splitlines(keepends=True)
         cut = next((i for i in range(len(lines) - 1, -1, -1)
                     if lines[i].strip() == ACCOUNTING_MARK), len(lines))
-        figures = keeper.parse_accounting(''.join(lines[cut + 1:]), accounting_ids)
+        figures = self.scheduler.parse_accounting(''.join(lines[cut + 1:]), accounting_ids)
         if not job_ids:
             return {}, figures
         head = dataclasses.replace(result, stdout=''.join(lines[:cut]))
@@ -206,8 +205,8 @@ class Cluster:
         """Delete the jobs that ended for Croupier while the scheduler still
         holds them (system holds: they would wait forever), in one command;
         their reasons say whether that worked."""
-        scheduler = getattr(self.scheduler, 'monitor', None) or self.scheduler
-        held = [job_id for job_id, status in statuses.items() if scheduler.still_queued(status)]
+        held = [job_id for job_id, status in statuses.items()
+                if self.scheduler.still_queued(status)]
         if not held:
             return statuses
         try:
@@ -234,8 +233,7 @@ class Cluster:
     def queue_figures(self) -> dict[str, PartitionFigures] | None:
         """{partition: PartitionFigures} now, from one command; None when the
         scheduler reports no queues."""
-        scheduler = getattr(self.scheduler, 'monitor', None) or self.scheduler
-        command = scheduler.queue_command()
+        command = self.scheduler.queue_command()
         if command is None:
             return None
         result = self.transport.run(command, timeout=60)
@@ -243,7 +241,7 @@ class Cluster:
             raise SchedulerError(f'{self.name}: queue figures: exit code {result.exit_code}: '
                                  f'{result.stderr.strip()[-300:]}', result.exit_code,
                                  result.stderr)
-        return scheduler.parse_queue_output(result.stdout)
+        return self.scheduler.parse_queue_output(result.stdout)
 
     def tail(self, path: str | None, lines: int = 20) -> str:
         """The last lines of a remote text file ('' when it cannot be read)."""

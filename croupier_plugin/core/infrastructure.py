@@ -172,7 +172,6 @@ class InfrastructureSettings:
         accounting = isinstance(options, dict) and options != {}
         reporting_user = (options.get('reporting_user') or None) if accounting else None
         keeper = get_scheduler(scheduler, monitor=monitor_interface)
-        keeper = getattr(keeper, 'monitor', None) or keeper
         if accounting and keeper.accounting_command(['1']) is None:
             raise ConfigError('accounting_options', options,
                               f'{scheduler} keeps no accounting figures Croupier can read '

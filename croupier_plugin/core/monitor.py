@@ -284,7 +284,7 @@ class Monitor:
             answer, figures = answer
             changes.extend(self._apply_figures(cluster, figures))
         # (the loop runs for every job followed: what it can, it asks once per cycle)
-        accounting = bool(getattr(cluster, 'accounting', False))
+        accounting = cluster.accounting
         for job in jobs:
             new = answer.get(job.job_id) or cluster.scheduler.missing(job.job_id, 'monitor')
             new = self._bounded_unknown(job, new, now)
@@ -302,7 +302,7 @@ class Monitor:
     def _ended(self, job: TrackedJob, new: JobStatus) -> None:
         """When ``new`` ends ``job`` (seen for the first time) on an
         infrastructure keeping accounting figures: ask for its figures."""
-        if new.terminal and getattr(job.cluster, 'accounting', False) and \
+        if new.terminal and job.cluster.accounting and \
                 (job.status is None or not job.status.terminal):
             self._clusters[job.cluster.name].accounting.setdefault(job.job_id, 0)
 

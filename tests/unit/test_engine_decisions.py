@@ -36,6 +36,11 @@ class ScriptedCluster:
     state ``ends[name]`` (COMPLETED by default). A job submitted to wait for
     others (``after``) is dropped, as SLURM does, when one of them failed."""
 
+    # as Cluster's: a real run, no accounting figures collected
+    simulated = False
+    accounting = False
+    reporting_user = None
+
     def __init__(self, key='hpc', period=0.01):
         self.name = key
         self.monitor_period = period

@@ -23,6 +23,11 @@ class Clock:
 class ScriptedCluster:
     """Answers status requests from a script, counting each request."""
 
+    # as Cluster's: a real run, no accounting figures collected
+    simulated = False
+    accounting = False
+    reporting_user = None
+
     def __init__(self, key, period=10.0):
         self.name = key
         self.monitor_period = period

@@ -254,7 +254,7 @@ class Engine:
     def _simulated(job: PlannedJob) -> bool:
         """Whether the job's interface is a dry run (simulate: true), which
         sends nothing anywhere, its data transfers included."""
-        return bool(getattr(job.cluster, 'simulated', False))
+        return job.cluster.simulated
 
     @staticmethod
     def _leaves_marker(job: PlannedJob) -> bool:
@@ -316,8 +316,7 @@ class Engine:
         """Record a state change the monitor saw."""
         job = self.jobs[change.job.name]
         if change.figures is not None:
-            figures = change.figures.to_properties(getattr(change.job.cluster,
-                                                           'reporting_user', None))
+            figures = change.figures.to_properties(change.job.cluster.reporting_user)
             if job.record.job_id == change.job.job_id:
                 self._save(job, accounting=figures)
             else:

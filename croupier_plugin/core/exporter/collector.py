@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Optional, Protocol, cast
+from typing import TYPE_CHECKING, Optional, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -62,15 +62,6 @@ class TargetView:
     partitions: list[PartitionFigures] = field(default_factory=list)
     statuses: dict[str, JobStatus] = field(default_factory=dict)
     times: dict[str, JobTimes] = field(default_factory=dict)
-
-
-class _ExporterScrape(Protocol):
-    """A scheduler with a command of its own for a metrics scrape (SLURM, PBS)."""
-
-    def exporter_command(self, job_ids: list[str], partitions: bool = True) -> str: ...
-
-    def parse_exporter_output(self, stdout: str, job_ids: list[str]) -> tuple[
-            list[PartitionFigures], dict[str, JobStatus], dict[str, JobTimes]]: ...
 
 
 @dataclass
@@ -243,11 +234,10 @@ class HpcCollector:
                 del state.final[job_id]
         ask = sorted(wanted - set(state.final))
         scheduler = state.scheduler
-        # schedulers with an exporter command tell times (and SLURM partitions);
-        # the others are asked with their status command
-        scrape = getattr(scheduler, 'exporter_command', None)
-        # partitions are asked for unless every interface on the target said only_jobs
-        partitions = getattr(scheduler, 'reports_partitions', False) and \
+        # SLURM and PBS scrape times (and partitions) in one command; the others
+        # answer with their status command. Partitions are asked for unless every
+        # interface on the target said only_jobs
+        partitions = scheduler.reports_partitions and \
             not all(reg.only_jobs for reg in registrations)
         view = TargetView()
         start = time.perf_counter()
@@ -255,18 +245,14 @@ class HpcCollector:
             if ask or partitions:
                 if state.transport is None:
                     state.transport, state.own_transport = self._new_transport(target)
-                command = scrape(ask, partitions=partitions) if scrape \
-                    else scheduler.status_command(ask)
+                command = scheduler.exporter_command(ask, partitions=partitions)
                 state.commands += 1
                 result = state.transport.run(command, timeout=self.config.command_timeout)
                 if result.exit_code != 0:
                     raise SchedulerError(f'the scrape command exited with {result.exit_code}: '
                                          f'{result.stderr.strip()[-300:]}')
-                if scrape:
-                    view.partitions, view.statuses, view.times = \
-                        cast(_ExporterScrape, scheduler).parse_exporter_output(result.stdout, ask)
-                else:
-                    view.statuses = scheduler.parse_status_output(result.stdout, ask)
+                view.partitions, view.statuses, view.times = \
+                    scheduler.parse_exporter_output(result.stdout, ask)
             view.ok = True
             view.gathered_at = time.time()
         except CroupierError as exc:

@@ -21,7 +21,7 @@ from . import template
 
 if TYPE_CHECKING:
     from ..accounting import JobFigures
-    from ..model import PartitionFigures
+    from ..model import JobTimes, PartitionFigures
     from ..transport.base import CommandResult
 
 log = logging.getLogger('croupier.scheduler')
@@ -216,6 +216,11 @@ class Scheduler(abc.ABC):
         mark) is written where lookup_command finds it, by the schedulers that
         find lost submissions."""
 
+    def check(self, spec: JobSpec) -> None:
+        """ConfigError for an option of ``spec`` this scheduler has no
+        equivalent of (none here: every option has one)."""
+        return None
+
     @abc.abstractmethod
     def submit_command(self, spec: JobSpec, script_path: str, workdir: str) -> str:
         """The command that submits the uploaded script of ``spec`` from ``workdir``."""
@@ -255,6 +260,23 @@ class Scheduler(abc.ABC):
     def parse_queue_output(self, stdout: str) -> dict[str, PartitionFigures]:
         """{partition: PartitionFigures} from queue_command's output."""
         return {}
+
+    # -- a metrics scrape (croupier exporter) --------------------------------------
+
+    #: whether exporter_command reports the partitions' (queues') figures too
+    reports_partitions = False
+
+    def exporter_command(self, job_ids: Sequence[str], partitions: bool = True) -> str:
+        """ONE command for a metrics scrape of ``job_ids`` (and, where
+        reports_partitions, of the partitions): here the status command."""
+        return self.status_command(job_ids)
+
+    def parse_exporter_output(
+            self, stdout: str, job_ids: Sequence[str],
+    ) -> tuple[list[PartitionFigures], dict[str, JobStatus], dict[str, JobTimes]]:
+        """(partitions, {id: JobStatus}, {id: JobTimes}) from exporter_command's
+        output: here the statuses alone."""
+        return [], self.parse_status_output(stdout, job_ids), {}
 
     #: texts of a refused submission that say nothing was submitted (retry later)
     TRANSIENT_SUBMIT_ERRORS: tuple[str, ...] = ()

@@ -23,18 +23,23 @@ exactly these expand: ``$NAME`` and ``${NAME}`` (variables), ``$(pwd)`` (as
 Pure text in and out, like the other schedulers: no I/O here.
 """
 
+from __future__ import annotations
+
 import difflib
 import re
 import shlex
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import ConfigError
-from ..model import (MAX_COUNT, JobSpec, JobState, JobStatus, env_mapping,
+from ..model import (MAX_COUNT, JobSpec, JobState, JobStatus, PartitionFigures, env_mapping,
                      job_options_mapping, scheduler_job_name, string_list)
 from .base import Scheduler, check_job_ids
 from .slurm import SlurmScheduler
+
+if TYPE_CHECKING:
+    from ..accounting import JobFigures
 
 ENQUEUE_COMPSS = 'enqueue_compss'
 
@@ -681,3 +686,23 @@ class PycompssScheduler(Scheduler):
     def normalize(self, raw: str | None) -> JobState:
         """As Scheduler.normalize: the monitor scheduler's."""
         return self.monitor.normalize(raw)
+
+    def still_queued(self, status: JobStatus) -> bool:
+        """As Scheduler.still_queued: the monitor scheduler's."""
+        return self.monitor.still_queued(status)
+
+    def accounting_command(self, job_ids: Sequence[str]) -> str | None:
+        """As Scheduler.accounting_command: the monitor scheduler's."""
+        return self.monitor.accounting_command(job_ids)
+
+    def parse_accounting(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobFigures]:
+        """As Scheduler.parse_accounting: the monitor scheduler's."""
+        return self.monitor.parse_accounting(stdout, job_ids)
+
+    def queue_command(self) -> str | None:
+        """As Scheduler.queue_command: the monitor scheduler's."""
+        return self.monitor.queue_command()
+
+    def parse_queue_output(self, stdout: str) -> dict[str, PartitionFigures]:
+        """As Scheduler.parse_queue_output: the monitor scheduler's."""
+        return self.monitor.parse_queue_output(stdout)
