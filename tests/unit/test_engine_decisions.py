@@ -127,6 +127,16 @@ def test_a_stored_record_reads_back_to_exactly_the_same_properties():
     assert JobRecord.from_properties({'state': 'SUBMITTING'}).state is JobState.SUBMITTING
 
 
+def test_the_infrastructure_is_named_infrastructure_in_code_and_cluster_where_users_see_it():
+    record = JobRecord.from_properties({'job_id': '7', 'cluster': 'hpc',
+                                        'attempts': [{'job_id': '6', 'cluster': 'old'}]})
+    assert record.infrastructure == 'hpc' and record.attempts[0].infrastructure == 'old'
+    assert 'cluster' in JobRecord.property_names()
+    assert 'infrastructure' not in JobRecord.property_names()
+    record.infrastructure = 'other'
+    assert record.to_properties()['cluster'] == 'other'
+    assert 'infrastructure' not in record.to_properties()
+
 def test_an_archived_attempt_keeps_what_the_status_table_shows():
     record = JobRecord.from_properties({'job_id': '7', 'state': 'TIMEOUT', 'cluster': 'hpc',
                                         'stdout': '/w/o', 'submitted_at': 1.0})

@@ -140,7 +140,7 @@ class Engine:
         for job in self.jobs.values():
             # a placed job is followed where it was submitted
             for candidate in job.placements:
-                if candidate.cluster.name == job.record.cluster:
+                if candidate.cluster.name == job.record.infrastructure:
                     job.use(candidate)
         for action in decisions.resume(self.jobs.values(), self.rerun_failed):
             job = action.job
@@ -210,7 +210,7 @@ class Engine:
                                           exclude=job.record.tried)
         job.use(candidate)
         self.events('placed', job, reason=reason)
-        return dict(cluster=candidate.cluster.name,
+        return dict(infrastructure=candidate.cluster.name,
                     placement={'chosen': candidate.name, 'reason': reason, 'figures': table})
 
     def _recover_submission(self, job: PlannedJob, why: str) -> bool:
@@ -245,7 +245,7 @@ class Engine:
         a dry run's) and start monitoring it."""
         self._save(job, job_id=job_id, state=JobState.PENDING, stdout=stdout,
                    stderr=stderr, script=script, submitted_at=submitted_at,
-                   cluster=job.cluster.name, **extra)
+                   infrastructure=job.cluster.name, **extra)
         self.monitor.track(job.cluster, job_id, job.name,
                            JobStatus(job_id, JobState.PENDING, raw_state='SUBMITTED'),
                            marker=self._leaves_marker(job))

@@ -23,6 +23,22 @@ class Outputs(str, enum.Enum):
     FAILED = 'FAILED'
 
 
+# the runtime-property names that differ from the record's field names: users
+# (and earlier versions' records) know the infrastructure's name as ``cluster``
+STORED_AS = {'infrastructure': 'cluster'}
+FIELD_OF = {stored: name for name, stored in STORED_AS.items()}
+
+
+def _stored(values: dict[str, Any]) -> dict[str, Any]:
+    """A record's values under their runtime-property names."""
+    return {STORED_AS.get(name, name): value for name, value in values.items()}
+
+
+def _fields(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored values under the record's field names."""
+    return {FIELD_OF.get(name, name): value for name, value in (props or {}).items()}
+
+
 def _state(value: Any) -> Optional[JobState]:
     """The stored state as a JobState (None when the job has no state yet)."""
     if value is None or value == '':
@@ -40,7 +56,7 @@ def _state(value: Any) -> Optional[JobState]:
 class Attempt:
     """What an earlier attempt of the job left: where and how it ended."""
     job_id: Optional[str] = None
-    cluster: Optional[str] = None
+    infrastructure: Optional[str] = None       # its name; stored as ``cluster``
     state: Optional[JobState] = None
     raw_state: Optional[str] = None
     reason: Optional[str] = None
@@ -58,13 +74,13 @@ class Attempt:
             value = getattr(self, f.name)
             if value is not None:
                 out[f.name] = value.value if isinstance(value, JobState) else value
-        return out
+        return _stored(out)
 
     @classmethod
     def from_properties(cls, props: Mapping[str, Any]) -> 'Attempt':
         """An attempt read back from its stored form (unknown names ignored)."""
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in (props or {}).items() if k in known}
+        values = {k: v for k, v in _fields(props).items() if k in known}
         values['state'] = _state(values.get('state'))
         return cls(**values)
 
@@ -84,7 +100,7 @@ class JobRecord:
     submitted_at: Optional[float] = None
     started_at: Optional[float] = None     # first seen RUNNING: the end of its queue wait
     ended_at: Optional[float] = None
-    cluster: Optional[str] = None
+    infrastructure: Optional[str] = None   # its name; stored as ``cluster``
     reported: Optional[bool] = None
     submit_token: Optional[str] = None
     outputs: Optional[Outputs] = None
@@ -101,15 +117,15 @@ class JobRecord:
     @classmethod
     def property_names(cls) -> tuple[str, ...]:
         """The runtime-property names a record owns on its node instance."""
-        return tuple(f.name for f in fields(cls))
+        return tuple(STORED_AS.get(f.name, f.name) for f in fields(cls))
 
     @classmethod
     def from_properties(cls, props: Optional[Mapping[str, Any]]) -> 'JobRecord':
         """The record stored in ``props`` (a job's runtime properties, or a
         record's stored form); other properties are ignored."""
-        props = props or {}
-        known = set(cls.property_names())
-        values = {k: v for k, v in props.items() if k in known and v is not None}
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in _fields(props or {}).items()
+                  if k in known and v is not None}
         values['state'] = _state(values.get('state'))
         if values.get('outputs') is not None:
             values['outputs'] = Outputs(values['outputs'])
@@ -132,7 +148,7 @@ class JobRecord:
             elif isinstance(value, (list, dict)):
                 value = type(value)(value)
             out[f.name] = value
-        return out
+        return _stored(out)
 
     # -- what it says ----------------------------------------------------------
 
@@ -144,7 +160,7 @@ class JobRecord:
 
     def archive_attempt(self) -> None:
         """Keep the current attempt in the history (before it is forgotten)."""
-        self.attempts.append(Attempt(self.job_id, self.cluster, self.state, self.raw_state,
+        self.attempts.append(Attempt(self.job_id, self.infrastructure, self.state, self.raw_state,
                                      self.reason, self.exit_code, self.submitted_at,
                                      self.started_at, self.ended_at, self.simulated,
                                      self.accounting))
