@@ -343,9 +343,10 @@ def configure_data_infrastructure(ctx: CloudifyContext, **kwargs: Any) -> None:
     """Check the data access infrastructure; with a Vault, read its credentials
     now so that a refused JWT or a missing secret fails the install."""
     views = edge.node_views(ctx)
-    infra = edge.data_infrastructure(views[ctx.node.id], views, fetch=True)
-    ctx.logger.info('%s: data at %s%s', ctx.node.id, infra.endpoint,
-                    f' (SSH as {infra.ssh.user}@{infra.ssh.host})' if infra.ssh else '')
+    data_infrastructure = edge.data_infrastructure(views[ctx.node.id], views, fetch=True)
+    login = data_infrastructure.ssh
+    ctx.logger.info('%s: data at %s%s', ctx.node.id, data_infrastructure.endpoint,
+                    f' (SSH as {login.user}@{login.host})' if login else '')
 
 
 @operation
@@ -366,9 +367,10 @@ def _workspace_source(ctx: CloudifyContext) -> DataSource:
         raise NonRecoverableError(f"node '{ctx.node.id}': a data source needs exactly one "
                                   f"{edge.LOCATED_AT} relationship to a {edge.DAI_TYPE} "
                                   f"(found {located})")
-    infra = edge.data_infrastructure(views[located[0]], views, fetch=True)
+    data_infrastructure = edge.data_infrastructure(views[located[0]], views, fetch=True)
     try:
-        return DataSource.from_properties(ctx.node.id, 'file', ctx.node.properties, infra)
+        return DataSource.from_properties(ctx.node.id, 'file', ctx.node.properties,
+                                          data_infrastructure)
     except CroupierError as exc:
         raise NonRecoverableError(str(exc)) from None
 
@@ -388,15 +390,15 @@ def prepare_workspace(ctx: CloudifyContext, **kwargs: Any) -> None:
     if source.workspace is None:
         return
     try:
-        state = prepare(source.infra, source.workspace)
+        state = prepare(source.data_infrastructure, source.workspace)
     except CroupierError as exc:
         # never retried: a workspace made before the connection broke would be found
         # by the retry and taken as one that existed before (kept at uninstall)
         raise NonRecoverableError(f"node '{ctx.node.id}': {exc}") from None
     props.update(state.to_properties())
     ctx.logger.info('%s: workspace %s %s at %s on %s (%s)', ctx.node.id, state.name,
-                    'created' if state.created else 'found', state.path, source.infra.host,
-                    state.tool)
+                    'created' if state.created else 'found', state.path,
+                    source.data_infrastructure.host, state.tool)
 
 
 @operation
@@ -415,7 +417,7 @@ def release_workspace(ctx: CloudifyContext, **kwargs: Any) -> None:
         return
     try:
         source = _workspace_source(ctx)
-        release(source.infra, state)
+        release(source.data_infrastructure, state)
     except (CroupierError, NonRecoverableError) as exc:
         ctx.logger.warning('%s: workspace %s at %s not released: %s', ctx.node.id, state.name,
                            state.path, exc)

@@ -463,10 +463,10 @@ def data_infrastructure(view: NodeView, views: Mapping[str, NodeView],
         props['credentials'] = credentials_from_vault(
             view.id, props.get('credentials'), vault, fetch,
             host=endpoint_host(str(props.get('endpoint') or '')))
-    infra = DataInfrastructure.from_properties(view.id, props)
-    infra.ssh = with_site_known_hosts(infra.ssh)
-    infra.secrets_pending = vault is not None and not fetch
-    return infra
+    made = DataInfrastructure.from_properties(view.id, props)
+    made.ssh = with_site_known_hosts(made.ssh)
+    made.secrets_pending = vault is not None and not fetch
+    return made
 
 
 def _of_node(error: ConfigError, node_id: str) -> ConfigError:
@@ -525,22 +525,22 @@ def _add_source(flow: Dataflow, view: NodeView, kind: str,
                                                 f"exactly one {LOCATED_AT} relationship to "
                                                 f"a {DAI_TYPE} (found {located})"))
         return
-    infra = flow.infrastructures.get(located[0])
-    if infra is None:
+    data_infrastructure = flow.infrastructures.get(located[0])
+    if data_infrastructure is None:
         return                          # its infrastructure's problem is reported
-    if (kind == 'ckan') != isinstance(infra, CkanCatalogue):
+    if (kind == 'ckan') != isinstance(data_infrastructure, CkanCatalogue):
         flow.errors.append(NodeProblem(
             view.id, f"node '{view.id}': {LOCATED_AT} '{located[0]}': "
                      + ('a CKAN_resource is located at a CKAN_dataset' if kind == 'ckan' else
                         'a CKAN_dataset holds CKAN_resource nodes only')))
         return
     try:
-        if isinstance(infra, CkanCatalogue):
+        if isinstance(data_infrastructure, CkanCatalogue):
             flow.sources[view.id] = CkanResource.from_resource_properties(
-                view.id, view.properties, infra)
+                view.id, view.properties, data_infrastructure)
         else:
             flow.sources[view.id] = DataSource.from_properties(view.id, kind,
-                                                               view.properties, infra)
+                                                               view.properties, data_infrastructure)
     except ConfigError as exc:
         flow.errors.append(_of_node(exc, view.id))
 
@@ -573,14 +573,15 @@ def assign_workdirs(flow: Dataflow,
     """Give each data infrastructure the working directory of the interface on
     the same host (and port; the same user first) for ``${workdir}``.
     ``interfaces``: [(InfrastructureSettings, workdir)]."""
-    for infra in flow.infrastructures.values():
-        if infra.ssh is None:
+    for data_infrastructure in flow.infrastructures.values():
+        login = data_infrastructure.ssh
+        if login is None:
             continue
         same_host = [(s.ssh, w) for s, w in interfaces if s.ssh is not None and w and
-                     (s.ssh.host, s.ssh.port) == (infra.ssh.host, infra.ssh.port)]
-        same_user = [(ssh, w) for ssh, w in same_host if ssh.user == infra.ssh.user]
+                     (s.ssh.host, s.ssh.port) == (login.host, login.port)]
+        same_user = [(ssh, w) for ssh, w in same_host if ssh.user == login.user]
         chosen = (same_user or same_host)
-        infra.workdir = chosen[0][1] if chosen else None
+        data_infrastructure.workdir = chosen[0][1] if chosen else None
 
 
 # job node id -> (input transfers, output transfers, producer job node ids)

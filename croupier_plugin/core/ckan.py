@@ -234,12 +234,12 @@ class CkanResource(DataSource):
         except ConfigError as exc:
             raise exc.for_node(name) from None
         return cls(name=name, kind='ckan', path=fields.get('name') or fields['url'],
-                   infra=catalogue, fields=fields)
+                   data_infrastructure=catalogue, fields=fields)
 
     @property
     def catalogue(self) -> CkanCatalogue:
         """The catalogue the resource is in."""
-        return self.infra  # type: ignore[return-value]
+        return self.data_infrastructure  # type: ignore[return-value]
 
     def __str__(self) -> str:
         return f"'{self.name}' (resource {self.path!r} of dataset " \
@@ -265,7 +265,7 @@ def check_transfer(transfer: Transfer) -> None:
                           f'{CKAN_PROTOCOL} moves data between a CKAN_resource and a '
                           f'FileDataSource (one end each)').for_node(transfer.name)
     other, rel = (dst, 'to_target') if ckan_ends[0] is src else (src, 'from_source')
-    if other.kind != 'file' or other.infra.ssh is None:
+    if other.kind != 'file' or other.data_infrastructure.ssh is None:
         raise ConfigError(rel, other.name, f'{CKAN_PROTOCOL} moves a CKAN resource to or from '
                                            f'a FileDataSource on an infrastructure with SSH '
                                            f'credentials').for_node(transfer.name)
@@ -365,9 +365,9 @@ def _fetch(transfer: Transfer) -> str:
         if response.status_code >= 400:
             raise TransferError(transfer._failure(
                 f'GET {url} answered {response.status_code} {response.reason}'))
-        size = send_response(response, transfer.target.infra.transport(), dest)
+        size = send_response(response, transfer.target.data_infrastructure.transport(), dest)
     return f'resource {resource.path!r} ({size} bytes) fetched from {catalogue.endpoint} and ' \
-           f'sent to {transfer.target.infra.host} over SFTP'
+           f'sent to {transfer.target.data_infrastructure.host} over SFTP'
 
 
 def _publish(transfer: Transfer) -> str:
@@ -394,17 +394,17 @@ def _publish(transfer: Transfer) -> str:
         if resource.fields.get(key):
             data[ckan_key] = resource.fields[key]
     path = transfer.source.location()
-    files = RemoteFiles(transfer.source.infra.transport())
+    files = RemoteFiles(transfer.source.data_infrastructure.transport())
     try:
         try:
             mode = files.mode(path)
         except FileNotFoundError:
             raise TransferError(transfer._failure(
-                f'{path} does not exist on {transfer.source.infra.host}')) from None
+                f'{path} does not exist on {transfer.source.data_infrastructure.host}')) from None
         if not _is_file(mode):
             raise TransferError(transfer._failure(
-                f'{path} on {transfer.source.infra.host} is not a file: a CKAN resource is '
-                f'one file'))
+                f'{path} on {transfer.source.data_infrastructure.host} is not a file: a CKAN '
+                f'resource is one file'))
         with files.open_read(path) as reader:
             upload = {'upload': (posixpath.basename(path), reader)}
             if existing:

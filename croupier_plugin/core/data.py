@@ -267,13 +267,13 @@ class DataSource:
     name: str
     kind: str
     path: str
-    infra: DataInfrastructure
+    data_infrastructure: DataInfrastructure
     workspace: Workspace | None = None    # an HPCDataSource's: path is inside it
 
     @classmethod
     def from_properties(cls, name: str, kind: str, props: Mapping[str, Any],
-                        infra: DataInfrastructure) -> DataSource:
-        """The source of node ``name`` (``kind`` 'file' or 'web') on ``infra``;
+                        data_infrastructure: DataInfrastructure) -> DataSource:
+        """The source of node ``name`` (``kind`` 'file' or 'web') on ``data_infrastructure``;
         ConfigError naming the node, property and value."""
         key = 'filepath' if kind == 'file' else 'resource'
         value = props.get(key)
@@ -287,33 +287,35 @@ class DataSource:
         workspace = None
         if kind == 'file' and 'workspace' in props:
             try:
-                workspace = _workspace_of(props, value.strip(), infra)
+                workspace = _workspace_of(props, value.strip(), data_infrastructure)
             except ConfigError as exc:
                 raise exc.for_node(name) from None
-        return cls(name=name, kind=kind, path=value.strip(), infra=infra, workspace=workspace)
+        return cls(name=name, kind=kind, path=value.strip(),
+                   data_infrastructure=data_infrastructure, workspace=workspace)
 
     def location(self) -> str:
         """The path on the host: inside the workspace, or with ${workdir} resolved."""
         if self.workspace is not None:
-            return join(self.infra.workspace_path(self.workspace), self.path)
-        return self.infra.resolve(self.path)
+            return join(self.data_infrastructure.workspace_path(self.workspace), self.path)
+        return self.data_infrastructure.resolve(self.path)
 
     def url(self) -> str | None:
         """The http(s) address of the source, or None when its host has no web endpoint."""
-        base = self.infra.web_base
+        base = self.data_infrastructure.web_base
         if base is None:
             return None
         return base + '/' + urllib.parse.quote(self.location().lstrip('/'),
                                                safe="/~:@!$&'()*+,;=%?")
 
     def __str__(self) -> str:
+        where = self.data_infrastructure.name
         if self.workspace is not None:
-            return f"'{self.name}' ({self.infra.name}:workspace {self.workspace.name}/{self.path})"
-        return f"'{self.name}' ({self.infra.name}:{self.path})"
+            return f"'{self.name}' ({where}:workspace {self.workspace.name}/{self.path})"
+        return f"'{self.name}' ({where}:{self.path})"
 
 
 def _workspace_of(props: Mapping[str, Any], path: str,
-                  infra: DataInfrastructure) -> Workspace | None:
+                  data_infrastructure: DataInfrastructure) -> Workspace | None:
     """An HPCDataSource's workspace, its filepath checked against it; None
     when it names none."""
     workspace = Workspace.from_property(props.get('workspace'))
@@ -322,10 +324,10 @@ def _workspace_of(props: Mapping[str, Any], path: str,
     problem = relative_path_problem(path)
     if problem:
         raise ConfigError('filepath', path, f"{problem} (workspace '{workspace.name}')")
-    if infra.ssh is None and not infra.secrets_pending:
+    if data_infrastructure.ssh is None and not data_infrastructure.secrets_pending:
         raise ConfigError('workspace', dict(props['workspace']),
-                          f"its infrastructure '{infra.name}' has no SSH credentials to make "
-                          f"or find the workspace with")
+                          f"its infrastructure '{data_infrastructure.name}' has no SSH "
+                          f"credentials to make or find the workspace with")
     return workspace
 
 
@@ -351,15 +353,16 @@ class Transfer:
         if dst.kind != 'file':
             raise ConfigError('to_target', dst.name, f'{self.protocol} transfers write to a '
                                                      f'FileDataSource').for_node(self.name)
-        if dst.infra.ssh is None:
+        if dst.data_infrastructure.ssh is None:
             raise ConfigError('to_target', dst.name,
-                              f"its infrastructure '{dst.infra.name}' has no SSH credentials "
-                              f"to write with").for_node(self.name)
+                              f"its infrastructure '{dst.data_infrastructure.name}' has no SSH "
+                              f"credentials to write with").for_node(self.name)
         if self.protocol == 'HTTP':
             if src.url() is None:
                 raise ConfigError('from_source', src.name,
                                   f"HTTP needs an http(s) endpoint on its infrastructure "
-                                  f"'{src.infra.name}' (it is {src.infra.endpoint!r})"
+                                  f"'{src.data_infrastructure.name}' (it is "
+                                  f"{src.data_infrastructure.endpoint!r})"
                                   ).for_node(self.name)
             if dst.path.endswith('/'):
                 try:
@@ -368,31 +371,32 @@ class Transfer:
                     raise ConfigError('from_source', src.name, f'its resource {src.path!r}: '
                                                                f'{exc.problem}'
                                       ).for_node(self.name) from None
-            hosts = [src.infra]
+            hosts = [src.data_infrastructure]
         else:
-            if src.kind != 'file' or src.infra.ssh is None:
+            if src.kind != 'file' or src.data_infrastructure.ssh is None:
                 raise ConfigError('from_source', src.name,
                                   f'{self.protocol} reads a FileDataSource on an '
                                   f'infrastructure with SSH credentials').for_node(self.name)
-            hosts = [src.infra, dst.infra]
-            # (the peer is src.infra or dst.infra, whose ssh is checked above: mypy
-            # cannot follow that through _peer)
+            hosts = [src.data_infrastructure, dst.data_infrastructure]
+            # (the peer is src's or dst's data infrastructure, whose ssh is checked
+            # above: mypy cannot follow that through _peer)
             if self.protocol in ('RSYNC', 'GRIDFTP') and _rsync_runner(self) is not None and \
-                    src.infra.ssh.login != dst.infra.ssh.login and \
+                    src.data_infrastructure.ssh.login != dst.data_infrastructure.ssh.login and \
                     not _peer(self).secrets_pending and \
                     _peer(self).ssh.pkey() is None:  # type: ignore[union-attr]
                 peer = _peer(self)
                 raise ConfigError('transfer_protocol', self.protocol,
-                                  f"{self.protocol} between '{src.infra.name}' and "
-                                  f"'{dst.infra.name}' logs in to '{peer.name}' with its "
-                                  f"private key, lent through agent forwarding; its "
-                                  f"credentials have none (use SFTP with a password)"
+                                  f"{self.protocol} between '{src.data_infrastructure.name}' "
+                                  f"and '{dst.data_infrastructure.name}' logs in to "
+                                  f"'{peer.name}' with its private key, lent through agent "
+                                  f"forwarding; its credentials have none (use SFTP with a "
+                                  f"password)"
                                   ).for_node(self.name)
-        for infra in hosts:
-            if not infra.supports(self.protocol):
+        for data_infrastructure in hosts:
+            if not data_infrastructure.supports(self.protocol):
                 raise ConfigError('transfer_protocol', self.protocol,
-                                  f"'{infra.name}' supports only "
-                                  f"{', '.join(infra.protocols)}").for_node(self.name)
+                                  f"'{data_infrastructure.name}' supports only "
+                                  f"{', '.join(data_infrastructure.protocols)}").for_node(self.name)
 
     def run(self) -> str:
         """Move the data (once: later calls give the first call's outcome)."""
@@ -777,9 +781,9 @@ class _TreeCopy:
 # -- movers -------------------------------------------------------------------
 
 def _sftp_relay(transfer: Transfer) -> str:
-    src_files = RemoteFiles(transfer.source.infra.transport())
+    src_files = RemoteFiles(transfer.source.data_infrastructure.transport())
     try:
-        dst_files = RemoteFiles(transfer.target.infra.transport())
+        dst_files = RemoteFiles(transfer.target.data_infrastructure.transport())
         try:
             files, size = copy_tree(src_files, transfer.source.location(), dst_files,
                                     transfer.target.location())
@@ -813,8 +817,8 @@ def _http(transfer: Transfer) -> str:
     dest = target.location()
     if dest.endswith('/'):
         dest += web_file_name(transfer.source)
-    transport = target.infra.transport()
-    if target.infra.internet_access:
+    transport = target.data_infrastructure.transport()
+    if target.data_infrastructure.internet_access:
         part = f'{dest}.croupier-part'
         q_dest, q_part, q_url = shell_path(dest), shell_path(part), shlex.quote(url)
         command = (
@@ -825,8 +829,8 @@ def _http(transfer: Transfer) -> str:
             f'else echo "neither curl nor wget is installed" >&2; exit 127; fi; '
             f'rc=$?; if [ "$rc" = 0 ]; then mv -f -- {q_part} {q_dest}; '
             f'else rm -f -- {q_part}; exit "$rc"; fi')
-        _run_remote(transfer, transport, command, f'GET {url} on {target.infra.host}')
-        return f'GET {url} on {target.infra.host}'
+        _run_remote(transfer, transport, command, f'GET {url} on {target.data_infrastructure.host}')
+        return f'GET {url} on {target.data_infrastructure.host}'
     try:
         response = requests.get(url, stream=True, timeout=(10, 300))
     except requests.RequestException as exc:
@@ -836,7 +840,7 @@ def _http(transfer: Transfer) -> str:
             raise TransferError(transfer._failure(
                 f'GET {url} answered {response.status_code} {response.reason}'))
         size = send_response(response, transport, dest)
-    return f'GET {url} here, {size} bytes sent to {target.infra.host} over SFTP'
+    return f'GET {url} here, {size} bytes sent to {target.data_infrastructure.host} over SFTP'
 
 
 def web_file_name(source: DataSource) -> str:
@@ -857,7 +861,7 @@ def web_file_name(source: DataSource) -> str:
 
 def _rsync_runner(transfer: Transfer) -> str | None:
     """'source' or 'target': the host rsync runs on; None: relay through here."""
-    src, dst = transfer.source.infra, transfer.target.infra
+    src, dst = transfer.source.data_infrastructure, transfer.target.data_infrastructure
     assert src.ssh is not None and dst.ssh is not None     # check() refuses them without
     if src.ssh.login == dst.ssh.login or src.internet_access:
         return 'source'
@@ -867,8 +871,8 @@ def _rsync_runner(transfer: Transfer) -> str | None:
 
 
 def _peer(transfer: Transfer) -> DataInfrastructure:
-    return transfer.target.infra if _rsync_runner(transfer) == 'source' \
-        else transfer.source.infra
+    return transfer.target.data_infrastructure if _rsync_runner(transfer) == 'source' \
+        else transfer.source.data_infrastructure
 
 
 def _rsync(transfer: Transfer) -> str:
@@ -878,10 +882,11 @@ def _rsync(transfer: Transfer) -> str:
         return f'{how} (neither host has internet access, so rsync cannot run on either)'
     src, dst = transfer.source, transfer.target
     src_path, dst_path = src.location(), dst.location()
-    here = src.infra if runner == 'source' else dst.infra
+    here = src.data_infrastructure if runner == 'source' else dst.data_infrastructure
     transport = here.transport()
-    assert src.infra.ssh is not None and dst.infra.ssh is not None     # as _rsync_runner
-    if src.infra.ssh.login == dst.infra.ssh.login:
+    # (as _rsync_runner)
+    assert src.data_infrastructure.ssh is not None and dst.data_infrastructure.ssh is not None
+    if src.data_infrastructure.ssh.login == dst.data_infrastructure.ssh.login:
         parent = posixpath.dirname(dst_path.rstrip('/'))
         command = (f'mkdir -p -- {shell_path(parent or ".")} && '
                    f'rsync -a {RSYNC_NO_SPECIAL_BITS} -- {rsync_local_path(src_path)} '

@@ -109,12 +109,12 @@ def _is_folder(transfer: Transfer, path: str) -> bool:
     """Whether the source is a folder (its contents are copied), asked over SFTP."""
     if path.endswith('/'):
         return True
-    files = RemoteFiles(transfer.source.infra.transport())
+    files = RemoteFiles(transfer.source.data_infrastructure.transport())
     try:
         return stat.S_ISDIR(files.mode(path))
     except FileNotFoundError:
         raise TransferError(transfer._failure(
-            f'{path} does not exist on {transfer.source.infra.host}')) from None
+            f'{path} does not exist on {transfer.source.data_infrastructure.host}')) from None
     finally:
         files.close()
 
@@ -123,11 +123,11 @@ def command(transfer: Transfer, runner: str, src_path: str, dst_path: str, folde
             home: str, known_file: str) -> str:
     """The shell command run on the ``runner`` ('source' or 'target') host:
     globus-url-copy between its own file and the peer's, over sshftp."""
-    here = transfer.source.infra if runner == 'source' else transfer.target.infra
+    source, target = transfer.source.data_infrastructure, transfer.target.data_infrastructure
+    here = source if runner == 'source' else target
     # check() refuses a GRIDFTP transfer whose ends lack SSH credentials
-    assert transfer.source.infra.ssh is not None and transfer.target.infra.ssh is not None
-    peer = _peer(transfer) if transfer.source.infra.ssh.login != \
-        transfer.target.infra.ssh.login else None
+    assert source.ssh is not None and target.ssh is not None
+    peer = _peer(transfer) if source.ssh.login != target.ssh.login else None
     if folder:
         src_path, dst_path = src_path.rstrip('/') + '/', dst_path.rstrip('/') + '/'
     else:
@@ -161,14 +161,15 @@ def gridftp(transfer: Transfer) -> str:
                 f'either)')
     src, dst = transfer.source, transfer.target
     src_path, dst_path = src.location(), dst.location()
-    here = src.infra if runner == 'source' else dst.infra
+    here = src.data_infrastructure if runner == 'source' else dst.data_infrastructure
     transport = here.transport()
     folder = _is_folder(transfer, src_path)
     home = transport.home()
     known_file = f'.croupier-known-hosts-{secrets.token_hex(6)}'
     line = command(transfer, runner, src_path, dst_path, folder, home, known_file)
-    assert src.infra.ssh is not None and dst.infra.ssh is not None     # as in command()
-    if src.infra.ssh.login == dst.infra.ssh.login:
+    # (as in command())
+    assert src.data_infrastructure.ssh is not None and dst.data_infrastructure.ssh is not None
+    if src.data_infrastructure.ssh.login == dst.data_infrastructure.ssh.login:
         _run_remote(transfer, transport, line, f'globus-url-copy on {here.host}')
         return f'globus-url-copy on {here.host}'
     peer = _peer(transfer)

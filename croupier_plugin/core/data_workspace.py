@@ -221,19 +221,22 @@ def relative_path_problem(path: str) -> str | None:
     return None
 
 
-def prepare(infra: DataInfrastructure, workspace: Workspace) -> WorkspaceState:
-    """Find or make ``workspace`` on the data access infrastructure ``infra``
+def prepare(data_infrastructure: DataInfrastructure, workspace: Workspace) -> WorkspaceState:
+    """Find or make ``workspace`` on the data access infrastructure ``data_infrastructure``
     (over its SSH login). WorkspaceError when it cannot."""
-    result = infra.transport().run(prepare_command(workspace, infra.workspace_basepath),
-                                   idempotent=True)
-    return parse_prepare(workspace, infra.host, result.exit_code, result.stdout, result.stderr)
+    command = prepare_command(workspace, data_infrastructure.workspace_basepath)
+    result = data_infrastructure.transport().run(command, idempotent=True)
+    return parse_prepare(workspace, data_infrastructure.host, result.exit_code, result.stdout,
+                         result.stderr)
 
 
-def release(infra: DataInfrastructure, state: WorkspaceState) -> None:
+def release(data_infrastructure: DataInfrastructure, state: WorkspaceState) -> None:
     """Give back a workspace that install created. WorkspaceError when the
     release command fails."""
-    result = infra.transport().run(release_command(state, infra.workspace_basepath))
+    command = release_command(state, data_infrastructure.workspace_basepath)
+    result = data_infrastructure.transport().run(command)
     if not result.ok:
         how = 'ws_release' if state.tool == TOOL else 'removing the folder'
-        raise WorkspaceError(f"workspace '{state.name}' on {infra.host}: {how} ended with "
-                             f"exit code {result.exit_code}: {result.stderr.strip()[-500:]}")
+        raise WorkspaceError(f"workspace '{state.name}' on {data_infrastructure.host}: {how} "
+                             f"ended with exit code {result.exit_code}: "
+                             f"{result.stderr.strip()[-500:]}")

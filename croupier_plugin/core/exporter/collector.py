@@ -326,8 +326,8 @@ class HpcCollector:
         exit_code = GaugeMetricFamily('croupier_job_exit_code',
                                       'Exit code of the ended job', labels=JOB_LABELS)
         for target, (regs, view) in sorted(gathered.items(), key=lambda i: str(i[0])):
-            infra = sorted(r.infrastructure for r in regs)[0]
-            head = [infra, target.scheduler]
+            infrastructure = sorted(r.infrastructure for r in regs)[0]
+            head = [infrastructure, target.scheduler]
             up.add_metric(head, 1 if view.ok else 0)
             seconds.add_metric(head, view.seconds)
             if view.gathered_at is not None:
@@ -339,10 +339,10 @@ class HpcCollector:
                         ('nodes', nodes, (p.nodes_total, p.nodes_allocated, p.nodes_idle)),
                         ('cores', cores, (p.cores_total, p.cores_allocated, p.cores_idle))):
                     for label, value in zip(('total', 'allocated', 'idle'), values, strict=True):
-                        family.add_metric([infra, p.name, label], value)
-                queue.add_metric([infra, p.name, 'pending'], p.jobs_pending)
-                queue.add_metric([infra, p.name, 'running'], p.jobs_running)
-                avail.add_metric([infra, p.name], 1 if p.available else 0)
+                        family.add_metric([infrastructure, p.name, label], value)
+                queue.add_metric([infrastructure, p.name, 'pending'], p.jobs_pending)
+                queue.add_metric([infrastructure, p.name, 'running'], p.jobs_running)
+                avail.add_metric([infrastructure, p.name], 1 if p.available else 0)
             for reg in regs:
                 for name, job_id in sorted(reg.jobs.items()):
                     labels = [reg.deployment_name, reg.interface, reg.infrastructure, name,
