@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from cloudify.exceptions import NonRecoverableError, RecoverableError
+from cloudify.state import NotInContext, current_workflow_ctx
 
 from .core import blueprint, site
 from .core.blueprint import (CKAN_DATASET_TYPE, CKAN_RESOURCE_TYPE,  # noqa: F401
@@ -105,36 +106,43 @@ def _derives(relationship: Any, rel_type: str) -> bool:
         return False
 
 
-def _workflow_view(node: Any) -> NodeView:
-    """A workflow's node (with its instances' runtime properties) as a view."""
+def _workflow_view(node: Any, runtime: bool = True) -> NodeView:
+    """A workflow's node as a view; with ``runtime``, with its instances' runtime
+    properties (an operation plans from the nodes as written, without them)."""
     return NodeView(node.id, getattr(node, 'type_hierarchy', None) or [node.type],
                     node.properties,
                     [([t for t in RELATIONSHIP_TYPES if _derives(rel, t)] + [rel.type],
                       rel.target_id) for rel in node.relationships],
-                    {i.id: i.runtime_properties for i in node.instances})
+                    {i.id: i.runtime_properties for i in node.instances} if runtime else {})
 
 
-def _stored_nodes(ctx: CloudifyContext) -> list[Any]:
-    """Every node of an operation's deployment: from the local engine's storage, or
-    from the manager's REST API."""
-    # (an operation's context offers the local storage only through its endpoint)
-    storage = getattr(ctx._endpoint, 'storage', None)
-    if storage is not None:
-        return list(storage.get_nodes())
+def _operation_views(ctx: CloudifyContext) -> dict[str, NodeView]:
+    """Every node of an operation's deployment as a view, as written: on the local
+    engine from the workflow that runs the operation (the engine runs local
+    operations in the workflow's process, its context set for them), on a manager
+    from the REST API."""
+    try:
+        workflow = current_workflow_ctx.get_ctx()
+    except NotInContext:
+        workflow = None
+    if workflow is not None and workflow.local:
+        return {node.id: _workflow_view(node, runtime=False) for node in workflow.nodes}
     from cloudify.manager import get_rest_client
-    return list(get_rest_client().nodes.list(deployment_id=ctx.deployment.id))
+    stored = get_rest_client().nodes.list(deployment_id=ctx.deployment.id)
+    return {view.id: view for view in map(_stored_view, stored)}
 
 
 def node_views(source: Any) -> dict[str, NodeView]:
     """Every node of a deployment as a view, by node id. ``source``: a workflow's ctx
     (its nodes and their instances' runtime properties), an operation's ctx (the
-    deployment's stored nodes), the local storage, or stored nodes."""
+    deployment's nodes as written, see _operation_views), the local storage, or
+    stored nodes."""
     if hasattr(source, 'refresh_node_instances'):       # a workflow's ctx
         return {node.id: _workflow_view(node) for node in source.nodes}
+    if hasattr(source, 'deployment') and hasattr(source, 'operation'):
+        return _operation_views(source)                 # an operation's ctx
     if hasattr(source, 'get_nodes'):                    # the local storage
         nodes: Iterable[Any] = source.get_nodes()
-    elif hasattr(source, 'deployment') and hasattr(source, 'operation'):
-        nodes = _stored_nodes(source)                   # an operation's ctx
     else:
         nodes = source
     views = (_stored_view(node) for node in nodes)

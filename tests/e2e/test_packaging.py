@@ -144,11 +144,12 @@ def test_wagon_builds_and_validates(tmp_path):
 # ------------------------------------------------------------------- cfy local mode
 
 def _venv_ready(python):
-    """True when .venv-cfy has cfy and imports croupier_plugin from this repo."""
+    """True when .venv-cfy has cfy and imports croupier_plugin from this repo with
+    every dependency setup.py names now (a venv made before one was added is stale)."""
     if not (os.path.exists(READY_MARKER) and os.access(os.path.join(CFY_VENV, 'bin', 'cfy'), os.X_OK)):
         return False
-    probe = run([python, '-c', 'import cloudify_cli, croupier_plugin; print(croupier_plugin.__file__)'],
-                timeout=60)
+    probe = run([python, '-c', 'import cloudify_cli, croupier_plugin, croupier_plugin.operations, '
+                 'croupier_plugin.workflows; print(croupier_plugin.__file__)'], timeout=60)
     return probe.returncode == 0 and probe.stdout.strip().startswith(os.path.join(ROOT, 'croupier_plugin'))
 
 
