@@ -125,10 +125,31 @@ class Cluster:
         except ValueError as exc:
             raise SchedulerError(str(exc), exit_code=result.exit_code,
                                  stderr=result.stderr) from None
-        stdout, stderr = self.scheduler.output_paths(spec, job_id, workdir)
+        stdout, stderr = self.output_paths(spec, job_id, workdir)
         log.info('%s: submitted %s as job %s', self.name, spec.name, job_id)
         return SubmittedJob(spec.name, job_id, self.name, script_path, stdout, stderr,
                             time.time())
+
+    # -- what the scheduler can do, for the engine ------------------------------------
+
+    @property
+    def finds_lost_submissions(self) -> bool:
+        """Whether find_submitted can find a job whose submission's answer was lost."""
+        return self.scheduler.finds_lost_submissions
+
+    def output_paths(self, spec: JobSpec, job_id: str,
+                     workdir: str | None) -> tuple[str | None, str | None]:
+        """(stdout, stderr) paths of the job ``job_id`` of ``spec``, as submit gives them."""
+        return self.scheduler.output_paths(spec, job_id, workdir)
+
+    def leaves_marker(self, spec: JobSpec) -> bool:
+        """Whether the script of ``spec`` leaves the exit-code markers markers() reads."""
+        return self.scheduler.leaves_marker(spec)
+
+    def holds_for(self, parent_spec: JobSpec) -> bool:
+        """Whether a job can wait here, in the scheduler, for the successful end of a
+        job of ``parent_spec`` submitted here."""
+        return self.scheduler.holds_for(parent_spec)
 
     def find_submitted(self, token: str) -> str | None:
         """The id of the job submitted with ``token``, or None (for schedulers

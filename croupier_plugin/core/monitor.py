@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from .errors import CroupierError, TransportError, SchedulerError
 from .model import JobState, JobStatus
+from .schedulers.base import Scheduler
 
 if TYPE_CHECKING:
     from .accounting import JobFigures
@@ -286,7 +287,7 @@ class Monitor:
         # (the loop runs for every job followed: what it can, it asks once per cycle)
         accounting = cluster.accounting
         for job in jobs:
-            new = answer.get(job.job_id) or cluster.scheduler.missing(job.job_id, 'monitor')
+            new = answer.get(job.job_id) or Scheduler.missing(job.job_id, 'monitor')
             new = self._bounded_unknown(job, new, now)
             old = job.status
             if old is None or (new.state, new.raw_state, new.exit_code) != \

@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from croupier_plugin.core.cluster import SubmittedJob
+from croupier_plugin.core.cluster import Cluster, SubmittedJob
 from croupier_plugin.core.engine import (Engine, JobFailed, JobPolicy, JobRecord, Outputs,
                                          PlannedJob)
 from croupier_plugin.core.engine import decisions
@@ -30,16 +30,12 @@ class Clock:
         return self.now
 
 
-class ScriptedCluster:
+class ScriptedCluster(Cluster):
     """Takes submissions and answers status requests from a script: each job
     runs for ``runs[name]`` status requests (none by default), then ends in the
     state ``ends[name]`` (COMPLETED by default). A job submitted to wait for
-    others (``after``) is dropped, as SLURM does, when one of them failed."""
-
-    # as Cluster's: a real run, no accounting figures collected
-    simulated = False
-    accounting = False
-    reporting_user = None
+    others (``after``) is dropped, as SLURM does, when one of them failed.
+    What it does not script is Cluster's (no transport: nothing is sent)."""
 
     def __init__(self, key='hpc', period=0.01):
         self.name = key

@@ -136,7 +136,7 @@ def scheduler_carries(job: PlannedJob, parent: PlannedJob) -> bool:
             and not parent.stage_out and not parent.placements
             and parent.policy.max_retries == 0
             and not job.placements and not job.policy.max_time_in_queue
-            and job.cluster.scheduler.holds_for(parent.spec))
+            and job.cluster.holds_for(parent.spec))
 
 
 def ready(jobs: Mapping[str, PlannedJob], busy: Iterable[str]) -> list[Submit]:

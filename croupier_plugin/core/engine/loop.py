@@ -219,7 +219,7 @@ class Engine:
         is submitted again when the scheduler has none. False when the scheduler
         cannot be asked (then whether it got the job is unknown)."""
         token = job.record.submit_token
-        if not token or not job.cluster.scheduler.finds_lost_submissions:
+        if not token or not job.cluster.finds_lost_submissions:
             return False
         try:
             found = job.cluster.find_submitted(token)
@@ -228,7 +228,7 @@ class Engine:
                         job.name, exc)
             return False
         if found:
-            stdout, stderr = job.cluster.scheduler.output_paths(job.spec, found, job.workdir)
+            stdout, stderr = job.cluster.output_paths(job.spec, found, job.workdir)
             self._follow(job, found, stdout, stderr,
                          job.cluster.script_path(job.spec, job.workdir), time.time())
             self.events('reattached', job, job_id=found, reason=f'{why}; found by its token')
@@ -259,7 +259,7 @@ class Engine:
     @staticmethod
     def _leaves_marker(job: PlannedJob) -> bool:
         """Whether the job's script leaves an exit-code marker to look for."""
-        return job.cluster.scheduler.leaves_marker(job.spec)
+        return job.cluster.leaves_marker(job.spec)
 
     def _collect_submissions(self, submitting: dict[str, Future[SubmittedJob]]
                              ) -> list[Failure]:
