@@ -481,3 +481,24 @@ def test_a_failed_pbs_parent_skips_its_waiting_children_and_alone_fails_the_run(
         f"was cancelled before it started"
     assert records['later'] == {'state': 'SKIPPED', 'reason': 'a job it depends on failed'}
     assert records['long']['state'] == 'CANCELLED'
+
+
+# -- cancelling, one command per infrastructure -------------------------------------------
+
+def test_jobs_are_cancelled_with_one_command_per_infrastructure_and_a_refusal_is_told():
+    from croupier_plugin.core.engine.loop import cancel_by_infrastructure
+    from croupier_plugin.core.errors import TransportError
+
+    class Refusing(ScriptedCluster):
+        def cancel(self, job_ids):
+            raise TransportError('connection refused')
+
+    here, there, down = ScriptedCluster('here'), ScriptedCluster('there'), Refusing('down')
+    calls = []
+    here.cancel = lambda ids: calls.append(('here', list(ids)))
+    there.cancel = lambda ids: calls.append(('there', list(ids)))
+    items = [(here, '1'), (there, '2'), (down, '3'), (here, '4'), (here, None)]
+    done = cancel_by_infrastructure(items, lambda i: i[0], lambda i: i[1], 'test jobs')
+    assert calls == [('here', ['1', '4']), ('there', ['2'])]
+    assert [(c.name, [i[1] for i in some], sent) for c, some, sent in done] == \
+        [('here', ['1', '4', None], True), ('there', ['2'], True), ('down', ['3'], False)]

@@ -24,12 +24,12 @@ import secrets
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
 
 from ..data import TransferError, run_all
 from ..errors import CommandInterrupted, CroupierError
 from ..model import JobState, JobStatus
-from ..monitor import JobChange, Monitor, TrackedJob
+from ..monitor import JobChange, Monitor
 from ..placement import FiguresCache, choose
 from . import decisions
 from .decisions import Failure
@@ -44,6 +44,29 @@ log = logging.getLogger('croupier.engine')
 
 Store = Callable[[str, dict[str, Any]], None]
 Events = Callable[..., None]
+T = TypeVar('T')
+
+
+def cancel_by_infrastructure(items: Iterable[T], cluster_of: Callable[[T], Cluster],
+                             job_id_of: Callable[[T], Optional[str]], what: str
+                             ) -> list[tuple[Cluster, list[T], bool]]:
+    """Cancel the jobs of ``items`` with one command per infrastructure:
+    (cluster, its items, whether the command was sent) for each; a failure is
+    logged as cancelling ``what`` failed."""
+    by_cluster: dict[str, tuple[Cluster, list[T]]] = {}
+    for item in items:
+        cluster = cluster_of(item)
+        by_cluster.setdefault(cluster.name, (cluster, []))[1].append(item)
+    done = []
+    for cluster, some in by_cluster.values():
+        try:
+            cluster.cancel([job_id for job_id in map(job_id_of, some) if job_id])
+            sent = True
+        except CroupierError as exc:
+            log.warning('%s: cancelling %s failed: %s', cluster.name, what, exc)
+            sent = False
+        done.append((cluster, some, sent))
+    return done
 
 
 class Engine:
@@ -415,18 +438,10 @@ class Engine:
     def _queue_timeouts(self, timeouts: list[decisions.QueueTimeout]) -> None:
         """Cancel the jobs late in the queue (one command per infrastructure),
         then move each to another infrastructure or fail it."""
-        by_cluster: dict[str, tuple[Cluster, list[decisions.QueueTimeout]]] = {}
-        for timeout in timeouts:
-            cluster = timeout.job.cluster
-            by_cluster.setdefault(cluster.name, (cluster, []))[1].append(timeout)
-        for cluster, late in by_cluster.values():
-            try:
-                cluster.cancel([t.job.record.job_id for t in late])
-            except CroupierError as exc:
-                log.warning('%s: cancelling jobs late in the queue failed: %s', cluster.name,
-                            exc)
-                continue
-            for timeout in late:
+        for _, late, sent in cancel_by_infrastructure(
+                timeouts, lambda t: t.job.cluster, lambda t: t.job.record.job_id,
+                'jobs late in the queue'):
+            for timeout in late if sent else []:
                 self._late(timeout)
 
     def _late(self, timeout: decisions.QueueTimeout) -> None:
@@ -476,15 +491,8 @@ class Engine:
         per infrastructure) and record them as never run: SKIPPED with the
         reason, without a job id (they never started)."""
         jobs = decisions.held(self.jobs)
-        by_cluster: dict[str, tuple[Cluster, list[PlannedJob]]] = {}
-        for job in jobs:
-            by_cluster.setdefault(job.cluster.name, (job.cluster, []))[1].append(job)
-        for cluster, waiting in by_cluster.values():
-            try:
-                cluster.cancel([j.record.job_id for j in waiting])
-            except CroupierError as exc:
-                log.warning('%s: cancelling jobs waiting for their parents failed: %s',
-                            cluster.name, exc)
+        cancel_by_infrastructure(jobs, lambda j: j.cluster, lambda j: j.record.job_id,
+                                 'jobs waiting for their parents')
         failed = set(failed)
         for job in jobs:
             job_id = job.record.job_id
@@ -507,14 +515,8 @@ class Engine:
     def _cancel_live(self, why: str) -> None:
         """Cancel every followed job that has not ended, one command per
         infrastructure."""
-        by_cluster: dict[str, tuple[Cluster, list[TrackedJob]]] = {}
-        for one in self.monitor.active():
-            by_cluster.setdefault(one.cluster.name, (one.cluster, []))[1].append(one)
-        for cluster, tracked in by_cluster.values():
-            try:
-                cluster.cancel([t.job_id for t in tracked])
-            except CroupierError as exc:
-                log.warning('%s: cancelling jobs failed: %s', cluster.name, exc)
+        for cluster, tracked, _ in cancel_by_infrastructure(
+                self.monitor.active(), lambda t: t.cluster, lambda t: t.job_id, 'jobs'):
             for t in tracked:
                 job = self.jobs[t.name]
                 self._save(job, state=JobState.CANCELLED, reason=f'cancelled: {why}',

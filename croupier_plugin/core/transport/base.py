@@ -57,13 +57,18 @@ class Transport(abc.ABC):
     def read_file(self, path: str) -> bytes:
         """The bytes of the file at ``path``."""
 
-    @abc.abstractmethod
     def put(self, local_path: str, remote_path: str, mode: int | None = None) -> None:
-        """Copy a local file to ``remote_path``."""
+        """Copy a local file to ``remote_path`` (by write_file: atomically, mode
+        0600 unless given)."""
+        with open(local_path, 'rb') as fh:
+            data = fh.read()
+        self.write_file(remote_path, data, mode if mode is not None else 0o600)
 
-    @abc.abstractmethod
     def get(self, remote_path: str, local_path: str) -> None:
-        """Copy a remote file to ``local_path``."""
+        """Copy a remote file to ``local_path`` (by read_file)."""
+        data = self.read_file(remote_path)
+        with open(local_path, 'wb') as fh:
+            fh.write(data)
 
     def makedirs(self, path: str) -> None:
         """Create the folder ``path`` and its parents (``mkdir -p``)."""

@@ -58,18 +58,6 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f'cannot read {path}: {exc.strerror}') from None
 
-    def put(self, local_file: str, remote_path: str, mode: int | None = None) -> None:
-        """As Transport.put: a copy on this machine (mode 0600 unless given)."""
-        with open(local_file, 'rb') as fh:
-            data = fh.read()
-        self.write_file(remote_path, data, mode if mode is not None else 0o600)
-
-    def get(self, remote_path: str, local_file: str) -> None:
-        """As Transport.get: a copy on this machine."""
-        data = self.read_file(remote_path)
-        with open(local_file, 'wb') as fh:
-            fh.write(data)
-
     def makedirs(self, path: str) -> None:
         """As Transport.makedirs, with os.makedirs instead of a shell."""
         try:

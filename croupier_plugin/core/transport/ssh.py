@@ -801,15 +801,3 @@ class SshTransport(Transport):
             with sftp.open(_sftp_path(path), 'rb') as fh:
                 return fh.read()
         return self.connection.sftp_call(read)
-
-    def put(self, local_path: str, remote_path: str, mode: int | None = None) -> None:
-        """As Transport.put: read here, written over SFTP (mode 0600 unless given)."""
-        with open(local_path, 'rb') as fh:
-            data = fh.read()
-        self.write_file(remote_path, data, mode if mode is not None else 0o600)
-
-    def get(self, remote_path: str, local_path: str) -> None:
-        """As Transport.get: read over SFTP, written here."""
-        data = self.read_file(remote_path)
-        with open(local_path, 'wb') as fh:
-            fh.write(data)
