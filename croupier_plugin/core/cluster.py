@@ -10,12 +10,13 @@ import shlex
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import CroupierError, SchedulerError
 from .model import JobSpec, JobStatus, PartitionFigures, scheduler_job_name
 
 if TYPE_CHECKING:
+    from .schedulers.pycompss import PycompssJob
     from .accounting import JobFigures
     from .schedulers.base import Scheduler
     from .transport.base import CommandResult, Transport
@@ -53,7 +54,7 @@ class Cluster:
     accounting = False           # the monitor collects each ended job's figures
     reporting_user: str | None = None  # accounting_options.reporting_user, kept with them
 
-    def __init__(self, name: str, transport: Transport, scheduler: Scheduler,
+    def __init__(self, name: str, transport: Transport, scheduler: Scheduler[Any],
                  monitor_period: float = 15.0) -> None:
         self.name = name
         self.transport = transport
@@ -63,7 +64,7 @@ class Cluster:
     def __repr__(self) -> str:
         return f'Cluster({self.name!r}, {self.scheduler.name}, {self.transport!r})'
 
-    def script_path(self, spec: JobSpec, workdir: str) -> str:
+    def script_path(self, spec: JobSpec | PycompssJob, workdir: str) -> str:
         """Where the batch script of ``spec`` goes in ``workdir``, named after
         the job (its scheduler-safe name, made unique when it had to change)."""
         name = scheduler_job_name(spec.name)
@@ -79,7 +80,7 @@ class Cluster:
         assert spec.local_script is not None
         return f'{workdir.rstrip("/")}/{posixpath.basename(spec.local_script)}'
 
-    def submit(self, spec: JobSpec, workdir: str, after: Iterable[str] = (), *,
+    def submit(self, spec: JobSpec | PycompssJob, workdir: str, after: Iterable[str] = (), *,
                token: str | None = None, script_data: bytes | None = None) -> SubmittedJob:
         """Upload the job's script by SFTP and submit it; returns SubmittedJob.
         With ``after`` (scheduler job ids on this infrastructure), the scheduler
@@ -92,6 +93,8 @@ class Cluster:
         breaks during it, CommandInterrupted says the outcome is unknown.
         """
         if script_data is not None:
+            # (only a JobSpec names a blueprint script: local_script)
+            assert isinstance(spec, JobSpec)
             uploaded = self.blueprint_script_path(spec, workdir)
             self.transport.write_file(uploaded, script_data, mode=0o700)
             spec = spec.with_script(uploaded)
@@ -137,16 +140,16 @@ class Cluster:
         """Whether find_submitted can find a job whose submission's answer was lost."""
         return self.scheduler.finds_lost_submissions
 
-    def output_paths(self, spec: JobSpec, job_id: str,
+    def output_paths(self, spec: JobSpec | PycompssJob, job_id: str,
                      workdir: str | None) -> tuple[str | None, str | None]:
         """(stdout, stderr) paths of the job ``job_id`` of ``spec``, as submit gives them."""
         return self.scheduler.output_paths(spec, job_id, workdir)
 
-    def leaves_marker(self, spec: JobSpec) -> bool:
+    def leaves_marker(self, spec: JobSpec | PycompssJob) -> bool:
         """Whether the script of ``spec`` leaves the exit-code markers markers() reads."""
         return self.scheduler.leaves_marker(spec)
 
-    def holds_for(self, parent_spec: JobSpec) -> bool:
+    def holds_for(self, parent_spec: JobSpec | PycompssJob) -> bool:
         """Whether a job can wait here, in the scheduler, for the successful end of a
         job of ``parent_spec`` submitted here."""
         return self.scheduler.holds_for(parent_spec)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from .errors import CroupierError
 from .model import JobSpec, PartitionFigures
+from .schedulers.pycompss import PycompssJob
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -40,14 +41,18 @@ class Candidate:
     name: str
     cluster: Cluster
     workdir: str
-    spec: JobSpec
+    spec: JobSpec | PycompssJob
     # the bytes of the blueprint file spec.local_script names, uploaded at submission
     script_data: bytes | None = None
 
 
-def cores_needed(spec: JobSpec) -> int:
+def cores_needed(spec: JobSpec | PycompssJob) -> int:
     """The cores ``spec`` asks for in all: its tasks (or nodes times tasks per
-    node) times the cores of each task, at least one."""
+    node) times the cores of each task, at least one; a PyCOMPSs job's nodes
+    times its cores per node (compss_args num_nodes, cpus_per_node)."""
+    if isinstance(spec, PycompssJob):
+        nodes = int(spec.compss_args.get('num_nodes') or 1)
+        return max(1, nodes) * max(1, int(spec.compss_args.get('cpus_per_node') or 1))
     tasks = spec.tasks or ((spec.nodes or 1) * (spec.tasks_per_node or 1))
     return max(1, tasks) * (spec.cpus_per_task or 1)
 
@@ -66,13 +71,15 @@ def expected_wait(figures: PartitionFigures | None, needed: int) -> tuple[int, i
     return (1, figures.jobs_pending, -idle)
 
 
-def partition_of(spec: JobSpec, figures: QueueFigures) -> PartitionFigures | None:
-    """The figures of the partition ``spec`` would go to (its own, or the
-    default one), or None when they are not known."""
+def partition_of(spec: JobSpec | PycompssJob, figures: QueueFigures
+                 ) -> PartitionFigures | None:
+    """The figures of the partition ``spec`` would go to (its own, a PyCOMPSs
+    job's compss_args queue, or the default one), or None when they are not known."""
     if figures is None:
         return None
-    if spec.partition:
-        return figures.get(spec.partition)
+    named = spec.compss_args.get('queue') if isinstance(spec, PycompssJob) else spec.partition
+    if named:
+        return figures.get(str(named))
     defaults = [f for f in figures.values() if f.default]
     return defaults[0] if defaults else (next(iter(figures.values())) if figures else None)
 

@@ -64,3 +64,26 @@ def test_a_named_partition_is_the_one_judged():
     other = candidate('b', {}, debug=dict(cores_total=8, cores_idle=1))
     chosen, _, table = choose([spec_second, other], lambda c: c.figures)
     assert chosen is other and table['a'].startswith('partition second')
+
+
+def test_a_pycompss_job_is_placed_by_its_queue_and_its_nodes_cores():
+    from croupier_plugin.core.schedulers import PycompssJob
+
+    def compss(args):
+        return PycompssJob.from_options('j', {'app_file': 'a.py', 'compss_args': args})
+
+    assert cores_needed(compss({})) == 1
+    assert cores_needed(compss({'num_nodes': 3, 'cpus_per_node': 8})) == 24
+    figures = {'debug': PartitionFigures('debug', cores_total=16, cores_idle=16, default=True),
+               'big': PartitionFigures('big', cores_total=64, cores_idle=64, jobs_pending=5)}
+    busy = {name: f._replace(cores_idle=0, jobs_pending=9) for name, f in figures.items()}
+    spec = compss({'queue': 'debug', 'num_nodes': 2, 'cpus_per_node': 4})
+    candidates = [Candidate('busy', FakeCluster('busy', busy), '/w', spec),
+                  Candidate('free', FakeCluster('free', figures), '/w', spec)]
+    chosen, reason, table = choose(candidates, lambda cluster: cluster.figures)
+    assert chosen.name == 'free'
+    assert table['free'].startswith('partition debug: 16 of 16 cores idle')
+    # no queue named: the default one
+    chosen, _, table = choose([Candidate('free', FakeCluster('free', figures), '/w',
+                                         compss({}))], lambda cluster: cluster.figures)
+    assert table['free'].startswith('partition debug')

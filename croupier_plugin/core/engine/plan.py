@@ -11,6 +11,7 @@ from ..model import JobSpec, JobState, JobStatus
 from .records import JobRecord, as_record
 
 if TYPE_CHECKING:
+    from ..schedulers.pycompss import PycompssJob
     from ..cluster import Cluster
     from ..data import Transfer
     from ..placement import Candidate
@@ -51,7 +52,7 @@ class PlannedJob:
     """One job of the run: what to submit where, after which jobs, with which
     transfers and policy; and its record (the run's knowledge of it)."""
     name: str
-    spec: JobSpec
+    spec: JobSpec | PycompssJob
     cluster: Cluster
     workdir: str
     parents: list[str] = field(default_factory=list)

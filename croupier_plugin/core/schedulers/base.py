@@ -13,7 +13,7 @@ import logging
 import re
 import shlex
 from collections.abc import Collection, Iterable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar
 
 from ..errors import SchedulerError
 from ..model import Container, JobSpec, JobState, JobStatus
@@ -202,8 +202,15 @@ def exit_marker_status(job_id: str, code: int) -> JobStatus:
                      reason='NonZeroExitCode', source='exit-code marker')
 
 
-class Scheduler(abc.ABC):
-    """A batch system, as pure command builders and output parsers."""
+#: the kind of job spec a scheduler takes: a JobSpec (SLURM, PBS, Torque,
+#: SHELL) or a PycompssJob (PYCOMPSS); planning pairs each job with interfaces
+#: of its kind
+S = TypeVar('S')
+
+
+class Scheduler(abc.ABC, Generic[S]):
+    """A batch system, as pure command builders and output parsers, for the
+    job specs of its kind (``S``)."""
 
     name = ''
     #: raw state -> normalized state
@@ -211,18 +218,18 @@ class Scheduler(abc.ABC):
     script_suffix = '.sh'
 
     @abc.abstractmethod
-    def render_script(self, spec: JobSpec, token: str | None = None) -> str:
+    def render_script(self, spec: S, token: str | None = None) -> str:
         """The batch script for ``spec``, as text; ``token`` (one submission's
         mark) is written where lookup_command finds it, by the schedulers that
         find lost submissions."""
 
-    def check(self, spec: JobSpec) -> None:
+    def check(self, spec: S) -> None:
         """ConfigError for an option of ``spec`` this scheduler has no
         equivalent of (none here: every option has one)."""
         return None
 
     @abc.abstractmethod
-    def submit_command(self, spec: JobSpec, script_path: str, workdir: str) -> str:
+    def submit_command(self, spec: S, script_path: str, workdir: str) -> str:
         """The command that submits the uploaded script of ``spec`` from ``workdir``."""
 
     @abc.abstractmethod
@@ -298,14 +305,14 @@ class Scheduler(abc.ABC):
         """The id of the job carrying ``token`` in lookup_command's output, or None."""
         return None
 
-    def output_paths(self, spec: JobSpec, job_id: str,
+    def output_paths(self, spec: S, job_id: str,
                      workdir: str | None) -> tuple[str | None, str | None]:
         """(stdout, stderr) paths of a submitted job, for runtime properties."""
         return None, None
 
     # -- the scheduler runs the DAG ---------------------------------------------
 
-    def holds_for(self, parent_spec: JobSpec) -> bool:
+    def holds_for(self, parent_spec: S) -> bool:
         """Whether a job can be submitted to wait, in this scheduler, for the
         successful end of a job of ``parent_spec`` submitted here (then the
         scheduler starts it, and drops it when that job fails)."""
@@ -313,7 +320,7 @@ class Scheduler(abc.ABC):
 
     # -- exit-code markers --------------------------------------------------------
 
-    def leaves_marker(self, spec: JobSpec) -> bool:
+    def leaves_marker(self, spec: S) -> bool:
         """Whether the batch script of ``spec`` leaves a start marker and an
         exit-code marker that marker_command can read."""
         return False

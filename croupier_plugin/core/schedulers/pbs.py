@@ -129,7 +129,7 @@ def _array_outcome(head: JobStatus | None, elements: list[JobStatus]) -> JobStat
     return min(candidates, key=lambda s: order.index(s.state) if s.state in order else -1)
 
 
-class PbsFamily(PbsFigures, Scheduler):
+class PbsFamily(PbsFigures, Scheduler[JobSpec]):
     """What Torque and PBS Pro share; the subclasses hold the differences."""
 
     script_suffix = '.pbs'

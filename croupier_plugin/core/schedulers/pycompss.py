@@ -586,7 +586,7 @@ def _script_head(spec: PycompssJob) -> list[str]:
     return lines
 
 
-class PycompssScheduler(Scheduler):
+class PycompssScheduler(Scheduler[PycompssJob]):
     """Submits PycompssJob specs with enqueue_compss; the monitor scheduler
     (SLURM by default) reports on and cancels the jobs it created."""
 
@@ -631,8 +631,7 @@ class PycompssScheduler(Scheduler):
         lines.append(self.enqueue_command(spec))
         return '\n'.join(lines) + '\n'
 
-    # takes the PycompssJob specs this scheduler submits (render_script refuses others)
-    def output_paths(self, spec: PycompssJob, job_id: str,  # type: ignore[override]
+    def output_paths(self, spec: PycompssJob, job_id: str,
                      workdir: str | None) -> tuple[str | None, str | None]:
         """enqueue_compss writes compss-<jobid>.out/.err in the job's directory:
         job_execution_dir when given, else where it was run (app_source,

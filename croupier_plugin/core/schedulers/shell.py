@@ -32,7 +32,7 @@ def _exited(exit_code: int | None) -> tuple[JobState, str]:
     return JobState.FAILED, ''
 
 
-class ShellScheduler(Scheduler):
+class ShellScheduler(Scheduler[JobSpec]):
     """SHELL: each job a background process in its own session on a host without a batch system."""
 
     name = 'SHELL'

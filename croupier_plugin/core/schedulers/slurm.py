@@ -146,7 +146,7 @@ def _file_row(rows: dict[str, list[_Row]], row: _Row) -> None:
     rows.setdefault(job, []).append(row)   # an element, also asked about by its id
 
 
-class SlurmScheduler(SlurmFigures, Scheduler):
+class SlurmScheduler(SlurmFigures, Scheduler[JobSpec]):
     """SLURM: sbatch scripts, squeue (and sacct) for status, scancel, sinfo for partitions."""
 
     name = 'SLURM'
