@@ -101,13 +101,7 @@ class Cluster:
         script_path = self.script_path(spec, workdir)
         self.transport.write_file(script_path, self.scheduler.render_script(spec, token),
                                   mode=0o700)
-        if after:
-            # the schedulers that have dependencies (SLURM, PBS) take after=;
-            # Scheduler's abstract signature does not declare it
-            command = self.scheduler.submit_command(  # type: ignore[call-arg]
-                spec, script_path, workdir, after=list(after))
-        else:
-            command = self.scheduler.submit_command(spec, script_path, workdir)
+        command = self.scheduler.submit_command(spec, script_path, workdir, list(after))
         delay = 1.0
         for attempt in range(self.SUBMIT_ATTEMPTS):
             result = self.transport.run(command, idempotent=False)

@@ -618,3 +618,21 @@ def test_stand_in_refuses_undocumented_flags(tmp_path, flag):
     assert result.returncode == 1
     assert 'Bad argument' in result.stderr and 'Usage:' in result.stderr
     assert not (tmp_path / 'sbatch.argv').exists()
+
+
+def test_schedulers_without_dependencies_refuse_to_make_a_job_wait():
+    # the engine gives `after` only where holds_for is true; these never carry a
+    # dependency, so a job given one must not be submitted as if it had none
+    from croupier_plugin.core.model import JobSpec
+
+    compss = PycompssJob.from_options('j', {'app_file': 'a.py'})
+    plain = JobSpec.from_options('j', {'commands': ['true']})
+    assert not PycompssScheduler().holds_for(compss)
+    assert not ShellScheduler().holds_for(plain)
+    with pytest.raises(ValueError, match='cannot make a job wait'):
+        PycompssScheduler().submit_command(compss, '/w/j.sh', '/w', ['12'])
+    with pytest.raises(ValueError, match='cannot make a job wait'):
+        ShellScheduler().submit_command(plain, '/w/j.sh', '/w', ['sh-1'])
+    assert 'bash' in PycompssScheduler().submit_command(compss, '/w/j.sh', '/w', [])
+    assert '--dependency=afterok:12' in SlurmScheduler().submit_command(plain, '/w/j.sh',
+                                                                        '/w', ['12'])

@@ -229,8 +229,11 @@ class Scheduler(abc.ABC, Generic[S]):
         return None
 
     @abc.abstractmethod
-    def submit_command(self, spec: S, script_path: str, workdir: str) -> str:
-        """The command that submits the uploaded script of ``spec`` from ``workdir``."""
+    def submit_command(self, spec: S, script_path: str, workdir: str,
+                       after: Iterable[str] = ()) -> str:
+        """The command that submits the uploaded script of ``spec`` from ``workdir``;
+        with ``after`` (job ids here), one that waits in the scheduler for their
+        successful end (given only where holds_for says a job can wait)."""
 
     @abc.abstractmethod
     def parse_submit_output(self, stdout: str) -> str:

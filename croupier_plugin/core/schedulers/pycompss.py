@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 import re
 import shlex
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
@@ -649,8 +649,12 @@ class PycompssScheduler(Scheduler[PycompssJob]):
 
     # -- submit -------------------------------------------------------------
 
-    def submit_command(self, spec: JobSpec | PycompssJob, script_path: str, workdir: str) -> str:
-        """As Scheduler.submit_command: run the launcher from ``workdir``, no input."""
+    def submit_command(self, spec: JobSpec | PycompssJob, script_path: str, workdir: str,
+                       after: Iterable[str] = ()) -> str:
+        """As Scheduler.submit_command: run the launcher from ``workdir``, no input.
+        enqueue_compss carries no dependency (holds_for is false): ``after`` is refused."""
+        if list(after):
+            raise ValueError(f'{self.name} cannot make a job wait for others')
         shell = 'bash -l' if spec.modules else 'bash'
         return f'cd {shlex.quote(workdir)} && {shell} {shlex.quote(script_path)} < /dev/null'
 

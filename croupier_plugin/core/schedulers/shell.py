@@ -10,7 +10,7 @@ ended, ``ID.cancelled`` when cancelled. ``max_time`` is enforced with
 import re
 import secrets
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ..errors import ConfigError
 from ..model import JobSpec, JobState, JobStatus, scheduler_job_name
@@ -83,8 +83,12 @@ class ShellScheduler(Scheduler[JobSpec]):
             out.append(path)
         return out[0], out[1]
 
-    def submit_command(self, spec: JobSpec, script_path: str, workdir: str) -> str:
-        """As Scheduler.submit_command: start the launcher detached and print the new id."""
+    def submit_command(self, spec: JobSpec, script_path: str, workdir: str,
+                       after: Iterable[str] = ()) -> str:
+        """As Scheduler.submit_command: start the launcher detached and print the new
+        id. A SHELL host carries no dependency (holds_for is false): ``after`` is refused."""
+        if list(after):
+            raise ValueError(f'{self.name} cannot make a job wait for others')
         job_id = self._new_id()
         stdout, stderr = self.output_paths(spec, job_id, workdir)
         limit = str(spec.max_time) if spec.max_time else ''
