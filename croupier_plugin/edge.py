@@ -24,14 +24,10 @@ from .core.blueprint import (CKAN_DATASET_TYPE, CKAN_RESOURCE_TYPE,  # noqa: F40
                              VAULT_TYPE, WEB_SOURCE_TYPE, Dataflow, DeploymentPlan,
                              NodeView, assign_workdirs, job_kind, own_properties,
                              plan_deployment, wire_transfers, with_site_known_hosts)
-from .core.ckan import CkanCatalogue
 from .core.data import DataInfrastructure, Publication
-from .core.engine import JobPolicy
 from .core.errors import CommandInterrupted, CroupierError, TransportError
 from .core.exporter import ExporterClient, registration_payload
 from .core.infrastructure import InfrastructureSettings
-from .core.model import JobSpec
-from .core.schedulers.pycompss import PycompssJob
 from .core.transport import Transport
 from .core.vault import VaultSettings
 
@@ -198,41 +194,9 @@ def interface_settings(node_id: str, properties: dict,
                                                          fetch=fetch, host=host)
 
 
-def job_spec(node_id: str, instance_id: str, properties: dict[str, Any],
-             settings: InfrastructureSettings, kind: str = 'batch') -> JobSpec | PycompssJob:
-    """The job spec of a job node instance on the interface ``settings``."""
-    return not_recoverable(blueprint.job_spec)(node_id, instance_id, properties, settings,
-                                               kind)
-
-
-def job_options_check(node_id: str, properties: dict[str, Any], kind: str = 'batch') -> None:
-    """Validate a job's options without knowing its interface yet."""
-    not_recoverable(blueprint.job_options_check)(node_id, properties, kind)
-
-
-def job_labels(node_id: str, properties: dict[str, Any]) -> dict[str, str]:
-    """The job's ``labels``: a mapping, or a list of 'key=value' strings."""
-    return not_recoverable(blueprint.job_labels)(node_id, properties)
-
-
-def job_policy(node_id: str, properties: dict[str, Any]) -> JobPolicy:
-    """The job's retry and queue-time policy."""
-    return not_recoverable(blueprint.job_policy)(node_id, properties)
-
-
-def publish_paths(node_id: str, properties: dict[str, Any]) -> list[str]:
-    """The job's ``publish`` list: paths of files or folders to copy back."""
-    return not_recoverable(blueprint.publish_paths)(node_id, properties)
-
-
 def deployment_options(node_id: str, properties: dict) -> dict:
     """A job's ``deployment`` property, checked."""
     return not_recoverable(blueprint.deployment_options)(node_id, properties)
-
-
-def ckan_catalogue(view: NodeView) -> CkanCatalogue:
-    """The CKAN catalogue of a CKAN_dataset node."""
-    return not_recoverable(blueprint.ckan_catalogue)(view)
 
 
 def data_infrastructure(view: NodeView, views: Mapping[str, NodeView],
@@ -240,11 +204,6 @@ def data_infrastructure(view: NodeView, views: Mapping[str, NodeView],
     """The data infrastructure of a DataAccessInfrastructure node, its credentials
     completed from Vault."""
     return not_recoverable(blueprint.data_infrastructure)(view, views, fetch)
-
-
-def build_dataflow(views: Mapping[str, NodeView], fetch: bool = True) -> Dataflow:
-    """The deployment's data objects and transfers, and every problem found."""
-    return not_recoverable(blueprint.build_dataflow)(views, fetch)
 
 
 def publication(job_name: str, paths: list[str], results_dir: str,

@@ -9,6 +9,7 @@ import paramiko
 import pytest
 
 from croupier_plugin import edge
+from croupier_plugin.core import blueprint
 from croupier_plugin.core.data import (DataInfrastructure, DataSource, LocalFiles,
                                        Publication, Transfer, TransferError, copy_tree,
                                        home_relative, protocol, publish_path_problem,
@@ -286,7 +287,7 @@ def test_publish_paths_stay_inside_the_results_folder(path, problem):
     assert (publish_path_problem(path) is None) == (problem is None)
     if problem:
         with pytest.raises(edge.NonRecoverableError) as err:
-            edge.publish_paths('job1', {'publish': ['ok.txt', path]})
+            edge.not_recoverable(blueprint.publish_paths)('job1', {'publish': ['ok.txt', path]})
         # '/' is refused by the earlier, general check, which names the whole list
         assert "node 'job1', property 'publish" in str(err.value)
         assert repr(path) in str(err.value)
@@ -379,7 +380,7 @@ def test_transfers_are_tied_to_the_jobs_that_need_them():
         view('second', edge.JOB_TYPE, {}, [('input', 'mid2')]),
         view('third', edge.JOB_TYPE, {}, [('input', 'mid')]),
     ]
-    flow = edge.build_dataflow({n.id: n for n in nodes})
+    flow = blueprint.build_dataflow({n.id: n for n in nodes})
     assert flow.problems == []
     wiring = wire_transfers(flow)
     names = {job: ([t.name for t in ins], [t.name for t in outs], producers)

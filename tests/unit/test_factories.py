@@ -118,7 +118,10 @@ def test_retry_policy_counts_attempts_and_matches_states():
 
 def test_bad_policies_are_refused_naming_the_property():
     from cloudify.exceptions import NonRecoverableError
-    from croupier_plugin import edge
+    from croupier_plugin.core import blueprint
+    from croupier_plugin.edge import not_recoverable
+    job_policy = not_recoverable(blueprint.job_policy)
+    job_labels = not_recoverable(blueprint.job_labels)
     for props, text in (({'max_retries': -1}, "property 'max_retries' = -1"),
                         ({'max_retries': 'two'}, "property 'max_retries' = 'two'"),
                         ({'retry_on': ['SOMETIMES']}, "property 'retry_on' = ['SOMETIMES']"),
@@ -126,10 +129,10 @@ def test_bad_policies_are_refused_naming_the_property():
                         ({'labels': ['novalue']}, "property 'labels' = ['novalue']"),
                         ({'labels': {'a b': 1}}, "property 'labels.a b' = 1")):
         with pytest.raises(NonRecoverableError) as err:
-            edge.job_policy('j', props)
-            edge.job_labels('j', props)
+            job_policy('j', props)
+            job_labels('j', props)
         assert f"node 'j', {text}" in str(err.value)
-    policy = edge.job_policy('j', {'max_retries': 2, 'retry_on': ['node_fail'],
-                                   'max_time_in_queue': '00:10:00'})
+    policy = job_policy('j', {'max_retries': 2, 'retry_on': ['node_fail'],
+                              'max_time_in_queue': '00:10:00'})
     assert policy.retry_on == {'NODE_FAIL'} and policy.max_time_in_queue == 600
-    assert edge.job_labels('j', {'labels': ['a=1', 'b = two']}) == {'a': '1', 'b': 'two'}
+    assert job_labels('j', {'labels': ['a=1', 'b = two']}) == {'a': '1', 'b': 'two'}

@@ -12,6 +12,7 @@ import pytest
 from cloudify.exceptions import NonRecoverableError
 
 from croupier_plugin import edge
+from croupier_plugin.core import blueprint
 from croupier_plugin.core.errors import ConfigError
 from croupier_plugin.core.infrastructure import InfrastructureSettings
 from croupier_plugin.core.schedulers.pbs import PbsScheduler
@@ -34,19 +35,19 @@ def test_a_recurrent_reservation_is_named_with_the_date_of_the_interface_time_zo
                                'recurrent_reservation': True}}
     for zone in ('Pacific/Kiritimati', 'Pacific/Niue', 'GMT'):
         before = datetime.now(ZoneInfo(zone)).strftime('daily_%Y%m%d')
-        spec = edge.job_spec('j', 'j1', options, settings(country_tz=zone))
+        spec = blueprint.job_spec('j', 'j1', options, settings(country_tz=zone))
         after = datetime.now(ZoneInfo(zone)).strftime('daily_%Y%m%d')
         assert spec.reservation in (before, after)
-    east = edge.job_spec('j', 'j1', options, settings(country_tz='Pacific/Kiritimati'))
-    west = edge.job_spec('j', 'j1', options, settings(country_tz='Pacific/Niue'))
+    east = blueprint.job_spec('j', 'j1', options, settings(country_tz='Pacific/Kiritimati'))
+    west = blueprint.job_spec('j', 'j1', options, settings(country_tz='Pacific/Niue'))
     # 25 hours apart: never the same date
     assert east.reservation != west.reservation
 
 
 def test_a_reservation_without_recurrent_reservation_is_taken_as_written():
-    spec = edge.job_spec('j', 'j1', {'job_options': {'commands': ['x'],
-                                                     'reservation': 'daily_%Y%m%d'}},
-                         settings(country_tz='Europe/Madrid'))
+    spec = blueprint.job_spec('j', 'j1', {'job_options': {'commands': ['x'],
+                                                          'reservation': 'daily_%Y%m%d'}},
+                              settings(country_tz='Europe/Madrid'))
     assert spec.reservation == 'daily_%Y%m%d'
 
 

@@ -141,13 +141,14 @@ def test_a_trailing_newline_is_refused_in_interface_and_factory_names():
 
 def test_a_trailing_newline_is_refused_in_other_validated_names():
     from croupier_plugin import edge
+    from croupier_plugin.core import blueprint
     from croupier_plugin.core.exporter.registry import RegistrationError, check_name
     from croupier_plugin.core.schedulers.pycompss import PycompssJob
     from cloudify.exceptions import NonRecoverableError
     with pytest.raises(RegistrationError):
         check_name('interface', 'hpc\n')
     with pytest.raises(NonRecoverableError):
-        edge.job_labels('j', {'labels': {'team\n': 'a'}})
+        edge.not_recoverable(blueprint.job_labels)('j', {'labels': {'team\n': 'a'}})
     with pytest.raises(ConfigError):
         PycompssJob.from_options('j', {'app_file': 'a.py', 'modules': ['COMPSs\n']})
     with pytest.raises(ConfigError):
@@ -249,9 +250,10 @@ def test_sweep_numbers_are_finite_and_bounded(field, value):
 ])
 def test_job_policy_numbers(props, prop):
     from croupier_plugin import edge
+    from croupier_plugin.core import blueprint
     from cloudify.exceptions import NonRecoverableError
     with pytest.raises(NonRecoverableError) as err:
-        edge.job_policy('j', props)
+        edge.not_recoverable(blueprint.job_policy)('j', props)
     assert f"node 'j', property '{prop}' = {props[prop]!r}" in str(err.value)
 
 
