@@ -248,9 +248,10 @@ def test_skip_cleanup_keeps_the_working_directory(tmp_path):
 def test_dependants_wait_in_the_scheduler_for_their_running_parents(bed_inputs, ssh,
                                                                      accounting):
     # each dependant is submitted while its parents run, with SLURM's dependency,
-    # and SLURM starts it only after they ended: no poll stands in between
+    # and SLURM starts it only after they ended: no poll stands in between (each
+    # job works 6 s, three polls, so a poll late under load still sees it run)
     env = runner.init_env(blueprint('blueprints', 'slurm-dag', 'blueprint.yaml'),
-                          dict(bed_inputs, monitor_period=2, work_seconds=4),
+                          dict(bed_inputs, monitor_period=2, work_seconds=6),
                           name='dag-scheduler')
     runner.execute(env, 'install')
     try:
