@@ -53,6 +53,7 @@ class Cluster:
     simulated = False            # a dry run (core.simulate.SimulatedCluster)
     accounting = False           # the monitor collects each ended job's figures
     reporting_user: str | None = None  # accounting_options.reporting_user, kept with them
+    PRUNE_EVERY = 86400.0        # seconds between two prunings of old markers (see markers)
 
     def __init__(self, name: str, transport: Transport, scheduler: Scheduler[Any],
                  monitor_period: float = 15.0) -> None:
@@ -60,6 +61,8 @@ class Cluster:
         self.transport = transport
         self.scheduler = scheduler
         self.monitor_period = float(monitor_period)
+        # when markers() is next to prune old markers (time.monotonic(); None: at its first look)
+        self._next_prune: float | None = None
 
     def __repr__(self) -> str:
         return f'Cluster({self.name!r}, {self.scheduler.name}, {self.transport!r})'
@@ -207,12 +210,18 @@ class Cluster:
         """{job_id: JobStatus} of the ``job_ids`` whose markers say they run or
         ended, from ONE look at the marker directory on the login node (no
         scheduler daemon is asked), which first removes the markers of the jobs
-        ``spent`` and the start markers of the jobs ``started``. Raises
+        ``spent`` and the start markers of the jobs ``started``; the first look
+        (then one a day) also removes the markers nobody removed that are older
+        than MARKER_KEEP_DAYS (Scheduler.listing_command). Raises
         TransportError like any command."""
         job_ids = list(job_ids)
         if not job_ids and not spent and not started:
             return {}
-        result = self.transport.run(self.scheduler.marker_command(list(spent), list(started)))
+        prune = self._next_prune is None or time.monotonic() >= self._next_prune
+        result = self.transport.run(self.scheduler.marker_command(list(spent), list(started),
+                                                                  prune=prune))
+        if prune:
+            self._next_prune = time.monotonic() + self.PRUNE_EVERY
         if result.exit_code != 0:
             log.warning('%s: reading exit-code markers failed with exit code %s: %s',
                         self.name, result.exit_code, result.stderr.strip()[-300:])

@@ -297,6 +297,47 @@ def test_the_slurm_marker_left_by_a_script_is_read_by_the_marker_command(tmp_pat
         scheduler.marker_command((), ['1 /'])
 
 
+def test_markers_nobody_removed_are_pruned_after_two_weeks_at_the_first_look(tmp_path,
+                                                                            monkeypatch):
+    """Runs killed before removing their markers leave them behind: a cluster's
+    first look (then one a day) removes those older than MARKER_KEEP_DAYS, with
+    the real command in bash; younger ones stay, a resumed run still reads them."""
+    import os
+    import time
+    from croupier_plugin.core.cluster import Cluster
+    from croupier_plugin.core.schedulers.base import MARKER_KEEP_DAYS
+    from croupier_plugin.core.transport import LocalTransport
+    folder = tmp_path / '.croupier' / 'slurm'
+    folder.mkdir(parents=True)
+    day = 86400
+
+    def leave(name, text, days_ago):
+        (folder / name).write_text(text + '\n')
+        then = time.time() - days_ago * day
+        os.utime(folder / name, (then, then))
+    leave('70.rc', '0', MARKER_KEEP_DAYS + 1)
+    leave('70.run', 'run', MARKER_KEEP_DAYS + 1)
+    leave('71.run', 'run', MARKER_KEEP_DAYS + 30)      # killed by a signal: no exit code
+    leave('72.rc', '3', MARKER_KEEP_DAYS - 1)
+    leave('73.rc', '0', 0)
+    (folder / 'notes.txt').write_text('not a marker\n')
+    os.utime(folder / 'notes.txt', (0, 0))
+    cluster = Cluster('hpc', LocalTransport(env=dict(os.environ, HOME=str(tmp_path))),
+                      SlurmScheduler())
+    seen = cluster.markers(['70', '72', '73'])
+    assert {j: s.state for j, s in seen.items()} == {'72': JobState.FAILED,
+                                                     '73': JobState.COMPLETED}
+    assert sorted(os.listdir(folder)) == ['72.rc', '73.rc', 'notes.txt']
+    # not again within a day: an old marker left now stays until the next pruning
+    leave('74.rc', '0', MARKER_KEEP_DAYS + 1)
+    assert cluster.markers(['74'])['74'].state is JobState.COMPLETED
+    assert '74.rc' in os.listdir(folder)
+    later = time.monotonic() + Cluster.PRUNE_EVERY + 1
+    monkeypatch.setattr(time, 'monotonic', lambda: later)
+    assert cluster.markers(['74']) == {}
+    assert sorted(os.listdir(folder)) == ['72.rc', '73.rc', 'notes.txt']
+
+
 def test_a_start_marker_says_running_once():
     clock = Clock()
     a = MarkerCluster('a', period=15)

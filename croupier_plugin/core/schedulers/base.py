@@ -91,6 +91,10 @@ def _main_lines(spec: JobSpec) -> list[str]:
 
 
 # the element's index, whatever the scheduler: SLURM, PBS Pro, Torque
+# days a marker nobody removed is kept: a run resumed later than this reads its
+# jobs' ends from the scheduler (accounting) instead
+MARKER_KEEP_DAYS = 14
+
 ARRAY_INDEX = '${SLURM_ARRAY_TASK_ID:-${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-0}}}'
 
 
@@ -328,26 +332,39 @@ class Scheduler(abc.ABC, Generic[S]):
         exit-code marker that marker_command can read."""
         return False
 
-    def marker_command(self, spent: Iterable[str] = (), started: Iterable[str] = ()) -> str:
+    def marker_command(self, spent: Iterable[str] = (), started: Iterable[str] = (),
+                       prune: bool = False) -> str:
         """ONE command printing '<job id> run' for every start marker and
         '<job id> <exit code>' for every exit-code marker present (a look at
         one directory: no scheduler daemon is asked), after removing every
         marker of the jobs ``spent`` (ended) and the start markers of the jobs
-        ``started`` (read already)."""
+        ``started`` (read already); with ``prune``, first every marker older
+        than MARKER_KEEP_DAYS (see listing_command)."""
         raise NotImplementedError(f'{self.name} leaves no markers')
 
     @staticmethod
     def listing_command(directory: str, spent: Iterable[str] = (), started: Iterable[str] = (),
-                        extra: Iterable[str] = ()) -> str:
+                        extra: Iterable[str] = (), prune: bool = False) -> str:
         """marker_command over ``directory`` (a shell word): it holds only the
         markers not read yet (each is removed once read), so the command stays
         short whatever the number of jobs followed, and forks nothing but
         ``rm`` (only when there are markers to remove). ``extra``: more
-        patterns of files to remove, built from checked job ids."""
+        patterns of files to remove, built from checked job ids. ``prune``
+        (a cluster asks for it on its first look, then once a day) also
+        removes, with one ``find``, the markers left more than MARKER_KEEP_DAYS
+        ago by runs that could not remove theirs (killed, or ended while a job
+        they cancelled still ran): the directory does not grow without end,
+        and a run resumed within that time still finds its jobs' markers."""
         files = [f'{j}.rc {j}.run' for j in check_job_ids(spent)]
         files += [f'{j}.run' for j in check_job_ids(started)]
         files += list(extra)
         clean = f'rm -f -- {" ".join(files)}; ' if files else ''
+        if prune:
+            # (POSIX find: '! -name . -prune' keeps it to the directory itself;
+            # -mtime +N is older than N+1 whole days)
+            clean = (f"find . ! -name . -prune -type f \\( -name '*.rc' -o -name '*.run' \\) "
+                     f"-mtime +{MARKER_KEEP_DAYS - 1} -exec rm -f -- {{}} + 2>/dev/null; "
+                     + clean)
         return template.command('marker_listing.sh', directory=directory, clean=clean)
 
     def parse_markers(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:

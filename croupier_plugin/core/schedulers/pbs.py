@@ -238,10 +238,11 @@ class PbsFamily(PbsFigures, Scheduler[JobSpec]):
         """Every job but an array (its elements end one by one: qstat tells)."""
         return not spec.array
 
-    def marker_command(self, spent: Iterable[str] = (), started: Iterable[str] = ()) -> str:
+    def marker_command(self, spent: Iterable[str] = (), started: Iterable[str] = (),
+                       prune: bool = False) -> str:
         """List the markers present (see Scheduler.listing_command): one look
         at MARKER_DIR, no qstat."""
-        return self.listing_command(MARKER_DIR, spent, started)
+        return self.listing_command(MARKER_DIR, spent, started, prune=prune)
 
     # -- submit -------------------------------------------------------------
 

@@ -254,13 +254,14 @@ class SlurmScheduler(SlurmFigures, Scheduler[JobSpec]):
         """Every job, arrays included (one marker per element)."""
         return True
 
-    def marker_command(self, spent: Iterable[str] = (), started: Iterable[str] = ()) -> str:
+    def marker_command(self, spent: Iterable[str] = (), started: Iterable[str] = (),
+                       prune: bool = False) -> str:
         """List the markers present (see Scheduler.listing_command); an
         array's element markers go with the array's."""
         spent_ids, started_ids = check_job_ids(spent), check_job_ids(started)
         return self.listing_command(MARKER_DIR, spent_ids, started_ids,
                                     extra=[f'{j}_*.rc {j}_*.run' for j in spent_ids]
-                                    + [f'{j}_*.run' for j in started_ids])
+                                    + [f'{j}_*.run' for j in started_ids], prune=prune)
 
     def parse_markers(self, stdout: str, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """As Scheduler.parse_markers for plain jobs; an array asked about by
