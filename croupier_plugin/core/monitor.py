@@ -288,8 +288,12 @@ class Monitor:
         accounting = cluster.accounting
         for job in jobs:
             new = answer.get(job.job_id) or Scheduler.missing(job.job_id, 'monitor')
-            new = self._bounded_unknown(job, new, now)
             old = job.status
+            if new is old and new.state is not JobState.UNKNOWN:
+                # the very status it had (a scheduler keeps what it parsed from
+                # a row it sees again): no change (UNKNOWN still counts its grace)
+                continue
+            new = self._bounded_unknown(job, new, now)
             if old is None or (new.state, new.raw_state, new.exit_code) != \
                     (old.state, old.raw_state, old.exit_code):
                 changes.append(JobChange(job, old, new))

@@ -70,6 +70,36 @@ def test_lagging_accounting_does_not_hide_a_failed_array_element():
     assert status.reason.startswith('array: 2/3 elements completed')
 
 
+def test_an_answer_parsed_again_gives_the_same_statuses_and_changed_rows_new_ones():
+    """One scheduler parses every poll's answer: a job's row seen again gives
+    the status it gave (the very object: the monitor skips it), whatever the
+    order; a changed row, a job asked about under another id's row, or rows of
+    both squeue and sacct are parsed afresh, the same as by a new scheduler."""
+    from croupier_plugin.core.schedulers.slurm import SACCT_MARK, SQUEUE_RC_MARK
+
+    def answer(squeue, sacct=()):
+        return '\n'.join([*squeue, f'{SQUEUE_RC_MARK}0', SACCT_MARK, *sacct]) + '\n'
+    scheduler = SlurmScheduler()
+    ids = ['11', '12', '13', '14']
+    first = scheduler.parse_status_output(
+        answer(['11|RUNNING|None|0', '12|PENDING|Priority|0', '13|PENDING|JobHeldAdmin|0',
+                '14_1|RUNNING|None|0']), ids)
+    again = scheduler.parse_status_output(
+        answer(['14_1|RUNNING|None|0', '13|PENDING|JobHeldAdmin|0', '12|PENDING|Priority|0',
+                '11|RUNNING|None|0']), ids)
+    assert all(again[j] is first[j] for j in ('11', '12', '13'))
+    assert first['13'].state is JobState.FAILED        # held by the system, as before
+    assert again['14'] == first['14'] and again['14'].state is JobState.RUNNING
+    changed = answer(['11|COMPLETED|None|0', '12|PENDING|Priority|0'],
+                     ['12|PENDING|0:0|None', '13|FAILED|2:0|NonZeroExitCode'])
+    later = scheduler.parse_status_output(changed, ids)
+    assert (later['11'].state, later['11'].exit_code) == (JobState.COMPLETED, 0)
+    assert (later['13'].state, later['13'].exit_code) == (JobState.FAILED, 2)
+    assert later['12'] is not first['12'] and later['12'].state is JobState.PENDING
+    assert later['14'].state is JobState.UNKNOWN
+    assert later == SlurmScheduler().parse_status_output(changed, ids)
+
+
 def test_ids_nobody_knows_are_unknown():
     statuses = parse('status_purged.txt', ['31', '424242'])
     assert statuses['31'].state is JobState.TIMEOUT

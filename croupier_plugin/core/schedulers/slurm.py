@@ -194,6 +194,9 @@ class SlurmScheduler(SlurmFigures, Scheduler[JobSpec]):
     def __init__(self) -> None:
         # (raw state, exit text, source) -> (state, exit, signal)
         self._decoded: dict[tuple[str, str, str], tuple[JobState, int | None, int | None]] = {}
+        # the last answer's statuses of jobs told by one row of their own: a row
+        # (which holds the job id) seen again gives the same status, unbuilt
+        self._row_statuses: dict[_Row, JobStatus] = {}
 
     # -- script -------------------------------------------------------------
 
@@ -359,9 +362,20 @@ class SlurmScheduler(SlurmFigures, Scheduler[JobSpec]):
         squeue no longer shows; an array's elements aggregated into one status."""
         squeue_rows, sacct_rows = self._status_rows(stdout)
         result: dict[str, JobStatus] = {}
+        known, seen = self._row_statuses, {}
         for job_id in job_ids:
             key = str(job_id)
-            result[job_id] = self._job_status(key, squeue_rows.get(key), sacct_rows.get(key))
+            queued, accounted = squeue_rows.get(key), sacct_rows.get(key)
+            # the common case, one row of the job's own (from squeue, or sacct alone)
+            row = (queued[0] if queued and not accounted and len(queued) == 1 else
+                   accounted[0] if accounted and not queued and len(accounted) == 1 else None)
+            if row is not None and row[0] == key:
+                status = known.get(row) or self._row_status(key, row)
+                seen[row] = status
+            else:
+                status = self._job_status(key, queued, accounted)
+            result[job_id] = status
+        self._row_statuses = seen
         return result
 
     @staticmethod
@@ -376,16 +390,28 @@ class SlurmScheduler(SlurmFigures, Scheduler[JobSpec]):
                 if line.strip() == SACCT_MARK:
                     rows, source = sacct_rows, 'sacct'
                 continue
-            row = _status_row(line, source)
-            if row is not None:
-                _file_row(rows, row)
+            fields = line.split('|')
+            job = fields[0]
+            if len(fields) == 4 and job.isdigit() and ' ' not in line:
+                # a plain job's unpadded row (nearly every line): filed here
+                row = (job, fields[1], fields[2], fields[3], source) if source == 'squeue' \
+                    else (job, fields[1], fields[3], fields[2], source)
+                held = rows.get(job)
+                if held is None:
+                    rows[job] = [row]
+                else:
+                    held.append(row)
+                continue
+            parsed = _status_row(line, source)
+            if parsed is not None:
+                _file_row(rows, parsed)
         return squeue_rows, sacct_rows
 
     def _job_status(self, key: str, queued: list[_Row] | None,
                     accounted: list[_Row] | None) -> JobStatus:
         """One job's status from its squeue and sacct rows (UNKNOWN when neither has one)."""
         if queued and not accounted and len(queued) == 1:
-            return self._row_status(key, queued[0])     # the common case
+            return self._row_status(key, queued[0])
         if accounted and not queued and len(accounted) == 1:
             return self._row_status(key, accounted[0])
         merged = self._merge_rows(key, queued or [], accounted or [])
