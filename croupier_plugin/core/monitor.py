@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Union
 
 from .errors import CroupierError, TransportError, SchedulerError
-from .model import JobState, JobStatus
+from .model import TERMINAL_STATES, JobState, JobStatus
 from .schedulers.base import Scheduler
 
 if TYPE_CHECKING:
@@ -138,7 +138,8 @@ class Monitor:
 
     def active(self) -> list[TrackedJob]:
         """The jobs followed that have not ended (or were never seen)."""
-        return [j for j in self._jobs.values() if j.status is None or not j.status.terminal]
+        return [j for j in self._jobs.values()
+                if j.status is None or j.status.state not in TERMINAL_STATES]
 
     def polls(self, cluster_key: str) -> int:
         """How many status commands were sent to ``cluster_key``."""
@@ -286,21 +287,25 @@ class Monitor:
             changes.extend(self._apply_figures(cluster, figures))
         # (the loop runs for every job followed: what it can, it asks once per cycle)
         accounting = cluster.accounting
+        unknown = JobState.UNKNOWN
         for job in jobs:
             new = answer.get(job.job_id) or Scheduler.missing(job.job_id, 'monitor')
             old = job.status
-            if new is old and new.state is not JobState.UNKNOWN:
+            if new.state is unknown:
+                new = self._bounded_unknown(job, new, now)     # its grace counts
+            elif new is old:
                 # the very status it had (a scheduler keeps what it parsed from
-                # a row it sees again): no change (UNKNOWN still counts its grace)
+                # a row it sees again): no change
                 continue
-            new = self._bounded_unknown(job, new, now)
-            if old is None or (new.state, new.raw_state, new.exit_code) != \
-                    (old.state, old.raw_state, old.exit_code):
+            elif job.unknown_since is not None:
+                job.unknown_since = None
+            if old is None or new.state is not old.state or new.raw_state != old.raw_state \
+                    or new.exit_code != old.exit_code:
                 changes.append(JobChange(job, old, new))
                 if accounting:
                     self._ended(job, new)
             job.status = new
-            if job.marker and new.state.terminal:
+            if job.marker and new.state in TERMINAL_STATES:
                 state.spent_markers.add(job.job_id)     # left, if its script wrote one
         return changes
 

@@ -167,6 +167,24 @@ def test_status_and_cancel_refuse_non_ids(bad):
         sched.cancel_command([bad])
 
 
+@pytest.mark.parametrize('bad', ['1,2', '3,', ',', '1;rm -rf ~', '', '-u', '1 2', '4\n'])
+def test_one_non_id_among_thousands_is_refused_by_name(bad):
+    """The ids are checked joined by ',' in one match: an id holding a ','
+    (which would pass as two) or any other non-id among them is still refused,
+    named, wherever it stands."""
+    from croupier_plugin.core.schedulers.base import check_job_ids
+    good = [str(i) for i in range(1, 5001)]
+    for at in (0, 2500, 5000):
+        ids = good[:at] + [bad] + good[at:]
+        with pytest.raises(ValueError) as err:
+            check_job_ids(ids)
+        assert repr(bad) in str(err.value)
+        with pytest.raises(ValueError):
+            SlurmScheduler().status_command(ids)
+    assert check_job_ids(good + ['7_[1-3]', '8.batch', '9+0']) == \
+        good + ['7_[1-3]', '8.batch', '9+0']
+
+
 def test_array_elements_by_their_own_ids():
     running = parse('status_mixed.txt', ['37_2', '37'])
     assert running['37_2'].state is JobState.RUNNING

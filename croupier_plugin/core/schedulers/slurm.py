@@ -439,7 +439,8 @@ class SlurmScheduler(SlurmFigures, Scheduler[JobSpec]):
     def _row_status(self, job_id: str, row: _Row) -> JobStatus:
         """The JobStatus one squeue or sacct row tells (a system hold: FAILED)."""
         _row_id, raw, reason, exit_text, source = row
-        state, exit_code, signal = self._decode(raw, exit_text, source)
+        state, exit_code, signal = self._decoded.get((raw, exit_text, source)) or \
+            self._decode(raw, exit_text, source)
         if state is P and reason in self.SYSTEM_HOLDS:
             # held where only an administrator can release it: it would never start
             return JobStatus(job_id, JobState.FAILED, raw,
