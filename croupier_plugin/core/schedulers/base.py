@@ -12,7 +12,7 @@ import abc
 import logging
 import re
 import shlex
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, NoReturn, TypeVar
 
 from ..errors import SchedulerError
@@ -50,6 +50,25 @@ def check_job_ids(job_ids: Iterable[object]) -> list[str]:
         if not is_job_id(job_id):
             raise ValueError(f'not a job id: {job_id!r}')
     return ids
+
+
+def in_workdir(path: str, workdir: str | None) -> str:
+    """``path`` as the job sees it: under ``workdir`` when relative (and there is one)."""
+    if path.startswith('/') or not workdir:
+        return path
+    return f'{workdir.rstrip("/")}/{path}'
+
+
+def output_files(patterns: tuple[str, str], tokens: Mapping[str, str],
+                 workdir: str | None) -> tuple[str, str]:
+    """The (stdout, stderr) file ``patterns`` with each of the scheduler's
+    ``tokens`` ('%j': the job id, ...) replaced, under ``workdir`` when relative."""
+    out = []
+    for pattern in patterns:
+        for token, value in tokens.items():
+            pattern = pattern.replace(token, value)
+        out.append(in_workdir(pattern, workdir))
+    return out[0], out[1]
 
 
 def module_command(item: str) -> str:

@@ -34,7 +34,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from ..errors import ConfigError, SchedulerError
 from ..model import JobSpec, JobState, JobStatus, format_hms, scheduler_job_name
 from . import template
-from .base import Scheduler, check_job_ids, render_body, shebang
+from .base import Scheduler, check_job_ids, in_workdir, render_body, shebang
 from .pbs_figures import NOW_MARK as NOW_MARK  # where the tests and the bench read it
 from .pbs_figures import Index, PbsFigures, PbsProFigures
 from .qstat import (Attrs, Block, _array_base, _sequence, parse_qstat_full, parse_qstat_json,
@@ -227,9 +227,7 @@ class PbsFamily(PbsFigures, Scheduler[JobSpec]):
                 continue
             else:
                 path = f'{self.job_name(spec)}.{letter}{_sequence(job_id)}'
-            if not path.startswith('/') and workdir:
-                path = workdir.rstrip('/') + '/' + path
-            out.append(path)
+            out.append(in_workdir(path, workdir))
         return out[0], out[1]
 
     # -- exit-code markers ----------------------------------------------------

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Self
 from ..errors import ConfigError
 from ..model import (MAX_COUNT, JobSpec, JobState, JobStatus, PartitionFigures, env_mapping,
                      job_options_mapping, scheduler_job_name, string_list)
-from .base import Scheduler, check_job_ids
+from .base import Scheduler, check_job_ids, in_workdir
 from .slurm import SlurmScheduler
 
 if TYPE_CHECKING:
@@ -642,8 +642,8 @@ class PycompssScheduler(Scheduler[PycompssJob]):
             return None, None
         if directory in ('.', './'):
             directory = workdir or '.'
-        elif not directory.startswith('/') and workdir:
-            directory = f'{workdir.rstrip("/")}/{directory}'
+        else:
+            directory = in_workdir(directory, workdir)
         base = f'{directory.rstrip("/")}/compss-{job_id}'
         return f'{base}.out', f'{base}.err'
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from ..errors import ConfigError
 from ..model import JobSpec, JobState, JobStatus, scheduler_job_name
 from . import template
-from .base import Scheduler, check_job_ids, is_job_id, render_body, shebang
+from .base import (Scheduler, check_job_ids, is_job_id, output_files, render_body,
+                   shebang)
 
 STATE_DIR = '"$HOME"/.croupier/jobs'
 TIMEOUT_EXIT = 124
@@ -75,13 +76,8 @@ class ShellScheduler(Scheduler[JobSpec]):
     def output_paths(self, spec: JobSpec, job_id: str,
                      workdir: str | None) -> tuple[str, str]:
         """As Scheduler.output_paths: the patterns expanded, under ``workdir`` when relative."""
-        out = []
-        for pattern in self.output_patterns(spec):
-            path = pattern.replace('%j', job_id).replace('%x', scheduler_job_name(spec.name))
-            if not path.startswith('/') and workdir:
-                path = workdir.rstrip('/') + '/' + path
-            out.append(path)
-        return out[0], out[1]
+        return output_files(self.output_patterns(spec),
+                            {'%j': job_id, '%x': scheduler_job_name(spec.name)}, workdir)
 
     def submit_command(self, spec: JobSpec, script_path: str, workdir: str,
                        after: Iterable[str] = ()) -> str:

@@ -5,7 +5,8 @@ from collections.abc import Collection, Iterable, Sequence
 
 from ..model import JobSpec, JobState, JobStatus, format_hms, scheduler_job_name
 from . import template
-from .base import Scheduler, check_job_ids, is_job_id, parse_exit_code, render_body, shebang
+from .base import (Scheduler, check_job_ids, is_job_id, output_files, parse_exit_code,
+                   render_body, shebang)
 from .slurm_figures import SACCT_MARK, SlurmFigures
 # where the tests and the bench read it
 from .slurm_figures import slurm_duration as slurm_duration
@@ -287,14 +288,9 @@ class SlurmScheduler(SlurmFigures, Scheduler[JobSpec]):
     def output_paths(self, spec: JobSpec, job_id: str,
                      workdir: str | None) -> tuple[str, str]:
         """As Scheduler.output_paths: the patterns expanded, under ``workdir`` when relative."""
-        out = []
-        for pattern in self.output_patterns(spec):
-            path = (pattern.replace('%A', str(job_id)).replace('%j', str(job_id))
-                    .replace('%x', scheduler_job_name(spec.name)))
-            if not path.startswith('/') and workdir:
-                path = workdir.rstrip('/') + '/' + path
-            out.append(path)
-        return out[0], out[1]
+        return output_files(self.output_patterns(spec),
+                            {'%A': str(job_id), '%j': str(job_id),
+                             '%x': scheduler_job_name(spec.name)}, workdir)
 
     # -- submit -------------------------------------------------------------
 
@@ -390,21 +386,9 @@ class SlurmScheduler(SlurmFigures, Scheduler[JobSpec]):
                 if line.strip() == SACCT_MARK:
                     rows, source = sacct_rows, 'sacct'
                 continue
-            fields = line.split('|')
-            job = fields[0]
-            if len(fields) == 4 and job.isdigit() and ' ' not in line:
-                # a plain job's unpadded row (nearly every line): filed here
-                row = (job, fields[1], fields[2], fields[3], source) if source == 'squeue' \
-                    else (job, fields[1], fields[3], fields[2], source)
-                held = rows.get(job)
-                if held is None:
-                    rows[job] = [row]
-                else:
-                    held.append(row)
-                continue
-            parsed = _status_row(line, source)
-            if parsed is not None:
-                _file_row(rows, parsed)
+            row = _status_row(line, source)
+            if row is not None:
+                _file_row(rows, row)
         return squeue_rows, sacct_rows
 
     def _job_status(self, key: str, queued: list[_Row] | None,
