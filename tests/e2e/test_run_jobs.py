@@ -17,6 +17,8 @@ from croupier_plugin import runner
 import shlex
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from dag_checks import assert_held_by_the_scheduler, count_status_asks  # noqa: E402
 
 
 def blueprint(*parts):
@@ -260,24 +262,12 @@ def test_dependants_wait_in_the_scheduler_for_their_running_parents(bed_inputs, 
         assert {p['state'] for p in props.values()} == {'COMPLETED'}
         assert ssh.read_file(props['report']['stdout']).decode() == 'sum=5050 count=100\n'
         ids = {n: p['job_id'] for n, p in props.items()}
-        out = accounting(ssh, f"-j {','.join(ids.values())} -o JobID,JobName,Submit,Start,End",
-                         lambda text: len(text.split()) >= 4 and 'Unknown' not in text)
-        rows = {line.split('|')[0]: line.split('|')[1:] for line in out.splitlines()}
-        for child, parents in (('simulate', ['prepare']), ('analyse', ['prepare']),
-                               ('report', ['simulate', 'analyse'])):
-            submit, start = rows[ids[child]][1:3]
-            for parent in parents:
-                end = rows[ids[parent]][3]
-                assert submit < end <= start, (child, parent, rows)
-        # each job submitted once: SLURM holds no other job of these names
-        names = {r[0] for r in rows.values()}
-        same = accounting(ssh, f"-S now-10minutes -o JobName,JobID --name={','.join(names)}",
-                          lambda text: len(text.split()) >= len(names)).split()
-        per_name = {}
-        for line in same:
-            name, job_id = line.split('|')
-            per_name.setdefault(name, set()).add(job_id)
-        assert per_name == {rows[i][0]: {i} for i in ids.values()}, per_name
+        # submitted before its parents ended, started after: SLURM held it; each
+        # job submitted once
+        assert_held_by_the_scheduler(
+            ssh, accounting, ids, (('simulate', ['prepare']), ('analyse', ['prepare']),
+                                   ('report', ['simulate', 'analyse'])),
+            lambda text: len(text.split()) >= 4 and 'Unknown' not in text)
     finally:
         runner.execute(env, 'uninstall')
 
@@ -286,19 +276,7 @@ def test_at_a_long_period_ends_are_seen_from_exit_code_markers(bed_inputs, ssh, 
                                                                monkeypatch):
     # one-second jobs at a 15 s period: the monitor learns each end from the
     # job's marker, and asks squeue/sacct at most once per period
-    from croupier_plugin.core.cluster import Cluster
-    asked = {'statuses': 0, 'markers': 0}
-    statuses, markers = Cluster.statuses, Cluster.markers
-
-    def counted_statuses(cluster, job_ids):
-        asked['statuses'] += 1
-        return statuses(cluster, job_ids)
-
-    def counted_markers(cluster, job_ids, spent=(), started=()):
-        asked['markers'] += 1
-        return markers(cluster, job_ids, spent, started)
-    monkeypatch.setattr(Cluster, 'statuses', counted_statuses)
-    monkeypatch.setattr(Cluster, 'markers', counted_markers)
+    asked = count_status_asks(monkeypatch)
     env = runner.init_env(blueprint('blueprints', 'slurm-dag', 'blueprint.yaml'),
                           dict(bed_inputs, monitor_period=15, work_seconds=1),
                           name='dag-markers')

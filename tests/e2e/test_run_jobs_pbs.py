@@ -10,6 +10,7 @@ ever (DependencyNeverSatisfied): Croupier deletes it when it sees the failure.
 import os
 import re
 import shlex
+import sys
 import time
 
 import pytest
@@ -17,6 +18,8 @@ import pytest
 from croupier_plugin import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from dag_checks import assert_held_by_the_scheduler, count_status_asks  # noqa: E402
 
 pytestmark = pytest.mark.bed
 
@@ -40,19 +43,7 @@ def test_a_torque_dag_runs_on_qsub_depend_and_markers_at_a_15_s_period(bed_input
     # each dependant is submitted while its parents run, with -W depend=afterok,
     # and starts when SLURM sees them end; ends are read from the markers, and
     # qstat is asked at most once per 15 s period
-    from croupier_plugin.core.cluster import Cluster
-    asked = {'statuses': 0, 'markers': 0}
-    statuses, markers = Cluster.statuses, Cluster.markers
-
-    def counted_statuses(cluster, job_ids):
-        asked['statuses'] += 1
-        return statuses(cluster, job_ids)
-
-    def counted_markers(cluster, job_ids, spent=(), started=()):
-        asked['markers'] += 1
-        return markers(cluster, job_ids, spent, started)
-    monkeypatch.setattr(Cluster, 'statuses', counted_statuses)
-    monkeypatch.setattr(Cluster, 'markers', counted_markers)
+    asked = count_status_asks(monkeypatch)
     env = runner.init_env(blueprint('torque-dag.yaml'),
                           dict(bed_inputs, monitor_period=15, work_seconds=2),
                           name='torque-dag')
@@ -68,25 +59,12 @@ def test_a_torque_dag_runs_on_qsub_depend_and_markers_at_a_15_s_period(bed_input
         assert asked['markers'] > 0
         assert asked['statuses'] <= 1 + took // 15, (asked, took)
         ids = {n: p['job_id'] for n, p in props.items()}
-        out = accounting(ssh, f"-j {','.join(ids.values())} -o JobID,JobName,Submit,Start,End",
-                         # slurmdbd may show a just-ended job as 'allocation' for a moment
-                         lambda text: text.count('|tdag_') >= 4 and 'Unknown' not in text)
-        rows = {line.split('|')[0]: line.split('|')[1:] for line in out.splitlines()}
-        for child, parents in EDGES:
-            submit, start = rows[ids[child]][1:3]
-            for parent in parents:
-                end = rows[ids[parent]][3]
-                # submitted before its parent ended: SLURM held it, not Croupier
-                assert submit < end <= start, (child, parent, rows)
-        # each job submitted once: SLURM holds no other job of these names
-        names = {r[0] for r in rows.values()}
-        same = accounting(ssh, f"-S now-10minutes -o JobName,JobID --name={','.join(names)}",
-                          lambda text: len(text.split()) >= len(names)).split()
-        per_name: dict = {}
-        for line in same:
-            name, job_id = line.split('|')
-            per_name.setdefault(name, set()).add(job_id)
-        assert per_name == {rows[i][0]: {i} for i in ids.values()}, per_name
+        # submitted before its parents ended, started after: SLURM held it, not
+        # Croupier; each job submitted once
+        assert_held_by_the_scheduler(
+            ssh, accounting, ids, EDGES,
+            # slurmdbd may show a just-ended job as 'allocation' for a moment
+            lambda text: text.count('|tdag_') >= 4 and 'Unknown' not in text)
         # the markers read were removed: none of these jobs is left in the listing
         left = ssh.run('ls "$HOME"/.croupier/pbs-markers').stdout.split()
         assert not {f.split('.')[0] for f in left} & set(ids.values()), left
