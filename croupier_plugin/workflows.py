@@ -11,7 +11,7 @@ from cloudify.exceptions import NonRecoverableError
 from cloudify.workflows import workflow_api
 
 from . import edge
-from .core.blueprint import (DeploymentPlan, NodeView, assign_workdirs, plan_deployment,
+from .core.blueprint import (NodeView, assign_workdirs, plan_deployment,
                              wire_transfers)  # noqa: F401  (importable from here)
 from .core.cluster import Cluster
 from .core.data import Transfer, TransferError, run_all
@@ -79,7 +79,7 @@ def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
         # (a job's relationships name nodes: each of their instances is meant)
         parents = [i for p in job.parents + job.producers for i in views[p].instance_ids()]
         for instance_id in view.instance_ids():
-            candidates = [_candidate(ctx, plan, clusters, job.specs[(instance_id, interface)],
+            candidates = [_candidate(ctx, clusters, job.specs[(instance_id, interface)],
                                      interface, scripts) for interface in job.interfaces]
             first = candidates[0]
             record = JobRecord.from_properties(view.instances.get(instance_id, {}))
@@ -100,9 +100,8 @@ def plan_jobs(ctx: CloudifyWorkflowContext, results_dir: str | None = None
     return jobs, {i: plan.interfaces[i] for i in clusters}, plan.loose_transfers
 
 
-def _candidate(ctx: CloudifyWorkflowContext, plan: DeploymentPlan,
-               clusters: dict[str, tuple[Cluster, str]], spec: Any, interface: str,
-               scripts: dict[str, bytes]) -> Candidate:
+def _candidate(ctx: CloudifyWorkflowContext, clusters: dict[str, tuple[Cluster, str]],
+               spec: Any, interface: str, scripts: dict[str, bytes]) -> Candidate:
     """Where a job may run: the interface ``interface``'s cluster and working directory,
     with the job's ``spec`` there (its local script read from the blueprint, once per
     path into ``scripts``)."""
@@ -116,7 +115,7 @@ def _candidate(ctx: CloudifyWorkflowContext, plan: DeploymentPlan,
                 scripts[path] = fh.read()
         script_data = scripts[path]
     cluster, workdir = clusters[interface]
-    return Candidate(plan.interfaces[interface].name, cluster, workdir, spec, script_data)
+    return Candidate(cluster, workdir, spec, script_data)
 
 
 class RuntimeStore:

@@ -38,12 +38,16 @@ def describe(figures: PartitionFigures) -> str:
 @dataclass
 class Candidate:
     """The job as it would run on one infrastructure."""
-    name: str
     cluster: Cluster
     workdir: str
     spec: JobSpec | PycompssJob
     # the bytes of the blueprint file spec.local_script names, uploaded at submission
     script_data: bytes | None = None
+
+    @property
+    def name(self) -> str:
+        """The infrastructure's name (its interface's node id)."""
+        return self.cluster.name
 
 
 def cores_needed(spec: JobSpec | PycompssJob) -> int:

@@ -591,8 +591,8 @@ def test_placement_prefers_the_queue_with_idle_cores():
             self.name, self.figures = key, figures
 
     spec = JobSpec.from_options('j', {'commands': ['true'], 'tasks': 3})
-    candidates = [Candidate('busy', Infra('busy', busy), '/w', spec),
-                  Candidate('idle', Infra('idle', idle), '/w', spec)]
+    candidates = [Candidate(Infra('busy', busy), '/w', spec),
+                  Candidate(Infra('idle', idle), '/w', spec)]
     chosen, reason, table = choose(candidates, lambda infra: infra.figures)
     assert chosen.name == 'idle'
     assert table['busy'] == 'partition workq: 2 of 8 cores idle, 1 jobs pending, 2 running'

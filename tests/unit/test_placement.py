@@ -30,7 +30,7 @@ def candidate(name, spec_options, **partitions):
     figures = {p: PartitionFigures(p, **values) for p, values in partitions.items()}
     first = next(iter(figures))
     figures[first] = figures[first]._replace(default=True)
-    return Candidate(name, FakeCluster(name, figures), '/w', spec)
+    return Candidate(FakeCluster(name, figures), '/w', spec)
 
 
 def test_choose_prefers_a_partition_where_the_job_starts_at_once():
@@ -78,12 +78,12 @@ def test_a_pycompss_job_is_placed_by_its_queue_and_its_nodes_cores():
                'big': PartitionFigures('big', cores_total=64, cores_idle=64, jobs_pending=5)}
     busy = {name: f._replace(cores_idle=0, jobs_pending=9) for name, f in figures.items()}
     spec = compss({'queue': 'debug', 'num_nodes': 2, 'cpus_per_node': 4})
-    candidates = [Candidate('busy', FakeCluster('busy', busy), '/w', spec),
-                  Candidate('free', FakeCluster('free', figures), '/w', spec)]
+    candidates = [Candidate(FakeCluster('busy', busy), '/w', spec),
+                  Candidate(FakeCluster('free', figures), '/w', spec)]
     chosen, reason, table = choose(candidates, lambda cluster: cluster.figures)
     assert chosen.name == 'free'
     assert table['free'].startswith('partition debug: 16 of 16 cores idle')
     # no queue named: the default one
-    chosen, _, table = choose([Candidate('free', FakeCluster('free', figures), '/w',
+    chosen, _, table = choose([Candidate(FakeCluster('free', figures), '/w',
                                          compss({}))], lambda cluster: cluster.figures)
     assert table['free'].startswith('partition debug')
