@@ -115,11 +115,11 @@ def _main_lines(spec: JobSpec) -> list[str]:
                                  args=' ' + args if args else '')
 
 
-# the element's index, whatever the scheduler: SLURM, PBS Pro, Torque
 # days a marker nobody removed is kept: a run resumed later than this reads its
 # jobs' ends from the scheduler (accounting) instead
 MARKER_KEEP_DAYS = 14
 
+# the element's index, whatever the scheduler: SLURM, PBS Pro, Torque
 ARRAY_INDEX = '${SLURM_ARRAY_TASK_ID:-${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-0}}}'
 
 
